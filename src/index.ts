@@ -1,0 +1,35 @@
+/**
+ * Portcullis: keyed rate limiters with memory and Redis stores, and the
+ * pieces of the gateway built on them.
+ */
+export { type Clock, type TimerHandle, ManualClock, systemClock } from "./core/clock.js";
+export { type Rng, seededRng, systemRng } from "./core/random.js";
+export { PortcullisError, InvalidArgumentError, AcquireAbortedError } from "./core/errors.js";
+
+export { Outcome, type RejectReason } from "./algorithms/outcome.js";
+export type { RateAlgorithm } from "./algorithms/rate-algorithm.js";
+export { gcra, gcraParams, type GcraParams, type GcraOptions } from "./algorithms/gcra.js";
+export { fixedWindow, fixedWindowParams, type FixedWindowParams } from "./algorithms/fixed-window.js";
+export { slidingWindow, slidingWindowParams, type SlidingWindowParams } from "./algorithms/sliding-window.js";
+export * as concurrency from "./algorithms/concurrency.js";
+export * as penalty from "./algorithms/penalty-box.js";
+export { type PenaltyParams, type PenaltyOptions, penaltyParams, backoffMs, banLengthMs } from "./algorithms/penalty-box.js";
+
+export { MemoryStore, type MemoryStoreOptions } from "./stores/memory-store.js";
+export { MemoryTable, type MemoryTableOptions } from "./stores/memory-table.js";
+
+export { Decision } from "./limiter/decision.js";
+export type { Limiter, AsyncLimiter, AnyLimiter, AcquireOptions, LimiterInfo } from "./limiter/types.js";
+export { type RateLimitOptions, type LimitSpec, type QueueOrder, limitSpec } from "./limiter/limit-spec.js";
+export { RateLimiter, type MemoryLimiterOptions } from "./limiter/rate-limiter.js";
+export { createLimiter } from "./limiter/create-limiter.js";
+export { LimiterSet, type CompositeDecision } from "./limiter/limiter-set.js";
+export {
+  ConcurrencyLimiter,
+  type ConcurrencyLimiterOptions,
+  type ConcurrencyResult,
+  type Lease,
+} from "./limiter/concurrency-limiter.js";
+export { PenaltyBox, type PenaltyBoxOptions, type FailureResult } from "./limiter/penalty-box.js";
+
+export { normalizeIp, ipKey, ipFamily, type IpKeyOptions } from "./net/ip-key.js";

@@ -2,7 +2,7 @@
  * Portcullis: keyed rate limiters with memory and Redis stores, and the
  * pieces of the gateway built on them.
  */
-export { type Clock, type TimerHandle, ManualClock, systemClock } from "./core/clock.js";
+export { type Clock, type TimerHandle, ManualClock, TurnCachedClock, systemClock } from "./core/clock.js";
 export { type Rng, seededRng, systemRng } from "./core/random.js";
 export { PortcullisError, InvalidArgumentError, AcquireAbortedError } from "./core/errors.js";
 

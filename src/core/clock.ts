@@ -123,3 +123,38 @@ export class ManualClock implements Clock {
     if (i >= 0) this.timers.splice(i, 1);
   }
 }
+
+/**
+ * Reads its base clock once per run of synchronous code and answers from
+ * that reading until the next microtask checkpoint, the way nginx caches
+ * its time once per event-loop iteration. A limit check then costs one clock
+ * read per event-loop task instead of one per decision (a precise read is
+ * ~60 ns, more than the rest of a GCRA check). A stale reading only makes a
+ * limiter stricter: less time has "passed", so nothing refills early.
+ */
+export class TurnCachedClock implements Clock {
+  private cached = 0;
+  private fresh = false;
+  private readonly expire = (): void => {
+    this.fresh = false;
+  };
+
+  constructor(private readonly base: Clock = systemClock) {}
+
+  now(): number {
+    if (!this.fresh) {
+      this.cached = this.base.now();
+      this.fresh = true;
+      queueMicrotask(this.expire);
+    }
+    return this.cached;
+  }
+
+  wallNow(): number {
+    return this.base.wallNow();
+  }
+
+  setTimer(fn: () => void, ms: number): TimerHandle {
+    return this.base.setTimer(fn, ms);
+  }
+}

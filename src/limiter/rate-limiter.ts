@@ -1,6 +1,6 @@
 import { Outcome } from "../algorithms/outcome.js";
 import type { RateAlgorithm } from "../algorithms/rate-algorithm.js";
-import { type Clock, systemClock } from "../core/clock.js";
+import { type Clock, TurnCachedClock } from "../core/clock.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import { cost as validCost } from "../core/validate.js";
 import type { MemoryTable } from "../stores/memory-table.js";
@@ -52,7 +52,7 @@ export class RateLimiter implements Limiter {
     this.limit = this.algo.limit(this.params);
     this.shadow = o.shadow ?? false;
     this.nearThreshold = this.limit * nearLimitShare(o.nearLimitRatio);
-    this.clock = o.clock ?? systemClock;
+    this.clock = o.clock ?? new TurnCachedClock();
     const algo = this.algo;
     const params = this.params;
     this.table = (o.store ?? new MemoryStore()).table(this.name, {
@@ -74,6 +74,19 @@ export class RateLimiter implements Limiter {
     const now = this.now();
     if (this.queue !== undefined && this.queue.hasWaiters(key)) return this.decide(this.queue.behind(key, cost, now));
     return this.decide(this.consumeAt(key, cost, now));
+  }
+
+  /**
+   * The same check as `check`, answering only allowed or not. It allocates
+   * nothing, for hot paths that do not need the numbers (shadow mode answers
+   * true, like `check`).
+   */
+  allow(key: string, cost = 1): boolean {
+    if (typeof key !== "string") throw new InvalidArgumentError("key", "must be a string");
+    if (cost !== 1) validCost(cost);
+    const now = this.now();
+    const out = this.queue !== undefined && this.queue.hasWaiters(key) ? this.queue.behind(key, cost, now) : this.consumeAt(key, cost, now);
+    return out.allowed || this.shadow;
   }
 
   peek(key: string, cost = 1): Decision {

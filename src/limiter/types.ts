@@ -17,6 +17,8 @@ export interface LimiterInfo {
 export interface Limiter extends LimiterInfo {
   readonly sync: true;
   check(key: string, cost?: number): Decision;
+  /** The same check answering only allowed or not; allocates nothing. */
+  allow(key: string, cost?: number): boolean;
   peek(key: string, cost?: number): Decision;
   reset(key: string): void;
   /** Like check, but may wait in the limit's FIFO queue (fixed window with queueLimit > 0). */

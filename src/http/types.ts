@@ -1,0 +1,198 @@
+/**
+ * The shapes the HTTP layer is configured with and speaks in. Configuration
+ * is a plain typed object (times in milliseconds, camelCase); the gateway's
+ * config loader maps TOML onto it (see docs/http.md).
+ */
+import type { IncomingHttpHeaders } from "node:http";
+import type { Clock } from "../core/clock.js";
+import type { MemoryStore } from "../stores/memory-store.js";
+import type { ProfileName, ProfileOverrides } from "./profiles.js";
+
+/** What the core needs to know about a request, whatever the framework. */
+export interface RequestInfo {
+  method: string;
+  /** The request target as received (path and query). */
+  url: string;
+  headers: IncomingHttpHeaders;
+  /** Address of the direct peer (the socket), before any proxy header is considered. */
+  remoteAddress: string | undefined;
+  /** A parsed body (Express / Fastify / our own form reader), when the framework has one. */
+  body?: unknown;
+  /** The framework's request object, for custom key functions. */
+  raw?: unknown;
+}
+
+/** A request as key functions see it: the request info plus what the core derived from it. */
+export interface KeyContext {
+  readonly req: RequestInfo;
+  /** Normalised path (no query). */
+  readonly path: string;
+  /** Client address after the trusted-proxy rules. */
+  readonly clientIp: string;
+  /** Name of the matched route. */
+  readonly route: string;
+}
+
+/** Returns a key, or undefined when the request has none (the limit then falls back to the client IP). */
+export type KeyFunction = (ctx: KeyContext) => string | undefined;
+
+/** Where a client id or user name is read from; the first source that yields a value wins. */
+export interface IdentitySource {
+  /** Request header holding the value. */
+  header?: string;
+  /** Field of an application/x-www-form-urlencoded (or already parsed) body. */
+  formField?: string;
+  /** Query-string parameter. */
+  queryParam?: string;
+  /** The user name of an `Authorization: Basic` header (OAuth client_secret_basic). */
+  basicAuth?: boolean;
+  /** Anything else. */
+  from?: KeyFunction;
+}
+
+/** What a limit counts by. */
+export type KeySpec =
+  | "ip"
+  | "ip_prefix"
+  | "client_id"
+  | "user"
+  | "route"
+  | "global"
+  | { kind: "ip" }
+  | { kind: "ip_prefix"; ipv4Prefix?: number; ipv6Prefix?: number }
+  | ({ kind: "client_id" } & IdentitySource)
+  | ({ kind: "user" } & IdentitySource)
+  | { kind: "route" }
+  | { kind: "global" }
+  | { kind: "custom"; fn: KeyFunction }
+  | KeyFunction;
+
+interface LimitCommon {
+  /** Policy name shown in RateLimit-Policy and in logs/metrics (default: the route name, suffixed when a route has several limits). */
+  name?: string;
+  /** What the limit counts by (default "ip"). */
+  key?: KeySpec;
+  /** Compute and report, never reject. */
+  shadow?: boolean;
+}
+
+export type LimitConfig = LimitCommon &
+  (
+    | { algorithm: "fixed_window"; permitLimit: number; windowMs: number; queueLimit?: number }
+    | { algorithm: "token_bucket" | "gcra"; rate: number; periodMs?: number; burst?: number }
+    | { algorithm: "sliding_window"; limit: number; windowMs: number }
+  );
+
+/** A fixed window whose missing fields come from the selected profile. */
+export type PartialLimitConfig = LimitCommon & {
+  algorithm?: undefined;
+  permitLimit?: number;
+  windowMs?: number;
+  queueLimit?: number;
+};
+
+/** Lockout on one route: whose failures count and which responses are failures. */
+export interface RouteLockoutConfig {
+  /** The subject (user or client id); default: the `username` form field. */
+  subject?: "user" | "client_id" | ({ kind: "user" | "client_id" } & IdentitySource) | KeyFunction;
+  /** Response statuses that count as a failed login (default [401]). */
+  failureStatuses?: number[];
+  /** Whether a 2xx response clears the subject's failures (default true). */
+  successResets?: boolean;
+}
+
+export interface RouteConfig {
+  /** Name used in policies, logs and metrics (default: the match pattern). */
+  name?: string;
+  /** Path pattern: "/token", "/internal/*" (the prefix and everything below it), "/users/:id". */
+  match: string;
+  /** Methods this route applies to (default: all). */
+  methods?: string[];
+  /** One limit; without `limit` or `limits` the profile's fixed window applies, keyed by IP. */
+  limit?: LimitConfig | PartialLimitConfig;
+  /** Several limits, all enforced (for example per IP and per client id). */
+  limits?: (LimitConfig | PartialLimitConfig)[];
+  /** Enforce and feed the subject lockout on this route. */
+  lockout?: RouteLockoutConfig | boolean;
+}
+
+/** Subject lockout: `maxFailures` failures within `windowMs` lock the subject for `durationMs`, longer each time. */
+export interface LockoutConfig {
+  maxFailures?: number;
+  windowMs?: number;
+  durationMs?: number;
+  /** Each further lockout lasts this many times the previous one (default 2). */
+  multiplier?: number;
+  maxDurationMs?: number;
+  /** How long a subject's record (and so its escalation) is kept after it goes quiet (default 24 h). */
+  retentionMs?: number;
+  /** Most subjects tracked (default 65,536). */
+  maxSubjects?: number;
+  shadow?: boolean;
+}
+
+export type HeaderFormat = "ietf" | "legacy" | "x";
+
+export interface HeaderOptions {
+  /**
+   * "ietf": RateLimit-Policy / RateLimit (current draft, Structured Fields).
+   * "legacy": RateLimit-Limit / -Remaining / -Reset.
+   * "x": X-RateLimit-Limit / -Remaining / -Reset (reset as epoch seconds).
+   * Several may be sent together. Default "ietf".
+   */
+  format?: HeaderFormat | HeaderFormat[];
+  /** Send the rate-limit headers on allowed responses too (default true). */
+  onAllowed?: boolean;
+}
+
+export interface ProblemOptions {
+  type?: string;
+  title?: string;
+  detail?: string;
+}
+
+/** Structured logger; fields are flat key/values. */
+export interface HttpLogger {
+  warn(msg: string, fields: Record<string, unknown>): void;
+  info(msg: string, fields: Record<string, unknown>): void;
+}
+
+/** Anything with prom-client's Counter#inc signature. */
+export interface CounterLike<L extends string> {
+  inc(labels: Partial<Record<L, string>>, value?: number): void;
+}
+
+/** Observation hooks; metrics are wired here (no global registry is touched). */
+export interface HttpHooks {
+  /** portcullis_http_rejections_total{route,limiter}: `limiter` is the policy name, or "lockout". */
+  rejections?: CounterLike<"route" | "limiter">;
+  onReject?(route: string, limiter: string): void;
+  onShadowReject?(route: string, limiter: string): void;
+  onQueued?(route: string, limiter: string): void;
+  onLockout?(subject: string, untilMs: number): void;
+}
+
+export interface HttpLimiterOptions {
+  routes: RouteConfig[];
+  /** Preset for routes without explicit numbers and for the lockout (default "default"). */
+  profile?: ProfileName | ({ name: ProfileName } & ProfileOverrides);
+  lockout?: LockoutConfig;
+  /** CIDRs (or addresses) of proxies whose X-Forwarded-For / Forwarded headers are believed. */
+  trustedProxies?: string[];
+  headers?: HeaderOptions;
+  /** The 429 body; false sends an empty body. */
+  problem?: ProblemOptions | false;
+  /** Headers carrying a request id, first present wins (default ["x-request-id", "x-correlation-id"]). */
+  requestIdHeaders?: string[];
+  /** Default IP keying (IPv4 /32, IPv6 /64). */
+  ipv4Prefix?: number;
+  ipv6Prefix?: number;
+  /** Largest form body read to find a form-field key (default 64 KiB). */
+  formBodyLimit?: number;
+  logger?: HttpLogger;
+  hooks?: HttpHooks;
+  clock?: Clock;
+  store?: MemoryStore;
+  /** Most keys per limit when no store is given (default 100,000). */
+  maxKeys?: number;
+}

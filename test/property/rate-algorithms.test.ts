@@ -1,0 +1,225 @@
+/**
+ * The rate limiters (memory store) against the reference models on random
+ * sequences of checks and clock moves: zero, small, large and backwards
+ * steps, random keys from a small set, costs up to and past capacity.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import fc from "fast-check";
+import { type Decision, ManualClock, MemoryStore, type RateLimitOptions, createLimiter } from "../../src/index.js";
+import { type ModelDecision, modelFor } from "./models.js";
+
+type Command =
+  | { kind: "check"; key: string; cost: number }
+  | { kind: "advance"; ms: number }
+  | { kind: "back"; ms: number }
+  | { kind: "waitRetry" };
+
+const keyArb = fc.constantFrom("a", "b", "c");
+
+function commandsArb(capacity: number, window: number): fc.Arbitrary<Command[]> {
+  return fc.array(
+    fc.oneof(
+      { weight: 6, arbitrary: fc.record({ kind: fc.constant("check" as const), key: keyArb, cost: fc.integer({ min: 1, max: capacity + 2 }) }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: window }) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: window, max: window * 4 }) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant("back" as const), ms: fc.integer({ min: 1, max: window * 2 }) }) },
+      { weight: 1, arbitrary: fc.constant({ kind: "waitRetry" as const }) },
+    ),
+    { maxLength: 120 },
+  );
+}
+
+/** Options whose arithmetic is exact (integer emission interval and window). */
+const optionsArb: fc.Arbitrary<RateLimitOptions> = fc.oneof(
+  fc
+    .record({ interval: fc.integer({ min: 1, max: 400 }), rate: fc.integer({ min: 1, max: 8 }), burst: fc.integer({ min: 1, max: 8 }) })
+    .map(({ interval, rate, burst }) => ({ algorithm: "gcra" as const, rate, periodMs: interval * rate, burst })),
+  fc
+    .record({ permitLimit: fc.integer({ min: 1, max: 8 }), windowMs: fc.integer({ min: 1, max: 2000 }) })
+    .map((o) => ({ algorithm: "fixed_window" as const, ...o })),
+  fc
+    .record({ limit: fc.integer({ min: 1, max: 8 }), windowMs: fc.integer({ min: 1, max: 600 }) })
+    .map((o) => ({ algorithm: "sliding_window" as const, ...o })),
+);
+
+function capacityOf(o: RateLimitOptions): number {
+  return o.algorithm === "fixed_window" ? o.permitLimit : o.algorithm === "sliding_window" ? o.limit : (o.burst ?? o.rate);
+}
+
+function windowOf(o: RateLimitOptions): number {
+  return o.algorithm === "gcra" || o.algorithm === "token_bucket" ? (o.periodMs ?? 1000) : o.windowMs;
+}
+
+function view(d: Decision, withReset: boolean): Record<string, unknown> {
+  return {
+    allowed: d.allowed,
+    remaining: d.remaining,
+    limit: d.limit,
+    retryAfterMs: d.retryAfterMs,
+    reason: d.reason,
+    ...(withReset ? { resetMs: d.resetMs } : {}),
+  };
+}
+
+function modelView(m: ModelDecision): Record<string, unknown> {
+  const { resetMs, ...rest } = m;
+  return resetMs === undefined ? rest : { ...rest, resetMs };
+}
+
+const scenario = optionsArb.chain((options) =>
+  fc.record({ options: fc.constant(options), start: fc.integer({ min: 0, max: 5000 }), commands: commandsArb(capacityOf(options), windowOf(options)) }),
+);
+
+describe("rate limiters match their reference models", () => {
+  test("every decision matches exactly (allowed, remaining, limit, retryAfterMs, reason, resetMs)", () => {
+    fc.assert(
+      fc.property(scenario, ({ options, start, commands }) => {
+        const clock = new ManualClock(start);
+        const limiter = createLimiter({ ...options, clock, store: new MemoryStore() });
+        const model = modelFor(options);
+        let lastRetry = 0;
+        for (const cmd of commands) {
+          if (cmd.kind === "advance") clock.advance(cmd.ms);
+          else if (cmd.kind === "back") clock.set(clock.now() - cmd.ms);
+          else if (cmd.kind === "waitRetry") clock.advance(lastRetry);
+          else {
+            const want = model.check(cmd.key, clock.now(), cmd.cost);
+            const got = limiter.check(cmd.key, cmd.cost);
+            assert.deepEqual(view(got, want.resetMs !== undefined), modelView(want));
+            lastRetry = want.retryAfterMs;
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("after a rate_limited answer, retryAfterMs is the earliest wait: 1 ms less still rejects, exactly that much allows", () => {
+    fc.assert(
+      fc.property(scenario, ({ options, start, commands }) => {
+        const clock = new ManualClock(start);
+        const limiter = createLimiter({ ...options, clock, store: new MemoryStore() });
+        // No backwards steps here: after a regression the limiter still counts
+        // from the latest reading, so a wait measured on the regressed clock is short.
+        for (const cmd of commands) {
+          if (cmd.kind === "advance") clock.advance(cmd.ms);
+          else if (cmd.kind === "check") {
+            const d = limiter.check(cmd.key, cmd.cost);
+            if (d.reason !== "rate_limited") continue;
+            assert.ok(d.retryAfterMs >= 1, "a rate_limited answer must ask for a positive wait");
+            clock.advance(d.retryAfterMs - 1);
+            assert.equal(limiter.peek(cmd.key, cmd.cost).allowed, false, "one ms before retryAfterMs the check must still be rejected");
+            clock.advance(1);
+            assert.equal(limiter.check(cmd.key, cmd.cost).allowed, true, "waiting exactly retryAfterMs must succeed");
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("a rejected check consumes nothing (peek before and after are equal)", () => {
+    fc.assert(
+      fc.property(scenario, ({ options, start, commands }) => {
+        const clock = new ManualClock(start);
+        const limiter = createLimiter({ ...options, clock, store: new MemoryStore() });
+        for (const cmd of commands) {
+          if (cmd.kind === "advance") clock.advance(cmd.ms);
+          else if (cmd.kind === "back") clock.set(clock.now() - cmd.ms);
+          else if (cmd.kind === "check") {
+            const before = ["a", "b", "c"].map((k) => view(limiter.peek(k, 1), true));
+            const d = limiter.check(cmd.key, cmd.cost);
+            if (d.allowed) continue;
+            const after = ["a", "b", "c"].map((k) => view(limiter.peek(k, 1), true));
+            assert.deepEqual(after, before);
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("peek answers what check would answer, without consuming", () => {
+    fc.assert(
+      fc.property(scenario, ({ options, start, commands }) => {
+        const clock = new ManualClock(start);
+        const limiter = createLimiter({ ...options, clock, store: new MemoryStore() });
+        for (const cmd of commands) {
+          if (cmd.kind === "advance") clock.advance(cmd.ms);
+          else if (cmd.kind === "back") clock.set(clock.now() - cmd.ms);
+          else if (cmd.kind === "check") {
+            const p1 = limiter.peek(cmd.key, cmd.cost);
+            const p2 = limiter.peek(cmd.key, cmd.cost);
+            assert.deepEqual(view(p2, true), view(p1, true), "peek must not change state");
+            const d = limiter.check(cmd.key, cmd.cost);
+            assert.equal(d.allowed, p1.allowed);
+            assert.equal(d.reason, p1.reason);
+            assert.equal(d.retryAfterMs, p1.retryAfterMs);
+          }
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+/** Parameters whose arithmetic is not exact in binary (emission intervals like 333.33 ms). */
+const inexactArb: fc.Arbitrary<RateLimitOptions> = fc.oneof(
+  fc
+    .record({ rate: fc.integer({ min: 1, max: 9 }), periodMs: fc.integer({ min: 1, max: 5000 }), burst: fc.integer({ min: 1, max: 9 }) })
+    .map((o) => ({ algorithm: "gcra" as const, ...o })),
+  fc
+    .record({ limit: fc.integer({ min: 1, max: 9 }), windowMs: fc.integer({ min: 1, max: 5000 }) })
+    .map((o) => ({ algorithm: "sliding_window" as const, ...o })),
+);
+
+describe("rate limiters with inexact arithmetic", () => {
+  const inexactScenario = inexactArb.chain((options) =>
+    fc.record({
+      options: fc.constant(options),
+      start: fc.double({ min: 0, max: 1e6, noNaN: true }),
+      commands: commandsArb(capacityOf(options), windowOf(options)),
+    }),
+  );
+
+  test("waiting exactly retryAfterMs always succeeds, and a shorter wait never does", () => {
+    fc.assert(
+      fc.property(inexactScenario, ({ options, start, commands }) => {
+        const clock = new ManualClock(start);
+        const limiter = createLimiter({ ...options, clock, store: new MemoryStore() });
+        for (const cmd of commands) {
+          if (cmd.kind === "advance") clock.advance(cmd.ms + 0.37);
+          else if (cmd.kind === "check") {
+            const d = limiter.check(cmd.key, cmd.cost);
+            if (d.reason !== "rate_limited") continue;
+            clock.advance(d.retryAfterMs - 1);
+            assert.equal(limiter.peek(cmd.key, cmd.cost).allowed, false, "1 ms short of retryAfterMs must still be rejected");
+            clock.advance(1);
+            assert.equal(limiter.check(cmd.key, cmd.cost).allowed, true, "waiting exactly retryAfterMs must succeed");
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("after a long idle a key allows exactly its capacity in unit checks, never one extra", () => {
+    fc.assert(
+      fc.property(inexactScenario, ({ options, start, commands }) => {
+        const clock = new ManualClock(start);
+        const limiter = createLimiter({ ...options, clock, store: new MemoryStore() });
+        for (const cmd of commands) {
+          if (cmd.kind === "advance") clock.advance(cmd.ms + 0.37);
+          else if (cmd.kind === "check") limiter.check(cmd.key, cmd.cost);
+        }
+        clock.advance(windowOf(options) * 100);
+        const capacity = capacityOf(options);
+        let allowed = 0;
+        for (let i = 0; i < capacity + 3; i++) if (limiter.check("a", 1).allowed) allowed++;
+        assert.equal(allowed, capacity);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -84,6 +84,11 @@ export function penaltyQuietAt(s: Float64Array, o: number, p: PenaltyParams): nu
   return Math.max(s[o + LAST]!, s[o + BANNED]!) + p.retentionMs;
 }
 
+/** True when a ban ends after the last failure, so the ban (not the failure) sets when the key goes quiet. */
+export function penaltyBanOutlasts(s: Float64Array, o: number): boolean {
+  return s[o + BANNED]! > s[o + LAST]!;
+}
+
 export function penaltyIsStale(s: Float64Array, o: number, now: number, p: PenaltyParams): boolean {
   return now >= penaltyQuietAt(s, o, p);
 }

@@ -128,6 +128,8 @@ export interface LockoutConfig {
   retentionMs?: number;
   /** Most subjects tracked (default 65,536). */
   maxSubjects?: number;
+  /** Tell subjects apart by case (default false: "Alice" and "alice" are one account). */
+  caseSensitive?: boolean;
   shadow?: boolean;
 }
 
@@ -187,6 +189,12 @@ export interface HttpLimiterOptions {
   /** Default IP keying (IPv4 /32, IPv6 /64). */
   ipv4Prefix?: number;
   ipv6Prefix?: number;
+  /**
+   * Match route patterns case-sensitively (default false: "/TOKEN" counts as
+   * "/token", as Express routes it; turn on only if the application's router
+   * is case-sensitive and the two paths are different resources).
+   */
+  caseSensitive?: boolean;
   /** Largest form body read to find a form-field key (default 64 KiB). */
   formBodyLimit?: number;
   logger?: HttpLogger;

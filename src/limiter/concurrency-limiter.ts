@@ -58,6 +58,8 @@ export class ConcurrencyLimiter {
   private readonly table: MemoryTable;
   private readonly clock: Clock;
   private nextId = 1;
+  /** Counted mode: a fresh number for each life of a key's slot (see `lease`). */
+  private generation = 0;
   private lastNow = -Infinity;
 
   constructor(o: ConcurrencyLimiterOptions) {
@@ -71,9 +73,12 @@ export class ConcurrencyLimiter {
     if (!counted && this.limit > MAX_TRACKED_LEASES) {
       throw new InvalidArgumentError("limit", `must be <= ${MAX_TRACKED_LEASES} when leaseTtlMs is set, got ${this.limit}`);
     }
+    // Counted mode keeps [count, generation]: the generation tells a lease
+    // whether the slot it was taken from still exists (not reset or evicted
+    // since), so a stale release cannot free a newer holder's slot.
     this.table = store.table(this.name, {
-      width: counted ? 1 : concurrencyWidth(this.limit),
-      init: concurrencyInit,
+      width: counted ? 2 : concurrencyWidth(this.limit),
+      init: counted ? countedInit : concurrencyInit,
       isIdle: counted ? (s, off) => s[off] === 0 : concurrencyIsIdle,
     });
   }
@@ -85,14 +90,17 @@ export class ConcurrencyLimiter {
     const off = t.slot(key, now) * t.width;
     const id = this.nextId++;
     let held: number;
+    let generation = 0;
     if (this.ttl === Infinity) {
+      if (t.state[off + 1] === 0) t.state[off + 1] = ++this.generation;
+      generation = t.state[off + 1]!;
       held = t.state[off]! < this.limit ? ++t.state[off]! : -1;
     } else {
       held = concurrencyAcquire(t.state, off, now, id, this.ttl, this.limit);
     }
     if (held >= 0) {
       const remaining = this.limit - held;
-      return { decision: new Decision(true, remaining, this.limit, 0, 0, undefined, remaining <= this.limit * 0.2, false), lease: this.lease(key, id) };
+      return { decision: new Decision(true, remaining, this.limit, 0, 0, undefined, remaining <= this.limit * 0.2, false), lease: this.lease(key, id, generation) };
     }
     const retry = this.ttl === Infinity ? 0 : msUntil(now, concurrencyEarliestExpiry(t.state, off));
     if (this.shadow) {
@@ -103,39 +111,46 @@ export class ConcurrencyLimiter {
 
   /** Leases held by `key` now. */
   held(key: string): number {
+    // Every operation observes the clock, so the clamp against clock
+    // regressions does not depend on which keys happen to exist.
+    const now = this.now();
     const slot = this.table.find(key);
     if (slot < 0) return 0;
     const off = slot * this.table.width;
-    return this.ttl === Infinity ? this.table.state[off]! : concurrencyPrune(this.table.state, off, this.now());
+    return this.ttl === Infinity ? this.table.state[off]! : concurrencyPrune(this.table.state, off, now);
   }
 
   reset(key: string): void {
     this.table.delete(key);
   }
 
-  private lease(key: string, id: number): Lease {
+  /** `generation` identifies the slot's life in counted mode (0 with a TTL, where lease ids do that). */
+  private lease(key: string, id: number, generation: number): Lease {
     let released = false;
+    const sameLife = (off: number): boolean => this.table.state[off + 1] === generation;
     return {
       key,
       id,
       release: () => {
+        const now = this.now();
         if (released) return;
         released = true;
         const slot = this.table.find(key);
         if (slot < 0) return;
         const off = slot * this.table.width;
         if (this.ttl === Infinity) {
-          if (this.table.state[off]! > 0) this.table.state[off]!--;
+          if (sameLife(off) && this.table.state[off]! > 0) this.table.state[off]!--;
         } else {
-          concurrencyRelease(this.table.state, off, this.now(), id);
+          concurrencyRelease(this.table.state, off, now, id);
         }
       },
       renew: () => {
+        const now = this.now();
         if (released) return false;
-        if (this.ttl === Infinity) return true;
         const slot = this.table.find(key);
         if (slot < 0) return false;
-        return concurrencyRenew(this.table.state, slot * this.table.width, this.now(), id, this.ttl);
+        if (this.ttl === Infinity) return sameLife(slot * this.table.width);
+        return concurrencyRenew(this.table.state, slot * this.table.width, now, id, this.ttl);
       },
     };
   }
@@ -145,4 +160,9 @@ export class ConcurrencyLimiter {
     if (t > this.lastNow) this.lastNow = t;
     return this.lastNow;
   }
+}
+
+function countedInit(s: Float64Array, o: number): void {
+  s[o] = 0;
+  s[o + 1] = 0;
 }

@@ -17,6 +17,9 @@ interface KeyQueue {
   permits: number;
 }
 
+/** Most keys with waiters at once, so a flood of distinct keys cannot grow the queues without bound. */
+export const MAX_QUEUED_KEYS = 10_000;
+
 export interface QueueHost {
   now(): number;
   /** Runs the fixed-window transition for `key` (writing only when it allows). */
@@ -27,9 +30,10 @@ export interface QueueHost {
  * The FIFO queue in front of a fixed window (the semantics of .NET's
  * FixedWindowRateLimiter). When a key's window is exhausted, up to
  * `queueLimit` permits wait, in order, and are admitted when the next window
- * opens. A newcomer never jumps a queued waiter, even when a permit is free.
- * In newest_first order the newest waiter is served first and a full queue
- * drops its oldest waiter to make room.
+ * opens. Oldest first, a newcomer never jumps a queued waiter, even when a
+ * permit is free. In newest_first order the newest caller is served first
+ * (so a newcomer takes a free permit at once) and a full queue drops its
+ * oldest waiter to make room.
  *
  * Windows are aligned on the clock, so every key's next window opens at the
  * same instant: one timer per limit serves every waiting key.
@@ -57,12 +61,30 @@ export class FixedWindowQueue {
     return n;
   }
 
-  /** Answer for an immediate check on a key that has waiters: it may not jump them. */
+  /**
+   * Answer for an immediate check on a key that has waiters. Oldest first,
+   * it may not jump them. Newest first (as .NET's NewestFirst), the newcomer
+   * is the newest of all, so it takes a free permit if there is one.
+   */
   behind(key: string, cost: number, now: number): Outcome {
     this.drainKey(key, now);
     const q = this.queues.get(key);
     if (q === undefined) return this.host.consume(key, cost, now);
-    return this.rejectBehind(q.permits, cost, now, "rate_limited");
+    if (cost > this.params.permitLimit) return this.insufficient(now);
+    if (this.opts.order === "newest_first") {
+      const out = this.host.consume(key, cost, now);
+      if (out.allowed) return out;
+    }
+    return this.rejectBehind(q, cost, now, "rate_limited", false);
+  }
+
+  /** What `behind` would answer, without admitting anyone; `free` is the window's own answer. */
+  peekBehind(key: string, cost: number, now: number, free: Outcome): Outcome {
+    const q = this.queues.get(key);
+    if (q === undefined) return free;
+    if (cost > this.params.permitLimit) return this.insufficient(now);
+    if (this.opts.order === "newest_first" && free.allowed) return free;
+    return this.rejectBehind(q, cost, now, "rate_limited", false);
   }
 
   acquire(key: string, cost: number, signal: AbortSignal | undefined): Promise<Outcome> {
@@ -71,23 +93,33 @@ export class FixedWindowQueue {
     const now = this.host.now();
     this.drainKey(key, now);
     let q = this.queues.get(key);
+    // A cost no window can hold is answered at once and never queued: at the
+    // head of the queue it would block every waiter behind it forever.
+    if (q !== undefined && cost > this.params.permitLimit) return Promise.resolve(this.insufficient(now));
+    if (q !== undefined && this.opts.order === "newest_first") {
+      // The newcomer is served first: it passes at once if the window has room.
+      const out = this.host.consume(key, cost, now);
+      if (out.allowed) return Promise.resolve(copy(out));
+    }
     if (q === undefined) {
       const out = this.host.consume(key, cost, now);
       if (out.allowed || out.reason !== "rate_limited") return Promise.resolve(copy(out));
-      if (cost > this.opts.limit) return Promise.resolve(this.rejectBehind(0, cost, now, "queue_full"));
+      if (cost > this.opts.limit || this.queues.size >= MAX_QUEUED_KEYS) {
+        return Promise.resolve(this.rejectBehind(undefined, cost, now, "queue_full", false));
+      }
       q = { waiters: [], permits: 0 };
       this.queues.set(key, q);
     }
     if (q.permits + cost > this.opts.limit) {
       if (this.opts.order === "oldest_first" || cost > this.opts.limit) {
-        return Promise.resolve(this.rejectBehind(q.permits, cost, now, "queue_full"));
+        return Promise.resolve(this.rejectBehind(q, cost, now, "queue_full", cost <= this.opts.limit));
       }
       // newest_first: the oldest waiters give way to the newcomer.
       while (q.waiters.length > 0 && q.permits + cost > this.opts.limit) {
         const dropped = q.waiters.shift()!;
         q.permits -= dropped.cost;
         this.settle(dropped);
-        dropped.resolve(this.rejectBehind(q.permits, dropped.cost, now, "queue_full"));
+        dropped.resolve(this.rejectBehind(q, dropped.cost, now, "queue_full", false));
       }
     }
     return new Promise<Outcome>((resolve, reject) => {
@@ -132,16 +164,43 @@ export class FixedWindowQueue {
   }
 
   /**
-   * Rejection for a check that would have to wait behind `ahead` permits: the
-   * earliest success is the window in which the queue ahead and this cost
-   * both fit (assuming no newcomers), never the bare window length.
+   * Rejection for a call that cannot pass the waiters of `q` now. Its
+   * Retry-After is the earliest wait after which the same call succeeds,
+   * assuming no newcomers: the windows ahead are played out, each admitting
+   * waiters in service order while they fit (so costs that pack badly take
+   * more windows than their sum suggests). A plain check succeeds once the
+   * queue is empty and the cost fits what the window has left; a call that
+   * may queue (`mayQueue`) succeeds as soon as the queue has room for it.
+   * At most one window per waiter plus one, since every cost fits a fresh window.
    */
-  private rejectBehind(ahead: number, cost: number, now: number, reason: "rate_limited" | "queue_full"): Outcome {
+  private insufficient(now: number): Outcome {
+    const w = this.params.windowMs;
+    const out = new Outcome();
+    out.reject("insufficient_capacity", 0, Math.floor(now / w) * w + w - now, 0);
+    return out;
+  }
+
+  private rejectBehind(q: KeyQueue | undefined, cost: number, now: number, reason: "rate_limited" | "queue_full", mayQueue: boolean): Outcome {
     const w = this.params.windowMs;
     const end = Math.floor(now / w) * w + w;
-    const windows = Math.max(1, Math.ceil((ahead + cost) / this.params.permitLimit));
+    const waiters = q === undefined ? [] : this.opts.order === "newest_first" ? [...q.waiters].reverse() : q.waiters;
+    let queued = q === undefined ? 0 : q.permits;
+    let next = 0;
+    let windows = 0;
+    // Callers pass cost <= permitLimit, and every waiter's cost is too, so each window admits someone.
+    for (; windows <= waiters.length; ) {
+      let left = this.params.permitLimit;
+      while (next < waiters.length && waiters[next]!.cost <= left) {
+        left -= waiters[next]!.cost;
+        queued -= waiters[next]!.cost;
+        next++;
+      }
+      const passes = next === waiters.length && cost <= left;
+      if (passes || (mayQueue && queued + cost <= this.opts.limit)) break;
+      windows++;
+    }
     const out = new Outcome();
-    out.reject(reason, 0, end - now, msUntil(now, end) + (windows - 1) * w);
+    out.reject(reason, 0, end - now, msUntil(now, end) + windows * w);
     return out;
   }
 
@@ -166,12 +225,15 @@ export class FixedWindowQueue {
     if (this.timer !== undefined || this.disposed) return;
     const w = this.params.windowMs;
     const next = Math.floor(now / w) * w + w;
+    // The delay is measured on the timer's own clock: after a regression it
+    // reads earlier than `now` (the limit's clamped time), and aiming from
+    // `now` would fire early again and again until the clock caught up.
     this.timer = this.clock.setTimer(() => {
       this.timer = undefined;
       const t = this.host.now();
       for (const key of [...this.queues.keys()]) this.drainKey(key, t);
       if (this.queues.size > 0) this.schedule(t);
-    }, next - now);
+    }, next - Math.min(now, this.clock.now()));
   }
 }
 

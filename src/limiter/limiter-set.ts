@@ -33,11 +33,14 @@ export class LimiterSet {
       throw new InvalidArgumentError("keys", `expected ${this.limiters.length} keys, got ${keys.length}`);
     }
     if (cost !== 1) validCost(cost);
+    // Validate every key before charging any limit: a throw halfway would leave the first ones charged.
+    for (let i = 0; i < keys.length; i++) {
+      if (typeof keys[i] !== "string") throw new InvalidArgumentError(`keys[${i}]`, "must be a string");
+    }
     const decisions: Decision[] = [];
     for (let i = 0; i < this.limiters.length; i++) {
       const l = this.limiters[i]!;
       const key = keys[i]!;
-      if (typeof key !== "string") throw new InvalidArgumentError(`keys[${i}]`, "must be a string");
       const d = l.consumeUndoable(key, cost, l.now(), this.undo[i]!);
       decisions.push(d);
       if (!d.allowed) {

@@ -5,6 +5,7 @@ import {
   type PenaltyParams,
   type PenaltyStatus,
   penaltyBan,
+  penaltyBanOutlasts,
   penaltyFailure,
   penaltyInit,
   penaltyIsStale,
@@ -14,7 +15,7 @@ import {
 } from "../algorithms/penalty-box.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import { InvalidArgumentError } from "../core/errors.js";
-import { integerAtLeast } from "../core/validate.js";
+import { integerAtLeast, nonNegative } from "../core/validate.js";
 import { Decision } from "./decision.js";
 
 export interface PenaltyBoxOptions extends PenaltyOptions {
@@ -33,6 +34,8 @@ export interface FailureResult extends PenaltyStatus {
 
 /** Streaks at or above this share the last bucket; eviction only needs "lowest streak first" roughly at the top. */
 const BUCKETS = 64;
+/** Entries examined per search for a stale one, so a table full of banned keys still costs O(1) per newcomer. */
+const STALE_SCAN = 16;
 
 class Entry {
   readonly state = new Float64Array(PENALTY_WIDTH);
@@ -54,7 +57,8 @@ class List {
  * Tracks authentication failures per key (IP, IPv6 prefix, subject).
  * Bounded: when full, a newcomer still gets a place. Stale entries go first,
  * then the one with the lowest streak (ties: the oldest), so the attackers
- * with the longest streaks are never the ones forgotten. While the table is
+ * with the longest streaks are never the ones forgotten; banned keys rank
+ * with the longest streaks. While the table is
  * full of live entries it reports saturation, so callers can throttle
  * globally instead of trusting a table that is being flushed.
  */
@@ -87,15 +91,17 @@ export class PenaltyBox {
 
   /** True while the table is full and even its oldest entry is still live. */
   get saturated(): boolean {
-    const oldest = this.activity.head;
-    return this.entries.size >= this.maxKeys && oldest !== undefined && !penaltyIsStale(oldest.state, 0, this.now(), this.params);
+    return this.entries.size >= this.maxKeys && this.staleEntry(this.now(), false) === undefined;
   }
 
   /** Whether `key` may try now: banned, throttled (backing off) or allowed. */
   check(key: string): Decision {
+    validKey(key);
+    // Read the clock first: every operation observes it, so the clamp against
+    // clock regressions does not depend on which keys happen to be tracked.
+    const now = this.now();
     const e = this.entries.get(key);
     if (e === undefined) return new Decision(true, 0, 0, 0, 0, undefined, false, false);
-    const now = this.now();
     const st = penaltyStatus(e.state, 0, now, this.params);
     let reason: "banned" | "throttled" | undefined;
     let until = 0;
@@ -113,13 +119,15 @@ export class PenaltyBox {
   }
 
   status(key: string): PenaltyStatus {
+    validKey(key);
+    const now = this.now();
     const e = this.entries.get(key);
     if (e === undefined) return { streak: 0, throttledUntil: -Infinity, bannedUntil: -Infinity, bans: 0 };
-    return penaltyStatus(e.state, 0, this.now(), this.params);
+    return penaltyStatus(e.state, 0, now, this.params);
   }
 
   recordFailure(key: string): FailureResult {
-    if (typeof key !== "string") throw new InvalidArgumentError("key", "must be a string");
+    validKey(key);
     const now = this.now();
     const { entry, saturated } = this.entryFor(key, now);
     const banned = penaltyFailure(entry.state, 0, now, this.params);
@@ -134,6 +142,9 @@ export class PenaltyBox {
 
   /** Bans `key` now (for `durationMs`, or the escalating length). Returns the ban's end on this box's clock. */
   ban(key: string, durationMs?: number): number {
+    validKey(key);
+    // NaN or a negative length would poison the key's state (a NaN ban is never "over" and never "on").
+    if (durationMs !== undefined) nonNegative("durationMs", durationMs);
     const now = this.now();
     const { entry } = this.entryFor(key, now);
     const until = penaltyBan(entry.state, 0, now, this.params, durationMs);
@@ -170,9 +181,9 @@ export class PenaltyBox {
     if (found !== undefined) return { entry: found, saturated: false };
     let saturated = false;
     if (this.entries.size >= this.maxKeys) {
-      const oldest = this.activity.head!;
-      if (penaltyIsStale(oldest.state, 0, now, this.params)) {
-        this.remove(oldest);
+      const stale = this.staleEntry(now, true);
+      if (stale !== undefined) {
+        this.remove(stale);
       } else {
         saturated = true;
         this.saturatedEvictions++;
@@ -187,6 +198,29 @@ export class PenaltyBox {
     return { entry, saturated };
   }
 
+  /**
+   * A stale entry, if one is near the oldest end of the activity order.
+   * Entries whose quiet time is set by their last failure sit in the order of
+   * that failure, so the first live one of them proves none after it is
+   * stale. An entry kept live by a ban ending later does not prove that: it
+   * is skipped (and, when `rotate`, moved to the newest end so it stops
+   * hiding stale entries behind it).
+   */
+  private staleEntry(now: number, rotate: boolean): Entry | undefined {
+    let e = this.activity.head;
+    for (let i = 0; i < STALE_SCAN && e !== undefined; i++) {
+      if (penaltyIsStale(e.state, 0, now, this.params)) return e;
+      if (!penaltyBanOutlasts(e.state, 0)) return undefined;
+      const next = e.aNext;
+      if (rotate) {
+        unlink(this.activity, e, "a");
+        append(this.activity, e, "a");
+      }
+      e = next;
+    }
+    return undefined;
+  }
+
   /** Oldest entry of the lowest non-empty streak bucket. */
   private lowestStreak(): Entry {
     for (const b of this.buckets) if (b.head !== undefined) return b.head;
@@ -198,7 +232,10 @@ export class PenaltyBox {
     unlink(this.activity, e, "a");
     append(this.activity, e, "a");
     unlink(this.buckets[e.bucket]!, e, "b");
-    e.bucket = Math.min(e.state[0]!, BUCKETS - 1);
+    // A key whose ban outlasts its last failure ranks with the highest
+    // streaks, whatever its own (an admin ban may have none): otherwise a
+    // flood of new keys could flush bans out of a full table.
+    e.bucket = penaltyBanOutlasts(e.state, 0) ? BUCKETS - 1 : Math.min(e.state[0]!, BUCKETS - 1);
     append(this.buckets[e.bucket]!, e, "b");
   }
 
@@ -243,4 +280,9 @@ function unlink(l: List, e: Entry, which: "a" | "b"): void {
   } else l.tail = prev;
   if (which === "a") e.aPrev = e.aNext = undefined;
   else e.bPrev = e.bNext = undefined;
+}
+
+/** An unknown key type must not read as "clean" (that would fail open). */
+function validKey(key: unknown): void {
+  if (typeof key !== "string") throw new InvalidArgumentError("key", "must be a string");
 }

@@ -102,6 +102,8 @@ export class RateLimiter implements Limiter {
     } else {
       this.algo.peek(this.table.state, slot * this.algo.width, now, cost, this.params, out);
     }
+    // Waiters stand between this key and its free permits: answer as check would.
+    if (this.queue !== undefined && this.queue.hasWaiters(key)) return this.decide(this.queue.peekBehind(key, cost, now, out));
     return this.decide(out);
   }
 
@@ -112,7 +114,8 @@ export class RateLimiter implements Limiter {
   async acquire(key: string, cost = 1, options: AcquireOptions = {}): Promise<Decision> {
     if (typeof key !== "string") throw new InvalidArgumentError("key", "must be a string");
     if (cost !== 1) validCost(cost);
-    if (this.queue === undefined) return this.check(key, cost);
+    // A shadowed limit only reports: it never makes a caller wait.
+    if (this.queue === undefined || this.shadow) return this.check(key, cost);
     const out = await this.queue.acquire(key, cost, options.signal);
     return this.decide(out);
   }

@@ -29,7 +29,18 @@ export type RowCheck = { ok: true; fields: PermissionFields } | { ok: false; rea
 export function checkIntegrity(row: PermissionRow, keyring: Keyring): RowCheck {
   if (row.signature === null || row.keyId === null || row.keyId === "") return { ok: false, reason: "unsigned" };
   if (row.notBeforeUs === null || row.expiresAtUs === null) return { ok: false, reason: "malformed" };
-  const fields: PermissionFields = { ...row, keyId: row.keyId, notBeforeUs: row.notBeforeUs, expiresAtUs: row.expiresAtUs };
+  const fields: PermissionFields = {
+    id: row.id,
+    identity: row.identity,
+    hostPattern: row.hostPattern,
+    portMin: row.portMin,
+    portMax: row.portMax,
+    cidr: row.cidr,
+    notBeforeUs: row.notBeforeUs,
+    expiresAtUs: row.expiresAtUs,
+    createdBy: row.createdBy,
+    keyId: row.keyId,
+  };
   if (validateFields(fields) !== undefined) return { ok: false, reason: "malformed" };
   const key = keyring.get(row.keyId);
   if (key === undefined) return { ok: false, reason: "unknown_key" };

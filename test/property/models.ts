@@ -38,13 +38,14 @@ class Monotonic {
 }
 
 /**
- * Token bucket seen as debt: every unit of cost adds `interval` ms of debt,
- * debt drains at one ms per ms, and a check fits while the debt stays within
- * `burst · interval`. (That is GCRA: debt = TAT − now.)
+ * Token bucket seen as debt, counted in integers: each unit of cost adds
+ * `periodMs` to the debt, the debt drains by `rate` per ms, and a check fits
+ * while the debt stays within `burst · periodMs`. (In milliseconds the debt
+ * is this / rate, which is GCRA's TAT − now.) With integer parameters, costs
+ * and clock readings every step is exact, whatever the rate.
  */
 export class GcraModel {
-  readonly interval: number;
-  readonly capacityMs: number;
+  private readonly capacity: number;
   private readonly debts = new Map<string, { debt: number; at: number }>();
   private readonly clock = new Monotonic();
 
@@ -53,31 +54,31 @@ export class GcraModel {
     readonly periodMs: number,
     readonly burst: number,
   ) {
-    this.interval = periodMs / rate;
-    this.capacityMs = burst * this.interval;
+    this.capacity = burst * periodMs;
   }
 
   private debtAt(key: string, now: number): number {
     const d = this.debts.get(key);
     if (d === undefined) return 0;
-    return Math.max(0, d.debt - (now - d.at));
+    return Math.max(0, d.debt - (now - d.at) * this.rate);
   }
 
   private remainingFor(debt: number): number {
-    const units = Math.floor((this.capacityMs - debt) / this.interval);
+    const units = Math.floor((this.capacity - debt) / this.periodMs);
     return Math.min(Math.max(units, 0), Math.floor(this.burst));
   }
 
   check(key: string, nowIn: number, cost = 1): ModelDecision {
     const now = this.clock.read(nowIn);
     const debt = this.debtAt(key, now);
-    if (cost > this.burst) return reject(this.burst, "insufficient_capacity", this.remainingFor(debt), 0, debt);
-    const after = debt + cost * this.interval;
-    if (after > this.capacityMs) {
-      return reject(this.burst, "rate_limited", this.remainingFor(debt), Math.ceil(after - this.capacityMs), debt);
+    const resetMs = debt / this.rate;
+    if (cost > this.burst) return reject(this.burst, "insufficient_capacity", this.remainingFor(debt), 0, resetMs);
+    const after = debt + cost * this.periodMs;
+    if (after > this.capacity) {
+      return reject(this.burst, "rate_limited", this.remainingFor(debt), Math.ceil((after - this.capacity) / this.rate), resetMs);
     }
     this.debts.set(key, { debt: after, at: now });
-    return allow(this.burst, this.remainingFor(after), after);
+    return allow(this.burst, this.remainingFor(after), after / this.rate);
   }
 
   peek(key: string, nowIn: number): number {
@@ -192,6 +193,15 @@ export class ConcurrencyModel {
   release(key: string, id: number, nowIn: number): void {
     const now = this.clock.read(nowIn);
     this.live(key, now).delete(id);
+  }
+
+  /** Pushes a live lease's expiry to now + TTL; false when it has ended. */
+  renew(key: string, id: number, nowIn: number): boolean {
+    const now = this.clock.read(nowIn);
+    const m = this.live(key, now);
+    if (!m.has(id)) return false;
+    m.set(id, now + this.ttlMs);
+    return true;
   }
 
   held(key: string, nowIn: number): number {
@@ -345,5 +355,106 @@ export function modelFor(
       return new FixedWindowModel(o.permitLimit, o.windowMs);
     case "sliding_window":
       return new SlidingWindowModel(o.limit, o.windowMs);
+  }
+}
+
+export type QueueOutcome = "ok" | "rate_limited" | "queue_full" | "insufficient_capacity" | "aborted";
+
+/**
+ * Fixed window with a queue per key (.NET's FixedWindowRateLimiter): when a
+ * call cannot pass now it waits, if the queue has room, and each window
+ * that opens admits waiters in service order (oldest first, or newest
+ * first) while they fit. Oldest first, nobody passes a non-empty queue;
+ * newest first, a newcomer is the newest and passes if the window has room.
+ * In newest-first order a full queue drops its oldest waiters to make room. Settlements are
+ * reported through `settle(id, outcome)`.
+ */
+export class FixedWindowQueueModel {
+  private readonly keys = new Map<string, { window: number; used: number; queue: { id: number; cost: number }[] }>();
+  private readonly clock = new Monotonic();
+
+  constructor(
+    readonly permitLimit: number,
+    readonly windowMs: number,
+    readonly queueLimit: number,
+    readonly order: "oldest_first" | "newest_first",
+    private readonly settle: (id: number, outcome: QueueOutcome) => void,
+  ) {}
+
+  private key(k: string) {
+    let s = this.keys.get(k);
+    if (s === undefined) {
+      s = { window: -Infinity, used: 0, queue: [] };
+      this.keys.set(k, s);
+    }
+    return s;
+  }
+
+  private queued(k: string): number {
+    return this.key(k).queue.reduce((n, w) => n + w.cost, 0);
+  }
+
+  /** Plays out every window boundary up to `now`. */
+  advance(nowIn: number): number {
+    const now = this.clock.read(nowIn);
+    const current = Math.floor(now / this.windowMs);
+    for (const s of this.keys.values()) {
+      while (s.queue.length > 0 && s.window < current) {
+        s.window = s.window === -Infinity ? current : s.window + 1;
+        s.used = 0;
+        for (;;) {
+          const w = this.order === "oldest_first" ? s.queue[0] : s.queue[s.queue.length - 1];
+          if (w === undefined || s.used + w.cost > this.permitLimit) break;
+          s.used += w.cost;
+          if (this.order === "oldest_first") s.queue.shift();
+          else s.queue.pop();
+          this.settle(w.id, "ok");
+        }
+      }
+      if (s.window < current) {
+        s.window = current;
+        s.used = 0;
+      }
+    }
+    return now;
+  }
+
+  /** A call that may wait. */
+  acquire(k: string, id: number, cost: number, nowIn: number): void {
+    this.key(k);
+    this.advance(nowIn);
+    const s = this.key(k);
+    if (cost > this.permitLimit) return this.settle(id, "insufficient_capacity");
+    const mayPass = s.queue.length === 0 || this.order === "newest_first";
+    if (mayPass && s.used + cost <= this.permitLimit) {
+      s.used += cost;
+      return this.settle(id, "ok");
+    }
+    if (cost > this.queueLimit) return this.settle(id, "queue_full");
+    if (this.queued(k) + cost > this.queueLimit) {
+      if (this.order === "oldest_first") return this.settle(id, "queue_full");
+      while (this.queued(k) + cost > this.queueLimit) this.settle(s.queue.shift()!.id, "queue_full");
+    }
+    s.queue.push({ id, cost });
+  }
+
+  /** A call that never waits: behind waiters it is rejected. */
+  check(k: string, cost: number, nowIn: number): QueueOutcome {
+    this.key(k);
+    this.advance(nowIn);
+    const s = this.key(k);
+    if (cost > this.permitLimit) return "insufficient_capacity";
+    const mayPass = s.queue.length === 0 || this.order === "newest_first";
+    if (!mayPass || s.used + cost > this.permitLimit) return "rate_limited";
+    s.used += cost;
+    return "ok";
+  }
+
+  cancel(k: string, id: number): void {
+    const s = this.key(k);
+    const i = s.queue.findIndex((w) => w.id === id);
+    if (i < 0) return;
+    s.queue.splice(i, 1);
+    this.settle(id, "aborted");
   }
 }

@@ -30,11 +30,14 @@ function commandsArb(capacity: number, window: number): fc.Arbitrary<Command[]> 
   );
 }
 
-/** Options whose arithmetic is exact (integer emission interval and window). */
+/** Integer parameters (the models are exact for them; the engine need not be, and must still agree). */
 const optionsArb: fc.Arbitrary<RateLimitOptions> = fc.oneof(
   fc
     .record({ interval: fc.integer({ min: 1, max: 400 }), rate: fc.integer({ min: 1, max: 8 }), burst: fc.integer({ min: 1, max: 8 }) })
     .map(({ interval, rate, burst }) => ({ algorithm: "gcra" as const, rate, periodMs: interval * rate, burst })),
+  fc
+    .record({ rate: fc.integer({ min: 1, max: 2_000_000 }), periodMs: fc.integer({ min: 1, max: 5000 }), burst: fc.integer({ min: 1, max: 8 }) })
+    .map((o) => ({ algorithm: "gcra" as const, ...o })),
   fc
     .record({ permitLimit: fc.integer({ min: 1, max: 8 }), windowMs: fc.integer({ min: 1, max: 2000 }) })
     .map((o) => ({ algorithm: "fixed_window" as const, ...o })),
@@ -48,7 +51,7 @@ function capacityOf(o: RateLimitOptions): number {
 }
 
 function windowOf(o: RateLimitOptions): number {
-  return o.algorithm === "gcra" || o.algorithm === "token_bucket" ? (o.periodMs ?? 1000) : o.windowMs;
+  return "windowMs" in o ? o.windowMs : (o.periodMs ?? 1000);
 }
 
 function view(d: Decision, withReset: boolean): Record<string, unknown> {
@@ -62,9 +65,11 @@ function view(d: Decision, withReset: boolean): Record<string, unknown> {
   };
 }
 
-function modelView(m: ModelDecision): Record<string, unknown> {
+function modelView(m: ModelDecision, got: Decision): Record<string, unknown> {
   const { resetMs, ...rest } = m;
-  return resetMs === undefined ? rest : { ...rest, resetMs };
+  if (resetMs === undefined) return rest;
+  // resetMs may be fractional (debt / rate): equal up to rounding.
+  return { ...rest, resetMs: Math.abs(got.resetMs - resetMs) <= 1e-6 ? got.resetMs : resetMs };
 }
 
 const scenario = optionsArb.chain((options) =>
@@ -86,7 +91,7 @@ describe("rate limiters match their reference models", () => {
           else {
             const want = model.check(cmd.key, clock.now(), cmd.cost);
             const got = limiter.check(cmd.key, cmd.cost);
-            assert.deepEqual(view(got, want.resetMs !== undefined), modelView(want));
+            assert.deepEqual(view(got, want.resetMs !== undefined), modelView(want, got));
             lastRetry = want.retryAfterMs;
           }
         }
@@ -169,6 +174,10 @@ const inexactArb: fc.Arbitrary<RateLimitOptions> = fc.oneof(
   fc
     .record({ rate: fc.integer({ min: 1, max: 9 }), periodMs: fc.integer({ min: 1, max: 5000 }), burst: fc.integer({ min: 1, max: 9 }) })
     .map((o) => ({ algorithm: "gcra" as const, ...o })),
+  // High rates: emission intervals far below the clock's resolution at epoch-millisecond readings.
+  fc
+    .record({ rate: fc.integer({ min: 1000, max: 2_000_000 }), burst: fc.integer({ min: 1, max: 60 }) })
+    .map((o) => ({ algorithm: "gcra" as const, ...o })),
   fc
     .record({ limit: fc.integer({ min: 1, max: 9 }), windowMs: fc.integer({ min: 1, max: 5000 }) })
     .map((o) => ({ algorithm: "sliding_window" as const, ...o })),
@@ -178,12 +187,15 @@ describe("rate limiters with inexact arithmetic", () => {
   const inexactScenario = inexactArb.chain((options) =>
     fc.record({
       options: fc.constant(options),
-      start: fc.double({ min: 0, max: 1e6, noNaN: true }),
+      start: fc.oneof(fc.double({ min: 0, max: 1e10, noNaN: true }), fc.double({ min: 1.6e12, max: 1.8e12, noNaN: true })),
       commands: commandsArb(capacityOf(options), windowOf(options)),
     }),
   );
 
-  test("waiting exactly retryAfterMs always succeeds, and a shorter wait never does", () => {
+  // (Minimality, "1 ms less still rejects", is checked with exact arithmetic
+  // above: here the engines' rounding allowance may legitimately admit a few
+  // nanoseconds early.)
+  test("waiting exactly retryAfterMs always succeeds", () => {
     fc.assert(
       fc.property(inexactScenario, ({ options, start, commands }) => {
         const clock = new ManualClock(start);
@@ -193,9 +205,8 @@ describe("rate limiters with inexact arithmetic", () => {
           else if (cmd.kind === "check") {
             const d = limiter.check(cmd.key, cmd.cost);
             if (d.reason !== "rate_limited") continue;
-            clock.advance(d.retryAfterMs - 1);
-            assert.equal(limiter.peek(cmd.key, cmd.cost).allowed, false, "1 ms short of retryAfterMs must still be rejected");
-            clock.advance(1);
+            assert.ok(d.retryAfterMs >= 1 && Number.isInteger(d.retryAfterMs), `retryAfterMs must be a whole positive ms, got ${d.retryAfterMs}`);
+            clock.advance(d.retryAfterMs);
             assert.equal(limiter.check(cmd.key, cmd.cost).allowed, true, "waiting exactly retryAfterMs must succeed");
           }
         }

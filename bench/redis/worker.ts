@@ -1,0 +1,69 @@
+/**
+ * One Redis measurement in a fresh process: `worker.ts <impl> <scenario>
+ * <url> <prefix>` prints one JSON line {opsPerSec, p50Ms, p99Ms}.
+ * impl: portcullis (batched) | portcullis-unbatched (one script call per
+ * decision) | rlf (rate-limiter-flexible RateLimiterRedis on ioredis).
+ * scenario: hot (one key) | keys (100,000 distinct keys, round-robin).
+ * 64 decisions are in flight at all times.
+ */
+import { Redis } from "ioredis";
+import { RateLimiterRedis } from "rate-limiter-flexible";
+import { RedisRateLimiter, RedisStore } from "../../src/redis.js";
+
+const [impl = "portcullis", scenario = "hot", url = "redis://127.0.0.1:6379", prefix = "bench:"] = process.argv.slice(2);
+const IN_FLIGHT = 64;
+const KEYS = 100_000;
+const OPS = Number(process.env.BENCH_REDIS_OPS ?? 100_000);
+const WARMUP = Math.floor(OPS / 10);
+// Limits that never reject (the decision path is measured, not rejections)
+// and whose keys expire on their own within seconds.
+const BIG = 1e9;
+
+type Check = (key: string) => Promise<unknown>;
+
+async function make(): Promise<{ check: Check; close: () => Promise<void> }> {
+  if (impl === "rlf") {
+    const client = new Redis(url, { enableOfflineQueue: true });
+    const l = new RateLimiterRedis({ storeClient: client, keyPrefix: `${prefix}rlf`, points: BIG, duration: 1 });
+    return { check: (k) => l.consume(k), close: async () => void client.disconnect() };
+  }
+  const store = new RedisStore({ url, prefix, timeoutMs: 1000, maxBatch: impl === "portcullis" ? Number(process.env.BENCH_MAX_BATCH ?? 512) : 1 });
+  if (!(await store.ready(5000))) throw new Error("redis did not answer");
+  const l = new RedisRateLimiter({ store, name: "bench", algorithm: "gcra", rate: BIG, burst: BIG });
+  return {
+    check: async (k) => {
+      const d = await l.check(k);
+      if (!d.allowed) throw new Error("unexpected rejection");
+    },
+    close: async () => {
+      if (store.counters.fallbackDecisions > 0) throw new Error(`${store.counters.fallbackDecisions} decisions fell back`);
+      await store.close();
+    },
+  };
+}
+
+const keys = Array.from({ length: KEYS }, (_, i) => `k:${i}`);
+const keyOf = scenario === "hot" ? () => "hot" : (i: number) => keys[i % KEYS]!;
+
+async function drive(check: Check, ops: number, lat: Float64Array | undefined): Promise<number> {
+  let next = 0;
+  const t0 = process.hrtime.bigint();
+  async function lane(): Promise<void> {
+    while (next < ops) {
+      const i = next++;
+      const s = process.hrtime.bigint();
+      await check(keyOf(i));
+      if (lat) lat[i] = Number(process.hrtime.bigint() - s) / 1e6;
+    }
+  }
+  await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+const { check, close } = await make();
+await drive(check, WARMUP, undefined);
+const lat = new Float64Array(OPS);
+const secs = await drive(check, OPS, lat);
+await close();
+lat.sort();
+console.log(JSON.stringify({ impl, scenario, opsPerSec: OPS / secs, p50Ms: lat[Math.floor(OPS * 0.5)], p99Ms: lat[Math.floor(OPS * 0.99)] }));

@@ -1,0 +1,48 @@
+import { parseArgs } from "node:util";
+import { stringify as toToml } from "smol-toml";
+import { effectiveConfig } from "../../config/effective.js";
+import { loadConfigFile } from "../../config/load.js";
+import { checkResources } from "../../config/resources.js";
+
+export const summary = "validate a configuration file and print the effective configuration";
+
+const HELP = `usage: portcullis check-config -c FILE [--json]
+
+Validates FILE (TOML, or YAML for .yaml/.yml) with the PORTCULLIS__*
+environment overrides applied, and prints the effective configuration:
+every default filled in, secrets redacted. On problems it prints one line
+per problem naming the key path and exits with code 2.
+
+  -c, --config FILE   the configuration file
+      --json          print JSON instead of TOML`;
+
+export async function main(argv: string[]): Promise<number> {
+  let values: { config?: string; json?: boolean; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { config: { type: "string", short: "c" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+      strict: true,
+    }));
+  } catch (err) {
+    console.error(`portcullis check-config: ${(err as Error).message}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (values.config === undefined) {
+    console.error("portcullis check-config: -c FILE is required");
+    return 2;
+  }
+  const r = loadConfigFile(values.config);
+  const problems = r.ok ? checkResources(r.config) : r.problems;
+  if (!r.ok || problems.length > 0) {
+    for (const p of problems) console.error(p);
+    return 2;
+  }
+  const eff = effectiveConfig(r.config);
+  console.log(values.json ? JSON.stringify(eff, null, 2) : toToml(eff));
+  return 0;
+}

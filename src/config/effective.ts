@@ -1,0 +1,46 @@
+/**
+ * The effective configuration as the operator would write it: defaults
+ * filled in, durations printed as durations, secrets redacted.
+ */
+import { formatDuration } from "./duration.js";
+import type { Config } from "./schema.js";
+
+export const REDACTED = "<redacted>";
+
+const DURATION_KEYS = new Set([
+  "window",
+  "duration",
+  "max_duration",
+  "backoff_base",
+  "backoff_max",
+  "idle_timeout",
+  "request_timeout",
+  "connect_timeout",
+  "handshake_timeout",
+]);
+
+function render(v: unknown, key: string): unknown {
+  if (typeof v === "number" && DURATION_KEYS.has(key)) return formatDuration(v);
+  if (Array.isArray(v)) return v.map((x) => render(x, ""));
+  if (typeof v === "object" && v !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = render(x, k);
+    return out;
+  }
+  return v;
+}
+
+export function effectiveConfig(c: Config): Record<string, unknown> {
+  const out = render(c, "") as Record<string, unknown>;
+  // Password hashes are secrets too: a leaked scrypt hash can be attacked offline.
+  out.users = Object.fromEntries(Object.keys(c.users).map((u) => [u, REDACTED]));
+  for (const l of out.listener as Array<Record<string, unknown>>) {
+    if (l.bind && typeof l.bind === "object") l.bind = hostPortText(l.bind as { host: string; port: number });
+    if (l.upstream && typeof l.upstream === "object") l.upstream = hostPortText(l.upstream as { host: string; port: number });
+  }
+  return out;
+}
+
+function hostPortText(hp: { host: string; port: number }): string {
+  return hp.host.includes(":") ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}

@@ -1,0 +1,103 @@
+/**
+ * Leaf value schemas with messages an operator can act on: each says what
+ * was expected and shows what was given, e.g.
+ * `expected a positive integer, got "x"`.
+ */
+import { BlockList, isIP } from "node:net";
+import { z } from "zod";
+import { parseDuration } from "./duration.js";
+import { parseSize } from "./size.js";
+
+/** How a given value is shown in a message: JSON, cut to a readable length. */
+export function shown(v: unknown): string {
+  if (v === undefined) return "nothing";
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = String(v);
+  }
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function leaf<T>(expected: string, parse: (v: unknown) => T | undefined) {
+  return z.unknown().transform((v, ctx): T => {
+    const out = v === undefined ? undefined : parse(v);
+    if (out === undefined) {
+      ctx.addIssue({ code: "custom", message: `expected ${expected}, got ${shown(v)}` });
+      return z.NEVER;
+    }
+    return out;
+  });
+}
+
+export const positiveInt = leaf("a positive integer", (v) => (typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : undefined));
+
+export const intInRange = (lo: number, hi: number) =>
+  leaf(`an integer from ${lo} to ${hi}`, (v) => (typeof v === "number" && Number.isInteger(v) && v >= lo && v <= hi ? v : undefined));
+
+export const bool = leaf("true or false", (v) => (typeof v === "boolean" ? v : undefined));
+
+export const nonEmptyString = leaf("a non-empty string", (v) => (typeof v === "string" && v.length > 0 ? v : undefined));
+
+export const oneOf = <const T extends string>(values: readonly T[]) =>
+  leaf(`one of ${values.map((x) => `"${x}"`).join(", ")}`, (v) => (values.includes(v as T) ? (v as T) : undefined));
+
+/** Milliseconds; must be > 0. */
+export const duration = leaf('a duration such as "30s", "10m", "1h", "00:01:00" or "PT1M"', (v) => {
+  const ms = typeof v === "string" ? parseDuration(v) : undefined;
+  return ms !== undefined && ms > 0 ? ms : undefined;
+});
+
+export const size = leaf('a size such as "10MiB", "512KiB" or 1_000_000', (v) => {
+  const n = parseSize(v);
+  return n !== undefined && n > 0 ? n : undefined;
+});
+
+/** `host:port` to listen on or connect to; IPv6 hosts in brackets. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export function parseHostPort(v: unknown): HostPort | undefined {
+  if (typeof v !== "string") return undefined;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(v);
+  if (!m) return undefined;
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  if (m[1] !== undefined && isIP(host) !== 6) return undefined;
+  return { host, port };
+}
+
+export const hostPort = leaf('"host:port" (IPv6 as "[::1]:8080")', parseHostPort);
+
+/** An address or CIDR block: `10.0.0.0/8`, `2001:db8::/32`, `192.0.2.7`. */
+export function parseCidr(v: unknown): { address: string; prefix: number; family: "ipv4" | "ipv6" } | undefined {
+  if (typeof v !== "string") return undefined;
+  const [address, bits, ...rest] = v.split("/");
+  if (rest.length > 0 || address === undefined) return undefined;
+  const fam = isIP(address);
+  if (fam === 0) return undefined;
+  const max = fam === 4 ? 32 : 128;
+  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
+  if (!(prefix >= 0 && prefix <= max)) return undefined;
+  return { address, prefix, family: fam === 4 ? "ipv4" : "ipv6" };
+}
+
+export const cidr = leaf('a CIDR block such as "10.0.0.0/8" or an address', (v) => (parseCidr(v) ? (v as string) : undefined));
+
+/** Builds a BlockList from validated CIDR strings. */
+export function blockListOf(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const p = parseCidr(c)!;
+    list.addSubnet(p.address, p.prefix, p.family);
+  }
+  return list;
+}
+
+export const dottedOid = leaf('a dotted OID such as "1.3.6.1.4.1.55555.1"', (v) =>
+  typeof v === "string" && /^[0-2](?:\.(?:0|[1-9]\d*)){1,40}$/.test(v) ? v : undefined,
+);

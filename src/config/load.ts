@@ -1,0 +1,88 @@
+/**
+ * Loads a configuration file (TOML, or YAML by extension), applies
+ * environment overrides, and validates it. Problems come back as lines
+ * naming the key path; nothing here throws for bad input.
+ */
+import { readFileSync } from "node:fs";
+import { extname } from "node:path";
+import { parse as parseToml } from "smol-toml";
+import { parse as parseYaml } from "yaml";
+import type { z } from "zod";
+import { applyEnvOverrides } from "./env-overrides.js";
+import { type Config, configSchema } from "./schema.js";
+
+export type LoadResult = { ok: true; config: Config } | { ok: false; problems: string[] };
+
+/** Largest configuration file read; a config is never megabytes. */
+const MAX_FILE_BYTES = 4 * 1024 * 1024;
+
+function keyPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const p of path) {
+    if (typeof p === "number") out += `[${p}]`;
+    else out += out === "" ? String(p) : `.${String(p)}`;
+  }
+  return out === "" ? "(top level)" : out;
+}
+
+/** One line per problem: `key.path: what is wrong`. */
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  const lines: string[] = [];
+  for (const issue of issues) {
+    if (issue.code === "unrecognized_keys") {
+      for (const k of issue.keys) lines.push(`${keyPath([...issue.path, k])}: unknown key`);
+    } else if (issue.code === "invalid_type" && issue.input === undefined) {
+      lines.push(`${keyPath(issue.path)}: required`);
+    } else if (issue.code === "invalid_type") {
+      lines.push(`${keyPath(issue.path)}: expected ${issue.expected === "object" ? "a table" : issue.expected}`);
+    } else {
+      lines.push(`${keyPath(issue.path)}: ${issue.message}`);
+    }
+  }
+  return [...new Set(lines)];
+}
+
+/** Validates an already parsed document (after overrides). */
+export function validateConfig(doc: unknown): LoadResult {
+  const r = configSchema.safeParse(doc);
+  if (r.success) return { ok: true, config: r.data };
+  return { ok: false, problems: formatIssues(r.error.issues) };
+}
+
+/** Parses file text by format. */
+export function parseDocument(text: string, format: "toml" | "yaml"): { ok: true; doc: unknown } | { ok: false; problem: string } {
+  try {
+    const doc = format === "toml" ? parseToml(text) : (parseYaml(text, { maxAliasCount: 100 }) as unknown);
+    return { ok: true, doc: doc ?? {} };
+  } catch (err) {
+    // Parser messages carry line and column; keep the first line only (some append a code frame).
+    const msg = err instanceof Error ? err.message.split("\n")[0]! : String(err);
+    return { ok: false, problem: `(${format} syntax): ${msg}` };
+  }
+}
+
+export function formatOf(file: string): "toml" | "yaml" {
+  const ext = extname(file).toLowerCase();
+  return ext === ".yaml" || ext === ".yml" ? "yaml" : "toml";
+}
+
+/** Reads, overrides from `env` and validates `file`. */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+  let text: string;
+  try {
+    const buf = readFileSync(file);
+    if (buf.length > MAX_FILE_BYTES) return { ok: false, problems: [`${file}: larger than ${MAX_FILE_BYTES} bytes`] };
+    text = buf.toString("utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "unreadable";
+    return { ok: false, problems: [`${file}: cannot read (${code})`] };
+  }
+  const parsed = parseDocument(text, formatOf(file));
+  if (!parsed.ok) return { ok: false, problems: [`${file} ${parsed.problem}`] };
+  if (typeof parsed.doc !== "object" || Array.isArray(parsed.doc)) return { ok: false, problems: ["(top level): expected a table"] };
+  const doc = parsed.doc as Record<string, unknown>;
+  const { problems } = applyEnvOverrides(doc, env);
+  const result = validateConfig(doc);
+  if (problems.length === 0) return result;
+  return { ok: false, problems: [...problems, ...(result.ok ? [] : result.problems)] };
+}

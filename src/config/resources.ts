@@ -1,0 +1,38 @@
+/**
+ * Checks what the schema cannot: that the files a configuration names can be
+ * read and make a usable TLS context. Problems name the key path like
+ * schema problems do.
+ */
+import tls from "node:tls";
+import { readFileSync } from "node:fs";
+import type { Config } from "./schema.js";
+
+export function checkResources(c: Config): string[] {
+  const problems: string[] = [];
+  c.listener.forEach((l, i) => {
+    if (!l.tls) return;
+    const files: Array<["cert" | "key" | "client_ca", string | undefined]> = [
+      ["cert", l.tls.cert],
+      ["key", l.tls.key],
+      ["client_ca", l.tls.client_ca],
+    ];
+    let readable = true;
+    for (const [k, path] of files) {
+      if (path === undefined) continue;
+      try {
+        readFileSync(path);
+      } catch (err) {
+        readable = false;
+        problems.push(`listener[${i}].tls.${k}: cannot read ${JSON.stringify(path)} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+      }
+    }
+    if (!readable) return;
+    try {
+      tls.createSecureContext({ cert: readFileSync(l.tls.cert), key: readFileSync(l.tls.key), ca: l.tls.client_ca ? readFileSync(l.tls.client_ca) : undefined });
+    } catch (err) {
+      const msg = err instanceof Error ? err.message.split("\n")[0] : String(err);
+      problems.push(`listener[${i}].tls: certificate and key do not make a TLS context (${msg})`);
+    }
+  });
+  return problems;
+}

@@ -1,0 +1,209 @@
+/**
+ * The configuration schema, one source for validation, defaults and types.
+ * Every field has a default except what only the operator can know (a
+ * listener's name, kind and bind address; a tcp listener's upstream), so a
+ * file written before a field existed keeps loading. Unknown keys are
+ * refused: a typo must not silently fall back to a default.
+ */
+import { z } from "zod";
+import { isPasswordHash } from "../gateway/identity/passwords.js";
+import { isCanonicalHostPattern } from "../permissions/host-pattern.js";
+import {
+  bool,
+  cidr,
+  dottedOid,
+  duration,
+  hostPort,
+  intInRange,
+  nonEmptyString,
+  oneOf,
+  positiveInt,
+  shown,
+  size,
+} from "./leaves.js";
+
+/**
+ * A limit written either as a bare number or as a table with `shadow`:
+ * `max_connections_per_ip = 100` or `max_connections_per_ip = { limit = 100, shadow = true }`.
+ * A shadow limit is counted and logged, never enforced.
+ */
+function cap(defaultLimit: number) {
+  const table = z.strictObject({ limit: positiveInt, shadow: bool.default(false) });
+  return z
+    .unknown()
+    .transform((v, ctx): { limit: number; shadow: boolean } => {
+      if (v === undefined) return { limit: defaultLimit, shadow: false };
+      if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+        const r = table.safeParse(v);
+        if (r.success) return r.data;
+        for (const issue of r.error.issues) ctx.addIssue({ ...issue, code: "custom", path: issue.path, message: issue.message } as never);
+        return z.NEVER;
+      }
+      const r = positiveInt.safeParse(v);
+      if (r.success) return { limit: r.data, shadow: false };
+      ctx.addIssue({ code: "custom", message: `expected a positive integer, got ${shown(v)}` });
+      return z.NEVER;
+    })
+    .default({ limit: defaultLimit, shadow: false });
+}
+
+const rate = z.strictObject({
+  limit: positiveInt,
+  window: duration,
+  shadow: bool.default(false),
+});
+
+const prefixRate = z.strictObject({
+  limit: positiveInt,
+  window: duration,
+  ipv4_prefix: intInRange(0, 32).default(24),
+  ipv6_prefix: intInRange(0, 128).default(64),
+  shadow: bool.default(false),
+});
+
+const ban = z.strictObject({
+  /** Failures inside `window` that start a ban. */
+  failures: positiveInt.default(10),
+  window: duration.default(60_000),
+  /** Length of the first ban; each repeat ban doubles, up to max_duration. */
+  duration: duration.default(600_000),
+  max_duration: duration.default(86_400_000),
+  /** From this many consecutive failures on, auth attempts back off before the ban. */
+  backoff_after: positiveInt.default(4),
+  backoff_base: duration.default(25),
+  backoff_max: duration.default(1000),
+  shadow: bool.default(false),
+});
+
+const guard = z.strictObject({
+  max_connections_per_ip: cap(100),
+  max_connections: cap(10_000),
+  connection_rate: rate.optional(),
+  prefix_connection_rate: prefixRate.optional(),
+  max_auth_attempts: positiveInt.default(3),
+  ban: ban.prefault({}),
+  ban_closes_connections: bool.default(true),
+  /** IPv6 clients are counted and banned by this prefix (one /64 is usually one subscriber). */
+  ipv6_prefix: intInRange(1, 128).default(64),
+  allow: z.array(cidr).default([]),
+  deny: z.array(cidr).default([]),
+});
+
+const identitySource = z
+  .unknown()
+  .transform((v, ctx): { kind: "cn" } | { kind: "san_uri" } | { kind: "oid"; oid: string } => {
+    if (v === undefined || v === "cn") return { kind: "cn" };
+    if (v === "san_uri") return { kind: "san_uri" };
+    if (typeof v === "object" && v !== null && "oid" in v && Object.keys(v).length === 1) {
+      const r = dottedOid.safeParse((v as { oid: unknown }).oid);
+      if (r.success) return { kind: "oid", oid: r.data };
+      ctx.addIssue({ code: "custom", path: ["oid"], message: r.error.issues[0]!.message });
+      return z.NEVER;
+    }
+    ctx.addIssue({ code: "custom", message: `expected "cn", "san_uri" or { oid = "1.2.3..." }, got ${shown(v)}` });
+    return z.NEVER;
+  })
+  .default({ kind: "cn" });
+
+const tls = z.strictObject({
+  cert: nonEmptyString,
+  key: nonEmptyString,
+  /** CA bundle for client certificates (mTLS); without it no client certificate is asked for. */
+  client_ca: nonEmptyString.optional(),
+  /** Where the identity comes from in a client certificate. */
+  identity: identitySource,
+  /** Refuse clients without a valid certificate (otherwise they may fall back to Basic auth). */
+  require_client_cert: bool.default(false),
+  handshake_timeout: duration.default(10_000),
+});
+
+export const LISTENER_KINDS = ["connect", "tcp"] as const;
+
+const listener = z
+  .strictObject({
+    name: nonEmptyString,
+    kind: oneOf(LISTENER_KINDS),
+    bind: hostPort,
+    tls: tls.optional(),
+    /** tcp: where accepted connections are relayed. */
+    upstream: hostPort.optional(),
+    /** A connection with no bytes either way for this long is closed. */
+    idle_timeout: duration.default(300_000),
+    /** connect: the whole CONNECT request head must arrive within this time (slow clients are closed). */
+    request_timeout: duration.default(10_000),
+    /** connect: largest CONNECT request head accepted. */
+    max_request_bytes: size.default(16 * 1024),
+    connect_timeout: duration.default(10_000),
+  })
+  .superRefine((l, ctx) => {
+    if (l.kind === "tcp" && l.upstream === undefined) {
+      ctx.addIssue({ code: "custom", path: ["upstream"], message: 'required for kind "tcp", e.g. "127.0.0.1:9000"' });
+    }
+    if (l.kind === "connect" && l.upstream !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["upstream"], message: 'only for kind "tcp" (a connect listener goes where the client asks)' });
+    }
+  });
+
+const port = z.unknown().transform((v, ctx): number | [number, number] => {
+  if (typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 65535) return v;
+  if (typeof v === "string") {
+    const m = /^(\d{1,5})-(\d{1,5})$/.exec(v);
+    if (m && Number(m[1]) >= 1 && Number(m[2]) <= 65535 && Number(m[1]) <= Number(m[2])) return [Number(m[1]), Number(m[2])];
+  }
+  ctx.addIssue({ code: "custom", message: `expected a port (1-65535) or a range "8000-8080", got ${shown(v)}` });
+  return z.NEVER;
+});
+
+const hostPattern = z.unknown().transform((v, ctx): string => {
+  if (typeof v === "string" && isCanonicalHostPattern(v)) return v;
+  ctx.addIssue({ code: "custom", message: `expected a host pattern ("api.example.com", "*.example.com", "*" or an IP) in lower case, got ${shown(v)}` });
+  return z.NEVER;
+});
+
+const rule = z.strictObject({
+  identities: z.array(nonEmptyString).min(1, "expected at least one identity (\"*\" for any)"),
+  hosts: z.array(hostPattern).default([]),
+  ports: z.array(port).default([]),
+  cidrs: z.array(cidr).default([]),
+});
+
+const passwordHash = z.unknown().transform((v, ctx): string => {
+  if (typeof v === "string" && isPasswordHash(v)) return v;
+  // Never echo the value: it may be a plain-text password written by mistake.
+  ctx.addIssue({ code: "custom", message: "expected a scrypt hash made by `portcullis hash-password`" });
+  return z.NEVER;
+});
+
+export const configSchema = z.strictObject({
+  store: z
+    .strictObject({
+      kind: oneOf(["memory"] as const).default("memory"),
+      max_keys: positiveInt.default(1_000_000),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      format: oneOf(["json", "logfmt"] as const).default("json"),
+      level: oneOf(["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const).default("info"),
+      audit_destinations: bool.default(false),
+    })
+    .prefault({}),
+  /** Proxy Basic-auth users: name -> scrypt hash (make one with `portcullis hash-password`). */
+  users: z.record(z.string().min(1), passwordHash).default({}),
+  guard: guard.prefault({}),
+  policy: z.strictObject({ rule: z.array(rule).default([]) }).prefault({}),
+  /** Reload when the file changes (also across the symlink swap of a Kubernetes ConfigMap), besides SIGHUP. */
+  watch: bool.default(false),
+  listener: z.array(listener).min(1, "expected at least one [[listener]]"),
+}).superRefine((c, ctx) => {
+  const seen = new Set<string>();
+  c.listener.forEach((l, i) => {
+    if (seen.has(l.name)) ctx.addIssue({ code: "custom", path: ["listener", i, "name"], message: `duplicate listener name ${shown(l.name)}` });
+    seen.add(l.name);
+  });
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ListenerConfig = Config["listener"][number];
+export type GuardConfig = Config["guard"];
+export type TlsConfig = NonNullable<ListenerConfig["tls"]>;

@@ -1,0 +1,51 @@
+/**
+ * One admitted client connection: its sockets, its admission (released
+ * exactly once) and its place in the registry that bans close by.
+ */
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { GatewayContext } from "./context.js";
+import type { Admission } from "./guard/connection-guard.js";
+import type { Closable } from "./guard/connection-registry.js";
+
+export class Connection implements Closable {
+  /** The stream the protocol runs on: the raw socket, or the TLS socket over it. */
+  stream: Duplex;
+  upstream: Socket | undefined;
+  private finished = false;
+  private readonly openedAt: number;
+
+  constructor(
+    readonly raw: Socket,
+    readonly remote: string,
+    readonly admission: Admission,
+    readonly listener: string,
+    private readonly ctx: GatewayContext,
+    private readonly onEnd: (c: Connection) => void,
+  ) {
+    this.stream = raw;
+    this.openedAt = ctx.clock.now();
+    ctx.guard.registry.add(admission.key, this);
+    raw.once("close", () => this.ended());
+  }
+
+  /** Closes without a word: no banner, no error text on the wire. */
+  close(_reason: string): void {
+    this.upstream?.destroy();
+    if (this.stream !== this.raw) this.stream.destroy();
+    this.raw.destroy();
+  }
+
+  private ended(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.upstream?.destroy();
+    if (this.stream !== this.raw) this.stream.destroy();
+    this.admission.release();
+    this.ctx.guard.registry.delete(this.admission.key, this);
+    const duration_ms = Math.max(0, Math.round(this.ctx.clock.now() - this.openedAt));
+    this.ctx.logger.connClose({ remote_addr: this.remote, duration_ms, listener: this.listener });
+    this.ctx.events.emit("close", { listener: this.listener, remote_addr: this.remote, duration_ms });
+    this.onEnd(this);
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * What every listener of one Gateway shares. The gateway swaps the fields
+ * on reload; listeners read them per connection, so a reload takes effect for
+ * the next connection without restarting any socket.
+ */
+import type { EventEmitter } from "node:events";
+import type { Clock } from "../core/clock.js";
+import type { Config } from "../config/schema.js";
+import type { GatewayEvents } from "./events.js";
+import type { ConnectionGuard } from "./guard/connection-guard.js";
+import type { UserTable } from "./identity/basic-auth.js";
+import type { GatewayLogger } from "./log/logger.js";
+import type { DestinationPolicy } from "./policy/destination-policy.js";
+
+export interface GatewayContext {
+  config: Config;
+  clock: Clock;
+  guard: ConnectionGuard;
+  users: UserTable;
+  policy: DestinationPolicy;
+  logger: GatewayLogger;
+  events: EventEmitter<GatewayEvents>;
+  /** Starts a ban now for `key` (after the penalty box decided one) and closes what it has open. */
+  announceBan(key: string, remote: string, bannedUntilMonotonic: number, failures: number, shadow: boolean): void;
+}

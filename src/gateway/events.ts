@@ -1,0 +1,22 @@
+/**
+ * What a Gateway reports to whoever watches it (admin API, metrics, tests).
+ * Destinations are never part of these events: privacy holds for every
+ * consumer, not only for the log.
+ */
+export interface GatewayEvents {
+  /** A connection was admitted by the guard. */
+  connection: [{ listener: string; remote_addr: string; transport: string }];
+  /** An admitted connection ended. */
+  close: [{ listener: string; remote_addr: string; duration_ms: number }];
+  /** The guard refused a connection (or would have: shadow = true). */
+  refused: [{ listener: string; remote_addr: string; limiter: string; reason: string; shadow: boolean }];
+  /** An authentication attempt was decided. */
+  auth: [{ listener: string; remote_addr: string; user: string | undefined; result: "accept" | "reject"; reason: string | undefined }];
+  /** The destination policy decided a tunnel. */
+  decision: [{ listener: string; remote_addr: string; identity: string; allowed: boolean; reason: string }];
+  /** A key (address or IPv6 prefix) was banned until `until` (wall-clock ms). */
+  ban: [{ key: string; until: number; failures: number; closed: number; shadow: boolean }];
+  unban: [{ key: string; reason: string }];
+  /** A new configuration was applied or refused. */
+  reload: [{ ok: boolean; problems: string[] }];
+}

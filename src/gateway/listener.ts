@@ -1,0 +1,136 @@
+/**
+ * One configured listener: a TCP server whose every accepted socket meets
+ * the guard before anything else happens (no TLS, no parsing), then runs
+ * the listener kind's protocol. Settings can be swapped in place on reload.
+ */
+import net from "node:net";
+import type tls from "node:tls";
+import { systemClock } from "../core/clock.js";
+import type { ListenerConfig } from "../config/schema.js";
+import { Connection } from "./connection.js";
+import type { GatewayContext } from "./context.js";
+import { ConnectSession } from "./listeners/connect-handler.js";
+import { relayToUpstream } from "./listeners/tcp-handler.js";
+import { secureContextOf, serverHandshake } from "./tls-setup.js";
+
+export interface BoundListener {
+  name: string;
+  kind: string;
+  host: string;
+  port: number;
+  tls: boolean;
+}
+
+export class Listener {
+  private readonly server: net.Server;
+  private readonly open = new Set<Connection>();
+  private secure: tls.SecureContext | undefined;
+  private cfg: ListenerConfig;
+
+  constructor(
+    cfg: ListenerConfig,
+    private readonly ctx: GatewayContext,
+  ) {
+    this.cfg = cfg;
+    this.secure = cfg.tls ? secureContextOf(cfg.tls) : undefined;
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (s) => this.acceptSafely(s));
+    // Accept errors (EMFILE and the like) must not end the process.
+    this.server.on("error", (err) => ctx.logger.error("listener error", { listener: cfg.name, code: (err as NodeJS.ErrnoException).code }));
+  }
+
+  get config(): ListenerConfig {
+    return this.cfg;
+  }
+
+  get connections(): number {
+    return this.open.size;
+  }
+
+  /** Whether `next` can replace the current settings without re-binding. */
+  canUpdateTo(next: ListenerConfig): boolean {
+    return next.kind === this.cfg.kind && next.bind.host === this.cfg.bind.host && next.bind.port === this.cfg.bind.port;
+  }
+
+  /** New settings for the next connections (TLS files are re-read, so certificate rotation works by reload). */
+  update(next: ListenerConfig): void {
+    this.secure = next.tls ? secureContextOf(next.tls) : undefined;
+    this.cfg = next;
+  }
+
+  listen(): Promise<BoundListener> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once("error", onError);
+      this.server.listen({ host: this.cfg.bind.host, port: this.cfg.bind.port, backlog: 1024 }, () => {
+        this.server.removeListener("error", onError);
+        resolve(this.bound());
+      });
+    });
+  }
+
+  bound(): BoundListener {
+    const a = this.server.address() as net.AddressInfo;
+    return { name: this.cfg.name, kind: this.cfg.kind, host: a.address, port: a.port, tls: this.cfg.tls !== undefined };
+  }
+
+  /** Stops accepting and closes this listener's connections. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      for (const c of [...this.open]) c.close("stopping");
+    });
+  }
+
+  /** A fault in handling one connection costs that connection, never the process. */
+  private acceptSafely(raw: net.Socket): void {
+    try {
+      this.accept(raw);
+    } catch (err) {
+      raw.destroy();
+      this.ctx.logger.error("connection setup failed", { listener: this.cfg.name, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  private accept(raw: net.Socket): void {
+    const remote = raw.remoteAddress;
+    if (remote === undefined) {
+      raw.destroy();
+      return;
+    }
+    const { guard } = this.ctx;
+    const admitted = guard.admit(remote);
+    if ("limiter" in admitted) {
+      // Silent close: no banner, no reason on the wire. Counted by the guard, told to the log and watchers.
+      raw.destroy();
+      this.ctx.logger.limited({ remote_addr: remote, limiter: admitted.limiter, reason: admitted.reason, listener: this.cfg.name });
+      this.ctx.events.emit("refused", { listener: this.cfg.name, remote_addr: remote, limiter: admitted.limiter, reason: admitted.reason, shadow: false });
+      return;
+    }
+    raw.on("error", () => raw.destroy());
+    const cfg = this.cfg;
+    const conn = new Connection(raw, remote, admitted, cfg.name, this.ctx, (c) => this.open.delete(c));
+    this.open.add(conn);
+    const transport = cfg.tls ? "tls" : "tcp";
+    this.ctx.logger.connOpen({ remote_addr: remote, transport, listener: cfg.name });
+    this.ctx.events.emit("connection", { listener: cfg.name, remote_addr: remote, transport });
+    if (cfg.tls && this.secure) {
+      raw.resume();
+      void serverHandshake(raw, cfg.tls, this.secure, (fn, ms) => systemClock.setTimer(fn, ms)).then((hs) => {
+        if (hs === undefined) return conn.close("tls_handshake");
+        conn.stream = hs.socket;
+        this.run(conn, cfg, hs.peer);
+      }).catch((err: unknown) => {
+        this.ctx.logger.error("connection setup failed", { listener: cfg.name, error: err instanceof Error ? err.message : String(err) });
+        conn.close("internal");
+      });
+      return;
+    }
+    this.run(conn, cfg, undefined);
+    raw.resume();
+  }
+
+  private run(conn: Connection, cfg: ListenerConfig, peer: import("node:crypto").X509Certificate | undefined): void {
+    if (cfg.kind === "connect") new ConnectSession(conn, cfg, this.ctx, peer).start();
+    else relayToUpstream(conn, cfg);
+  }
+}

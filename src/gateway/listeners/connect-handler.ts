@@ -1,0 +1,226 @@
+/**
+ * The `connect` listener's protocol: read a CONNECT head within a time and
+ * size budget, authenticate (client certificate identity, or Proxy
+ * Basic auth with a bounded number of attempts per connection), ask the
+ * destination policy, then open the tunnel and relay. Malformed input is
+ * closed silently; only the well-formed answers 407, 403 and 502 are ever
+ * written, so nothing internal reaches the wire.
+ */
+import net from "node:net";
+import type { X509Certificate } from "node:crypto";
+import { systemClock } from "../../core/clock.js";
+import type { ListenerConfig } from "../../config/schema.js";
+import type { Connection } from "../connection.js";
+import type { GatewayContext } from "../context.js";
+import { parseProxyAuthorization } from "../identity/basic-auth.js";
+import { certificateFingerprint, identityFromCertificate } from "../identity/client-cert.js";
+import { relay } from "../relay.js";
+import { headEnd, parseConnectHead } from "./connect-request.js";
+
+const PROXY_AUTH_REQUIRED = Buffer.from(
+  'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="proxy"\r\nContent-Length: 0\r\n\r\n',
+);
+const LAST_PROXY_AUTH_REQUIRED = Buffer.from(
+  'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="proxy"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+);
+const FORBIDDEN = Buffer.from("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+const BAD_GATEWAY = Buffer.from("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+const CONNECT_PREFIX = Buffer.from("CONNECT ");
+const ESTABLISHED = Buffer.from("HTTP/1.1 200 Connection established\r\n\r\n");
+
+interface Who {
+  identity: string;
+  user: string | undefined;
+  fingerprint: string | undefined;
+}
+
+export class ConnectSession {
+  private buffered: Buffer[] = [];
+  private bytes = 0;
+  private failures = 0;
+  private deadline: { cancel(): void } | undefined;
+  private busy = false;
+  private certLogged = false;
+  private readonly certWho: Who | undefined;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly cfg: ListenerConfig,
+    private readonly ctx: GatewayContext,
+    peer: X509Certificate | undefined,
+  ) {
+    if (peer !== undefined && cfg.tls) {
+      const id = identityFromCertificate(peer, cfg.tls.identity);
+      if (id !== undefined) this.certWho = { identity: id, user: id, fingerprint: certificateFingerprint(peer) };
+    }
+  }
+
+  start(): void {
+    const s = this.conn.stream;
+    s.on("data", this.onData);
+    s.on("error", () => this.conn.close("error"));
+    s.on("end", () => this.conn.close("end"));
+    this.armDeadline();
+  }
+
+  /** The whole head must arrive in request_timeout: a client sending one byte a second is closed on time. */
+  private armDeadline(): void {
+    this.deadline?.cancel();
+    this.deadline = systemClock.setTimer(() => this.conn.close("request_timeout"), this.cfg.request_timeout);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.busy) {
+      // A client that sends more before hearing our answer: keep it, bounded like the head.
+      this.push(chunk);
+      return;
+    }
+    this.push(chunk);
+    this.tryHead();
+  };
+
+  private push(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.cfg.max_request_bytes) {
+      this.conn.close("request_too_large");
+      return;
+    }
+    this.buffered.push(chunk);
+  }
+
+  private tryHead(): void {
+    if (this.buffered.length === 0) return;
+    const buf = this.buffered.length === 1 ? this.buffered[0]! : Buffer.concat(this.buffered);
+    // Bytes that cannot begin a CONNECT request (TLS, SSH, a GET, garbage) are refused at once, not after the timeout.
+    const n = Math.min(buf.length, CONNECT_PREFIX.length);
+    if (buf.compare(CONNECT_PREFIX, 0, n, 0, n) !== 0) {
+      this.conn.close("not_connect");
+      return;
+    }
+    const end = headEnd(buf);
+    if (end < 0) {
+      this.buffered = [buf];
+      return;
+    }
+    const rest = buf.subarray(end);
+    this.buffered = rest.length ? [rest] : [];
+    this.bytes = rest.length;
+    const head = parseConnectHead(buf.subarray(0, end));
+    if (!head.ok) {
+      this.conn.close(head.reason);
+      return;
+    }
+    this.busy = true;
+    this.conn.stream.pause();
+    void this.handle(head.host, head.port, head.authorization).catch((err: unknown) => {
+      // A bug must cost one connection, never the process, and never show on the wire.
+      this.ctx.logger.error("connect handling failed", { listener: this.cfg.name, error: err instanceof Error ? err.message : String(err) });
+      this.conn.close("internal");
+    });
+  }
+
+  private async handle(host: string, port: number, authorization: string | undefined): Promise<void> {
+    let who = this.certWho;
+    if (who !== undefined && !this.certLogged) {
+      this.certLogged = true;
+      this.ctx.logger.auth({ remote_addr: this.conn.remote, user: who.identity, key_fingerprint: who.fingerprint, result: "accept", listener: this.cfg.name });
+      this.ctx.events.emit("auth", { listener: this.cfg.name, remote_addr: this.conn.remote, user: who.identity, result: "accept", reason: undefined });
+    }
+    who ??= await this.basicAuth(authorization);
+    if (who === undefined || this.conn.raw.destroyed) return;
+    const decision = await this.ctx.policy.decide(who.identity, host, port);
+    if (this.conn.raw.destroyed) return;
+    this.ctx.events.emit("decision", { listener: this.cfg.name, remote_addr: this.conn.remote, identity: who.identity, allowed: decision.allowed, reason: decision.reason });
+    if (!decision.allowed) {
+      this.answerAndClose(FORBIDDEN);
+      return;
+    }
+    this.ctx.logger.audit({ remote_addr: this.conn.remote, user: who.identity, destination: `${host}:${port}`, listener: this.cfg.name });
+    this.open(decision.address ?? host, port);
+  }
+
+  /** Verifies Proxy Basic credentials; undefined when rejected (the 407 or close is already on its way). */
+  private async basicAuth(header: string | undefined): Promise<Who | undefined> {
+    const { guard, logger } = this.ctx;
+    const key = this.conn.admission.key;
+    const creds = parseProxyAuthorization(header);
+    let reason: string;
+    if (creds === undefined) {
+      // No credentials is the normal first step of a Basic handshake, not a failure: ask for them.
+      reason = header === undefined ? "" : "malformed";
+    } else {
+      const gate = this.conn.admission.exempt ? undefined : guard.authCheck(key);
+      if (gate !== undefined && !gate.allowed) {
+        reason = gate.reason === "banned" ? "banned" : "backoff";
+      } else if (await this.ctx.users.verify(creds.user, creds.password)) {
+        logger.auth({ remote_addr: this.conn.remote, user: creds.user, key_fingerprint: undefined, result: "accept", listener: this.cfg.name });
+        this.ctx.events.emit("auth", { listener: this.cfg.name, remote_addr: this.conn.remote, user: creds.user, result: "accept", reason: undefined });
+        return { identity: creds.user, user: creds.user, fingerprint: undefined };
+      } else {
+        reason = "bad_credentials";
+      }
+    }
+    if (this.conn.raw.destroyed) return undefined;
+    if (reason === "") {
+      this.again(PROXY_AUTH_REQUIRED);
+      return undefined;
+    }
+    this.failures++;
+    logger.auth({ remote_addr: this.conn.remote, user: creds?.user, key_fingerprint: undefined, result: "reject", reason, listener: this.cfg.name });
+    this.ctx.events.emit("auth", { listener: this.cfg.name, remote_addr: this.conn.remote, user: creds?.user, result: "reject", reason });
+    if (reason === "bad_credentials" && !this.conn.admission.exempt) {
+      const r = guard.recordAuthFailure(key);
+      if (r.banned) this.ctx.announceBan(key, this.conn.remote, r.bannedUntil, r.failures, r.shadow);
+      if (this.conn.raw.destroyed) return undefined;
+    }
+    if (this.failures >= guard.config.max_auth_attempts || reason === "banned") this.answerAndClose(LAST_PROXY_AUTH_REQUIRED);
+    else this.again(PROXY_AUTH_REQUIRED);
+    return undefined;
+  }
+
+  /** Answers and waits for the next head on the same connection. */
+  private again(answer: Buffer): void {
+    this.conn.stream.write(answer);
+    this.busy = false;
+    this.armDeadline();
+    this.conn.stream.resume();
+    this.tryHead();
+  }
+
+  private answerAndClose(answer: Buffer): void {
+    this.deadline?.cancel();
+    this.conn.stream.removeListener("data", this.onData);
+    this.conn.stream.end(answer);
+    // A client that never reads its answer must not hold the connection.
+    systemClock.setTimer(() => this.conn.close("answered"), 2000);
+  }
+
+  private open(host: string, port: number): void {
+    const up = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+    this.conn.upstream = up;
+    const timer = systemClock.setTimer(() => up.destroy(), this.cfg.connect_timeout);
+    const failed = (): void => {
+      timer.cancel();
+      if (!this.conn.raw.destroyed) this.answerAndClose(BAD_GATEWAY);
+    };
+    up.once("error", failed);
+    up.once("connect", () => {
+      timer.cancel();
+      up.removeListener("error", failed);
+      if (this.conn.raw.destroyed) {
+        up.destroy();
+        return;
+      }
+      this.deadline?.cancel();
+      const s = this.conn.stream;
+      s.removeListener("data", this.onData);
+      s.removeAllListeners("end");
+      s.write(ESTABLISHED);
+      // Bytes the client sent right after its head go first.
+      for (const b of this.buffered) up.write(b);
+      this.buffered = [];
+      relay(s, up, { idleTimeoutMs: this.cfg.idle_timeout });
+      s.resume();
+    });
+  }
+}

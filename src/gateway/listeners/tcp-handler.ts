@@ -1,0 +1,20 @@
+/**
+ * The `tcp` listener's protocol: none. An admitted connection (after TLS
+ * termination, when configured) is relayed to the fixed upstream.
+ */
+import net from "node:net";
+import { systemClock } from "../../core/clock.js";
+import type { ListenerConfig } from "../../config/schema.js";
+import type { Connection } from "../connection.js";
+import { relay } from "../relay.js";
+
+export function relayToUpstream(conn: Connection, cfg: ListenerConfig): void {
+  const target = cfg.upstream!;
+  const up = net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+  conn.upstream = up;
+  const timer = systemClock.setTimer(() => up.destroy(), cfg.connect_timeout);
+  up.once("connect", () => timer.cancel());
+  up.once("close", () => timer.cancel());
+  // Writes before the upstream connects are queued by the socket; backpressure applies as usual.
+  relay(conn.stream, up, { idleTimeoutMs: cfg.idle_timeout });
+}

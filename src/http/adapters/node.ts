@@ -1,0 +1,110 @@
+/**
+ * node:http adapter: a connect-style middleware `(req, res, next)` and a
+ * handler wrapper for `http.createServer`. Express reuses it; the Fastify
+ * plugin uses the same pieces through its own hook.
+ */
+import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
+import { BodyTooLargeError, RAW_BODY, isForm, parseForm, readBody } from "../form-body.js";
+import { HttpLimiter, type Verdict } from "../http-limiter.js";
+import type { HttpLimiterOptions } from "../types.js";
+
+export type Next = (err?: unknown) => void;
+
+export interface NodeRateLimit {
+  (req: IncomingMessage, res: ServerResponse, next: Next): void;
+  readonly limiter: HttpLimiter;
+}
+
+/** How long reading a form body for a key may take before the request is refused. */
+const BODY_TIMEOUT_MS = 10_000;
+
+type WithBody = IncomingMessage & { body?: unknown; _body?: boolean; [RAW_BODY]?: Buffer };
+
+export function toLimiter(o: HttpLimiter | HttpLimiterOptions): HttpLimiter {
+  return o instanceof HttpLimiter ? o : new HttpLimiter(o);
+}
+
+/** A signal aborted when the response's connection closes before the response was sent. */
+export function closeSignal(res: ServerResponse): AbortSignal {
+  const ac = new AbortController();
+  if (res.destroyed || res.socket?.destroyed) ac.abort();
+  else res.once("close", () => ac.abort());
+  return ac.signal;
+}
+
+/** Writes a verdict: rejections are answered here; allowed requests get their headers and go on. */
+export function applyVerdict(limiter: HttpLimiter, v: Verdict, res: ServerResponse, next: Next): void {
+  if (v.aborted) return;
+  const h = v.headers;
+  for (const k in h) res.setHeader(k, h[k]!);
+  if (!v.allowed) {
+    res.statusCode = v.status;
+    res.end(v.body);
+    return;
+  }
+  const track = v.lockout;
+  if (track !== undefined) res.once("finish", () => limiter.observeStatus(track, res.statusCode));
+  next();
+}
+
+/** Runs the limiter for one request, reading a form body first if a matching route keys on a form field. */
+export function runLimiter(limiter: HttpLimiter, req: IncomingMessage, res: ServerResponse, url: string, next: Next): void {
+  const r = req as WithBody;
+  if (limiter.needsBody && r.body === undefined && isForm(req.headers) && limiter.wantsBody(req.method ?? "GET", url)) {
+    readBody(req, limiter.formBodyLimit, BODY_TIMEOUT_MS, limiter.clock).then(
+      (buf) => {
+        r.body = parseForm(buf);
+        r[RAW_BODY] = buf;
+        // body-parser's marker: a parser later in the chain leaves the body as is.
+        r._body = true;
+        decideAndApply(limiter, req, res, url, next);
+      },
+      (e: unknown) => refuse(res, e instanceof BodyTooLargeError ? 413 : 400),
+    );
+    return;
+  }
+  decideAndApply(limiter, req, res, url, next);
+}
+
+function decideAndApply(limiter: HttpLimiter, req: IncomingMessage, res: ServerResponse, url: string, next: Next): void {
+  let v: Verdict | Promise<Verdict>;
+  try {
+    v = limiter.decide(
+      { method: req.method ?? "GET", url, headers: req.headers, remoteAddress: req.socket.remoteAddress, body: (req as WithBody).body, raw: req },
+      () => closeSignal(res),
+    );
+  } catch (e) {
+    next(e);
+    return;
+  }
+  if (v instanceof Promise) v.then((x) => applyVerdict(limiter, x, res, next), next);
+  else applyVerdict(limiter, v, res, next);
+}
+
+function refuse(res: ServerResponse, status: number): void {
+  if (res.headersSent || res.destroyed) return;
+  res.statusCode = status;
+  res.setHeader("Connection", "close");
+  res.end();
+}
+
+/** Connect-style middleware for node:http (and anything that calls `(req, res, next)`). */
+export function nodeRateLimit(o: HttpLimiter | HttpLimiterOptions): NodeRateLimit {
+  const limiter = toLimiter(o);
+  const mw = (req: IncomingMessage, res: ServerResponse, next: Next) => runLimiter(limiter, req, res, req.url ?? "/", next);
+  return Object.assign(mw, { limiter });
+}
+
+/**
+ * Wraps a request listener: `http.createServer(withRateLimit(opts, handler))`.
+ * An error inside the limiter answers 500 without details (never a stack trace).
+ */
+export function withRateLimit(o: HttpLimiter | HttpLimiterOptions, handler: RequestListener): RequestListener & { limiter: HttpLimiter } {
+  const limiter = toLimiter(o);
+  const listener: RequestListener = (req, res) =>
+    runLimiter(limiter, req, res, req.url ?? "/", (err) => {
+      if (err === undefined) handler(req, res);
+      else refuse(res, 500);
+    });
+  return Object.assign(listener, { limiter });
+}

@@ -1,0 +1,335 @@
+/**
+ * Prometheus metrics of one Gateway: a prom-client Registry owned by this
+ * instance (never the global default registry), fed by the gateway's events.
+ * Two gateways in one process have two registries and share nothing.
+ *
+ * Decisions are counted per rule in the guard's order: a connection refused
+ * by the per-IP rate was allowed by every rule before it, and an admitted one
+ * by every rule that is on. That is what makes "rejections / decisions" a
+ * meaningful ratio per limiter.
+ */
+import type { BlockList } from "node:net";
+import { isIPv4 } from "node:net";
+import type { EventEmitter } from "node:events";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { blockListOf } from "../config/leaves.js";
+import type { Config } from "../config/schema.js";
+import { type Clock, systemClock } from "../core/clock.js";
+import type { GatewayEvents } from "../gateway/events.js";
+import type { PenaltyBox } from "../limiter/penalty-box.js";
+import {
+  BAN_REASONS,
+  type BanReason,
+  DIRECTIONS,
+  GUARD_LIMITERS,
+  LIMITERS,
+  type GuardLimiterName,
+  MAX_LISTENER_LABELS,
+  REASONS,
+  STORE_FALLBACK_MODES,
+  UNBAN_REASONS,
+  oneOfOr,
+} from "./labels.js";
+import type { ObservabilityEvents } from "./observability-events.js";
+import { OffenderTracker } from "./offenders.js";
+
+/** What metrics need of a gateway (the Gateway class has all of it). */
+export interface ObservedGateway {
+  readonly events: EventEmitter<GatewayEvents>;
+  readonly penaltyBox: PenaltyBox;
+  readonly config: Config;
+  keyOf(address: string): string;
+}
+
+export interface GatewayMetricsOptions {
+  /** Time for the offender window (default: the system clock). */
+  clock?: Clock;
+  /** Node process metrics (CPU, memory, event loop, GC) in the same registry (default true). */
+  processMetrics?: boolean;
+  /** Most addresses the offender table remembers (default 4096). */
+  maxOffenders?: number;
+}
+
+/** Windows the "worst single client" gauge is exported for. */
+const OFFENDER_WINDOWS = { "5m": 300_000, "1h": 3_600_000 } as const;
+
+export interface MetricsStats {
+  /** Cumulative decisions per limiter. */
+  limiters: Record<string, { allowed: number; rejected: number }>;
+  connectionsActive: number;
+  /** Cumulative relayed bytes per direction. */
+  relayedBytes: { in: number; out: number };
+}
+
+type Listener<K extends keyof (GatewayEvents & ObservabilityEvents)> = (...args: (GatewayEvents & ObservabilityEvents)[K]) => void;
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly offenders: OffenderTracker;
+  readonly decisions: Counter<"limiter" | "result">;
+  readonly rejections: Counter<"limiter" | "reason">;
+  readonly shadowRejections: Counter<"limiter" | "reason">;
+  readonly connectionsActive: Gauge<"listener">;
+  readonly connections: Counter<"listener" | "result">;
+  readonly authAttempts: Counter<"listener" | "result">;
+  readonly bansActive: Gauge;
+  readonly bans: Counter<"reason">;
+  readonly unbans: Counter<"reason">;
+  readonly relayedBytes: Counter<"listener" | "direction">;
+  readonly throttleSeconds: Counter<"direction">;
+  readonly storeLatency: Histogram;
+  readonly storeFallback: Gauge<"mode">;
+  readonly reloads: Counter<"result">;
+  readonly topOffender: Gauge<"window">;
+  private readonly listenerNames = new Set<string>();
+  private readonly detach: Array<() => void> = [];
+  private banReason: BanReason | undefined;
+  private lists: { config: Config; allow: BlockList | undefined } | undefined;
+
+  constructor(
+    private readonly gateway: ObservedGateway,
+    o: GatewayMetricsOptions = {},
+  ) {
+    const clock = o.clock ?? systemClock;
+    const registers = [this.registry];
+    this.offenders = new OffenderTracker({ clock, maxKeys: o.maxOffenders });
+    this.decisions = new Counter({ name: "portcullis_decisions_total", help: "Admission decisions by limiter and result (allowed, rejected).", labelNames: ["limiter", "result"], registers });
+    this.rejections = new Counter({ name: "portcullis_rejections_total", help: "Enforced rejections by limiter and reason.", labelNames: ["limiter", "reason"], registers });
+    this.shadowRejections = new Counter({
+      name: "portcullis_shadow_rejections_total",
+      help: "Rejections a shadow limit would have made (counted, not enforced).",
+      labelNames: ["limiter", "reason"],
+      registers,
+    });
+    this.connectionsActive = new Gauge({ name: "portcullis_connections_active", help: "Admitted connections open now.", labelNames: ["listener"], registers });
+    this.connections = new Counter({ name: "portcullis_connections_total", help: "Connections by listener and result (accepted, refused).", labelNames: ["listener", "result"], registers });
+    this.authAttempts = new Counter({ name: "portcullis_auth_attempts_total", help: "Authentication attempts by listener and result (accept, reject).", labelNames: ["listener", "result"], registers });
+    const { gateway: gw, offenders } = this;
+    this.bansActive = new Gauge({
+      name: "portcullis_bans_active",
+      help: "Address keys banned now.",
+      registers,
+      collect() {
+        let n = 0;
+        for (const _ of gw.penaltyBox.banned()) n++;
+        this.set(n);
+      },
+    });
+    this.bans = new Counter({ name: "portcullis_bans_total", help: "Bans started, by reason (auth_failures, manual).", labelNames: ["reason"], registers });
+    this.unbans = new Counter({ name: "portcullis_unbans_total", help: "Bans lifted before their end, by reason.", labelNames: ["reason"], registers });
+    this.relayedBytes = new Counter({
+      name: "portcullis_relayed_bytes_total",
+      help: "Bytes relayed, by listener and direction (in: from clients, out: to clients). Totals only.",
+      labelNames: ["listener", "direction"],
+      registers,
+    });
+    this.throttleSeconds = new Counter({ name: "portcullis_throttle_seconds_total", help: "Time shapers held data back, by direction.", labelNames: ["direction"], registers });
+    this.storeLatency = new Histogram({
+      name: "portcullis_store_latency_seconds",
+      help: "Latency of store round trips.",
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.storeFallback = new Gauge({ name: "portcullis_store_fallback", help: "1 while the store runs in this fallback mode (insurance, open, closed).", labelNames: ["mode"], registers });
+    this.reloads = new Counter({ name: "portcullis_reloads_total", help: "Configuration reloads by result (ok, failed).", labelNames: ["result"], registers });
+    this.topOffender = new Gauge({
+      name: "portcullis_top_offender_events",
+      help: "Offences (refusals, rejected authentications, throttle events) of the single worst client over the window.",
+      labelNames: ["window"],
+      registers,
+      collect() {
+        for (const [w, ms] of Object.entries(OFFENDER_WINDOWS)) this.set({ window: w }, offenders.max(ms));
+      },
+    });
+    if (o.processMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry });
+      // These are gauges named like counters, which `promtool check metrics` refuses; the per-type gauges beside them carry the same numbers.
+      for (const n of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) this.registry.removeSingleMetric(n);
+    }
+    this.preset();
+    this.subscribe();
+  }
+
+  /** Runs `fn` (which bans through the gateway) with bans it causes counted under `reason`. */
+  withBanReason<T>(reason: BanReason, fn: () => T): T {
+    const prev = this.banReason;
+    this.banReason = reason;
+    try {
+      return fn();
+    } finally {
+      this.banReason = prev;
+    }
+  }
+
+  /** The Prometheus text exposition. */
+  expose(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Running totals for the dashboard, which turns them into per-second rates. */
+  async stats(): Promise<MetricsStats> {
+    const byLimiter: MetricsStats["limiters"] = {};
+    const row = (l: string) => (byLimiter[l] ??= { allowed: 0, rejected: 0 });
+    for (const v of (await this.decisions.get()).values) {
+      // Limiters that never decided stay out, so the dashboard draws only what is in use.
+      if (v.value === 0) continue;
+      const r = row(String(v.labels.limiter));
+      if (v.labels.result === "allowed") r.allowed += v.value;
+      else if (v.labels.result === "rejected") r.rejected += v.value;
+    }
+    let active = 0;
+    for (const v of (await this.connectionsActive.get()).values) active += v.value;
+    const bytes = { in: 0, out: 0 };
+    for (const v of (await this.relayedBytes.get()).values) bytes[v.labels.direction === "out" ? "out" : "in"] += v.value;
+    return { limiters: byLimiter, connectionsActive: active, relayedBytes: bytes };
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Stops listening to the gateway. The registry keeps its last values. */
+  close(): void {
+    for (const d of this.detach.splice(0)) d();
+  }
+
+  /** Series that must read 0 rather than be absent, so rate() and alerts work from the first scrape. */
+  private preset(): void {
+    for (const l of LIMITERS) for (const r of ["allowed", "rejected"]) this.decisions.inc({ limiter: l, result: r }, 0);
+    for (const r of BAN_REASONS) this.bans.inc({ reason: r }, 0);
+    for (const m of STORE_FALLBACK_MODES) this.storeFallback.set({ mode: m }, 0);
+    for (const d of DIRECTIONS) this.throttleSeconds.inc({ direction: d }, 0);
+    for (const r of ["ok", "failed"]) this.reloads.inc({ result: r }, 0);
+    for (const l of this.gateway.config.listener) {
+      const listener = this.listener(l.name);
+      this.connectionsActive.set({ listener }, 0);
+      for (const d of DIRECTIONS) this.relayedBytes.inc({ listener, direction: d }, 0);
+      for (const r of ["accepted", "refused"]) this.connections.inc({ listener, result: r }, 0);
+    }
+  }
+
+  private on<K extends keyof (GatewayEvents & ObservabilityEvents)>(name: K, fn: Listener<K>): void {
+    // The extra events travel on the same emitter; only their types live elsewhere.
+    const ee = this.gateway.events as unknown as EventEmitter<GatewayEvents & ObservabilityEvents>;
+    const safe = ((...args: never[]) => {
+      // A metrics bug must never break the gateway emitting the event.
+      try {
+        (fn as unknown as (...a: never[]) => void)(...args);
+      } catch {
+        /* counted as nothing */
+      }
+    }) as never;
+    ee.on(name, safe);
+    this.detach.push(() => ee.off(name, safe));
+  }
+
+  private subscribe(): void {
+    this.on("connection", (e) => {
+      const listener = this.listener(e.listener);
+      this.connections.inc({ listener, result: "accepted" });
+      this.connectionsActive.inc({ listener });
+      if (this.allowListed(e.remote_addr)) this.decisions.inc({ limiter: "allow_list", result: "allowed" });
+      else for (const l of this.guardLimiters()) this.decisions.inc({ limiter: l, result: "allowed" });
+    });
+    this.on("close", (e) => this.connectionsActive.dec({ listener: this.listener(e.listener) }));
+    this.on("refused", (e) => {
+      const limiter = oneOfOr(GUARD_LIMITERS, e.limiter, "max_connections");
+      const reason = oneOfOr(REASONS, e.reason, "other");
+      if (e.shadow) {
+        this.shadowRejections.inc({ limiter, reason });
+        return;
+      }
+      for (const l of this.guardLimiters()) {
+        if (l === limiter) break;
+        this.decisions.inc({ limiter: l, result: "allowed" });
+      }
+      this.decisions.inc({ limiter, result: "rejected" });
+      this.rejections.inc({ limiter, reason });
+      this.connections.inc({ listener: this.listener(e.listener), result: "refused" });
+      this.offend(e.remote_addr, limiter);
+    });
+    this.on("auth", (e) => {
+      const result = e.result === "accept" ? "accept" : "reject";
+      this.authAttempts.inc({ listener: this.listener(e.listener), result });
+      this.decisions.inc({ limiter: "auth", result: result === "accept" ? "allowed" : "rejected" });
+      if (result === "reject") {
+        this.rejections.inc({ limiter: "auth", reason: oneOfOr(REASONS, e.reason, "other") });
+        this.offend(e.remote_addr, "auth");
+      }
+    });
+    this.on("decision", (e) => {
+      this.decisions.inc({ limiter: "destination_policy", result: e.allowed ? "allowed" : "rejected" });
+      // The policy's reason is free text (it may name a host): never a label.
+      if (!e.allowed) this.rejections.inc({ limiter: "destination_policy", reason: "not_permitted" });
+    });
+    this.on("ban", (e) => {
+      if (e.shadow) return;
+      const given = (e as { reason?: unknown }).reason;
+      const reason = oneOfOr(BAN_REASONS, given, this.banReason ?? (e.failures > 0 ? "auth_failures" : "manual"));
+      this.bans.inc({ reason });
+    });
+    this.on("unban", (e) => this.unbans.inc({ reason: oneOfOr(UNBAN_REASONS, e.reason, "other") }));
+    this.on("reload", (e) => {
+      this.reloads.inc({ result: e.ok ? "ok" : "failed" });
+      if (e.ok) for (const l of this.gateway.config.listener) this.listener(l.name);
+    });
+    this.on("bytes", (e) => {
+      if (!Number.isFinite(e.bytes) || e.bytes <= 0 || !DIRECTIONS.includes(e.direction)) return;
+      this.relayedBytes.inc({ listener: this.listener(e.listener), direction: e.direction }, e.bytes);
+    });
+    this.on("throttle", (e) => {
+      if (!Number.isFinite(e.seconds) || e.seconds < 0 || !DIRECTIONS.includes(e.direction)) return;
+      this.throttleSeconds.inc({ direction: e.direction }, e.seconds);
+      if (e.remote_addr !== undefined) this.offend(e.remote_addr, "throttle");
+    });
+    this.on("store_latency", (e) => {
+      if (Number.isFinite(e.seconds) && e.seconds >= 0) this.storeLatency.observe(e.seconds);
+    });
+    this.on("store_fallback", (e) => {
+      for (const m of STORE_FALLBACK_MODES) this.storeFallback.set({ mode: m }, m === e.mode ? 1 : 0);
+    });
+  }
+
+  private offend(remote: string, kind: string): void {
+    let key = remote;
+    try {
+      key = this.gateway.keyOf(remote);
+    } catch {
+      /* not an address: count it as given */
+    }
+    this.offenders.record(key, kind);
+  }
+
+  /** The guard's rules that are on, in the order it applies them. */
+  private guardLimiters(): GuardLimiterName[] {
+    const g = this.gateway.config.guard;
+    return GUARD_LIMITERS.filter((l) => {
+      if (l === "deny_list") return g.deny.length > 0;
+      if (l === "connection_rate") return g.connection_rate !== undefined;
+      if (l === "prefix_connection_rate") return g.prefix_connection_rate !== undefined;
+      return true;
+    });
+  }
+
+  private allowListed(address: string): boolean {
+    const config = this.gateway.config;
+    if (this.lists?.config !== config) {
+      this.lists = { config, allow: config.guard.allow.length > 0 ? blockListOf(config.guard.allow) : undefined };
+    }
+    const allow = this.lists.allow;
+    if (allow === undefined) return false;
+    try {
+      return allow.check(address, isIPv4(address) ? "ipv4" : "ipv6");
+    } catch {
+      return false;
+    }
+  }
+
+  /** A listener name as a label: the configuration bounds them, and past a cap they share "other". */
+  private listener(name: string): string {
+    if (this.listenerNames.has(name)) return name;
+    if (this.listenerNames.size >= MAX_LISTENER_LABELS || name.length === 0) return "other";
+    this.listenerNames.add(name);
+    return name;
+  }
+}

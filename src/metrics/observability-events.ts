@@ -1,0 +1,17 @@
+/**
+ * Events that feed metrics beyond the gateway's own GatewayEvents: byte
+ * totals of a relayed connection, shaping delays and store health. A
+ * component that has these facts emits them on the gateway's `events`
+ * emitter; GatewayMetrics listens for them. Totals only: no event names a
+ * destination, and bytes are reported once per connection, not per chunk.
+ */
+export interface ObservabilityEvents {
+  /** Bytes a connection relayed in one direction ("in": from the client, "out": to the client), emitted when it closes. */
+  bytes: [{ listener: string; direction: "in" | "out"; bytes: number }];
+  /** Time a shaper held data back. */
+  throttle: [{ direction: "in" | "out"; seconds: number; remote_addr?: string }];
+  /** One store round trip (e.g. a Redis script call). */
+  store_latency: [{ seconds: number }];
+  /** The store entered (mode) or left (mode = "none") a fallback. */
+  store_fallback: [{ mode: "insurance" | "open" | "closed" | "none" }];
+}

@@ -1,0 +1,17 @@
+import { createHash } from "node:crypto";
+
+/** A Lua script with its SHA1, so it is called by EVALSHA and sent in full only when Redis lacks it. */
+export class LuaScript {
+  readonly sha: string;
+  constructor(
+    readonly name: string,
+    readonly body: string,
+  ) {
+    this.sha = createHash("sha1").update(body).digest("hex");
+  }
+}
+
+/** True for the error Redis answers when a script is not in its cache (after SCRIPT FLUSH or a restart). */
+export function isNoScript(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith("NOSCRIPT");
+}

@@ -1,0 +1,76 @@
+import { InvalidArgumentError } from "../../core/errors.js";
+import { cost as validCost } from "../../core/validate.js";
+import type { Decision } from "../../limiter/decision.js";
+import { type CompositeDecision, LimiterSet } from "../../limiter/limiter-set.js";
+import { hashTag } from "./keys.js";
+import type { RateOp } from "./redis-store.js";
+import type { RedisRateLimiter } from "./redis-rate-limiter.js";
+
+/**
+ * Several Redis limits checked as one (per-IP AND per-user AND global): one
+ * script call decides them in order and either charges every limit or, at
+ * the first rejection, none. On Cluster, keys in different slots cannot
+ * share a script: the set then peeks every limit and charges them only if
+ * all would allow, which can let a concurrent check slip between the two
+ * steps but never charges a limit for a rejected request.
+ */
+export class RedisLimiterSet {
+  constructor(readonly limiters: readonly RedisRateLimiter[]) {
+    if (limiters.length === 0) throw new InvalidArgumentError("limiters", "must name at least one limit");
+    const store = limiters[0]!.store;
+    if (limiters.some((l) => l.store !== store)) throw new InvalidArgumentError("limiters", "must all use the same RedisStore");
+  }
+
+  /** `keys[i]` is the key for `limiters[i]`. */
+  async check(keys: readonly string[], cost = 1): Promise<CompositeDecision> {
+    if (keys.length !== this.limiters.length) {
+      throw new InvalidArgumentError("keys", `expected ${this.limiters.length} keys, got ${keys.length}`);
+    }
+    if (cost !== 1) validCost(cost);
+    keys.forEach((k, i) => {
+      if (typeof k !== "string") throw new InvalidArgumentError(`keys[${i}]`, "must be a string");
+    });
+    // A key with waiters in this process's queue rejects before anything is charged.
+    const q = this.limiters.findIndex((l, i) => l.queued(keys[i]!));
+    if (q >= 0) return this.rejectQueued(keys, cost, q);
+    const store = this.limiters[0]!.store;
+    const ops = this.ops(keys, cost, (l) => (l.shadow ? "s" : "0"));
+    const sameSlot = !store.cluster || ops.every((o) => hashTag(o.key) === hashTag(ops[0]!.key));
+    if (!sameSlot) return this.peekThenCharge(keys, cost);
+    const outs = await store.rateAll(ops);
+    if (outs === undefined) return this.fallback(keys, cost);
+    return this.compose(outs.map((o, i) => this.limiters[i]!.decide(o)));
+  }
+
+  private ops(keys: readonly string[], cost: number, flag: (l: RedisRateLimiter) => string): RateOp[] {
+    return this.limiters.map((l, i) => ({ key: l.redisKey(keys[i]!), spec: l.scriptSpec, cost, now: l.nowArg(), flag: flag(l) }));
+  }
+
+  private compose(decisions: Decision[]): CompositeDecision {
+    const i = decisions.findIndex((d) => !d.allowed);
+    if (i < 0) return { allowed: true, retryAfterMs: 0, rejectedBy: undefined, decisions };
+    return { allowed: false, retryAfterMs: decisions[i]!.retryAfterMs, rejectedBy: this.limiters[i]!.name, decisions: decisions.slice(0, i + 1) };
+  }
+
+  private async rejectQueued(keys: readonly string[], cost: number, q: number): Promise<CompositeDecision> {
+    const before = await Promise.all(this.limiters.slice(0, q).map((l, i) => l.peek(keys[i]!, cost)));
+    return this.compose([...before, this.limiters[q]!.behind(keys[q]!, cost)]);
+  }
+
+  private async peekThenCharge(keys: readonly string[], cost: number): Promise<CompositeDecision> {
+    const peeks = await Promise.all(this.limiters.map((l, i) => l.peek(keys[i]!, cost)));
+    const c = this.compose(peeks);
+    if (!c.allowed) return c;
+    return this.compose(await Promise.all(this.limiters.map((l, i) => l.check(keys[i]!, cost))));
+  }
+
+  /** Redis did not answer: the store's failure mode decides, with the same all-or-nothing rule. */
+  private fallback(keys: readonly string[], cost: number): CompositeDecision {
+    const first = this.limiters[0]!;
+    if (first.store.failureMode === "insurance") {
+      first.store.countFallback();
+      return new LimiterSet(this.limiters.map((l) => l.insurance())).check(keys, cost);
+    }
+    return this.compose(this.limiters.map((l, i) => l.decide(l.fallback(keys[i]!, cost, false))));
+  }
+}

@@ -1,0 +1,267 @@
+import { Cluster, Redis } from "ioredis";
+import type { Outcome } from "../../algorithms/outcome.js";
+import { integerAtLeast, positive } from "../../core/validate.js";
+import { InvalidArgumentError } from "../../core/errors.js";
+import { MemoryStore } from "../memory-store.js";
+import { validPrefix } from "./keys.js";
+import { LuaScript, isNoScript } from "./lua-script.js";
+import { RateBatcher, decodeOutcome } from "./rate-batcher.js";
+import { RATE_SCRIPT } from "./scripts/rate.js";
+import { type FailureMode, type HealthCounters, type RedisStoreEvents, type StoreMode, StoreHealth } from "./store-health.js";
+
+export type RedisClient = Redis | Cluster;
+
+export interface RedisStoreOptions {
+  /** A client to use (the caller keeps ownership: `close()` leaves it open). */
+  client?: RedisClient;
+  /** Where to connect when no client is given (default redis://127.0.0.1:6379). */
+  url?: string;
+  /** Prepended to every key (default "portcullis:"). No braces. */
+  prefix?: string;
+  /** Deadline of every Redis call in ms (default 50). */
+  timeoutMs?: number;
+  /** What decides while Redis is unavailable (default "insurance"). */
+  onFailure?: FailureMode;
+  /** Gateways sharing this Redis; insurance limits are the real ones divided by it (default 2). */
+  expectedInstances?: number;
+  /** How often Redis is pinged while unavailable, in ms (default 250). */
+  probeIntervalMs?: number;
+  /** Most operations in one script call (default 512). */
+  maxBatch?: number;
+  /** Most operations waiting on Redis at once; beyond it decisions fall back at once (default 20,000). */
+  maxInFlight?: number;
+  /** Most keys each insurance limit tracks locally (default 100,000). */
+  insuranceMaxKeys?: number;
+  events?: RedisStoreEvents;
+}
+
+const RATE = new LuaScript("rate", RATE_SCRIPT);
+
+/** One rate operation as the script takes it. */
+export interface RateOp {
+  key: string;
+  spec: string;
+  cost: number;
+  now: string;
+  flag: string;
+}
+
+/** The failure handed to callers instead of a rejection: `call` never throws. */
+export const FAILED = undefined;
+
+/**
+ * The shared store: every algorithm runs as an atomic Lua script on Redis,
+ * called by EVALSHA (reloaded transparently on NOSCRIPT), with a deadline on
+ * every call. When Redis errors, times out or is unreachable the store
+ * switches to its failure mode (see StoreHealth) and the limits built on it
+ * answer from their fallback; nothing is thrown into the request path.
+ */
+export class RedisStore {
+  readonly kind = "redis" as const;
+  readonly client: RedisClient;
+  readonly prefix: string;
+  readonly timeoutMs: number;
+  readonly expectedInstances: number;
+  readonly probeIntervalMs: number;
+  readonly cluster: boolean;
+  /** Local state of the insurance limits (bounded, shared by this store's limits). */
+  readonly insurance: MemoryStore;
+  private readonly health: StoreHealth;
+  private readonly batcher: RateBatcher;
+  private readonly ownsClient: boolean;
+  private readonly maxInFlight: number;
+  private inFlight = 0;
+  private closed = false;
+  private unnamed = 0;
+
+  constructor(o: RedisStoreOptions = {}) {
+    this.prefix = validPrefix(o.prefix ?? "portcullis:");
+    this.timeoutMs = positive("timeoutMs", o.timeoutMs ?? 50);
+    this.expectedInstances = integerAtLeast("expectedInstances", o.expectedInstances ?? 2, 1);
+    this.probeIntervalMs = positive("probeIntervalMs", o.probeIntervalMs ?? 250);
+    this.maxInFlight = integerAtLeast("maxInFlight", o.maxInFlight ?? 20_000, 1);
+    const failureMode = o.onFailure ?? "insurance";
+    if (failureMode !== "insurance" && failureMode !== "open" && failureMode !== "closed") {
+      throw new InvalidArgumentError("onFailure", `must be "insurance", "open" or "closed", got ${String(failureMode)}`);
+    }
+    this.insurance = new MemoryStore({ maxKeys: integerAtLeast("insuranceMaxKeys", o.insuranceMaxKeys ?? 100_000, 1) });
+    this.ownsClient = o.client === undefined;
+    this.client = o.client ?? createClient(o.url ?? "redis://127.0.0.1:6379");
+    this.cluster = this.client instanceof Cluster;
+    this.health = new StoreHealth(failureMode, this.probeIntervalMs, () => this.ping(), o.events ?? {});
+    // Without a listener ioredis reports connection errors on stderr; they are health events here.
+    this.client.on("error", (err: Error) => this.health.failed(`redis error: ${err.message}`));
+    this.client.on("end", () => this.health.failed("redis connection ended"));
+    this.batcher = new RateBatcher((keys, args) => this.run(RATE, keys, args), integerAtLeast("maxBatch", o.maxBatch ?? 512, 1), this.cluster);
+  }
+
+  /** "redis", or the failure mode answering while Redis is unavailable. */
+  get mode(): StoreMode {
+    return this.health.mode;
+  }
+
+  get failureMode(): FailureMode {
+    return this.health.failureMode;
+  }
+
+  get counters(): Readonly<HealthCounters> {
+    return this.health.counters;
+  }
+
+  /** @internal Counts a decision answered by the failure mode. */
+  countFallback(): void {
+    this.health.counters.fallbackDecisions++;
+  }
+
+  /** A limit name not used by this store instance yet. */
+  generateName(prefix: string): string {
+    return `${prefix}-${++this.unnamed}`;
+  }
+
+  /**
+   * @internal One rate operation, batched with the others of this tick.
+   * Resolves undefined when Redis did not answer (the caller falls back).
+   */
+  rate(key: string, spec: string, cost: number, now: string, flag: string): Promise<Outcome | undefined> {
+    if (!this.health.up || this.closed || this.inFlight >= this.maxInFlight) return Promise.resolve(FAILED);
+    return this.batcher.add(key, spec, cost, now, flag);
+  }
+
+  /**
+   * @internal One composite call: the operations are decided in order and
+   * either all consume or, at the first rejection (of a limit not in shadow
+   * mode), none does. Outcomes up to that rejection; undefined when Redis
+   * did not answer. Keys must share a slot on Cluster.
+   */
+  async rateAll(ops: readonly RateOp[]): Promise<Outcome[] | undefined> {
+    const keys: string[] = [];
+    const args: string[] = ["all"];
+    for (const o of ops) {
+      keys.push(o.key);
+      args.push(o.spec, o.now, o.flag, "1", String(o.cost));
+    }
+    const reply = await this.run(RATE, keys, args);
+    if (typeof reply !== "string") return undefined;
+    const f = reply.length > 0 ? reply.split(" ") : [];
+    const out: Outcome[] = [];
+    for (let i = 0; (i + 1) * 5 <= f.length; i++) out.push(decodeOutcome(f, i * 5));
+    return out;
+  }
+
+  /**
+   * @internal Runs `script` with a deadline; resolves its reply, or undefined
+   * after a failure (which switches the store to its failure mode). Never rejects.
+   */
+  async run(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
+    if (!this.health.up || this.closed) return FAILED;
+    this.inFlight += keys.length || 1;
+    try {
+      return await this.withDeadline(this.evalsha(script, keys, args));
+    } catch (err) {
+      this.health.failed(err instanceof Error ? err.message : String(err));
+      return FAILED;
+    } finally {
+      this.inFlight -= keys.length || 1;
+    }
+  }
+
+  /** @internal A plain command with the store's deadline; undefined on failure. Never rejects. */
+  async command<T>(send: (c: RedisClient) => Promise<T>): Promise<T | undefined> {
+    if (!this.health.up || this.closed) return undefined;
+    try {
+      return await this.withDeadline(send(this.client));
+    } catch (err) {
+      this.health.failed(err instanceof Error ? err.message : String(err));
+      return undefined;
+    }
+  }
+
+  /**
+   * Resolves true once the client is connected (false after `timeoutMs`).
+   * Checks made before that fall back, as they would during an outage.
+   */
+  async ready(timeoutMs = 2000): Promise<boolean> {
+    const c = this.client;
+    if (c.status !== "ready") {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(t);
+          c.off("ready", done);
+          resolve();
+        };
+        const t = setTimeout(done, timeoutMs);
+        c.once("ready", done);
+      });
+    }
+    if (c.status !== "ready") return false;
+    if (!this.health.up) return this.ping();
+    return true;
+  }
+
+  /** Stops probing and, if the store created its client, disconnects it. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.health.close();
+    if (this.ownsClient) {
+      try {
+        await this.client.quit();
+      } catch {
+        this.client.disconnect();
+      }
+    }
+  }
+
+  private async evalsha(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
+    try {
+      // One array, flattened by ioredis: no spread of hundreds of arguments.
+      return await this.client.evalsha(script.sha, keys.length, keys.concat(args));
+    } catch (err) {
+      // After SCRIPT FLUSH or a restart Redis has forgotten the script:
+      // EVAL sends it in full, which also caches it for the next EVALSHA.
+      if (!isNoScript(err)) throw err;
+      return await this.client.eval(script.body, keys.length, keys.concat(args));
+    }
+  }
+
+  private withDeadline<T>(p: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`redis call timed out after ${this.timeoutMs} ms`)), this.timeoutMs);
+      p.then(
+        (v) => {
+          clearTimeout(t);
+          resolve(v);
+        },
+        (e: unknown) => {
+          clearTimeout(t);
+          reject(e instanceof Error ? e : new Error(String(e)));
+        },
+      );
+    });
+  }
+
+  private async ping(): Promise<boolean> {
+    if (this.closed) return false;
+    try {
+      return (await this.withDeadline(this.client.ping())) === "PONG";
+    } catch {
+      return false;
+    }
+  }
+}
+
+/**
+ * A client tuned for a decision path: commands fail at once while
+ * disconnected instead of queueing (the store falls back), in-flight
+ * commands are not retried after a reconnect (their deadline has passed),
+ * and reconnection attempts stay frequent so the store is back soon after
+ * Redis is.
+ */
+function createClient(url: string): Redis {
+  return new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: (times: number) => Math.min(50 * times, 500),
+    lazyConnect: false,
+  });
+}

@@ -1,0 +1,64 @@
+/**
+ * Lua shared by every script: number encoding and the rounding helper of
+ * src/algorithms/outcome.ts. State is kept as space-separated numbers in
+ * `%.17g` (round-trips a double exactly, so Redis and memory states agree bit
+ * for bit); ±Infinity are spelled out because Lua's formatting of them is
+ * platform-defined. Replies are strings too: Redis would truncate a Lua
+ * number to an integer.
+ */
+export const PRELUDE = `
+local INF = math.huge
+local function enc(x)
+  if x == -INF then return '-inf' end
+  if x == INF then return 'inf' end
+  return string.format('%.17g', x)
+end
+-- Integers of up to 14 digits print exactly (and faster) with tostring (%.14g).
+local function encInt(x)
+  if x == math.floor(x) and x > -1e14 and x < 1e14 then return tostring(x) end
+  return enc(x)
+end
+local function dec(v)
+  if v == '-inf' then return -INF end
+  if v == 'inf' then return INF end
+  return tonumber(v)
+end
+local function split(str)
+  local sp = string.find(str, ' ', 1, true)
+  if not sp then return { dec(str) } end
+  local out = {}
+  for w in string.gmatch(str, '%S+') do out[#out + 1] = dec(w) end
+  return out
+end
+local function join(t, n)
+  if n == 1 then return enc(t[1]) end
+  local parts = {}
+  for i = 1, n do parts[i] = enc(t[i]) end
+  return table.concat(parts, ' ')
+end
+local function msUntil(now, at)
+  if not (at > now) then return 0 end
+  local r = math.ceil(at - now)
+  if now + r < at then r = r + 1 end
+  return r
+end
+local tnow
+-- Redis TIME is the shared clock: gateways with skewed clocks agree.
+local function redisNow()
+  if not tnow then
+    local t = redis.call('TIME')
+    tnow = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  end
+  return tnow
+end
+local function clockArg(v)
+  if v == nil or v == '' then return redisNow() end
+  return tonumber(v)
+end
+-- Milliseconds of key lifetime: until the state reads as fresh, never below the floor.
+local function ttlMs(idle, floor)
+  local t = math.ceil(idle) + 1
+  if t < floor then t = floor end
+  return t
+end
+`;

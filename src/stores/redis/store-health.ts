@@ -1,0 +1,94 @@
+/**
+ * Whether the store talks to Redis or to its fallback. Any failed call
+ * (error, timeout, connection down) switches to the configured failure mode;
+ * from then on calls go straight to the fallback (no request waits on a dead
+ * Redis) while a probe pings Redis every `probeIntervalMs`. The first probe
+ * that answers switches back. Each transition is reported once, with a
+ * reason, and counted.
+ */
+export type FailureMode = "insurance" | "open" | "closed";
+export type StoreMode = "redis" | FailureMode;
+
+export interface RedisStoreEvents {
+  /** Called on every transition between Redis and the failure mode. */
+  onModeChange?(from: StoreMode, to: StoreMode, reason: string): void;
+}
+
+export interface HealthCounters {
+  /** Transitions from Redis to the failure mode. */
+  failovers: number;
+  /** Transitions back to Redis. */
+  recoveries: number;
+  /** Decisions answered by the failure mode instead of Redis. */
+  fallbackDecisions: number;
+}
+
+export class StoreHealth {
+  private current: StoreMode = "redis";
+  private probeTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+  readonly counters: HealthCounters = { failovers: 0, recoveries: 0, fallbackDecisions: 0 };
+
+  constructor(
+    readonly failureMode: FailureMode,
+    private readonly probeIntervalMs: number,
+    private readonly probe: () => Promise<boolean>,
+    private readonly events: RedisStoreEvents,
+  ) {}
+
+  get mode(): StoreMode {
+    return this.current;
+  }
+
+  get up(): boolean {
+    return this.current === "redis";
+  }
+
+  failed(reason: string): void {
+    if (this.closed || this.current !== "redis") return;
+    this.current = this.failureMode;
+    this.counters.failovers++;
+    this.emit("redis", this.failureMode, reason);
+    this.scheduleProbe();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+  }
+
+  private scheduleProbe(): void {
+    if (this.closed || this.probeTimer !== undefined) return;
+    const t = setTimeout(() => {
+      this.probeTimer = undefined;
+      this.probe().then(
+        (ok) => this.afterProbe(ok),
+        () => this.afterProbe(false),
+      );
+    }, this.probeIntervalMs);
+    // The probe must never keep a process alive on its own.
+    t.unref();
+    this.probeTimer = t;
+  }
+
+  private afterProbe(ok: boolean): void {
+    if (this.closed || this.current === "redis") return;
+    if (!ok) {
+      this.scheduleProbe();
+      return;
+    }
+    const from = this.current;
+    this.current = "redis";
+    this.counters.recoveries++;
+    this.emit(from, "redis", "redis answered");
+  }
+
+  private emit(from: StoreMode, to: StoreMode, reason: string): void {
+    try {
+      this.events.onModeChange?.(from, to, reason);
+    } catch {
+      // A faulty listener must not break the decision path.
+    }
+  }
+}

@@ -1,0 +1,146 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { configOf, connectDoc, probe, startGateway, userHash, withTimeout } from "./fixtures.js";
+
+const root = new URL("../..", import.meta.url).pathname;
+
+async function fileText(perIp: number | string, watch = false): Promise<string> {
+  return [
+    `watch = ${watch}`,
+    "[log]",
+    'format = "json"',
+    "[users]",
+    `alice = "${await userHash("s3cret")}"`,
+    "[guard]",
+    `max_connections_per_ip = ${typeof perIp === "number" ? perIp : JSON.stringify(perIp)}`,
+    "[[listener]]",
+    'name = "egress"',
+    'kind = "connect"',
+    'bind = "127.0.0.1:0"',
+    "",
+  ].join("\n");
+}
+
+class Proc {
+  readonly child: ChildProcess;
+  stdout = "";
+  stderr = "";
+  constructor(file: string) {
+    this.child = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli/main.ts"), "run", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    this.child.stdout!.on("data", (d: Buffer) => (this.stdout += d.toString()));
+    this.child.stderr!.on("data", (d: Buffer) => (this.stderr += d.toString()));
+  }
+  async waitFor(pred: () => boolean, what: string, ms = 15_000): Promise<void> {
+    await withTimeout(
+      new Promise<void>((resolve) => {
+        const tick = (): void => (pred() ? resolve() : void setTimeout(tick, 25));
+        tick();
+      }),
+      ms,
+      what,
+    );
+  }
+  count(s: string): number {
+    return this.stdout.split(s).length - 1;
+  }
+  exit(): Promise<number | null> {
+    return withTimeout(new Promise((r) => (this.child.exitCode !== null ? r(this.child.exitCode) : this.child.once("exit", (code) => r(code)))), 10_000, "exit");
+  }
+}
+
+/** How many connections from `ip` are served before one is refused (at most `max` tried). */
+async function servedFrom(port: number, ip: string, max: number): Promise<number> {
+  const held = [];
+  let served = 0;
+  for (let i = 0; i < max; i++) {
+    const p = await probe(port, ip);
+    held.push(p.client);
+    if (!p.served) break;
+    served++;
+  }
+  for (const c of held) c.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  return served;
+}
+
+describe("reload", () => {
+  test("SIGHUP applies a good file, refuses a bad one and keeps running; SIGTERM stops cleanly", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "portcullis-reload-"));
+    const file = join(dir, "portcullis.toml");
+    await writeFile(file, await fileText(1));
+    const proc = new Proc(file);
+    try {
+      await proc.waitFor(() => /up on 127\.0\.0\.1:\d+/.test(proc.stderr), "listener up");
+      assert.match(proc.stderr, /listener egress \(connect\) up on 127\.0\.0\.1:\d+/);
+      const port = Number(/up on 127\.0\.0\.1:(\d+)/.exec(proc.stderr)![1]);
+      assert.equal(await servedFrom(port, "127.0.13.1", 4), 1);
+
+      await writeFile(file, await fileText(3));
+      proc.child.kill("SIGHUP");
+      await proc.waitFor(() => proc.count("config reloaded") === 1, "reloaded");
+      assert.equal(await servedFrom(port, "127.0.13.2", 5), 3);
+
+      await writeFile(file, await fileText("x"));
+      proc.child.kill("SIGHUP");
+      await proc.waitFor(() => proc.count("config reload refused") === 1, "refused");
+      assert.match(proc.stdout, /guard\.max_connections_per_ip: expected a positive integer, got \\"x\\"/);
+      assert.equal(await servedFrom(port, "127.0.13.3", 5), 3, "the old configuration keeps running");
+
+      proc.child.kill("SIGTERM");
+      assert.equal(await proc.exit(), 0);
+      assert.ok(!/\n\s+at /.test(proc.stderr));
+    } finally {
+      proc.child.kill("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("with watch = true a ConfigMap-style symlink swap reloads the file", async () => {
+    // Kubernetes mounts: portcullis.toml -> ..data/portcullis.toml, ..data -> ..v1; an update points ..data at ..v2.
+    const dir = await mkdtemp(join(tmpdir(), "portcullis-watch-"));
+    await mkdir(join(dir, "..v1"));
+    await mkdir(join(dir, "..v2"));
+    await writeFile(join(dir, "..v1", "portcullis.toml"), await fileText(1, true));
+    await writeFile(join(dir, "..v2", "portcullis.toml"), await fileText(2, true));
+    await symlink("..v1", join(dir, "..data"));
+    await symlink(join("..data", "portcullis.toml"), join(dir, "portcullis.toml"));
+    const proc = new Proc(join(dir, "portcullis.toml"));
+    try {
+      await proc.waitFor(() => /up on 127\.0\.0\.1:\d+/.test(proc.stderr), "listener up");
+      const port = Number(/up on 127\.0\.0\.1:(\d+)/.exec(proc.stderr)![1]);
+      assert.equal(await servedFrom(port, "127.0.14.1", 3), 1);
+      await symlink("..v2", join(dir, "..data_tmp"));
+      await rename(join(dir, "..data_tmp"), join(dir, "..data"));
+      await proc.waitFor(() => proc.count("config reloaded") === 1, "reloaded by watch");
+      assert.equal(await servedFrom(port, "127.0.14.2", 4), 2);
+      proc.child.kill("SIGINT");
+      assert.equal(await proc.exit(), 0);
+    } finally {
+      proc.child.kill("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("Gateway.reload applies new limits to the next connection and keeps open ones", async () => {
+    const gw = await startGateway(await connectDoc({ guard: { max_connections_per_ip: 1 } }));
+    try {
+      const held = await probe(gw.port, "127.0.15.1");
+      assert.equal(held.served, true);
+      const next = configOf(await connectDoc({ guard: { max_connections_per_ip: 2 } }));
+      await gw.gateway.reload(next);
+      assert.equal(held.client.closed, false, "open connection survives the reload");
+      const second = await probe(gw.port, "127.0.15.1");
+      assert.equal(second.served, true, "new limit, and the held connection still counts");
+      const third = await probe(gw.port, "127.0.15.1");
+      assert.equal(third.served, false);
+      for (const p of [held, second, third]) p.client.destroy();
+      assert.deepEqual(gw.gateway.bound().map((b) => b.port), [gw.port], "same listener, same socket");
+    } finally {
+      await gw.stop();
+    }
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * Shared pieces of the Redis tests: the URL under test, a unique key prefix
+ * per run (so runs never see each other's keys), cleanup of that prefix, and
+ * a bounded wait for a condition.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { createConnection, createServer } from "node:net";
+import { Redis } from "ioredis";
+
+export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
+export function uniquePrefix(area: string): string {
+  return `pct:${area}:${randomUUID().slice(0, 8)}:`;
+}
+
+/** Deletes every key under `prefix` (bounded SCAN). */
+export async function deletePrefix(prefix: string): Promise<void> {
+  const r = new Redis(REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 1 });
+  try {
+    let cursor = "0";
+    let rounds = 0;
+    do {
+      const [next, keys] = await r.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+      if (keys.length > 0) await r.del(...keys);
+      cursor = next;
+    } while (cursor !== "0" && ++rounds < 10_000);
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** Polls `cond` every few ms until it holds; throws after `timeoutMs`. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const start = performance.now();
+  while (!(await cond())) {
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A throw-away redis-server on a free port, for tests that flush, stop or restart Redis. */
+export class ThrowawayRedis {
+  private child: ChildProcess | undefined;
+  constructor(readonly port: number) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  static async create(): Promise<ThrowawayRedis> {
+    const r = new ThrowawayRedis(await freePort());
+    await r.start();
+    return r;
+  }
+
+  async start(): Promise<void> {
+    this.child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdio: "ignore",
+    });
+    await waitFor(() => this.answers(), 5000, `redis-server on ${this.port}`);
+  }
+
+  /** SIGKILL: the server vanishes without closing anything cleanly. */
+  async kill(): Promise<void> {
+    const c = this.child;
+    this.child = undefined;
+    if (c === undefined || c.exitCode !== null) return;
+    const exited = new Promise((resolve) => c.once("exit", resolve));
+    c.kill("SIGKILL");
+    await exited;
+  }
+
+  /** One PING on a fresh connection, bounded by 200 ms. */
+  async answers(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const sock = createConnection({ host: "127.0.0.1", port: this.port });
+      const done = (ok: boolean): void => {
+        clearTimeout(t);
+        sock.destroy();
+        resolve(ok);
+      };
+      const t = setTimeout(() => done(false), 200);
+      sock.on("error", () => done(false));
+      sock.on("connect", () => sock.write("PING\r\n"));
+      sock.on("data", (d) => done(d.toString().startsWith("+PONG")));
+    });
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      const port = typeof a === "object" && a !== null ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,209 @@
+import assert from "node:assert/strict";
+import { after, describe, test } from "node:test";
+import { Redis } from "ioredis";
+import { ManualClock, createLimiter } from "../../src/index.js";
+import { RedisConcurrencyLimiter, RedisLimiterSet, RedisRateLimiter, RedisStore, type RedisStoreOptions } from "../../src/redis.js";
+import { REDIS_URL, ThrowawayRedis, deletePrefix, uniquePrefix, waitFor } from "./helpers.js";
+
+const prefix = uniquePrefix("lim");
+const stores: RedisStore[] = [];
+const admin = new Redis(REDIS_URL);
+
+async function store(o: RedisStoreOptions = {}): Promise<RedisStore> {
+  const s = new RedisStore({ url: REDIS_URL, prefix, timeoutMs: 2000, ...o });
+  stores.push(s);
+  assert.ok(await s.ready());
+  return s;
+}
+
+after(async () => {
+  for (const s of stores) await s.close();
+  admin.disconnect();
+  await deletePrefix(prefix);
+});
+
+const tick = () => new Promise((r) => setTimeout(r, 30));
+
+describe("RedisRateLimiter", () => {
+  test("shadow mode and nearLimit answer like the memory limiter", async () => {
+    const s = await store();
+    const clock = new ManualClock(0);
+    const opts = { algorithm: "fixed_window" as const, permitLimit: 5, windowMs: 1000, shadow: true, nearLimitRatio: 0.4, clock };
+    const r = new RedisRateLimiter({ ...opts, store: s, name: "shadow" });
+    const m = createLimiter({ ...opts, name: "shadow" });
+    for (let i = 0; i < 7; i++) assert.deepEqual(await r.check("k"), m.check("k"), `check ${i}`);
+    const d = await r.check("k");
+    assert.equal(d.allowed, true);
+    assert.equal(d.shadowed, true);
+    assert.equal(d.reason, "rate_limited");
+  });
+
+  test("peek does not consume; reset forgets the key in Redis", async () => {
+    const s = await store();
+    const r = new RedisRateLimiter({ store: s, name: "peek", algorithm: "gcra", rate: 1, periodMs: 60_000, burst: 2 });
+    assert.equal((await r.peek("k")).remaining, 2);
+    assert.equal((await r.check("k")).remaining, 1);
+    assert.equal((await r.peek("k")).remaining, 1);
+    assert.equal((await r.check("k")).remaining, 0);
+    assert.equal((await r.check("k")).allowed, false);
+    await r.reset("k");
+    assert.equal(await admin.exists(r.redisKey("k")), 0);
+    assert.equal((await r.check("k")).allowed, true);
+  });
+
+  test("keys carry a TTL that ends when their state reads as fresh", async () => {
+    const s = await store();
+    const g = new RedisRateLimiter({ store: s, name: "ttl-g", algorithm: "gcra", rate: 1, periodMs: 10_000, burst: 5 });
+    await g.check("k", 3); // 3 units of 10 s each ahead of now
+    const gt = await admin.pttl(g.redisKey("k"));
+    assert.ok(gt > 29_000 && gt <= 30_001, `gcra pttl ${gt}`);
+    const f = new RedisRateLimiter({ store: s, name: "ttl-f", algorithm: "fixed_window", permitLimit: 5, windowMs: 1000 });
+    await f.check("k");
+    const ft = await admin.pttl(f.redisKey("k"));
+    assert.ok(ft > 0 && ft <= 1001, `fixed window pttl ${ft}`);
+    const w = new RedisRateLimiter({ store: s, name: "ttl-s", algorithm: "sliding_window", limit: 5, windowMs: 5000 });
+    await w.check("k");
+    const wt = await admin.pttl(w.redisKey("k"));
+    assert.ok(wt > 5000 && wt <= 10_001, `sliding window pttl ${wt}`);
+  });
+
+  test("without an injected clock, Redis TIME decides where windows start", async () => {
+    const s = await store();
+    const W = 1_000_000;
+    const f = new RedisRateLimiter({ store: s, name: "time", algorithm: "fixed_window", permitLimit: 5, windowMs: W });
+    const [sec, usec] = await admin.time();
+    const redisNow = Number(sec) * 1000 + Number(usec) / 1000;
+    const d = await f.check("k");
+    const expected = W - (redisNow % W);
+    assert.ok(Math.abs(d.resetMs - expected) < 500, `resetMs ${d.resetMs}, window end by Redis TIME in ${expected}`);
+  });
+
+  test("checks of one tick go to Redis as one script call", async () => {
+    const server = await ThrowawayRedis.create();
+    const s = new RedisStore({ url: server.url, prefix, timeoutMs: 2000, maxBatch: 50 });
+    const a = new Redis(server.url);
+    try {
+      assert.ok(await s.ready());
+      const r = new RedisRateLimiter({ store: s, name: "batch", algorithm: "gcra", rate: 1, periodMs: 1e9, burst: 150 });
+      const calls = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await a.info("commandstats"))?.[1] ?? 0);
+      await r.check("warm"); // loads the script (NOSCRIPT then EVAL)
+      await a.config("RESETSTAT");
+      const ds = await Promise.all(Array.from({ length: 40 }, (_, i) => r.check(`k${i % 3}`)));
+      assert.equal(ds.filter((d) => d.allowed).length, 40);
+      assert.equal(await calls(), 1, "40 checks, one EVALSHA");
+      await a.config("RESETSTAT");
+      const more = await Promise.all(Array.from({ length: 200 }, () => r.check("hot")));
+      assert.equal(more.filter((d) => d.allowed).length, 150, "the batch applies operations on one key in order");
+      assert.equal(await calls(), 4, "200 checks with maxBatch 50: four calls");
+    } finally {
+      a.disconnect();
+      await s.close();
+      await server.kill();
+    }
+  });
+});
+
+describe("fixed-window queue across instances", () => {
+  test("waiters queued on two instances are admitted at most permitLimit per window in total", async () => {
+    const clock = new ManualClock(0);
+    const opts = { algorithm: "fixed_window" as const, permitLimit: 3, windowMs: 1000, queueLimit: 6, name: "queue", clock };
+    const a = new RedisRateLimiter({ ...opts, store: await store() });
+    const b = new RedisRateLimiter({ ...opts, store: await store() });
+    const admitted: string[] = [];
+    const all: Promise<void>[] = [];
+    for (const [name, l] of [["a", a], ["b", b]] as const) {
+      for (let i = 0; i < 6; i++) {
+        all.push(
+          l.acquire("k").then((d) => {
+            assert.equal(d.allowed, true);
+            admitted.push(name);
+          }),
+        );
+        await tick();
+      }
+    }
+    assert.equal(admitted.length, 3, "the first window admits 3");
+    // A newcomer does not jump the queue of its process.
+    const jump = await a.check("k");
+    assert.equal(jump.allowed, false);
+    assert.equal(jump.reason, "rate_limited");
+    // b's queue holds its 6 waiters (a's holds 3): one more on b is queue_full.
+    assert.equal((await b.acquire("k")).reason, "queue_full");
+    for (let w = 1; w <= 3; w++) {
+      clock.advance(1000);
+      await waitFor(() => admitted.length >= 3 + 3 * w, 2000, `window ${w}`);
+      await tick();
+      assert.equal(admitted.length, 3 + 3 * w, `window ${w} admits exactly 3 across both instances`);
+    }
+    await Promise.all(all);
+    assert.equal(admitted.filter((x) => x === "a").length, 6);
+    assert.equal(admitted.filter((x) => x === "b").length, 6);
+  });
+
+  test("an aborted waiter leaves the queue; dispose fails the rest", async () => {
+    const clock = new ManualClock(0);
+    const l = new RedisRateLimiter({ store: await store(), name: "abort", algorithm: "fixed_window", permitLimit: 1, windowMs: 1000, queueLimit: 5, clock });
+    assert.equal((await l.acquire("k")).allowed, true);
+    const ac = new AbortController();
+    const aborted = l.acquire("k", 1, { signal: ac.signal });
+    const disposed = l.acquire("k");
+    await tick();
+    ac.abort();
+    await assert.rejects(aborted, { code: "aborted" });
+    l.dispose();
+    await assert.rejects(disposed, { code: "disposed" });
+  });
+});
+
+describe("RedisLimiterSet", () => {
+  test("one call charges every limit or none", async () => {
+    const s = await store();
+    const clock = new ManualClock(0);
+    const perIp = new RedisRateLimiter({ store: s, name: "set-ip", algorithm: "fixed_window", permitLimit: 2, windowMs: 1000, clock });
+    const global = new RedisRateLimiter({ store: s, name: "set-global", algorithm: "gcra", rate: 1, periodMs: 1e9, burst: 100, clock });
+    const set = new RedisLimiterSet([perIp, global]);
+    assert.equal((await set.check(["1.1.1.1", "all"])).allowed, true);
+    assert.equal((await set.check(["1.1.1.1", "all"])).allowed, true);
+    const d = await set.check(["1.1.1.1", "all"]);
+    assert.equal(d.allowed, false);
+    assert.equal(d.rejectedBy, "set-ip");
+    assert.equal(d.retryAfterMs, 1000);
+    assert.equal(d.decisions.length, 1);
+    assert.equal((await global.peek("all")).remaining, 98, "the rejected request charged nothing");
+    const other = await set.check(["2.2.2.2", "all"], 3);
+    assert.equal(other.allowed, false, "cost 3 exceeds the per-IP limit");
+    assert.equal(other.decisions[0]!.reason, "insufficient_capacity");
+    assert.equal((await global.peek("all")).remaining, 98);
+  });
+});
+
+describe("RedisConcurrencyLimiter", () => {
+  test("leases are shared across instances, released, renewed and expire", async () => {
+    const clock = new ManualClock(0);
+    const opts = { name: "conc", limit: 2, leaseTtlMs: 1000, clock };
+    const a = new RedisConcurrencyLimiter({ ...opts, store: await store() });
+    const b = new RedisConcurrencyLimiter({ ...opts, store: await store() });
+    const l1 = await a.tryAcquire("ip");
+    const l2 = await b.tryAcquire("ip");
+    assert.equal(l1.decision.allowed && l2.decision.allowed, true);
+    assert.equal(l2.decision.remaining, 0);
+    const full = await a.tryAcquire("ip");
+    assert.equal(full.decision.allowed, false);
+    assert.equal(full.decision.reason, "concurrency_limit");
+    assert.equal(full.decision.retryAfterMs, 1000);
+    assert.equal(full.lease, undefined);
+    await l1.lease!.release();
+    await l1.lease!.release(); // idempotent
+    assert.equal(await b.held("ip"), 1);
+    const l3 = await b.tryAcquire("ip");
+    assert.equal(l3.decision.allowed, true);
+    clock.advance(600);
+    assert.equal(await l3.lease!.renew(), true);
+    clock.advance(600);
+    // l2 (not renewed) expired at 1000; l3 was renewed to 1600.
+    assert.equal(await a.held("ip"), 1);
+    assert.equal(await l2.lease!.renew(), false);
+    clock.advance(1000);
+    assert.equal(await a.held("ip"), 0);
+  });
+});

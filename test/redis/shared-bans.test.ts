@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { after, describe, test } from "node:test";
+import { RedisPenaltyBox, RedisStore } from "../../src/redis.js";
+import { REDIS_URL, deletePrefix, uniquePrefix, waitFor } from "./helpers.js";
+
+const prefix = uniquePrefix("bans");
+const opened: { close(): Promise<void> }[] = [];
+
+/** One gateway instance: its own store (own connections) and its box. */
+async function instance(name: string, opts: Partial<ConstructorParameters<typeof RedisPenaltyBox>[0]> = {}): Promise<{ store: RedisStore; box: RedisPenaltyBox }> {
+  const store = new RedisStore({ url: REDIS_URL, prefix, timeoutMs: 2000 });
+  const box = new RedisPenaltyBox({ store, name, ...opts });
+  opened.push(box, store);
+  assert.ok(await store.ready());
+  assert.ok(await box.start());
+  return { store, box };
+}
+
+after(async () => {
+  for (const c of opened) await c.close();
+  await deletePrefix(prefix);
+});
+
+/** Milliseconds until `cond` holds, polling every ms (bounded by 1 s). */
+async function latency(cond: () => boolean): Promise<number> {
+  const start = performance.now();
+  await waitFor(cond, 1000, "propagation");
+  return performance.now() - start;
+}
+
+describe("shared bans", () => {
+  test("a ban made on one instance is seen by another within 100 ms, and so is the unban", async () => {
+    const a = await instance("propagate");
+    const b = await instance("propagate");
+    assert.equal(b.box.isBanned("10.0.0.1"), false);
+    const until = await a.box.ban("10.0.0.1", 60_000);
+    const seen = await latency(() => b.box.isBanned("10.0.0.1"));
+    assert.ok(seen < 100, `ban seen after ${seen.toFixed(1)} ms`);
+    const d = await b.box.check("10.0.0.1");
+    assert.equal(d.allowed, false);
+    assert.equal(d.reason, "banned");
+    assert.ok(d.retryAfterMs > 59_000 && d.retryAfterMs <= 60_000, `retryAfterMs ${d.retryAfterMs}`);
+    assert.ok(until > 0);
+
+    await a.box.forget("10.0.0.1");
+    const lifted = await latency(() => !b.box.isBanned("10.0.0.1"));
+    assert.ok(lifted < 100, `unban seen after ${lifted.toFixed(1)} ms`);
+    assert.equal((await b.box.check("10.0.0.1")).allowed, true);
+  });
+
+  test("failures counted on different instances add up to a ban that every instance sees", async () => {
+    const a = await instance("streak", { throttleAfter: 100, banFailures: 4, banWindowMs: 60_000, banDurationMs: 30_000 });
+    const b = await instance("streak", { throttleAfter: 100, banFailures: 4, banWindowMs: 60_000, banDurationMs: 30_000 });
+    assert.equal((await a.box.recordFailure("u:alice")).streak, 1);
+    assert.equal((await b.box.recordFailure("u:alice")).streak, 2);
+    assert.equal((await a.box.recordFailure("u:alice")).banned, false);
+    const r = await b.box.recordFailure("u:alice");
+    assert.equal(r.banned, true);
+    assert.equal(r.streak, 4);
+    await latency(() => a.box.isBanned("u:alice"));
+    assert.equal((await a.box.check("u:alice")).reason, "banned");
+  });
+
+  test("back-off set on one instance throttles the key on another (read from Redis)", async () => {
+    const a = await instance("throttle", { throttleAfter: 2, backoffBaseMs: 5_000, backoffMaxMs: 5_000, banFailures: 100 });
+    const b = await instance("throttle", { throttleAfter: 2, backoffBaseMs: 5_000, backoffMaxMs: 5_000, banFailures: 100 });
+    await a.box.recordFailure("k");
+    assert.equal((await b.box.check("k")).allowed, true);
+    await a.box.recordFailure("k");
+    const d = await b.box.check("k");
+    assert.equal(d.reason, "throttled");
+    assert.ok(d.retryAfterMs > 4_000 && d.retryAfterMs <= 5_000);
+    await b.box.recordSuccess("k");
+    assert.equal((await a.box.check("k")).allowed, true);
+  });
+
+  test("bans survive a restarted instance: a new one loads them from Redis", async () => {
+    const a = await instance("persist");
+    await a.box.ban("192.0.2.7", 120_000);
+    await a.box.ban("192.0.2.8", 1);
+    // The instance goes away entirely (connections closed) ...
+    await a.box.close();
+    await a.store.close();
+    await new Promise((r) => setTimeout(r, 20));
+    // ... and a new one starts: the live ban is there before any message arrives.
+    const a2 = await instance("persist");
+    assert.equal(a2.box.isBanned("192.0.2.7"), true);
+    assert.equal(a2.box.isBanned("192.0.2.8"), false, "an ended ban is not loaded");
+    const listed = await a2.box.banned();
+    assert.deepEqual(listed.map((x) => x.key), ["192.0.2.7"]);
+    const d = await a2.box.check("192.0.2.7");
+    assert.equal(d.reason, "banned");
+    assert.ok(d.retryAfterMs > 100_000);
+  });
+});

@@ -1,0 +1,83 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { ManualClock } from "../../src/core/clock.js";
+import { bandwidthConfig } from "../../src/shaping/bandwidth-config.js";
+import { BandwidthRegistry } from "../../src/shaping/bandwidth-registry.js";
+import { ByteBucket, type RateSpec } from "../../src/shaping/byte-bucket.js";
+import type { Gate } from "../../src/shaping/gate.js";
+import type { QuotaSource } from "../../src/shaping/quota.js";
+
+function greedy(gate: Gate): { total: number } {
+  const s = { total: 0 };
+  const ask = (): void => {
+    for (;;) {
+      const g = gate.acquire(64 * 1024, onGrant);
+      if (g === 0) return;
+      s.total += g;
+    }
+  };
+  const onGrant = (g: number): void => {
+    s.total += g;
+    ask();
+  };
+  ask();
+  return s;
+}
+
+/** A shared budget on the same clock: one byte bucket per key, granting what it has (synchronous). */
+class SharedSource implements QuotaSource {
+  readonly buckets = new Map<string, ByteBucket>();
+  calls = 0;
+  constructor(private readonly clock: ManualClock) {}
+  take(key: string, bytes: number, spec: RateSpec): number {
+    this.calls++;
+    let b = this.buckets.get(key);
+    if (!b) this.buckets.set(key, (b = new ByteBucket(spec)));
+    const n = Math.min(bytes, b.available(this.clock.now()));
+    if (n > 0) b.take(this.clock.now(), n);
+    return n;
+  }
+}
+
+describe("quota sources behind the registry", () => {
+  test("two registries on one source hold one identity's cap together, within one slice each", () => {
+    const clock = new ManualClock(0);
+    const source = new SharedSource(clock);
+    const config = bandwidthConfig({ perIdentity: { bytesPerSecond: 100_000, burst: 10_000 } });
+    const slice = 4000;
+    const g1 = new BandwidthRegistry({ clock, config, quota: { source, sliceBytes: slice } });
+    const g2 = new BandwidthRegistry({ clock, config, quota: { source, sliceBytes: slice } });
+    const a = greedy(g1.open({ ip: "127.0.0.2", identity: "alice" }).upload);
+    const b = greedy(g2.open({ ip: "127.0.0.3", identity: "alice" }).upload);
+    clock.advance(10_000);
+    const total = a.total + b.total;
+    assert.ok(total <= 10_000 + 100_000 * 10 + 2 * slice, `combined ${total}`);
+    assert.ok(total >= 100_000 * 10 * 0.95, `not starved: ${total}`);
+  });
+
+  test("a failing source grants nothing (fail closed) and is retried", async () => {
+    const clock = new ManualClock(0);
+    let fail = true;
+    let calls = 0;
+    const source: QuotaSource = {
+      take: (_k, bytes) => {
+        calls++;
+        return fail ? Promise.reject(new Error("down")) : bytes;
+      },
+    };
+    const reg = new BandwidthRegistry({ clock, config: bandwidthConfig({ perIdentity: { bytesPerSecond: 10_000 } }), quota: { source, retryMs: 50 } });
+    const c = greedy(reg.open({ ip: "127.0.0.2", identity: "alice" }).upload);
+    for (let i = 0; i < 10; i++) {
+      await Promise.resolve();
+      clock.advance(50);
+    }
+    assert.equal(c.total, 0);
+    assert.ok(calls >= 3, `retried: ${calls}`);
+    fail = false;
+    for (let i = 0; i < 10; i++) {
+      await Promise.resolve();
+      clock.advance(50);
+    }
+    assert.ok(c.total > 0, "flows again once the source answers");
+  });
+});

@@ -7,6 +7,9 @@
 //
 //   npm test                      all tests
 //   npm test -- test/unit/gcra    only files whose path contains one of the words
+//
+// Files named *.timing.test.ts measure rates on real sockets; they run after
+// the others, one file at a time, so no other test competes for the CPU.
 import { spawn } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -38,8 +41,19 @@ const services = await ensureServices();
 const env = { ...process.env, ...services.env };
 console.log(`tests: ${files.length} files; redis ${env.REDIS_URL}; postgres ${env.DATABASE_URL}`);
 
-const args = ["--import", "tsx", "--test", "--test-reporter=spec", `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, ...files];
-const child = spawn(process.execPath, args, { cwd: root, env, stdio: "inherit" });
-const code = await new Promise((resolve) => child.on("exit", (c, sig) => resolve(c ?? (sig ? 1 : 0))));
+function runFiles(list, concurrency) {
+  const args = ["--import", "tsx", "--test", "--test-reporter=spec", `--test-concurrency=${concurrency}`, ...list];
+  const child = spawn(process.execPath, args, { cwd: root, env, stdio: "inherit" });
+  return new Promise((resolve) => child.on("exit", (c, sig) => resolve(c ?? (sig ? 1 : 0))));
+}
+
+const timing = files.filter((f) => f.endsWith(".timing.test.ts"));
+const rest = files.filter((f) => !f.endsWith(".timing.test.ts"));
+let code = 0;
+if (rest.length) code = (await runFiles(rest, process.env.TEST_CONCURRENCY ?? 2)) || code;
+if (timing.length) {
+  console.log(`\ntiming tests, one file at a time: ${timing.join(" ")}`);
+  code = (await runFiles(timing, 1)) || code;
+}
 await services.stop();
 process.exit(code);

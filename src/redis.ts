@@ -9,3 +9,4 @@ export { RedisPenaltyBox, type RedisPenaltyBoxOptions } from "./stores/redis/red
 export { LeasedQuota, type LeasedQuotaOptions, type Grant } from "./stores/redis/leased-quota.js";
 export { RedisConcurrencyLimiter, type RedisConcurrencyLimiterOptions, type AsyncLease, type AsyncConcurrencyResult } from "./stores/redis/redis-concurrency-limiter.js";
 export { RedisLimiterSet } from "./stores/redis/redis-limiter-set.js";
+export { RedisQuotaSource, type RedisQuotaSourceOptions } from "./shaping/redis-quota.js";

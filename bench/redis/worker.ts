@@ -13,7 +13,7 @@ import { RedisRateLimiter, RedisStore } from "../../src/redis.js";
 const [impl = "portcullis", scenario = "hot", url = "redis://127.0.0.1:6379", prefix = "bench:"] = process.argv.slice(2);
 const IN_FLIGHT = 64;
 const KEYS = 100_000;
-const OPS = Number(process.env.BENCH_REDIS_OPS ?? 100_000);
+const OPS = Number(process.env.BENCH_REDIS_OPS ?? 50_000);
 const WARMUP = Math.floor(OPS / 10);
 // Limits that never reject (the decision path is measured, not rejections)
 // and whose keys expire on their own within seconds.

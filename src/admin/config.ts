@@ -10,8 +10,8 @@ export const ADMIN_RATE_STRATEGIES = ["path", "endpoint", "global"] as const;
 export type AdminRateStrategy = (typeof ADMIN_RATE_STRATEGIES)[number];
 
 export interface AdminConfig {
-  /** "host:port" (default 127.0.0.1:9090; port 0 picks a free one). */
-  bind: string;
+  /** "host:port" or the parsed form the config schema produces (default 127.0.0.1:9090; port 0 picks a free one). */
+  bind: string | { host: string; port: number };
   /** The bearer token itself (prefer token_env, so it stays out of files). */
   token?: string;
   /** Environment variable holding the token (default PORTCULLIS_ADMIN_TOKEN). */
@@ -46,7 +46,7 @@ export function resolveAdminToken(c: AdminConfig, env: NodeJS.ProcessEnv = proce
 }
 
 export function adminBind(c: AdminConfig): { host: string; port: number } {
-  const hp = parseHostPort(c.bind);
+  const hp = typeof c.bind === "string" ? parseHostPort(c.bind) : c.bind;
   if (hp === undefined) throw new Error(`admin: bind must be "host:port", got ${JSON.stringify(c.bind)}`);
   return hp;
 }

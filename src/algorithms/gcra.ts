@@ -18,6 +18,8 @@ export interface GcraParams {
   readonly intervalMs: number;
   /** burst · interval (derived): the most debt (TAT − now) a key may carry. */
   readonly toleranceMs: number;
+  /** Rounding allowance (derived, see slackMs). */
+  readonly slackMs: number;
 }
 
 export interface GcraOptions {
@@ -35,7 +37,8 @@ export function gcraParams(o: GcraOptions): GcraParams {
   // Finite inputs can still overflow the derived times; Infinity would make every check pass.
   if (!Number.isFinite(intervalMs)) throw new InvalidArgumentError("rate", `too small for periodMs ${periodMs}, got ${rate}`);
   if (!Number.isFinite(toleranceMs)) throw new InvalidArgumentError("burst", `too large for the emission interval, got ${burst}`);
-  return { rate, periodMs, burst, intervalMs, toleranceMs };
+  const slack = intervalMs * 1e-9 + (burst + 4) * Number.EPSILON * toleranceMs;
+  return { rate, periodMs, burst, intervalMs, toleranceMs, slackMs: slack };
 }
 
 // State: the debt (ms of emission time owed; 0 when the bucket is full) and
@@ -55,9 +58,13 @@ function debtAt(s: Float64Array, o: number, now: number): number {
   return d > 0 ? d : 0;
 }
 
-/** Rounding allowance: a billionth of a unit plus the worst rounding of `burst` additions to the debt. */
+/**
+ * Rounding allowance: a billionth of a unit plus the worst rounding of
+ * `burst` additions to the debt. Derived once per parameter set (gcraParams)
+ * because the check's hot path should not recompute it.
+ */
 function slackMs(p: GcraParams): number {
-  return p.intervalMs * 1e-9 + (p.burst + 4) * Number.EPSILON * p.toleranceMs;
+  return p.slackMs;
 }
 
 function remainingAt(debt: number, slack: number, p: GcraParams): number {

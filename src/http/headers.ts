@@ -11,6 +11,10 @@
  * triple with Reset as epoch seconds (as GitHub and express-rate-limit send).
  * The triples describe one limit: the one that rejected, else the one with
  * the least remaining.
+ *
+ * Names are written in lower case (as HTTP/2 requires, and HTTP/1.1 field
+ * names are case-insensitive): Node's setHeader lower-cases every name, and
+ * a name that already is costs half as much per response.
  */
 import { InvalidArgumentError } from "../core/errors.js";
 import type { HeaderFormat } from "./types.js";
@@ -73,25 +77,25 @@ export function writeRateLimitHeaders(
 ): void {
   if (views.length === 0) return;
   if (fmt.ietf) {
-    out["RateLimit-Policy"] = policyHeader;
+    out["ratelimit-policy"] = policyHeader;
     let v = "";
     for (let i = 0; i < views.length; i++) {
       const l = views[i]!;
       v += `${i === 0 ? "" : ", "}${l.quotedName};r=${l.remaining};t=${l.resetSec}`;
     }
-    out["RateLimit"] = v;
+    out["ratelimit"] = v;
   }
   if (fmt.legacy || fmt.x) {
     const l = views[focus >= 0 ? focus : leastRemaining(views)]!;
     if (fmt.legacy) {
-      out["RateLimit-Limit"] = String(l.quota);
-      out["RateLimit-Remaining"] = String(l.remaining);
-      out["RateLimit-Reset"] = String(l.resetSec);
+      out["ratelimit-limit"] = String(l.quota);
+      out["ratelimit-remaining"] = String(l.remaining);
+      out["ratelimit-reset"] = String(l.resetSec);
     }
     if (fmt.x) {
-      out["X-RateLimit-Limit"] = String(l.quota);
-      out["X-RateLimit-Remaining"] = String(l.remaining);
-      out["X-RateLimit-Reset"] = String(Math.ceil(wallNowMs / 1000) + l.resetSec);
+      out["x-ratelimit-limit"] = String(l.quota);
+      out["x-ratelimit-remaining"] = String(l.remaining);
+      out["x-ratelimit-reset"] = String(Math.ceil(wallNowMs / 1000) + l.resetSec);
     }
   }
 }

@@ -250,21 +250,22 @@ export class HttpLimiter {
   }
 
   /** The client address of a request under the trusted-proxy rules; warns once if the setting looks wrong. */
-  clientIp(req: Pick<RequestInfo, "remoteAddress" | "headers">): string {
-    const h = req.headers;
+  clientIp(req: Pick<RequestInfo, "remoteAddress" | "headers" | "rawHeaders">): string {
     const peer = req.remoteAddress;
-    if (h["x-forwarded-for"] === undefined && h.forwarded === undefined && peer !== undefined) {
+    const raw = req.rawHeaders;
+    const forwarded = raw !== undefined ? hasForwarding(raw) : req.headers["x-forwarded-for"] !== undefined || req.headers.forwarded !== undefined;
+    if (!forwarded && peer !== undefined) {
       // The common case: no forwarding headers, so the client is the peer. Its
       // normal form is remembered (parsing an address costs more than the limit check).
       let ip = this.peerCache.get(peer);
       if (ip === undefined) {
-        ip = resolveClientIp(peer, h, this.trustedProxies).ip;
+        ip = resolveClientIp(peer, {}, this.trustedProxies).ip;
         if (this.peerCache.size >= IP_CACHE_MAX) this.peerCache.clear();
         this.peerCache.set(peer, ip);
       }
       return ip;
     }
-    const r = resolveClientIp(peer, h, this.trustedProxies);
+    const r = resolveClientIp(peer, req.headers, this.trustedProxies);
     if (r.ignoredForwarding && !this.warnedUntrustedForwarding) {
       this.warnedUntrustedForwarding = true;
       this.log?.warn("forwarding headers from an untrusted peer were ignored; if this server is behind a proxy, add it to trusted proxies", {
@@ -328,6 +329,7 @@ export class HttpLimiter {
     try {
       const p = q.limiter.acquire(key, 1, signal ? { signal } : {});
       this.hooks.onQueued?.(route.name, q.name);
+      this.event("info", "request queued", ctx, q.name, undefined, undefined);
       d = await p;
     } catch (e) {
       if (e instanceof AcquireAbortedError) {
@@ -347,8 +349,8 @@ export class HttpLimiter {
     if (!this.headersOnAllowed) return track === undefined ? route.pass : { ...route.pass, lockout: track };
     if (this.fmt.legacy || this.fmt.x) return this.allow(route, [d], track);
     const headers: Record<string, string> = {
-      "RateLimit-Policy": route.policyHeader,
-      RateLimit: `${l.quotedName};r=${d.remaining > 0 ? Math.floor(d.remaining) : 0};t=${ceilSeconds(d.resetMs)}`,
+      "ratelimit-policy": route.policyHeader,
+      ratelimit: `${l.quotedName};r=${d.remaining > 0 ? Math.floor(d.remaining) : 0};t=${ceilSeconds(d.resetMs)}`,
     };
     return { allowed: true, status: 200, headers, body: undefined, route: route.name, lockout: track, aborted: false };
   }
@@ -369,9 +371,9 @@ export class HttpLimiter {
     const retry = retryAfterSeconds(d.retryAfterMs, [views[at]!]);
     const headers: Record<string, string> = {};
     writeRateLimitHeaders(headers, views, this.policyHeaderFor(route, decisions.length), this.fmt, at, this.clock.wallNow());
-    headers["Retry-After"] = String(retry);
+    headers["retry-after"] = String(retry);
     const body = this.problem([limit.name], retry);
-    if (body !== undefined) headers["Content-Type"] = PROBLEM_CONTENT_TYPE;
+    if (body !== undefined) headers["content-type"] = PROBLEM_CONTENT_TYPE;
     this.hooks.rejections?.inc({ route: route.name, limiter: limit.name });
     this.hooks.onReject?.(route.name, limit.name);
     this.event("warn", "request throttled", ctx, limit.name, d, undefined, retry);
@@ -380,9 +382,9 @@ export class HttpLimiter {
 
   private lockedOut(ctx: KeyContext, subject: string, d: Decision): Verdict {
     const retry = Math.max(1, ceilSeconds(d.retryAfterMs));
-    const headers: Record<string, string> = { "Retry-After": String(retry) };
+    const headers: Record<string, string> = { "retry-after": String(retry) };
     const body = this.problem(["lockout"], retry, "Too many failed attempts for this account; retry later.");
-    if (body !== undefined) headers["Content-Type"] = PROBLEM_CONTENT_TYPE;
+    if (body !== undefined) headers["content-type"] = PROBLEM_CONTENT_TYPE;
     this.hooks.rejections?.inc({ route: ctx.route, limiter: "lockout" });
     this.hooks.onReject?.(ctx.route, "lockout");
     this.event("warn", "request refused: subject locked out", ctx, "lockout", d, subject, retry);
@@ -401,7 +403,7 @@ export class HttpLimiter {
       endpoint: ctx.route,
       path: ctx.path,
       method: ctx.req.method,
-      client_id: this.clientIdForLog(ctx) ?? null,
+      client_id: this.clientIdForLog(ctx)?.slice(0, 128) ?? null,
       remote_ip: ctx.clientIp,
       limiter,
     };
@@ -504,6 +506,17 @@ export class HttpLimiter {
     }
     return { subject: subjectReader(o.subject, param), failures, successResets: o.successResets ?? true };
   }
+}
+
+/** Whether a raw header list has X-Forwarded-For or Forwarded (names compared without case). */
+function hasForwarding(raw: readonly string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.length !== 15 && n.length !== 9) continue;
+    const l = n.toLowerCase();
+    if (l === "x-forwarded-for" || l === "forwarded") return true;
+  }
+  return false;
 }
 
 function lockoutNeedsBody(l: RouteLockoutConfig | true): boolean {

@@ -14,6 +14,13 @@ export interface RequestInfo {
   /** The request target as received (path and query). */
   url: string;
   headers: IncomingHttpHeaders;
+  /**
+   * The raw header list (name, value, name, value ...), when the adapter has
+   * it. Node builds `headers` lazily from it on first access; the core only
+   * scans this list on the common path, so a request whose application never
+   * reads its headers does not pay for building them.
+   */
+  rawHeaders?: readonly string[];
   /** Address of the direct peer (the socket), before any proxy header is considered. */
   remoteAddress: string | undefined;
   /** A parsed body (Express / Fastify / our own form reader), when the framework has one. */
@@ -25,7 +32,7 @@ export interface RequestInfo {
 /** A request as key functions see it: the request info plus what the core derived from it. */
 export interface KeyContext {
   readonly req: RequestInfo;
-  /** Normalised path (no query). */
+  /** Normalised path (no query), lower-cased unless routes match case-sensitively. */
   readonly path: string;
   /** Client address after the trusted-proxy rules. */
   readonly clientIp: string;

@@ -54,6 +54,11 @@ export class FixedWindowQueue {
     return this.queues.has(key);
   }
 
+  /** Admits the waiters of `key` that fit now (the timer does the same at each window start). */
+  drain(key: string, now: number): void {
+    this.drainKey(key, now);
+  }
+
   /** Total permits waiting across keys. */
   get waiting(): number {
     let n = 0;

@@ -135,10 +135,14 @@ export class RateLimiter implements Limiter {
    * @internal
    */
   consumeUndoable(key: string, cost: number, now: number, undo: Float64Array): Decision {
-    if (this.queue !== undefined && this.queue.hasWaiters(key)) return this.decide(this.queue.behind(key, cost, now));
+    // Waiters owed this window are admitted before the snapshot (that is not
+    // this call's to undo); a newest-first newcomer may then take a permit,
+    // which is.
+    if (this.queue !== undefined) this.queue.drain(key, now);
     const t = this.table;
     const off = t.slot(key, now) * t.width;
     for (let i = 0; i < t.width; i++) undo[i] = t.state[off + i]!;
+    if (this.queue !== undefined && this.queue.hasWaiters(key)) return this.decide(this.queue.behind(key, cost, now));
     this.algo.consume(t.state, off, now, cost, this.params, this.out);
     return this.decide(this.out);
   }

@@ -233,15 +233,19 @@ export class GatewayMetrics {
     });
     this.on("close", (e) => this.connectionsActive.dec({ listener: this.listener(e.listener) }));
     this.on("refused", (e) => {
-      const limiter = oneOfOr(GUARD_LIMITERS, e.limiter, "max_connections");
+      // A rule this version does not know is still counted, under "other" (never under its free-form name).
+      const known = (GUARD_LIMITERS as readonly string[]).includes(e.limiter);
+      const limiter = known ? e.limiter : "other";
       const reason = oneOfOr(REASONS, e.reason, "other");
       if (e.shadow) {
         this.shadowRejections.inc({ limiter, reason });
         return;
       }
-      for (const l of this.guardLimiters()) {
-        if (l === limiter) break;
-        this.decisions.inc({ limiter: l, result: "allowed" });
+      if (known) {
+        for (const l of this.guardLimiters()) {
+          if (l === limiter) break;
+          this.decisions.inc({ limiter: l, result: "allowed" });
+        }
       }
       this.decisions.inc({ limiter, result: "rejected" });
       this.rejections.inc({ limiter, reason });

@@ -12,14 +12,15 @@ export type GuardLimiterName = (typeof GUARD_LIMITERS)[number];
 /** Every `limiter` label value. */
 export const LIMITERS = [...GUARD_LIMITERS, "allow_list", "auth", "destination_policy"] as const;
 
-/** Every `reason` label value of a rejection; anything else reads as "other". */
+/** Every `reason` label value of a rejection (the engine's RejectReason, the guard's and authentication's); anything else reads as "other". */
 export const REASONS = [
   "deny_list",
   "banned",
   "throttled",
   "concurrency_limit",
-  "rate_limit",
+  "rate_limited",
   "insufficient_capacity",
+  "queue_full",
   "limited",
   "bad_credentials",
   "malformed",

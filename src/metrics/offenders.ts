@@ -41,9 +41,23 @@ class Entry {
   readonly kinds = new Map<string, number>();
   lastMinute = -Infinity;
   lastWall = 0;
-  constructor(slots: number) {
+  // recency order, oldest first
+  prev: Entry | undefined;
+  next: Entry | undefined;
+  constructor(
+    public key: string,
+    slots: number,
+  ) {
     this.counts = new Uint32Array(slots);
     this.minutes = new Float64Array(slots).fill(-Infinity);
+  }
+
+  /** Makes an evicted entry new again for another key, so a full table allocates nothing. */
+  reuse(key: string): void {
+    this.key = key;
+    this.minutes.fill(-Infinity);
+    this.kinds.clear();
+    this.lastMinute = -Infinity;
   }
 }
 
@@ -51,8 +65,9 @@ export class OffenderTracker {
   private readonly clock: Clock;
   private readonly maxKeys: number;
   private readonly slots: number;
-  /** Insertion order is recency order: a touched key is re-inserted at the end. */
   private readonly entries = new Map<string, Entry>();
+  private oldest: Entry | undefined;
+  private newest: Entry | undefined;
 
   constructor(o: OffenderTrackerOptions) {
     this.clock = o.clock;
@@ -70,14 +85,18 @@ export class OffenderTracker {
     let e = this.entries.get(key);
     if (e === undefined) {
       if (this.entries.size >= this.maxKeys) {
-        const oldest = this.entries.keys().next().value as string;
-        this.entries.delete(oldest);
+        // The least recently seen key goes: one that keeps offending is always near the newest end.
+        e = this.oldest!;
+        this.entries.delete(e.key);
+        e.reuse(key);
+      } else {
+        e = new Entry(key, this.slots);
       }
-      e = new Entry(this.slots);
+      this.entries.set(key, e);
     } else {
-      this.entries.delete(key);
+      this.unlink(e);
     }
-    this.entries.set(key, e);
+    this.append(e);
     const slot = minute % this.slots;
     if (e.minutes[slot] !== minute) {
       e.minutes[slot] = minute;
@@ -113,6 +132,22 @@ export class OffenderTracker {
     let best = 0;
     for (const e of this.entries.values()) best = Math.max(best, this.sum(e, minute, span));
     return best;
+  }
+
+  private unlink(e: Entry): void {
+    if (e.prev) e.prev.next = e.next;
+    else this.oldest = e.next;
+    if (e.next) e.next.prev = e.prev;
+    else this.newest = e.prev;
+    e.prev = e.next = undefined;
+  }
+
+  private append(e: Entry): void {
+    e.prev = this.newest;
+    e.next = undefined;
+    if (this.newest) this.newest.next = e;
+    else this.oldest = e;
+    this.newest = e;
   }
 
   private sum(e: Entry, minute: number, span: number): number {

@@ -175,6 +175,8 @@ interface RandomPlan {
   costs: number[];
   smallStep: number;
   bigStep: number;
+  /** Clock reading at the start (default 0). */
+  start?: number;
 }
 
 const RANDOM_PLANS: readonly RandomPlan[] = [
@@ -185,6 +187,14 @@ const RANDOM_PLANS: readonly RandomPlan[] = [
     costs: [1, 1, 2, 5, 6],
     smallStep: 2500,
     bigStep: 90_000,
+  },
+  {
+    name: "gcra 50,000/s from an epoch-millisecond clock",
+    options: { algorithm: "gcra", rate: 50_000, burst: 40 },
+    costs: [1, 1, 3, 10, 40, 41],
+    smallStep: 2,
+    bigStep: 5,
+    start: 1_700_000_000_000,
   },
   { name: "fixed_window", options: { algorithm: "fixed_window", permitLimit: 4, windowMs: 500 }, costs: [1, 1, 1, 2, 4, 5], smallStep: 90, bigStep: 1600 },
   { name: "sliding_window", options: { algorithm: "sliding_window", limit: 5, windowMs: 400 }, costs: [1, 1, 1, 2, 5, 6], smallStep: 70, bigStep: 1300 },
@@ -198,7 +208,7 @@ function randomSteps(plan: RandomPlan, seed: number): Step[] {
   const rng = seededRng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng.next() * xs.length)]!;
   const steps: Step[] = [];
-  let t = 0;
+  let t = plan.start ?? 0;
   for (let i = 0; i < RANDOM_STEPS; i++) {
     const r = rng.next();
     if (r < 0.6) steps.push({ check: pick(RANDOM_KEYS), cost: pick(plan.costs) });
@@ -211,7 +221,7 @@ function randomSteps(plan: RandomPlan, seed: number): Step[] {
       t += d;
       steps.push({ advance: d });
     } else if (r < 0.85) {
-      steps.push({ at: Math.max(0, t - Math.floor(rng.next() * plan.smallStep * 3)) });
+      steps.push({ at: Math.max(0, t - Math.floor(rng.next() * plan.smallStep * 3) - 1) });
     } else if (r < 0.9) {
       steps.push({ at: t });
     } else steps.push({ waitRetry: true });
@@ -297,7 +307,7 @@ export function conformanceSuite(
       for (const plan of RANDOM_PLANS) {
         for (const seed of [1, 2]) {
           test(`${plan.name} (seed ${seed}, ${RANDOM_STEPS} steps)`, async () => {
-            await runScript(factory, uniqueName(`${plan.name}-${seed}`), plan.options, 0, randomSteps(plan, seed));
+            await runScript(factory, uniqueName(`${plan.name}-${seed}`), plan.options, plan.start ?? 0, randomSteps(plan, seed));
           });
         }
       }

@@ -9,7 +9,7 @@ import http from "node:http";
 import { after, describe, test } from "node:test";
 import { Counter, Registry } from "prom-client";
 import { ManualClock } from "../../src/core/clock.js";
-import { HttpLimiter, type HttpLimiterOptions, QUOTA_EXCEEDED_TYPE, withRateLimit } from "../../src/http/index.js";
+import { HttpLimiter, type HttpLimiterOptions, QUOTA_EXCEEDED_TYPE, nodeRateLimit, withRateLimit } from "../../src/http/index.js";
 import { close, listen, parseRateLimit, recordingLogger, request } from "./helpers.js";
 
 const servers: http.Server[] = [];
@@ -355,6 +355,36 @@ describe("routes and keys", () => {
     assert.equal(big.status, 413);
     const ok = await request(s.port, { method: "POST", path: "/token", headers: form, body: "client_id=a" });
     assert.equal(ok.status, 200);
+  });
+
+  test("the connect-style middleware calls next for allowed requests and passes errors on", async () => {
+    const mw = nodeRateLimit({
+      clock: new ManualClock(0),
+      routes: [
+        { name: "token", match: "/token", limit: { algorithm: "fixed_window", permitLimit: 1, windowMs: 60_000 } },
+        { name: "bad", match: "/bad", limit: { algorithm: "fixed_window", permitLimit: 1, windowMs: 60_000, key: () => { throw new Error("no"); } } },
+      ],
+    });
+    const errors: unknown[] = [];
+    const server = http.createServer((req, res) =>
+      mw(req, res, (err) => {
+        if (err !== undefined) {
+          errors.push(err);
+          res.statusCode = 503;
+          res.end();
+          return;
+        }
+        res.end("next");
+      }),
+    );
+    servers.push(server);
+    const port = await listen(server);
+    const a = await request(port, { path: "/token" });
+    assert.equal(a.body, "next");
+    assert.equal((await request(port, { path: "/token" })).status, 429);
+    assert.equal((await request(port, { path: "/bad" })).status, 503);
+    assert.equal(errors.length, 1);
+    assert.ok(mw.limiter instanceof HttpLimiter);
   });
 
   test("bad configuration is refused with the offending key path", () => {

@@ -29,7 +29,7 @@ describe("profiles", () => {
       const clock = new ManualClock(0);
       const limiter = new HttpLimiter({ clock, profile: name, routes: [{ name: "api", match: "/api", lockout: { subject: "user" } }] });
       const first = sync(limiter.decide(req()));
-      assert.deepEqual(parseRateLimit(first.headers["RateLimit-Policy"]), [{ name: "api", params: { q: e.q, w: e.w } }]);
+      assert.deepEqual(parseRateLimit(first.headers["ratelimit-policy"]), [{ name: "api", params: { q: e.q, w: e.w } }]);
       for (let i = 1; i < e.q; i++) assert.equal(sync(limiter.decide(req())).allowed, true);
       // Past the quota: queued when the profile has a queue, rejected otherwise.
       const over: Promise<Verdict>[] = [];
@@ -40,7 +40,7 @@ describe("profiles", () => {
       }
       const rejected = await limiter.decide(req());
       assert.equal(rejected.status, 429);
-      assert.equal(Number(rejected.headers["Retry-After"]), e.w, "the next window has room for the queue and this request");
+      assert.equal(Number(rejected.headers["retry-after"]), e.w, "the next window has room for the queue and this request");
       clock.set(e.w * 1000);
       for (const v of over) assert.equal((await v).allowed, true);
       // The lockout threshold.
@@ -56,7 +56,7 @@ describe("profiles", () => {
     assert.deepEqual(resolveProfile("lockdown", { permitLimit: 8 }), { ...PROFILES.lockdown, permitLimit: 8 });
     const limiter = new HttpLimiter({ clock: new ManualClock(0), profile: { name: "lockdown", permitLimit: 8 }, routes: [{ name: "api", match: "/api" }] });
     const v = sync(limiter.decide(req()));
-    assert.deepEqual(parseRateLimit(v.headers["RateLimit-Policy"]), [{ name: "api", params: { q: 8, w: 300 } }]);
+    assert.deepEqual(parseRateLimit(v.headers["ratelimit-policy"]), [{ name: "api", params: { q: 8, w: 300 } }]);
     assert.equal(limiter.lockout.maxFailures, 3);
   });
 
@@ -66,7 +66,7 @@ describe("profiles", () => {
       profile: "high_trust",
       routes: [{ name: "api", match: "/api", limit: { permitLimit: 2, queueLimit: 0 } }],
     });
-    assert.deepEqual(parseRateLimit(sync(limiter.decide(req())).headers["RateLimit-Policy"]), [{ name: "api", params: { q: 2, w: 60 } }]);
+    assert.deepEqual(parseRateLimit(sync(limiter.decide(req())).headers["ratelimit-policy"]), [{ name: "api", params: { q: 2, w: 60 } }]);
     sync(limiter.decide(req()));
     assert.equal(sync(limiter.decide(req())).status, 429, "no queue: rejected at once");
   });

@@ -50,6 +50,9 @@ test("queued requests proceed in arrival order when the window opens", async () 
   }
   assert.deepEqual(s.served, ["a", "b"], "nobody is served while the window is full");
   assert.equal(s.queuedHook.length, 3);
+  const queuedLogs = s.logger.entries.filter((e) => e.msg === "request queued");
+  assert.equal(queuedLogs.length, 3);
+  assert.deepEqual(Object.keys(queuedLogs[0]!.fields).sort(), ["client_id", "endpoint", "limiter", "method", "path", "remote_ip"]);
   s.clock.set(60_000);
   const [c, d] = await Promise.all([waiting[0]!.reply, waiting[1]!.reply]);
   assert.equal(c.status, 200);

@@ -160,12 +160,34 @@ describe("guard limiters", () => {
       const fourth = await probe(o.port, "127.0.0.5");
       fourth.client.destroy();
       assert.equal(fourth.served, false);
-      console.log((await metricsText(o)).split("\n").filter((l) => /rejections_total|refused/.test(l)).join("\n"));
-      text = await eventually(o, (t) => sample(t, "portcullis_rejections_total", { limiter: "connection_rate", reason: "rate_limit" }) === 1, "rate refusal");
+      text = await eventually(o, (t) => sample(t, "portcullis_rejections_total", { limiter: "connection_rate", reason: "rate_limited" }) === 1, "rate refusal");
       assert.equal(sample(text, "portcullis_decisions_total", { limiter: "connection_rate", result: "rejected" }), 1);
       // .4's first connection and .5's three passed the rate.
       assert.equal(sample(text, "portcullis_decisions_total", { limiter: "connection_rate", result: "allowed" }), 4);
       assert.equal(sample(text, "portcullis_connections_total", { listener: "egress", result: "refused" }), 2);
+    } finally {
+      await o.stop();
+    }
+  });
+
+  test("the deny list decides first; allow-listed addresses skip every rule and are counted under allow_list", async () => {
+    const o = await startObserved(await connectDoc({ guard: { deny: ["127.0.0.10/32"], allow: ["127.0.0.9/32"] } }), { processMetrics: false });
+    try {
+      const denied = await probe(o.port, "127.0.0.10");
+      denied.client.destroy();
+      assert.equal(denied.served, false);
+      const allowed = await probe(o.port, "127.0.0.9");
+      allowed.client.destroy();
+      assert.equal(allowed.served, true);
+      const plain = await probe(o.port, "127.0.0.11");
+      plain.client.destroy();
+      const text = await eventually(o, (t) => sample(t, "portcullis_connections_total", { listener: "egress", result: "accepted" }) === 2, "two admitted");
+      assert.equal(sample(text, "portcullis_rejections_total", { limiter: "deny_list", reason: "deny_list" }), 1);
+      assert.equal(sample(text, "portcullis_decisions_total", { limiter: "deny_list", result: "rejected" }), 1);
+      assert.equal(sample(text, "portcullis_decisions_total", { limiter: "allow_list", result: "allowed" }), 1);
+      // Only the plain address went through the deny list and the rules after it.
+      assert.equal(sample(text, "portcullis_decisions_total", { limiter: "deny_list", result: "allowed" }), 1);
+      assert.equal(sample(text, "portcullis_decisions_total", { limiter: "ban", result: "allowed" }), 1);
     } finally {
       await o.stop();
     }
@@ -213,6 +235,11 @@ describe("events from the relay, shapers and store", () => {
       assert.equal(sample(text, "portcullis_store_latency_seconds_bucket", { le: "0.0005" }), 0);
       assert.equal(sample(text, "portcullis_store_fallback", { mode: "insurance" }), 1);
       assert.equal(sample(text, "portcullis_top_offender_events", { window: "5m" }), 1);
+      // A refusal by a rule the metrics do not know (with a free-form name and reason) counts under "other".
+      o.gateway.events.emit("refused", { listener: "egress", remote_addr: "127.0.0.7", limiter: "route:/login", reason: "because", shadow: false });
+      text = await metricsText(o);
+      assert.equal(sample(text, "portcullis_rejections_total", { limiter: "other", reason: "other" }), 1);
+      assert.doesNotMatch(text, /\/login|because/);
       ee.emit("store_fallback", { mode: "none" });
       text = await metricsText(o);
       assert.equal(sample(text, "portcullis_store_fallback", { mode: "insurance" }), 0);

@@ -67,6 +67,17 @@ describe("RedisRateLimiter", () => {
     assert.ok(wt > 5000 && wt <= 10_001, `sliding window pttl ${wt}`);
   });
 
+  test("a stored value of another shape reads as a fresh key and does not fail the store", async () => {
+    const s = await store();
+    const r = new RedisRateLimiter({ store: s, name: "shape", algorithm: "gcra", rate: 1, periodMs: 60_000, burst: 3 });
+    await admin.set(r.redisKey("old"), "12345.5"); // one number: a state of another width
+    await admin.set(r.redisKey("junk"), "not a state at all");
+    await admin.hset(r.redisKey("hash"), "f", "v"); // another type entirely
+    for (const k of ["old", "junk", "hash"]) assert.equal((await r.check(k)).remaining, 2, k);
+    assert.equal(s.mode, "redis");
+    assert.equal(s.counters.fallbackDecisions, 0);
+  });
+
   test("without an injected clock, Redis TIME decides where windows start", async () => {
     const s = await store();
     const W = 1_000_000;

@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { after, describe, test } from "node:test";
 import { RedisPenaltyBox, RedisStore } from "../../src/redis.js";
 import { REDIS_URL, deletePrefix, uniquePrefix, waitFor } from "./helpers.js";
 
 const prefix = uniquePrefix("bans");
+const checker = fileURLToPath(new URL("./fixtures/ban-check-worker.ts", import.meta.url));
 const opened: { close(): Promise<void> }[] = [];
 
 /** One gateway instance: its own store (own connections) and its box. */
@@ -91,5 +95,22 @@ describe("shared bans", () => {
     const d = await a2.box.check("192.0.2.7");
     assert.equal(d.reason, "banned");
     assert.ok(d.retryAfterMs > 100_000);
+  });
+});
+
+describe("shared bans across processes", () => {
+  test("a gateway process started after the ban knows it at once", { timeout: 30_000 }, async () => {
+    const a = await instance("process");
+    await a.box.ban("198.51.100.9", 300_000);
+    await a.box.close();
+    await a.store.close();
+    const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", checker, REDIS_URL, prefix, "process", "198.51.100.9"], {
+      timeout: 20_000,
+    });
+    const r = JSON.parse(stdout.trim().split("\n").pop()!) as { started: boolean; banned: boolean; reason: string; retryAfterMs: number };
+    assert.equal(r.started, true);
+    assert.equal(r.banned, true);
+    assert.equal(r.reason, "banned");
+    assert.ok(r.retryAfterMs > 250_000 && r.retryAfterMs <= 300_000, `retryAfterMs ${r.retryAfterMs}`);
   });
 });

@@ -83,3 +83,24 @@ describe("limiter set", () => {
     assert.equal(loose.peek("k").remaining, 8);
   });
 });
+
+describe("limiter set with a queued limit", () => {
+  test("a rejection elsewhere undoes a newest-first newcomer's permit, and nothing else", async () => {
+    const clock = new ManualClock(0);
+    const store = new MemoryStore();
+    const queued = createLimiter({ name: "q", algorithm: "fixed_window", permitLimit: 4, windowMs: 1000, queueLimit: 6, queueOrder: "newest_first", clock, store });
+    const strict = createLimiter({ name: "strict", algorithm: "fixed_window", permitLimit: 1, windowMs: 1000, clock, store });
+    const set = new LimiterSet([queued, strict]);
+    await queued.acquire("k", 1);
+    const waiter = queued.acquire("k", 4); // does not fit: waits for the next window
+    strict.check("s");
+    const before = snapshot(queued, "k");
+    const r = set.check(["k", "s"]);
+    assert.equal(r.rejectedBy, "strict");
+    assert.equal(r.decisions[0]!.allowed, true, "the newcomer took a free permit of the queued limit");
+    assert.deepEqual(snapshot(queued, "k"), before, "and gave it back when the set rejected");
+    clock.advance(1000);
+    assert.equal((await waiter).allowed, true);
+    assert.equal(queued.peek("k").remaining, 0);
+  });
+});

@@ -77,6 +77,8 @@
       }
       if (!this.plot) this.rebuild();
       else this.plot.setData([this.xs, ...this.ys]);
+      // Without a pointer over the chart, the legend shows the latest values.
+      if (this.plot.cursor.idx == null) this.plot.setLegend({ idx: this.xs.length - 1 });
       this.el.dataset.points = String(this.xs.length);
       this.el.dataset.series = this.names.join(",");
     }
@@ -110,7 +112,7 @@
         v /= 1024;
         i++;
       }
-      return (i === 0 ? Math.round(v) : v.toFixed(1)) + " " + units[i] + "/s";
+      return (Number.isInteger(v) ? v : v.toFixed(1)) + " " + units[i] + "/s";
     }
     return Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1);
   }
@@ -198,7 +200,8 @@
     for (const [name, v] of Object.entries(now.limiters)) {
       const b = before.limiters[name] || { allowed: 0, rejected: 0 };
       decisions[name] = Math.max(0, v.allowed + v.rejected - b.allowed - b.rejected) / seconds;
-      rejections[name] = Math.max(0, v.rejected - b.rejected) / seconds;
+      // A limiter that never rejected stays off the rejections chart.
+      if (v.rejected > 0) rejections[name] = Math.max(0, v.rejected - b.rejected) / seconds;
     }
     return {
       decisions,

@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyReque
 import { parseForm } from "../form-body.js";
 import { HttpLimiter, type Verdict } from "../http-limiter.js";
 import type { HttpLimiterOptions } from "../types.js";
-import { closeSignal } from "./node.js";
+import { NodeRequestInfo, closeSignal } from "./node.js";
 
 export type FastifyRateLimitOptions = HttpLimiterOptions | { limiter: HttpLimiter };
 
@@ -47,10 +47,7 @@ function plugin(fastify: FastifyInstance, opts: FastifyRateLimitOptions, done: (
   const hook = (request: FastifyRequest, reply: FastifyReply, next: (err?: Error) => void) => {
     let v: Verdict | Promise<Verdict>;
     try {
-      v = limiter.decide(
-        { method: request.method, url: request.url, headers: request.headers, remoteAddress: request.raw.socket.remoteAddress, body: request.body, raw: request },
-        () => closeSignal(reply.raw),
-      );
+      v = limiter.decide(new NodeRequestInfo(request.raw, request.url, request.body, request), () => closeSignal(reply.raw));
     } catch (e) {
       next(e as Error);
       return;

@@ -6,7 +6,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import { BodyTooLargeError, RAW_BODY, isForm, parseForm, readBody } from "../form-body.js";
 import { HttpLimiter, type Verdict } from "../http-limiter.js";
-import type { HttpLimiterOptions } from "../types.js";
+import type { HttpLimiterOptions, RequestInfo } from "../types.js";
 
 export type Next = (err?: unknown) => void;
 
@@ -32,6 +32,32 @@ export function closeSignal(res: ServerResponse): AbortSignal {
   return ac.signal;
 }
 
+/**
+ * A node:http request as the core sees it. The headers are read through a
+ * getter, so that Node only builds its header object when something asks for
+ * it (a header key, a forwarding header, a log line).
+ */
+export class NodeRequestInfo implements RequestInfo {
+  constructor(
+    private readonly req: IncomingMessage,
+    readonly url: string,
+    readonly body: unknown,
+    readonly raw: unknown,
+  ) {}
+  get method(): string {
+    return this.req.method ?? "GET";
+  }
+  get headers(): IncomingMessage["headers"] {
+    return this.req.headers;
+  }
+  get rawHeaders(): readonly string[] {
+    return this.req.rawHeaders;
+  }
+  get remoteAddress(): string | undefined {
+    return this.req.socket.remoteAddress;
+  }
+}
+
 /** Writes a verdict: rejections are answered here; allowed requests get their headers and go on. */
 export function applyVerdict(limiter: HttpLimiter, v: Verdict, res: ServerResponse, next: Next): void {
   if (v.aborted) return;
@@ -50,7 +76,7 @@ export function applyVerdict(limiter: HttpLimiter, v: Verdict, res: ServerRespon
 /** Runs the limiter for one request, reading a form body first if a matching route keys on a form field. */
 export function runLimiter(limiter: HttpLimiter, req: IncomingMessage, res: ServerResponse, url: string, next: Next): void {
   const r = req as WithBody;
-  if (limiter.needsBody && r.body === undefined && isForm(req.headers) && limiter.wantsBody(req.method ?? "GET", url)) {
+  if (limiter.needsBody && !bodyParsed(r) && isForm(req.headers) && limiter.wantsBody(req.method ?? "GET", url)) {
     readBody(req, limiter.formBodyLimit, BODY_TIMEOUT_MS, limiter.clock).then(
       (buf) => {
         r.body = parseForm(buf);
@@ -66,13 +92,22 @@ export function runLimiter(limiter: HttpLimiter, req: IncomingMessage, res: Serv
   decideAndApply(limiter, req, res, url, next);
 }
 
+/**
+ * Whether a body parser already read the body. body-parser marks what it
+ * parsed with `_body`, but its JSON parser also sets `req.body = {}` on
+ * requests it skips, so an empty object with an unread stream is not parsed.
+ */
+function bodyParsed(r: WithBody): boolean {
+  if (r._body === true || r.readableEnded) return true;
+  const b = r.body;
+  if (b === undefined) return false;
+  return !(typeof b === "object" && b !== null && Object.keys(b).length === 0);
+}
+
 function decideAndApply(limiter: HttpLimiter, req: IncomingMessage, res: ServerResponse, url: string, next: Next): void {
   let v: Verdict | Promise<Verdict>;
   try {
-    v = limiter.decide(
-      { method: req.method ?? "GET", url, headers: req.headers, remoteAddress: req.socket.remoteAddress, body: (req as WithBody).body, raw: req },
-      () => closeSignal(res),
-    );
+    v = limiter.decide(new NodeRequestInfo(req, url, (req as WithBody).body, req), () => closeSignal(res));
   } catch (e) {
     next(e);
     return;

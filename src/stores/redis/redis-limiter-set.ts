@@ -69,7 +69,11 @@ export class RedisLimiterSet {
     const first = this.limiters[0]!;
     if (first.store.failureMode === "insurance") {
       first.store.countFallback();
-      return new LimiterSet(this.limiters.map((l) => l.insurance())).check(keys, cost);
+      const local = this.limiters.map((l) => l.insurance());
+      const c = new LimiterSet(local).check(keys, cost);
+      // Report the limit by its own name, not its insurance's.
+      const i = local.findIndex((l) => l.name === c.rejectedBy);
+      return i < 0 ? c : { ...c, rejectedBy: this.limiters[i]!.name };
     }
     return this.compose(this.limiters.map((l, i) => l.decide(l.fallback(keys[i]!, cost, false))));
   }

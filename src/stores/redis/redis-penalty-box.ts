@@ -65,7 +65,7 @@ export class RedisPenaltyBox {
     this.channel = limitKey(this.store.prefix, this.name, "events");
     this.index = limitKey(this.store.prefix, this.name, "bans");
     this.cache = new BanCache(integerAtLeast("maxCachedBans", o.maxCachedBans ?? 100_000, 1));
-    this.local = new PenaltyBox({ ...o, maxKeys: o.insuranceMaxKeys ?? 65_536, clock: o.clock ?? systemClock, shadow: false });
+    this.local = new PenaltyBox({ ...o, maxKeys: o.insuranceMaxKeys ?? 65_536, clock: o.clock ?? systemClock, shadow: this.shadow });
   }
 
   /**

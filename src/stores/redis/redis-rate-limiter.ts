@@ -48,6 +48,8 @@ export class RedisRateLimiter implements AsyncLimiter {
   private readonly nearThreshold: number;
   private readonly queue: AsyncWindowQueue | undefined;
   private insuranceLimiter: RateLimiter | undefined;
+  /** The state key up to the subject: `<prefix>{<name>:` (see keys.ts). */
+  private readonly keyHead: string;
   private lastNow = -Infinity;
 
   constructor(o: RedisLimiterOptions) {
@@ -61,6 +63,7 @@ export class RedisRateLimiter implements AsyncLimiter {
     this.clock = o.clock;
     const floor = positive("keyTtlFloorMs", o.keyTtlFloorMs ?? (o.clock === undefined ? 1000 : 600_000));
     this.scriptSpec = scriptSpec(this.spec, Math.ceil(floor));
+    this.keyHead = stateKey(this.store.prefix, this.name, "").slice(0, -1);
     if (this.spec.kind === "fixed_window" && this.spec.queue) {
       this.queue = new AsyncWindowQueue(this.spec.queue, this.spec.params, this.clock ?? systemClock, {
         consume: (key, c) => this.outcome(key, c, "0"),
@@ -68,10 +71,17 @@ export class RedisRateLimiter implements AsyncLimiter {
     }
   }
 
-  async check(key: string, cost = 1): Promise<Decision> {
-    this.validate(key, cost);
-    if (this.queue !== undefined && this.queue.hasWaiters(key)) return this.decide(this.queue.behind(key, cost));
-    return this.decide(await this.outcome(key, cost, this.shadow ? "s" : "0"));
+  check(key: string, cost = 1): Promise<Decision> {
+    try {
+      this.validate(key, cost);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.queue !== undefined && this.queue.hasWaiters(key)) return Promise.resolve(this.decide(this.queue.behind(key, cost)));
+    // The hot path: one promise from the batcher, one continuation (no async wrapper).
+    return this.store
+      .rate(this.keyHead + key + "}", this.scriptSpec, cost, this.nowArg(), this.shadow ? "s" : "0")
+      .then((o) => this.decide(o ?? this.fallback(key, cost, false)));
   }
 
   async peek(key: string, cost = 1): Promise<Decision> {
@@ -131,7 +141,8 @@ export class RedisRateLimiter implements AsyncLimiter {
   insurance(): RateLimiter {
     this.insuranceLimiter ??= new RateLimiter(
       { ...insuranceOptions(this.spec, this.store.expectedInstances), store: this.store.insurance, clock: this.clock ?? systemClock },
-      this.name,
+      // Named per algorithm: two limits sharing a name must not collide in the local store.
+      `${this.name}:${this.spec.kind}`,
     );
     return this.insuranceLimiter;
   }

@@ -194,8 +194,10 @@ export class RedisStore {
       });
     }
     if (c.status !== "ready") return false;
-    if (!this.health.up) return this.ping();
-    return true;
+    if (this.health.up) return true;
+    const ok = await this.ping();
+    if (ok) this.health.recovered("redis answered a readiness check");
+    return ok;
   }
 
   /** Stops probing and, if the store created its client, disconnects it. */

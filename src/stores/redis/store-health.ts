@@ -52,6 +52,17 @@ export class StoreHealth {
     this.scheduleProbe();
   }
 
+  /** Redis answered outside the probe (for example a caller's readiness check): back to Redis now. */
+  recovered(reason: string): void {
+    if (this.closed || this.current === "redis") return;
+    if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    const from = this.current;
+    this.current = "redis";
+    this.counters.recoveries++;
+    this.emit(from, "redis", reason);
+  }
+
   close(): void {
     this.closed = true;
     if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
@@ -78,10 +89,7 @@ export class StoreHealth {
       this.scheduleProbe();
       return;
     }
-    const from = this.current;
-    this.current = "redis";
-    this.counters.recoveries++;
-    this.emit(from, "redis", "redis answered");
+    this.recovered("redis answered");
   }
 
   private emit(from: StoreMode, to: StoreMode, reason: string): void {

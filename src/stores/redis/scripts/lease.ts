@@ -25,6 +25,7 @@ local amount = tonumber(ARGV[4])
 local raw = redis.call('GET', key)
 local st = { 0, -INF }
 if raw then st = split(raw) end
+if #st ~= 2 then st = { 0, -INF } end
 local elapsed = now - st[2]
 if not (elapsed > 0) then elapsed = 0 end
 local debt = st[1] - elapsed

@@ -47,7 +47,8 @@ end
 
 local raw = redis.call('GET', key)
 local s
-if raw then s = split(raw) else s = fresh() end
+if raw then s = split(raw) end
+if not s or #s ~= 7 then s = fresh() end
 if now >= quietAt(s) then s = fresh() end
 local started = 0
 

@@ -8,10 +8,17 @@
  */
 export const PRELUDE = `
 local INF = math.huge
+-- %.17g costs a sprintf; a call encodes the same values again and again
+-- (the clock reading of every key, a new state and its resetMs), so each
+-- distinct value is formatted once per call.
+local encoded = {}
 local function enc(x)
-  if x == -INF then return '-inf' end
-  if x == INF then return 'inf' end
-  return string.format('%.17g', x)
+  if x ~= x then return 'nan' end
+  local s = encoded[x]
+  if s then return s end
+  if x == -INF then s = '-inf' elseif x == INF then s = 'inf' else s = string.format('%.17g', x) end
+  encoded[x] = s
+  return s
 end
 -- Integers of up to 14 digits print exactly (and faster) with tostring (%.14g).
 local function encInt(x)

@@ -204,7 +204,9 @@ while a <= #ARGV and not rejected do
     if not entry then
       local raw = raws[key]
       local st
-      if raw then st = split(raw) else st = algo.init() end
+      if raw then st = split(raw) end
+      -- A value of another shape (an older format, foreign data under the prefix) reads as a fresh key.
+      if not st or #st ~= algo.width then st = algo.init() end
       entry = { st = st, algo = algo, p = p, dirty = false, now = now }
       states[key] = entry
       order[#order + 1] = key
@@ -214,7 +216,12 @@ while a <= #ARGV and not rejected do
       entry.dirty = true
       entry.now = now
     end
-    out[#out + 1] = ok .. ' ' .. encInt(rem) .. ' ' .. enc(reset) .. ' ' .. encInt(retry) .. ' ' .. reason
+    local o = #out
+    out[o + 1] = ok
+    out[o + 2] = encInt(rem)
+    out[o + 3] = enc(reset)
+    out[o + 4] = encInt(retry)
+    out[o + 5] = reason
     if ok == 0 and all and flag ~= 's' then
       rejected = true
       break

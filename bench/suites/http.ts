@@ -14,7 +14,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
 /** The part of autocannon's API used here (it ships no type declarations). */
-type Autocannon = (o: { url: string; connections: number; duration: number }) => Promise<{ requests: { total: number }; duration: number; non2xx: number }>;
+type Autocannon = (o: { url: string; connections: number; duration: number; overallRate?: number }) => Promise<{ requests: { total: number }; duration: number; non2xx: number }>;
 const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
 
 export const title = "HTTP middleware: requests/s with a never-rejecting limit vs none, vs express-rate-limit and @fastify/rate-limit";
@@ -23,6 +23,9 @@ const SELF = fileURLToPath(import.meta.url);
 const DURATION_S = Number(process.env.HTTP_BENCH_SECONDS ?? 10);
 const CONNECTIONS = 50;
 const ROUNDS = 10;
+/** The fixed-rate phase: rounds (the first is a warm-up) of this many seconds per scenario. */
+const FIXED_ROUNDS = 3;
+const FIXED_SLICE_S = 1;
 const NEVER = 1_000_000_000;
 
 type Scenario =
@@ -114,39 +117,51 @@ function serverCpu(s: Server): Promise<number> {
 }
 
 interface Measured {
-  /** Requests per wall-clock second. */
+  /** Requests per wall-clock second at full load. */
   rps: number;
-  /** Server CPU µs per request: unlike req/s, hardly moved by other load on a shared machine. */
+  /** Server CPU µs per request at the fixed rate. */
   cpuUs: number;
   non2xx: number;
 }
 
 /**
  * Each scenario of a group. All servers of the group run at once (an idle
- * one costs nothing) and are measured in alternating slices, ROUNDS slices
- * adding up to DURATION_S each, so that load from elsewhere falls on every
- * scenario alike. Besides req/s, the server process's CPU time per request
- * is taken over the same slices.
+ * one costs nothing) and are measured in alternating slices, so that load
+ * from elsewhere on a shared machine falls on every scenario alike.
+ *
+ * First, at a fixed offered rate (the same for every scenario, well below
+ * saturation), the server process's CPU time per request: the cost a
+ * limiter adds, measured where every scenario does the same amount of
+ * batching. (At full load a server that happens to get fewer requests
+ * batches less and pays more per request, which would blur a difference of
+ * a microsecond.) This phase also warms the JIT. Then requests/s at full
+ * load, ROUNDS slices adding up to DURATION_S per scenario.
  */
-async function measureGroup(scenarios: Scenario[]): Promise<Measured[]> {
+async function measureGroup(scenarios: Scenario[], rate: number): Promise<Measured[]> {
   const servers = await Promise.all(scenarios.map(startServer));
   try {
-    // A short warm-up so the JIT has settled before the measured runs.
-    for (const { port } of servers) await autocannon({ url: `http://127.0.0.1:${port}/`, connections: CONNECTIONS, duration: 0.5 });
-    const totals = scenarios.map(() => ({ requests: 0, seconds: 0, cpu: 0, non2xx: 0 }));
+    const totals = scenarios.map(() => ({ requests: 0, seconds: 0, cpu: 0, cpuRequests: 0, non2xx: 0 }));
+    for (let r = 0; r < FIXED_ROUNDS; r++) {
+      for (let i = 0; i < servers.length; i++) {
+        const before = await serverCpu(servers[i]!);
+        const res = await autocannon({ url: `http://127.0.0.1:${servers[i]!.port}/`, connections: CONNECTIONS, duration: FIXED_SLICE_S, overallRate: rate });
+        const t = totals[i]!;
+        if (r === 0) continue; // the first round is the warm-up
+        t.cpu += (await serverCpu(servers[i]!)) - before;
+        t.cpuRequests += res.requests.total;
+      }
+    }
     const slice = DURATION_S / ROUNDS;
     for (let r = 0; r < ROUNDS; r++) {
       for (let i = 0; i < servers.length; i++) {
-        const before = await serverCpu(servers[i]!);
         const res = await autocannon({ url: `http://127.0.0.1:${servers[i]!.port}/`, connections: CONNECTIONS, duration: slice });
         const t = totals[i]!;
-        t.cpu += (await serverCpu(servers[i]!)) - before;
         t.requests += res.requests.total;
         t.seconds += res.duration;
         t.non2xx += res.non2xx;
       }
     }
-    return totals.map((t) => ({ rps: t.requests / t.seconds, cpuUs: t.cpu / t.requests, non2xx: t.non2xx }));
+    return totals.map((t) => ({ rps: t.requests / t.seconds, cpuUs: t.cpu / t.cpuRequests, non2xx: t.non2xx }));
   } finally {
     for (const { child } of servers) {
       child.removeAllListeners("exit");
@@ -206,28 +221,29 @@ const k = (n: number) => `${(n / 1000).toFixed(1)} k`;
 const us = (n: number) => n.toFixed(2);
 
 export async function run(): Promise<void> {
-  const groups: [string, Scenario, Scenario, Scenario | undefined, string | undefined, number][] = [
-    ["node:http", "node", "node+portcullis", undefined, undefined, 1.5],
-    ["Fastify", "fastify", "fastify+portcullis", "fastify+@fastify/rate-limit", "@fastify/rate-limit", 1.5],
-    ["Express 5", "express", "express+portcullis", "express+express-rate-limit", "express-rate-limit", 3],
+  // [name, bare, ours, peer, peer name, target µs, fixed rate req/s]
+  const groups: [string, Scenario, Scenario, Scenario | undefined, string | undefined, number, number][] = [
+    ["node:http", "node", "node+portcullis", undefined, undefined, 1.5, 10_000],
+    ["Fastify", "fastify", "fastify+portcullis", "fastify+@fastify/rate-limit", "@fastify/rate-limit", 1.5, 10_000],
+    ["Express 5", "express", "express+portcullis", "express+express-rate-limit", "express-rate-limit", 3, 2_000],
   ];
-  console.log(`autocannon, ${CONNECTIONS} connections, ${DURATION_S} s per scenario in ${ROUNDS} alternating slices, 127.0.0.1; never-rejecting limit, RateLimit headers on.`);
-  console.log("added µs/req (wall) = 1e6/rps(with) - 1e6/rps(without); added µs/req (CPU) = server CPU time per request, with - without.");
+  console.log(`autocannon, ${CONNECTIONS} connections, 127.0.0.1, never-rejecting limit keyed by IP, RateLimit headers on. req/s: full load, ${DURATION_S} s per scenario in ${ROUNDS} alternating slices.`);
+  console.log(`added µs/req wall = 1e6/rps(with) - 1e6/rps(without). added µs/req CPU = server CPU time per request, with - without, at a fixed offered rate (${(FIXED_ROUNDS - 1) * FIXED_SLICE_S} s per scenario after a warm-up).`);
   console.log("| framework | no limiter | portcullis | added µs/req wall | added µs/req CPU | peer | peer req/s | peer added wall | peer added CPU | portcullis / peer req/s | target (CPU) |");
   console.log("|---|---|---|---|---|---|---|---|---|---|---|");
   const ip = await inProcess();
   console.log(
     `in process (node:http listener, real request/response objects, no socket, best of 5): bare ${us(ip.bare)} µs/req, with portcullis ${us(ip.ours)} (+${us(ip.ours - ip.bare)}), without headers on allowed ${us(ip.noHeaders)} (+${us(ip.noHeaders - ip.bare)}); HttpLimiter.decide alone ${us(ip.decide)} µs`,
   );
-  for (const [name, bare, ours, peer, peerName, target] of groups) {
-    const [b, o, p] = await measureGroup(peer ? [bare, ours, peer] : [bare, ours]);
+  for (const [name, bare, ours, peer, peerName, target, rate] of groups) {
+    const [b, o, p] = await measureGroup(peer ? [bare, ours, peer] : [bare, ours], rate);
     if (b === undefined || o === undefined) throw new Error(`${name}: no measurement`);
     const wall = (m: Measured) => 1e6 / m.rps - 1e6 / b.rps;
     const cpu = (m: Measured) => m.cpuUs - b.cpuUs;
     console.log(
       `| ${name} | ${k(b.rps)} | ${k(o.rps)} | ${us(wall(o))} | ${us(cpu(o))} | ${peerName ?? "-"} | ${p ? k(p.rps) : "-"} | ${p ? us(wall(p)) : "-"} | ${p ? us(cpu(p)) : "-"} | ${p ? `${(o.rps / p.rps).toFixed(2)}x` : "-"} | <= ${target} µs ${cpu(o) <= target ? "met" : "MISSED"} |`,
     );
-    console.log(`  server CPU µs/req: none ${us(b.cpuUs)}, portcullis ${us(o.cpuUs)}${p ? `, ${peerName} ${us(p.cpuUs)}` : ""}`);
+    console.log(`  server CPU µs/req at ${rate} req/s: none ${us(b.cpuUs)}, portcullis ${us(o.cpuUs)}${p ? `, ${peerName} ${us(p.cpuUs)}` : ""}`);
     const bad = b.non2xx + o.non2xx + (p?.non2xx ?? 0);
     if (bad > 0) console.log(`  (${name}: ${bad} non-2xx responses: a limiter rejected, so the numbers are not comparable)`);
   }

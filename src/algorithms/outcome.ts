@@ -15,7 +15,9 @@ export type RejectReason =
   /** The penalty box asks the key to back off. */
   | "throttled"
   /** The key is banned. */
-  | "banned";
+  | "banned"
+  /** The shared store is unreachable and its failure mode is "closed": retry after `retryAfterMs`. */
+  | "store_unavailable";
 
 export class Outcome {
   allowed = false;

@@ -56,7 +56,9 @@ export function parseDocument(text: string, format: "toml" | "yaml"): { ok: true
     return { ok: true, doc: doc ?? {} };
   } catch (err) {
     // Parser messages carry line and column; keep the first line only (some append a code frame).
-    const msg = err instanceof Error ? err.message.split("\n")[0]! : String(err);
+    let msg = err instanceof Error ? err.message.split("\n")[0]!.replace(/:$/, "") : String(err);
+    const at = err as { line?: unknown; column?: unknown };
+    if (typeof at.line === "number" && typeof at.column === "number" && !/ at line \d+/.test(msg)) msg += ` at line ${at.line}, column ${at.column}`;
     return { ok: false, problem: `(${format} syntax): ${msg}` };
   }
 }

@@ -60,8 +60,12 @@ export function relay(client: Counted, upstream: Counted, o: RelayOptions): void
     self.once("close", () => {
       // A side that closed after sending its end has half-closed cleanly: let the other flush and finish.
       // Any other close (reset, error, destroy) takes the other side down too.
-      if (self.readableEnded && self.writableFinished) other.end();
-      else other.destroy();
+      // (end() on a stream already ended builds an error object with a stack: skip it when there is nothing to do.)
+      if (other.destroyed) {
+        // nothing left to close
+      } else if (self.readableEnded && self.writableFinished) {
+        if (!other.writableEnded) other.end();
+      } else other.destroy();
       closed();
     });
   };

@@ -155,8 +155,8 @@ describe("loading", () => {
 
   test("check-config exits 2 with one line per problem and no stack trace, for each class of error", async () => {
     const cases: Array<[string, string, NodeJS.ProcessEnv, RegExp]> = [
-      ["syntax.toml", "[guard\n", {}, /^.*syntax.toml \(toml syntax\): /],
-      ["syntax.yaml", "guard: [1,\n", {}, /^.*syntax.yaml \(yaml syntax\): /],
+      ["syntax.toml", "[guard\n", {}, /^.*syntax.toml \(toml syntax\): .* at line 1, column \d+$/],
+      ["syntax.yaml", "guard: [1,\n", {}, /^.*syntax.yaml \(yaml syntax\): .* at line \d+, column \d+$/],
       ["unknown.toml", `typo = 1\n${LISTENER}`, {}, /^typo: unknown key$/],
       ["type.toml", `[guard]\nmax_connections_per_ip = "x"\n${LISTENER}`, {}, /^guard\.max_connections_per_ip: expected a positive integer, got "x"$/],
       ["env.toml", LISTENER, { PORTCULLIS__GUARD__BAN__WINDOW: "soon" }, /^guard\.ban\.window: expected a duration/],

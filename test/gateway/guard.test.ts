@@ -195,6 +195,31 @@ describe("guard at accept", () => {
   });
 });
 
+describe("Gateway ban API", () => {
+  test("ban() closes the address's connections, emits an event and refuses it; unban() lets it back", async () => {
+    const gw = await startGateway(await connectDoc());
+    try {
+      const events: string[] = [];
+      gw.gateway.events.on("ban", (b) => events.push(`ban ${b.key} closed=${b.closed}`));
+      gw.gateway.events.on("unban", (u) => events.push(`unban ${u.key}`));
+      const open = await probe(gw.port, "127.0.17.1");
+      assert.equal(open.served, true);
+      gw.gateway.ban("127.0.17.1", 60_000);
+      await open.client.waitClosed();
+      assert.equal((await probe(gw.port, "127.0.17.1")).served, false);
+      assert.deepEqual([...gw.gateway.penaltyBox.banned()].map((b) => b.key), ["127.0.17.1"]);
+      assert.equal(gw.gateway.unban("127.0.17.1"), true);
+      const back = await probe(gw.port, "127.0.17.1");
+      assert.equal(back.served, true);
+      back.client.destroy();
+      assert.deepEqual(events, ["ban 127.0.17.1 closed=1", "unban 127.0.17.1"]);
+      assert.equal(gw.log.events("unban").length, 1);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
 describe("ConnectionGuard keys", () => {
   test("IPv6 clients are counted and banned by /64", async () => {
     const clock = new ManualClock();

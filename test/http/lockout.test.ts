@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { after, test } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
-import { HttpLimiter, type HttpLimiterOptions, parseForm } from "./fixtures.js";
+import { parseForm } from "../../src/http/form-body.js";
+import { HttpLimiter, type HttpLimiterOptions, withRateLimit } from "../../src/http/index.js";
 import { close, listen, recordingLogger, request } from "./helpers.js";
-import { withRateLimit } from "../../src/http/index.js";
 
 const servers: http.Server[] = [];
 after(async () => {

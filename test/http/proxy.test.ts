@@ -228,6 +228,28 @@ describe("http listener bounds", () => {
     assert.equal(up.seen.length, 0);
   });
 
+  test("a request target that is not a path gets 400 and never reaches the upstream", async () => {
+    const up = await upstream();
+    const p = await proxy(up);
+    const sock = net.connect(p.port, "127.0.0.1");
+    sock.write("GET not-a-path HTTP/1.1\r\nHost: x\r\n\r\n");
+    const reply = await new Promise<string>((resolve, reject) => {
+      let data = "";
+      const timer = setTimeout(() => reject(new Error("no answer to a bad target")), 5_000);
+      sock.on("data", (d) => {
+        data += d.toString();
+        if (data.includes("\r\n\r\n")) {
+          clearTimeout(timer);
+          sock.destroy();
+          resolve(data);
+        }
+      });
+      sock.on("error", reject);
+    });
+    assert.match(reply, /^HTTP\/1\.1 400/);
+    assert.equal(up.seen.length, 0);
+  });
+
   test("the proxy also works with Node's own HTTP client (keep-alive off)", async () => {
     const up = await upstream();
     const p = await proxy(up);

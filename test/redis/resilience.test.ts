@@ -101,6 +101,7 @@ describe("Redis stopped mid-run and started again", () => {
       assert.deepEqual(ins!.map((d) => d.allowed), [...Array(5).fill(true), ...Array(5).fill(false)], "insurance: the limit divided by 2");
       assert.ok(open!.every((d) => d.allowed), "open: everything allowed");
       assert.ok(closed!.every((d) => !d.allowed && d.retryAfterMs > 0), "closed: everything rejected");
+      assert.deepEqual([...new Set(closed!.map((d) => d.reason))], ["store_unavailable"], "closed: the reason names the store, not the limit");
       for (const s of stores) assert.ok(s.counters.fallbackDecisions >= 10);
       assert.deepEqual(
         transitions.map((t) => [t.store, t.from, t.to]),
@@ -176,6 +177,28 @@ describe("every API while Redis is unreachable", () => {
       await r1.reset("a");
       assert.ok(store.counters.fallbackDecisions > 0);
       assert.equal(store.mode, "insurance");
+      assert.deepEqual(unhandled, []);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("closed mode while Redis is unreachable", () => {
+  test("every limit rejects with store_unavailable and Retry-After = the probe interval", { timeout: 20_000 }, async () => {
+    const dead = await ThrowawayRedis.create();
+    await dead.kill();
+    const store = new RedisStore({ url: dead.url, prefix: uniquePrefix("closed"), onFailure: "closed", timeoutMs: 50, probeIntervalMs: 150 });
+    try {
+      assert.equal(await store.ready(300), false);
+      const r1 = new RedisRateLimiter({ store, name: "c1", algorithm: "fixed_window", permitLimit: 4, windowMs: 60_000, queueLimit: 2 });
+      const r2 = new RedisRateLimiter({ store, name: "c2", algorithm: "gcra", rate: 1, periodMs: 1e9, burst: 100 });
+      const conc = new RedisConcurrencyLimiter({ store, name: "c3", limit: 4 });
+      const ds = [await r1.check("k"), await r1.acquire("k"), await r1.peek("k"), await r2.check("k"), (await conc.tryAcquire("k")).decision];
+      for (const d of ds) assert.deepEqual([d.allowed, d.reason, d.retryAfterMs], [false, "store_unavailable", 150]);
+      const c = await new RedisLimiterSet([r2, r1]).check(["k", "k"]);
+      assert.deepEqual([c.allowed, c.rejectedBy, c.decisions.at(-1)!.reason], [false, "c2", "store_unavailable"]);
+      assert.equal(store.mode, "closed");
       assert.deepEqual(unhandled, []);
     } finally {
       await store.close();

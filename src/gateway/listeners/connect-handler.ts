@@ -60,6 +60,8 @@ export class ConnectSession {
     s.on("data", this.onData);
     s.on("error", () => this.conn.close("error"));
     s.on("end", () => this.conn.close("end"));
+    // Pending deadlines go with the connection, so a flood of short connections leaves no timers behind.
+    this.conn.raw.once("close", () => this.deadline?.cancel());
     this.armDeadline();
   }
 

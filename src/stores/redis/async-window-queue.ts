@@ -5,8 +5,12 @@ import { AcquireAbortedError } from "../../core/errors.js";
 import type { QueueOrder } from "../../limiter/limit-spec.js";
 
 export interface AsyncQueueHost {
+  /** The limit's time: what it sends Redis (an injected clock clamped so it never goes back), or the local clock. */
+  now(): number;
   /** Runs the fixed-window transition on the shared store (consuming only when it allows). */
   consume(key: string, cost: number): Promise<Outcome>;
+  /** The fixed window's own answer for `cost`, consuming nothing. */
+  peek(key: string, cost: number): Promise<Outcome>;
 }
 
 interface Waiter {
@@ -20,7 +24,7 @@ interface Waiter {
 interface KeyQueue {
   waiters: Waiter[];
   permits: number;
-  /** When the window that rejected the head ends, on the local clock. */
+  /** When the window that rejected the head ends, on the limit's time (host.now()). */
   windowEnd: number;
   timer: TimerHandle | undefined;
   draining: boolean;
@@ -32,16 +36,20 @@ const MAX_QUEUED_KEYS = 10_000;
 /**
  * The FIFO queue of a fixed window whose counts live in Redis. Waiting
  * happens in the caller's process (the semantics of FixedWindowQueue: FIFO
- * or newest first, a newcomer never jumps a waiter, up to `limit` permits
- * wait per key in this process), but every admission is a consume in Redis,
- * so admissions across instances never exceed permitLimit per window.
- * When a window opens, the head waiters of a key are admitted one by one
- * until Redis rejects; the rejection's resetMs says when to try again, which
- * also absorbs any skew between the local clock and Redis TIME.
+ * or newest first, up to `limit` permits wait per key in this process), but
+ * every admission is a consume in Redis, so admissions across instances
+ * never exceed permitLimit per window. Oldest first, a newcomer never jumps
+ * a waiter; newest first, a newcomer is the newest caller and takes a free
+ * permit at once. When a window opens, the head waiters of a key are
+ * admitted one by one until Redis rejects; the rejection's resetMs says when
+ * to try again, which also absorbs any skew between the local clock and
+ * Redis TIME.
  */
 export class AsyncWindowQueue {
   private readonly queues = new Map<string, KeyQueue>();
   private disposed = false;
+  /** Redis calls the queue has in flight (drains and newcomers), for `idle`. */
+  private inFlight = 0;
 
   constructor(
     private readonly opts: { limit: number; order: QueueOrder },
@@ -54,36 +62,82 @@ export class AsyncWindowQueue {
     return this.queues.has(key);
   }
 
-  /** Answer for an immediate check on a key with waiters here: it may not jump them. */
-  behind(key: string, cost: number): Outcome {
+  /** True when nothing of this queue waits on Redis (no drain, no newcomer's call in flight). */
+  get idle(): boolean {
+    return this.inFlight === 0;
+  }
+
+  /**
+   * True when a call on `key` is answered by the queue alone, without asking
+   * Redis: oldest first a newcomer may not pass the waiters, and a cost no
+   * window can hold is insufficient capacity.
+   */
+  blocks(key: string, cost: number): boolean {
+    return this.queues.has(key) && (this.opts.order === "oldest_first" || cost > this.params.permitLimit);
+  }
+
+  /** Answer for an immediate check on a key with waiters here. */
+  async behind(key: string, cost: number): Promise<Outcome> {
+    if (this.blocks(key, cost) || !this.queues.has(key)) return this.answer(key, cost, undefined) ?? this.call(() => this.host.consume(key, cost));
+    return this.answer(key, cost, await this.call(() => this.host.consume(key, cost)))!;
+  }
+
+  /** What `behind` would answer, consuming nothing. */
+  async peekBehind(key: string, cost: number): Promise<Outcome> {
+    if (this.blocks(key, cost) || !this.queues.has(key)) return this.answer(key, cost, undefined) ?? this.call(() => this.host.peek(key, cost));
+    return this.answer(key, cost, await this.call(() => this.host.peek(key, cost)))!;
+  }
+
+  /**
+   * The queue's answer for a call on `key`, given the window's own answer
+   * `free` (undefined when Redis was not asked because the queue blocks):
+   * `free` itself when nobody waits or a newest-first newcomer fits, else
+   * the rejection behind the waiters.
+   */
+  answer(key: string, cost: number, free: Outcome | undefined): Outcome | undefined {
     const q = this.queues.get(key);
-    return this.rejectBehind(q, q?.permits ?? 0, cost, "rate_limited");
+    if (q === undefined) return free;
+    const now = this.host.now();
+    if (cost > this.params.permitLimit) return this.insufficient(q, now);
+    if (free !== undefined && (free.allowed || free.reason !== "rate_limited")) return free;
+    return this.rejectBehind(q, q.windowEnd, cost, now, "rate_limited", false);
   }
 
   async acquire(key: string, cost: number, signal: AbortSignal | undefined): Promise<Outcome> {
     if (this.disposed) throw new AcquireAbortedError("limiter disposed", "disposed");
     if (signal?.aborted) throw new AcquireAbortedError("acquire aborted before it started");
     let q = this.queues.get(key);
-    if (q === undefined) {
-      const out = await this.host.consume(key, cost);
+    // A cost no window can hold is answered at once and never queued: at the
+    // head of the queue it would block every waiter behind it forever.
+    if (q !== undefined && cost > this.params.permitLimit) return this.insufficient(q, this.host.now());
+    // The window's end is measured from when Redis was asked: the reply may come after the clock moved on.
+    let end = this.host.now();
+    if (q === undefined || this.opts.order === "newest_first") {
+      // No queue yet, or newest first (the newcomer is served first): the window decides.
+      const out = await this.call(() => this.host.consume(key, cost));
       if (out.allowed || out.reason !== "rate_limited") return out;
       if (this.disposed) throw new AcquireAbortedError("limiter disposed", "disposed");
+      if (signal?.aborted) throw new AcquireAbortedError("acquire aborted before it started");
+      end += out.resetMs;
       q = this.queues.get(key);
-      if (q === undefined) {
-        if (cost > this.opts.limit || this.queues.size >= MAX_QUEUED_KEYS) return this.rejectBehind(undefined, 0, cost, "queue_full");
-        q = { waiters: [], permits: 0, windowEnd: this.clock.now() + out.resetMs, timer: undefined, draining: false };
-        this.queues.set(key, q);
-      }
+    }
+    const now = this.host.now();
+    if (q === undefined) {
+      if (cost > this.opts.limit || this.queues.size >= MAX_QUEUED_KEYS) return this.rejectBehind(undefined, end, cost, now, "queue_full", false);
+      q = { waiters: [], permits: 0, windowEnd: end, timer: undefined, draining: false };
+      this.queues.set(key, q);
     }
     const queue = q;
     if (queue.permits + cost > this.opts.limit) {
-      if (this.opts.order === "oldest_first" || cost > this.opts.limit) return this.rejectBehind(queue, queue.permits, cost, "queue_full");
+      if (this.opts.order === "oldest_first" || cost > this.opts.limit) {
+        return this.rejectBehind(queue, queue.windowEnd, cost, now, "queue_full", cost <= this.opts.limit);
+      }
       // newest_first: the oldest waiters give way to the newcomer.
       while (queue.waiters.length > 0 && queue.permits + cost > this.opts.limit) {
         const dropped = queue.waiters.shift()!;
         queue.permits -= dropped.cost;
         settle(dropped);
-        dropped.resolve(this.rejectBehind(queue, queue.permits, dropped.cost, "queue_full"));
+        dropped.resolve(this.rejectBehind(queue, queue.windowEnd, dropped.cost, now, "queue_full", false));
       }
     }
     return new Promise<Outcome>((resolve, reject) => {
@@ -110,6 +164,15 @@ export class AsyncWindowQueue {
     this.queues.clear();
   }
 
+  private async call(fn: () => Promise<Outcome>): Promise<Outcome> {
+    this.inFlight++;
+    try {
+      return await fn();
+    } finally {
+      this.inFlight--;
+    }
+  }
+
   private cancel(key: string, w: Waiter): void {
     const q = this.queues.get(key);
     if (q === undefined) return;
@@ -130,7 +193,15 @@ export class AsyncWindowQueue {
 
   private schedule(key: string, q: KeyQueue): void {
     if (q.timer !== undefined || q.draining || this.disposed) return;
-    const wait = Math.max(0, q.windowEnd - this.clock.now());
+    // windowEnd is on the limit's time, which never goes back; the timer runs
+    // on the clock, which may read earlier after a regression. Aiming from
+    // the earlier reading fires at the boundary instead of early and often.
+    const wait = q.windowEnd - Math.min(this.host.now(), this.clock.now());
+    // Already open (the clock moved on while Redis answered): admit now rather than wait for the clock to move again.
+    if (wait <= 0) {
+      void this.drain(key, q);
+      return;
+    }
     q.timer = this.clock.setTimer(() => {
       q.timer = undefined;
       void this.drain(key, q);
@@ -141,14 +212,16 @@ export class AsyncWindowQueue {
   private async drain(key: string, q: KeyQueue): Promise<void> {
     if (q.draining) return;
     q.draining = true;
+    this.inFlight++;
     try {
       while (q.waiters.length > 0 && !this.disposed) {
         const newest = this.opts.order === "newest_first";
         const w = newest ? q.waiters[q.waiters.length - 1]! : q.waiters[0]!;
+        const sent = this.host.now();
         const out = await this.host.consume(key, w.cost);
         if (!out.allowed) {
           // Still closed (Redis time behind ours, or other instances took the window): retry when it ends.
-          q.windowEnd = this.clock.now() + Math.max(1, out.resetMs);
+          q.windowEnd = sent + Math.max(1, out.resetMs);
           break;
         }
         const i = q.waiters.indexOf(w);
@@ -163,22 +236,59 @@ export class AsyncWindowQueue {
       }
     } finally {
       q.draining = false;
+      this.inFlight--;
     }
     if (q.waiters.length === 0) this.drop(key, q);
     else this.schedule(key, q);
   }
 
-  /**
-   * Rejection for a check that would wait behind `ahead` permits: the
-   * earliest success is the window in which the queue ahead and this cost
-   * both fit (assuming no newcomers).
-   */
-  private rejectBehind(q: KeyQueue | undefined, ahead: number, cost: number, reason: "rate_limited" | "queue_full"): Outcome {
-    const now = this.clock.now();
-    const end = q === undefined ? now : Math.max(now, q.windowEnd);
-    const windows = Math.max(1, Math.ceil((ahead + cost) / this.params.permitLimit));
+  /** The first window boundary at or after `base` that lies ahead of `now` (or `base` itself when it does). */
+  private windowStart(base: number, now: number): number {
+    const w = this.params.windowMs;
+    // At or past the boundary (its drain still on its way): the window that opened then is the first ahead.
+    return base > now ? base : base + Math.floor((now - base) / w) * w;
+  }
+
+  private insufficient(q: KeyQueue, now: number): Outcome {
+    const start = this.windowStart(q.windowEnd, now);
     const out = new Outcome();
-    out.reject(reason, 0, end - now, msUntil(now, end) + (windows - 1) * this.params.windowMs);
+    out.reject("insufficient_capacity", 0, start > now ? start - now : start + this.params.windowMs - now, 0);
+    return out;
+  }
+
+  /**
+   * Rejection for a call that cannot pass the waiters of `q` now. `base` is
+   * when the first window ahead opens. Retry-After is the earliest wait
+   * after which the same call succeeds, assuming no newcomers: the windows
+   * ahead are played out, each admitting waiters in service order while they
+   * fit (so costs that pack badly take more windows than their sum
+   * suggests). A plain check succeeds once the queue is empty and the cost
+   * fits what the window has left; a call that may queue (`mayQueue`)
+   * succeeds as soon as the queue has room for it. At most one window per
+   * waiter plus one, since every cost fits a fresh window.
+   */
+  private rejectBehind(q: KeyQueue | undefined, base: number, cost: number, now: number, reason: "rate_limited" | "queue_full", mayQueue: boolean): Outcome {
+    const w = this.params.windowMs;
+    const start = this.windowStart(base, now);
+    const waiters = q === undefined ? [] : this.opts.order === "newest_first" ? [...q.waiters].reverse() : q.waiters;
+    let queued = q === undefined ? 0 : q.permits;
+    let next = 0;
+    let windows = 0;
+    for (; windows <= waiters.length; ) {
+      let left = this.params.permitLimit;
+      while (next < waiters.length && waiters[next]!.cost <= left) {
+        left -= waiters[next]!.cost;
+        queued -= waiters[next]!.cost;
+        next++;
+      }
+      const passes = next === waiters.length && cost <= left;
+      if (passes || (mayQueue && queued + cost <= this.opts.limit)) break;
+      windows++;
+    }
+    const out = new Outcome();
+    const reset = start > now ? start - now : start + w - now;
+    // Never 0 for a rejection: a window that already opened is still being drained.
+    out.reject(reason, 0, reset, Math.max(1, msUntil(now, start + windows * w)));
     return out;
   }
 }

@@ -99,7 +99,7 @@ export class RedisConcurrencyLimiter {
     if (mode === "open") return { decision: new Decision(true, this.limit, this.limit, 0, 0, undefined, false, false), lease: noopLease(key) };
     if (mode === "closed") {
       const wait = this.store.probeIntervalMs;
-      return { decision: new Decision(false, 0, this.limit, wait, wait, "concurrency_limit", true, false), lease: undefined };
+      return { decision: new Decision(false, 0, this.limit, wait, wait, "store_unavailable", true, false), lease: undefined };
     }
     const r = this.local.tryAcquire(key);
     const l = r.lease;

@@ -30,8 +30,8 @@ export class RedisLimiterSet {
     keys.forEach((k, i) => {
       if (typeof k !== "string") throw new InvalidArgumentError(`keys[${i}]`, "must be a string");
     });
-    // A key with waiters in this process's queue rejects before anything is charged.
-    const q = this.limiters.findIndex((l, i) => l.queued(keys[i]!));
+    // A key whose waiters in this process's queue may not be passed rejects before anything is charged.
+    const q = this.limiters.findIndex((l, i) => l.queueBlocks(keys[i]!, cost));
     if (q >= 0) return this.rejectQueued(keys, cost, q);
     const store = this.limiters[0]!.store;
     const ops = this.ops(keys, cost, (l) => (l.shadow ? "s" : "0"));
@@ -39,7 +39,8 @@ export class RedisLimiterSet {
     if (!sameSlot) return this.peekThenCharge(keys, cost);
     const outs = await store.rateAll(ops);
     if (outs === undefined) return this.fallback(keys, cost);
-    return this.compose(outs.map((o, i) => this.limiters[i]!.decide(o)));
+    // Newest first, a newcomer with waiters ahead passes when the window has room; if not, its Retry-After is the queue's.
+    return this.compose(outs.map((o, i) => this.limiters[i]!.decide(this.limiters[i]!.behindQueue(keys[i]!, cost, o)!)));
   }
 
   private ops(keys: readonly string[], cost: number, flag: (l: RedisRateLimiter) => string): RateOp[] {
@@ -54,7 +55,8 @@ export class RedisLimiterSet {
 
   private async rejectQueued(keys: readonly string[], cost: number, q: number): Promise<CompositeDecision> {
     const before = await Promise.all(this.limiters.slice(0, q).map((l, i) => l.peek(keys[i]!, cost)));
-    return this.compose([...before, this.limiters[q]!.behind(keys[q]!, cost)]);
+    const l = this.limiters[q]!;
+    return this.compose([...before, l.decide(l.behindQueue(keys[q]!, cost, undefined)!)]);
   }
 
   private async peekThenCharge(keys: readonly string[], cost: number): Promise<CompositeDecision> {

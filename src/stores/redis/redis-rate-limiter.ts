@@ -66,7 +66,9 @@ export class RedisRateLimiter implements AsyncLimiter {
     this.keyHead = stateKey(this.store.prefix, this.name, "").slice(0, -1);
     if (this.spec.kind === "fixed_window" && this.spec.queue) {
       this.queue = new AsyncWindowQueue(this.spec.queue, this.spec.params, this.clock ?? systemClock, {
+        now: () => this.limitNow(),
         consume: (key, c) => this.outcome(key, c, "0"),
+        peek: (key, c) => this.outcome(key, c, "1"),
       });
     }
   }
@@ -77,7 +79,7 @@ export class RedisRateLimiter implements AsyncLimiter {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.queue !== undefined && this.queue.hasWaiters(key)) return Promise.resolve(this.decide(this.queue.behind(key, cost)));
+    if (this.queue !== undefined && this.queue.hasWaiters(key)) return this.queue.behind(key, cost).then((o) => this.decide(o));
     // The hot path: one promise from the batcher, one continuation (no async wrapper).
     return this.store
       .rate(this.keyHead + key + "}", this.scriptSpec, cost, this.nowArg(), this.shadow ? "s" : "0")
@@ -87,7 +89,7 @@ export class RedisRateLimiter implements AsyncLimiter {
   async peek(key: string, cost = 1): Promise<Decision> {
     this.validate(key, cost);
     // Waiters stand between this key and its free permits: answer as check would.
-    if (this.queue !== undefined && this.queue.hasWaiters(key)) return this.decide(this.queue.behind(key, cost));
+    if (this.queue !== undefined && this.queue.hasWaiters(key)) return this.decide(await this.queue.peekBehind(key, cost));
     return this.decide(await this.outcome(key, cost, "1"));
   }
 
@@ -115,10 +117,15 @@ export class RedisRateLimiter implements AsyncLimiter {
 
   /** @internal What the script receives as `now`: the injected clock (clamped), or '' for Redis TIME. */
   nowArg(): string {
-    if (this.clock === undefined) return "";
+    return this.clock === undefined ? "" : String(this.limitNow());
+  }
+
+  /** The limit's time: the injected clock clamped so it never goes back, or the local clock. */
+  private limitNow(): number {
+    if (this.clock === undefined) return systemClock.now();
     const t = this.clock.now();
     if (t > this.lastNow) this.lastNow = t;
-    return String(this.lastNow);
+    return this.lastNow;
   }
 
   /** @internal Runs one operation on Redis, or on the failure mode when Redis does not answer. */
@@ -127,14 +134,19 @@ export class RedisRateLimiter implements AsyncLimiter {
     return o ?? this.fallback(key, cost, flag === "1");
   }
 
-  /** @internal True when an in-process queue holds waiters for `key` (a check may not jump them). */
-  queued(key: string): boolean {
-    return this.queue !== undefined && this.queue.hasWaiters(key);
+  /** @internal True when this process's queue of `key` answers a call of `cost` without asking Redis (it may not pass the waiters). */
+  queueBlocks(key: string, cost: number): boolean {
+    return this.queue !== undefined && this.queue.blocks(key, cost);
   }
 
-  /** @internal The rejection for a check behind this process's queue of `key`. */
-  behind(key: string, cost: number): Decision {
-    return this.decide(this.queue!.behind(key, cost));
+  /** @internal The answer for a call on `key` given the window's own answer `free` (undefined: not asked), as the queue sees it. */
+  behindQueue(key: string, cost: number, free: Outcome | undefined): Outcome | undefined {
+    return this.queue === undefined ? free : this.queue.answer(key, cost, free);
+  }
+
+  /** @internal True when the queue has no Redis call in flight (tests wait on it). */
+  queueIdle(): boolean {
+    return this.queue === undefined || this.queue.idle;
   }
 
   /** @internal The local limit answering while Redis is unavailable (failure mode "insurance"). */
@@ -160,7 +172,7 @@ export class RedisRateLimiter implements AsyncLimiter {
         return toOutcome(new Decision(true, this.limit, this.limit, 0, 0, undefined, false, false));
       case "closed": {
         const wait = this.store.probeIntervalMs;
-        return toOutcome(new Decision(false, 0, this.limit, wait, wait, "rate_limited", true, false));
+        return toOutcome(new Decision(false, 0, this.limit, wait, wait, "store_unavailable", true, false));
       }
     }
   }

@@ -1,3 +1,0 @@
-/** Imports the tests share from the HTTP layer, internal modules included. */
-export { HttpLimiter, type HttpLimiterOptions } from "../../src/http/index.js";
-export { parseForm } from "../../src/http/form-body.js";

@@ -38,6 +38,9 @@ export function effectiveConfig(c: Config): Record<string, unknown> {
     if (l.bind && typeof l.bind === "object") l.bind = hostPortText(l.bind as { host: string; port: number });
     if (l.upstream && typeof l.upstream === "object") l.upstream = hostPortText(l.upstream as { host: string; port: number });
   }
+  const admin = out.admin as Record<string, unknown>;
+  if (admin.token !== undefined) admin.token = REDACTED;
+  if (admin.bind && typeof admin.bind === "object") admin.bind = hostPortText(admin.bind as { host: string; port: number });
   return out;
 }
 

@@ -174,6 +174,23 @@ const passwordHash = z.unknown().transform((v, ctx): string => {
   return z.NEVER;
 });
 
+/** The admin listener: API, /metrics, health probes and dashboard. Off unless enabled; needs a token to start. */
+const admin = z.strictObject({
+  enabled: bool.default(false),
+  bind: hostPort.default({ host: "127.0.0.1", port: 9090 }),
+  /** Prefer token_env: a token in a file is a token in backups. */
+  token: nonEmptyString.optional(),
+  token_env: nonEmptyString.default("PORTCULLIS_ADMIN_TOKEN"),
+  rate_limit: z
+    .strictObject({
+      strategy: oneOf(["path", "endpoint", "global"] as const).default("endpoint"),
+      limit: positiveInt.default(20),
+      window: duration.default(1000),
+      burst: positiveInt.default(40),
+    })
+    .prefault({}),
+});
+
 export const configSchema = z.strictObject({
   store: z
     .strictObject({
@@ -195,6 +212,7 @@ export const configSchema = z.strictObject({
   /** Reload when the file changes (also across the symlink swap of a Kubernetes ConfigMap), besides SIGHUP. */
   watch: bool.default(false),
   listener: z.array(listener).min(1, "expected at least one [[listener]]"),
+  admin: admin.prefault({}),
 }).superRefine((c, ctx) => {
   const seen = new Set<string>();
   c.listener.forEach((l, i) => {

@@ -46,6 +46,12 @@ export class Connection implements Closable {
     const duration_ms = Math.max(0, Math.round(this.ctx.clock.now() - this.openedAt));
     this.ctx.logger.connClose({ remote_addr: this.remote, duration_ms, listener: this.listener });
     this.ctx.events.emit("close", { listener: this.listener, remote_addr: this.remote, duration_ms });
+    // What reached and came back from the upstream is what was relayed (no request heads, no TLS framing).
+    const up = this.upstream;
+    if (up !== undefined) {
+      if (up.bytesWritten > 0) this.ctx.events.emit("bytes", { listener: this.listener, direction: "in", bytes: up.bytesWritten });
+      if (up.bytesRead > 0) this.ctx.events.emit("bytes", { listener: this.listener, direction: "out", bytes: up.bytesRead });
+    }
     this.onEnd(this);
   }
 }

@@ -17,6 +17,12 @@ export interface GatewayEvents {
   /** A key (address or IPv6 prefix) was banned until `until` (wall-clock ms). */
   ban: [{ key: string; until: number; failures: number; closed: number; shadow: boolean }];
   unban: [{ key: string; reason: string }];
+  /**
+   * Bytes an admitted connection relayed, as totals sent once per direction
+   * when it closes ("in": client to upstream, "out": upstream to client).
+   * Never per destination and never per chunk.
+   */
+  bytes: [{ listener: string; direction: "in" | "out"; bytes: number }];
   /** A new configuration was applied or refused. */
   reload: [{ ok: boolean; problems: string[] }];
 }

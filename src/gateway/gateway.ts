@@ -97,6 +97,11 @@ export class Gateway {
     return this.ctx.guard.keyOf(address);
   }
 
+  /** State of `address` under a guard limiter, without consuming (undefined when that limiter is not on). */
+  peekLimit(limiter: string, address: string): Record<string, unknown> | undefined {
+    return this.ctx.guard.peek(limiter, address);
+  }
+
   /** Binds every listener. On a bind failure the ones already bound are closed again and the error is thrown. */
   async start(): Promise<BoundListener[]> {
     if (this.started) throw new Error("gateway already started");

@@ -6,6 +6,7 @@ import pino from "pino";
 import { loadConfigFile, type LoadResult } from "../../config/load.js";
 import { checkResources } from "../../config/resources.js";
 import { Gateway } from "../../gateway/gateway.js";
+import { attachObservability, type Observability } from "../../admin/observability.js";
 
 export const summary = "start the gateway";
 
@@ -92,25 +93,45 @@ export async function main(argv: string[]): Promise<number> {
 
   let lastDigest = digest(file);
   let reloading = Promise.resolve();
-  const reload = (why: string): void => {
-    reloading = reloading.then(async () => {
+  /** Queues a reload (one at a time) and resolves with its outcome. */
+  const reloadNow = (why: string): Promise<{ ok: boolean; problems: string[] }> => {
+    const outcome = reloading.then(async () => {
       const r = load(file);
       if (!r.ok) {
         gateway.logger.warn("config reload refused", { trigger: why, problems: r.problems.join("; ") });
         gateway.events.emit("reload", { ok: false, problems: r.problems });
-        return;
+        return { ok: false, problems: r.problems };
       }
       try {
         await gateway.reload(r.config);
         lastDigest = digest(file);
         gateway.logger.info("config reloaded", { trigger: why });
+        return { ok: true, problems: [] };
       } catch (err) {
         const msg = err instanceof Error ? err.message.split("\n")[0] : String(err);
         gateway.logger.warn("config reload failed", { trigger: why, error: msg });
         gateway.events.emit("reload", { ok: false, problems: [String(msg)] });
+        return { ok: false, problems: [String(msg)] };
       }
     });
+    reloading = outcome.then(() => undefined);
+    return outcome;
   };
+  const reload = (why: string): void => void reloadNow(why);
+
+  // The admin listener's own settings apply at start; changing them takes a restart.
+  let obs: Observability | undefined;
+  if (first.config.admin.enabled) {
+    try {
+      obs = await attachObservability(gateway, first.config.admin, { reload: () => reloadNow("admin") });
+      console.error(`portcullis: admin listener up on ${obs.url}`);
+      gateway.logger.info("admin listener up", { bind: obs.url });
+    } catch (err) {
+      console.error(`portcullis run: cannot start the admin listener: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`);
+      await gateway.stop();
+      return 1;
+    }
+  }
 
   let watcher: FSWatcher | undefined;
   let debounce: NodeJS.Timeout | undefined;
@@ -138,6 +159,7 @@ export async function main(argv: string[]): Promise<number> {
       clearTimeout(debounce);
       gateway.logger.info("stopping", { signal });
       void reloading
+        .then(() => obs?.close())
         .then(() => gateway.stop())
         .then(() => {
           clearInterval(flusher);

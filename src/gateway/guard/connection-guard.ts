@@ -229,6 +229,30 @@ export class ConnectionGuard {
     this.refusals.set(k, (this.refusals.get(k) ?? 0) + 1);
   }
 
+  /**
+   * The state of `address` under one of the guard's limiters, read without
+   * consuming anything (for the admin API). Undefined for a limiter that is
+   * not on.
+   */
+  peek(limiter: string, address: string): Record<string, unknown> | undefined {
+    const key = this.keyOf(address);
+    const rate = (d: Decision): Record<string, unknown> => ({ allowed: d.allowed, remaining: d.remaining, limit: d.limit, reset_ms: Math.ceil(d.resetMs), retry_after_ms: Math.ceil(d.retryAfterMs) });
+    switch (limiter) {
+      case "max_connections_per_ip":
+        return { held: this.perIp.held(key), limit: this.cfg.max_connections_per_ip.limit, shadow: this.cfg.max_connections_per_ip.shadow };
+      case "max_connections":
+        return { held: this.global.held("*"), limit: this.cfg.max_connections.limit, shadow: this.cfg.max_connections.shadow };
+      case "connection_rate":
+        return this.rate ? rate(this.rate.peek(key)) : undefined;
+      case "prefix_connection_rate": {
+        const p = this.cfg.prefix_connection_rate;
+        return this.prefixRate && p ? rate(this.prefixRate.peek(ipKey(address, { ipv4Prefix: p.ipv4_prefix, ipv6Prefix: p.ipv6_prefix }))) : undefined;
+      }
+      default:
+        return undefined;
+    }
+  }
+
   /** Whether `key` may try to authenticate now (not banned, not backing off). */
   authCheck(key: string): Decision {
     return this.box.check(key);

@@ -1,17 +1,18 @@
 #!/usr/bin/env node
-// Runs the compiled CLI when built (npm run build), else the TypeScript source through tsx.
+// In a checkout, run the TypeScript source through tsx (never a stale build);
+// in an installed package (no src/), run the compiled CLI from dist/.
 import { existsSync } from "node:fs";
 
-const built = new URL("../dist/cli/main.js", import.meta.url);
-if (existsSync(built)) {
-  const { cli } = await import(built.href);
-  process.exitCode = await cli(process.argv.slice(2));
-} else {
+const source = new URL("../src/cli/main.ts", import.meta.url);
+let cli;
+if (existsSync(source)) {
   const { register } = await import("tsx/esm/api");
   register();
-  const { cli } = await import(new URL("../src/cli/main.ts", import.meta.url).href);
-  process.exitCode = await cli(process.argv.slice(2)).catch((err) => {
-    console.error(`portcullis: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
-  });
+  ({ cli } = await import(source.href));
+} else {
+  ({ cli } = await import(new URL("../dist/cli/main.js", import.meta.url).href));
 }
+process.exitCode = await cli(process.argv.slice(2)).catch((err) => {
+  console.error(`portcullis: ${err instanceof Error ? err.message : String(err)}`);
+  return 1;
+});

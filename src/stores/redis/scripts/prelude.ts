@@ -21,9 +21,21 @@ local function enc(x)
   return s
 end
 -- Integers of up to 14 digits print exactly (and faster) with tostring (%.14g).
+-- A batch repeats the same few integers (remaining, retry 0, TTLs), so each
+-- is formatted once per call; zero keeps its sign, which a table key would lose.
+local floor = math.floor
+local ints = {}
 local function encInt(x)
-  if x == math.floor(x) and x > -1e14 and x < 1e14 then return tostring(x) end
-  return enc(x)
+  local s = ints[x]
+  if s then return s end
+  if x ~= x then return 'nan' end
+  if x == 0 then
+    if 1 / x < 0 then return '-0' end
+    return '0'
+  end
+  if x == floor(x) and x > -1e14 and x < 1e14 then s = tostring(x) else s = enc(x) end
+  ints[x] = s
+  return s
 end
 local function dec(v)
   if v == '-inf' then return -INF end
@@ -63,9 +75,11 @@ local function clockArg(v)
   return tonumber(v)
 end
 -- Milliseconds of key lifetime: until the state reads as fresh, never below the floor.
-local function ttlMs(idle, floor)
+-- Returned as text (formatted once per value): a Lua number argument to
+-- redis.call would be formatted again for every key.
+local function ttlMs(idle, least)
   local t = math.ceil(idle) + 1
-  if t < floor then t = floor end
-  return t
+  if t < least then t = least end
+  return encInt(t)
 end
 `;

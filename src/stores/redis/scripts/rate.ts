@@ -217,7 +217,8 @@ while a <= #ARGV and not rejected do
       entry.now = now
     end
     local o = #out
-    out[o + 1] = ok
+    -- Text, not the number: table.concat would format a number for every operation.
+    if ok == 1 then out[o + 1] = '1' else out[o + 1] = '0' end
     out[o + 2] = encInt(rem)
     out[o + 3] = enc(reset)
     out[o + 4] = encInt(retry)

@@ -27,7 +27,9 @@ async function make(): Promise<{ check: Check; close: () => Promise<void> }> {
     const l = new RateLimiterRedis({ storeClient: client, keyPrefix: `${prefix}rlf`, points: BIG, duration: 1 });
     return { check: (k) => l.consume(k), close: async () => void client.disconnect() };
   }
-  const store = new RedisStore({ url, prefix, timeoutMs: 1000, maxBatch: impl === "portcullis" ? Number(process.env.BENCH_MAX_BATCH ?? 512) : 1 });
+  const store = new RedisStore({ url, prefix, timeoutMs: 1000, maxBatch: impl === "portcullis" ? Number(process.env.BENCH_MAX_BATCH ?? 512) : 1,
+    ...(process.env.BENCH_MAX_BATCH_KEYS === undefined ? {} : { maxBatchKeys: Number(process.env.BENCH_MAX_BATCH_KEYS) }),
+  });
   if (!(await store.ready(5000))) throw new Error("redis did not answer");
   const l = new RedisRateLimiter({ store, name: "bench", algorithm: "gcra", rate: BIG, burst: BIG });
   return {

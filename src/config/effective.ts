@@ -17,6 +17,17 @@ const DURATION_KEYS = new Set([
   "request_timeout",
   "connect_timeout",
   "handshake_timeout",
+  // udp listener
+  "flow_idle_timeout",
+  // http listener and [http] section
+  "headers_timeout",
+  "keep_alive_timeout",
+  "upstream_headers_timeout",
+  "upstream_body_timeout",
+  "period",
+  "retention",
+  "lockout_window",
+  "lockout_duration",
 ]);
 
 function render(v: unknown, key: string): unknown {
@@ -36,7 +47,11 @@ export function effectiveConfig(c: Config): Record<string, unknown> {
   out.users = Object.fromEntries(Object.keys(c.users).map((u) => [u, REDACTED]));
   for (const l of out.listener as Array<Record<string, unknown>>) {
     if (l.bind && typeof l.bind === "object") l.bind = hostPortText(l.bind as { host: string; port: number });
-    if (l.upstream && typeof l.upstream === "object") l.upstream = hostPortText(l.upstream as { host: string; port: number });
+    if (l.upstream && typeof l.upstream === "object") {
+      // An http listener's upstream is a URL: print it as written.
+      const up = l.upstream as { host: string; port: number; url?: string };
+      l.upstream = up.url ?? hostPortText(up);
+    }
   }
   const admin = out.admin as Record<string, unknown>;
   if (admin.token !== undefined) admin.token = REDACTED;

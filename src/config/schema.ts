@@ -21,6 +21,12 @@ import {
   shown,
   size,
 } from "./leaves.js";
+import { bandwidthSection } from "../gateway/bandwidth/config-schema.js";
+// http listener kind: its listener fields and the [http] section live in their own module.
+import { httpListenerFields, httpSection, refineHttpListener, upstreamTarget } from "../gateway/http/config-schema.js";
+// Probe resistance (masking) and signed PostgreSQL permissions: their listener fields live in their own modules.
+import { probeListenerFields, refineProbeListener } from "../gateway/masking/config-schema.js";
+import { permissionListenerFields, refinePermissionListener } from "../gateway/permissions/config-schema.js";
 
 /**
  * A limit written either as a bare number or as a table with `shadow`:
@@ -117,7 +123,7 @@ const tls = z.strictObject({
   handshake_timeout: duration.default(10_000),
 });
 
-export const LISTENER_KINDS = ["connect", "tcp"] as const;
+export const LISTENER_KINDS = ["connect", "tcp", "http", "udp"] as const;
 
 const listener = z
   .strictObject({
@@ -125,8 +131,8 @@ const listener = z
     kind: oneOf(LISTENER_KINDS),
     bind: hostPort,
     tls: tls.optional(),
-    /** tcp: where accepted connections are relayed. */
-    upstream: hostPort.optional(),
+    /** tcp: where accepted connections are relayed ("host:port"); http: the upstream URL. */
+    upstream: upstreamTarget.optional(),
     /** A connection with no bytes either way for this long is closed. */
     idle_timeout: duration.default(300_000),
     /** connect: the whole CONNECT request head must arrive within this time (slow clients are closed). */
@@ -134,6 +140,30 @@ const listener = z
     /** connect: largest CONNECT request head accepted. */
     max_request_bytes: size.default(16 * 1024),
     connect_timeout: duration.default(10_000),
+    /** http: proxy limits and timeouts (optional; defaults in docs/http.md). */
+    ...httpListenerFields,
+    // udp: per-client caps and the flow table (defaults in src/gateway/udp/udp-listener.ts; no caps = unlimited).
+    bytes_per_second: size.optional(),
+    packets_per_second: positiveInt.optional(),
+    max_flows: positiveInt.optional(),
+    flow_idle_timeout: duration.optional(),
+    max_flows_per_ip: positiveInt.optional(),
+    // connect / TLS tcp: probe resistance (mask host, delays, caps) and the TLS names served.
+    ...probeListenerFields,
+    // connect: signed PostgreSQL permissions instead of [[policy.rule]].
+    ...permissionListenerFields,
+  })
+  .superRefine((l, ctx) => {
+    refineProbeListener(l, ctx);
+    refinePermissionListener(l, ctx);
+  })
+  .superRefine((l, ctx) => {
+    // udp listeners: a host:port upstream, no TLS; the udp keys only there.
+    if (l.kind === "udp" && (l.upstream === undefined || "url" in l.upstream)) ctx.addIssue({ code: "custom", path: ["upstream"], message: 'required for kind "udp" as "host:port", e.g. "127.0.0.1:53"' });
+    if (l.kind === "udp" && l.tls !== undefined) ctx.addIssue({ code: "custom", path: ["tls"], message: 'not for kind "udp"' });
+    for (const k of ["bytes_per_second", "packets_per_second", "max_flows", "flow_idle_timeout", "max_flows_per_ip"] as const) {
+      if (l.kind !== "udp" && l[k] !== undefined) ctx.addIssue({ code: "custom", path: [k], message: 'only for kind "udp"' });
+    }
   })
   .superRefine((l, ctx) => {
     if (l.kind === "tcp" && l.upstream === undefined) {
@@ -142,6 +172,7 @@ const listener = z
     if (l.kind === "connect" && l.upstream !== undefined) {
       ctx.addIssue({ code: "custom", path: ["upstream"], message: 'only for kind "tcp" (a connect listener goes where the client asks)' });
     }
+    refineHttpListener(l, ctx);
   });
 
 const port = z.unknown().transform((v, ctx): number | [number, number] => {
@@ -213,6 +244,10 @@ export const configSchema = z.strictObject({
   watch: bool.default(false),
   listener: z.array(listener).min(1, "expected at least one [[listener]]"),
   admin: admin.prefault({}),
+  /** Rules of the http listeners: trusted proxies, profile, headers, routes, lockout. */
+  http: httpSection.prefault({}),
+  /** Bandwidth caps per identity and per IP, with overrides (docs/bandwidth.md); absent = no caps. */
+  bandwidth: bandwidthSection,
 }).superRefine((c, ctx) => {
   const seen = new Set<string>();
   c.listener.forEach((l, i) => {

@@ -11,7 +11,7 @@ import type { Closable } from "./guard/connection-registry.js";
 export class Connection implements Closable {
   /** The stream the protocol runs on: the raw socket, or the TLS socket over it. */
   stream: Duplex;
-  upstream: Socket | undefined;
+  private up: Socket | undefined;
   private finished = false;
   private readonly openedAt: number;
 
@@ -27,6 +27,16 @@ export class Connection implements Closable {
     this.openedAt = ctx.clock.now();
     ctx.guard.registry.add(admission.key, this);
     raw.once("close", () => this.ended());
+  }
+
+  get upstream(): Socket | undefined {
+    return this.up;
+  }
+
+  /** Assigning the upstream is where bandwidth shaping decides whether this connection's relay is paced. */
+  set upstream(s: Socket | undefined) {
+    this.up = s;
+    if (s !== undefined) this.ctx.bandwidth.attach(this, s);
   }
 
   /** Closes without a word: no banner, no error text on the wire. */

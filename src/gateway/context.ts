@@ -6,6 +6,7 @@
 import type { EventEmitter } from "node:events";
 import type { Clock } from "../core/clock.js";
 import type { Config } from "../config/schema.js";
+import type { GatewayBandwidth } from "./bandwidth/gateway-bandwidth.js";
 import type { GatewayEvents } from "./events.js";
 import type { ConnectionGuard } from "./guard/connection-guard.js";
 import type { UserTable } from "./identity/basic-auth.js";
@@ -20,6 +21,8 @@ export interface GatewayContext {
   policy: DestinationPolicy;
   logger: GatewayLogger;
   events: EventEmitter<GatewayEvents>;
+  /** Bandwidth shaping ([bandwidth]): decides per connection whether the relay is shaped. */
+  bandwidth: GatewayBandwidth;
   /** Starts a ban now for `key` (after the penalty box decided one) and closes what it has open. */
   announceBan(key: string, remote: string, bannedUntilMonotonic: number, failures: number, shadow: boolean): void;
 }

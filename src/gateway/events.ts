@@ -25,4 +25,6 @@ export interface GatewayEvents {
   bytes: [{ listener: string; direction: "in" | "out"; bytes: number }];
   /** A new configuration was applied or refused. */
   reload: [{ ok: boolean; problems: string[] }];
+  /** Time the bandwidth shaper held data back since its last report ("in": client to upstream, "out": to the client). */
+  throttle: [{ direction: "in" | "out"; seconds: number; remote_addr?: string }];
 }

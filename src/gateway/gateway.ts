@@ -13,6 +13,7 @@ import { type Clock, TurnCachedClock, systemClock } from "../core/clock.js";
 import type { Config } from "../config/schema.js";
 import { MemoryStore } from "../stores/memory-store.js";
 import type { PenaltyBox } from "../limiter/penalty-box.js";
+import { GatewayBandwidth } from "./bandwidth/gateway-bandwidth.js";
 import type { GatewayContext } from "./context.js";
 import type { GatewayEvents } from "./events.js";
 import { ConnectionGuard } from "./guard/connection-guard.js";
@@ -20,6 +21,7 @@ import { UserTable } from "./identity/basic-auth.js";
 import { Listener, type BoundListener } from "./listener.js";
 import { createGatewayLogger, type GatewayLogger } from "./log/logger.js";
 import { DestinationPolicy } from "./policy/destination-policy.js";
+import { UdpListener } from "./udp/udp-listener.js";
 
 export interface GatewayOptions {
   /** Time for the guard, bans and durations (default: the system clock). */
@@ -35,7 +37,7 @@ export interface GatewayOptions {
 export class Gateway {
   readonly events = new EventEmitter<GatewayEvents>();
   private readonly ctx: GatewayContext;
-  private readonly listeners = new Map<string, Listener>();
+  private readonly listeners = new Map<string, Listener | UdpListener>();
   private readonly store: MemoryStore;
   private started = false;
 
@@ -65,6 +67,7 @@ export class Gateway {
       policy: this.policyOf(config),
       logger,
       events: this.events,
+      bandwidth: new GatewayBandwidth(config.bandwidth, { clock, events: this.events }),
       announceBan: (key, remote, until, failures, shadow) => this.announceBan(key, remote, until, failures, shadow),
     };
   }
@@ -75,6 +78,11 @@ export class Gateway {
 
   get logger(): GatewayLogger {
     return this.ctx.logger;
+  }
+
+  /** Bandwidth shaping: shaped connections now and the shaper's counters (for metrics and the admin API). */
+  get bandwidth(): GatewayBandwidth {
+    return this.ctx.bandwidth;
   }
 
   /** Bans, back-offs and failure streaks by address key. */
@@ -109,7 +117,7 @@ export class Gateway {
     const bound: BoundListener[] = [];
     try {
       for (const lc of this.ctx.config.listener) {
-        const l = new Listener(lc, this.ctx);
+        const l = lc.kind === "udp" ? new UdpListener(lc, this.ctx) : new Listener(lc, this.ctx);
         this.listeners.set(lc.name, l);
         bound.push(await l.listen());
       }
@@ -130,6 +138,7 @@ export class Gateway {
     this.listeners.clear();
     await Promise.all(all.map((l) => l.close()));
     this.ctx.guard.registry.closeEverything("stopping");
+    this.ctx.bandwidth.close();
   }
 
   /**
@@ -144,6 +153,8 @@ export class Gateway {
     // Build what can fail first, so a bad file changes nothing.
     const users = new UserTable(next.users);
     const policy = this.policyOf(next);
+    // Bandwidth caps: live shaped connections change rate at once.
+    this.ctx.bandwidth.update(next.bandwidth);
     for (const lc of next.listener) {
       const cur = this.listeners.get(lc.name);
       if (cur && cur.canUpdateTo(lc)) cur.update(lc);
@@ -163,7 +174,7 @@ export class Gateway {
     if (this.started) {
       for (const lc of next.listener) {
         if (this.listeners.has(lc.name)) continue;
-        const l = new Listener(lc, this.ctx);
+        const l = lc.kind === "udp" ? new UdpListener(lc, this.ctx) : new Listener(lc, this.ctx);
         this.listeners.set(lc.name, l);
         await l.listen();
       }

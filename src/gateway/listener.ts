@@ -11,6 +11,7 @@ import { Connection } from "./connection.js";
 import type { GatewayContext } from "./context.js";
 import { ConnectSession } from "./listeners/connect-handler.js";
 import { relayToUpstream } from "./listeners/tcp-handler.js";
+import { HttpFront } from "./http/http-front.js";
 import { secureContextOf, serverHandshake } from "./tls-setup.js";
 
 export interface BoundListener {
@@ -26,6 +27,8 @@ export class Listener {
   private readonly open = new Set<Connection>();
   private secure: tls.SecureContext | undefined;
   private cfg: ListenerConfig;
+  /** http kind: the reverse proxy admitted sockets are handed to (made on first use). */
+  private http: HttpFront | undefined;
 
   constructor(
     cfg: ListenerConfig,
@@ -77,6 +80,7 @@ export class Listener {
   close(): Promise<void> {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
+      this.http?.close();
       for (const c of [...this.open]) c.close("stopping");
     });
   }
@@ -131,6 +135,7 @@ export class Listener {
 
   private run(conn: Connection, cfg: ListenerConfig, peer: import("node:crypto").X509Certificate | undefined): void {
     if (cfg.kind === "connect") new ConnectSession(conn, cfg, this.ctx, peer).start();
+    else if (cfg.kind === "http") (this.http ??= new HttpFront(cfg.name, this.ctx)).accept(conn, cfg);
     else relayToUpstream(conn, cfg);
   }
 }

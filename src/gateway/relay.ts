@@ -13,7 +13,9 @@
  * read and write, and measured on loopback it cost a third of the relay's
  * single-stream throughput.
  */
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { relayWithShaping, takeShapingPlan } from "./bandwidth/shaped-relay.js";
 
 export interface RelayOptions {
   idleTimeoutMs: number;
@@ -29,6 +31,9 @@ interface Counted extends Duplex {
 const CHECKS_PER_PERIOD = 4;
 
 export function relay(client: Counted, upstream: Counted, o: RelayOptions): void {
+  // A connection some bandwidth cap applies to carries its shaping on the upstream socket.
+  const plan = takeShapingPlan(upstream);
+  if (plan !== undefined) return relayWithShaping(client, upstream as Socket, plan, o);
   let open = 2;
   const step = Math.max(25, o.idleTimeoutMs / CHECKS_PER_PERIOD);
   let lastSeen = -1;

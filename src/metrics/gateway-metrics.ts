@@ -24,6 +24,7 @@ import {
   GUARD_LIMITERS,
   LIMITERS,
   type GuardLimiterName,
+  MAX_HTTP_RULE_LABELS,
   MAX_LISTENER_LABELS,
   REASONS,
   STORE_FALLBACK_MODES,
@@ -81,6 +82,9 @@ export class GatewayMetrics {
   readonly storeFallback: Gauge<"mode">;
   readonly reloads: Counter<"result">;
   readonly topOffender: Gauge<"window">;
+  /** Requests the http listeners' route limits and lockout refused. */
+  readonly httpRejections: Counter<"route" | "limiter">;
+  private readonly httpLabels = new Set<string>();
   private readonly listenerNames = new Set<string>();
   private readonly detach: Array<() => void> = [];
   private banReason: BanReason | undefined;
@@ -140,6 +144,12 @@ export class GatewayMetrics {
       collect() {
         for (const [w, ms] of Object.entries(OFFENDER_WINDOWS)) this.set({ window: w }, offenders.max(ms));
       },
+    });
+    this.httpRejections = new Counter({
+      name: "portcullis_http_rejections_total",
+      help: "HTTP requests refused by route limits (limiter: the policy name) or the subject lockout (limiter: lockout).",
+      labelNames: ["route", "limiter"],
+      registers,
     });
     if (o.processMetrics ?? true) {
       collectDefaultMetrics({ register: this.registry });
@@ -285,6 +295,12 @@ export class GatewayMetrics {
       if (!Number.isFinite(e.seconds) || e.seconds < 0 || !DIRECTIONS.includes(e.direction)) return;
       this.throttleSeconds.inc({ direction: e.direction }, e.seconds);
       if (e.remote_addr !== undefined) this.offend(e.remote_addr, "throttle");
+    });
+    this.on("http_rejection", (e) => {
+      // Route and policy names come from the configuration; past a cap (a config churned by reloads) they share "other".
+      const pair = `${e.route}\u0000${e.limiter}`;
+      const known = this.httpLabels.has(pair) || (this.httpLabels.size < MAX_HTTP_RULE_LABELS && this.httpLabels.add(pair) !== undefined);
+      this.httpRejections.inc(known ? { route: e.route, limiter: e.limiter } : { route: "other", limiter: "other" });
     });
     this.on("store_latency", (e) => {
       if (Number.isFinite(e.seconds) && e.seconds >= 0) this.storeLatency.observe(e.seconds);

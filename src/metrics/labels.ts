@@ -21,6 +21,7 @@ export const REASONS = [
   "rate_limited",
   "insufficient_capacity",
   "queue_full",
+  "store_unavailable",
   "limited",
   "bad_credentials",
   "malformed",
@@ -41,6 +42,9 @@ export const STORE_FALLBACK_MODES = ["insurance", "open", "closed"] as const;
 
 /** Most distinct listener names labelled; later ones share "other" (a configuration bounds them anyway). */
 export const MAX_LISTENER_LABELS = 64;
+
+/** Most distinct (route, limiter) pairs of portcullis_http_rejections_total; later ones share "other". */
+export const MAX_HTTP_RULE_LABELS = 256;
 
 export function oneOfOr<T extends string>(allowed: readonly T[], v: unknown, fallback: T): T {
   return typeof v === "string" && (allowed as readonly string[]).includes(v) ? (v as T) : fallback;

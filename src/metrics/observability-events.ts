@@ -14,4 +14,6 @@ export interface ObservabilityEvents {
   store_latency: [{ seconds: number }];
   /** The store entered (mode) or left (mode = "none") a fallback. */
   store_fallback: [{ mode: "insurance" | "open" | "closed" | "none" }];
+  /** An http listener refused a request: `route` and `limiter` are names from the configuration ("lockout" for a locked subject). */
+  http_rejection: [{ listener: string; route: string; limiter: string }];
 }

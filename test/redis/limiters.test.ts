@@ -89,7 +89,7 @@ describe("RedisRateLimiter", () => {
     assert.ok(Math.abs(d.resetMs - expected) < 500, `resetMs ${d.resetMs}, window end by Redis TIME in ${expected}`);
   });
 
-  test("checks of one tick go to Redis as one script call", async () => {
+  test("checks of one tick go to Redis as one script call, split by maxBatch and maxBatchKeys", async () => {
     const server = await ThrowawayRedis.create();
     const s = new RedisStore({ url: server.url, prefix, timeoutMs: 2000, maxBatch: 50 });
     const a = new Redis(server.url);
@@ -106,6 +106,10 @@ describe("RedisRateLimiter", () => {
       const more = await Promise.all(Array.from({ length: 200 }, () => r.check("hot")));
       assert.equal(more.filter((d) => d.allowed).length, 150, "the batch applies operations on one key in order");
       assert.equal(await calls(), 4, "200 checks with maxBatch 50: four calls");
+      await a.config("RESETSTAT");
+      const spread = await Promise.all(Array.from({ length: 40 }, (_, i) => r.check(`d${i}`)));
+      assert.equal(spread.filter((d) => d.allowed).length, 40);
+      assert.equal(await calls(), 2, "40 distinct keys with maxBatchKeys 32 (the default): two calls");
     } finally {
       a.disconnect();
       await s.close();

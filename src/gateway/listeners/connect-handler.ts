@@ -16,6 +16,7 @@ import { parseProxyAuthorization } from "../identity/basic-auth.js";
 import { certificateFingerprint, identityFromCertificate } from "../identity/client-cert.js";
 import { relay } from "../relay.js";
 import { headEnd, parseConnectHead } from "./connect-request.js";
+import { ConnectMasker } from "../masking/connect-masker.js";
 
 const PROXY_AUTH_REQUIRED = Buffer.from(
   'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="proxy"\r\nContent-Length: 0\r\n\r\n',
@@ -42,6 +43,10 @@ export class ConnectSession {
   private busy = false;
   private certLogged = false;
   private readonly certWho: Who | undefined;
+  /** With probe_resistance: where refused clients go instead of a 407 or a close. */
+  private readonly masker: ConnectMasker | undefined;
+  /** The parsed head, kept while masking is possible so a masked client's bytes are relayed verbatim. */
+  private head: Buffer | undefined;
 
   constructor(
     private readonly conn: Connection,
@@ -53,13 +58,14 @@ export class ConnectSession {
       const id = identityFromCertificate(peer, cfg.tls.identity);
       if (id !== undefined) this.certWho = { identity: id, user: id, fingerprint: certificateFingerprint(peer) };
     }
+    if (cfg.probe_resistance !== undefined) this.masker = new ConnectMasker(conn, cfg.probe_resistance, ctx, cfg.name);
   }
 
   start(): void {
     const s = this.conn.stream;
     s.on("data", this.onData);
     s.on("error", () => this.conn.close("error"));
-    s.on("end", () => this.conn.close("end"));
+    s.on("end", this.onEnd);
     // Pending deadlines go with the connection, so a flood of short connections leaves no timers behind.
     this.conn.raw.once("close", () => this.deadline?.cancel());
     this.armDeadline();
@@ -68,7 +74,25 @@ export class ConnectSession {
   /** The whole head must arrive in request_timeout: a client sending one byte a second is closed on time. */
   private armDeadline(): void {
     this.deadline?.cancel();
-    this.deadline = systemClock.setTimer(() => this.conn.close("request_timeout"), this.cfg.request_timeout);
+    this.deadline = systemClock.setTimer(() => this.refuse("request_timeout"), this.cfg.request_timeout);
+  }
+
+  private readonly onEnd = (): void => this.refuse("end");
+
+  /** Ends a client that is not served: masked when configured (every byte read goes to the mask host), else a silent close. */
+  private refuse(reason: string, user?: string): void {
+    if (this.masker === undefined) {
+      this.conn.close(reason);
+      return;
+    }
+    this.deadline?.cancel();
+    this.busy = true;
+    const s = this.conn.stream;
+    s.removeListener("data", this.onData);
+    s.removeListener("end", this.onEnd);
+    const bytes = Buffer.concat(this.head === undefined ? this.buffered : [this.head, ...this.buffered]);
+    this.buffered = [];
+    void this.masker.mask(reason, bytes, user);
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -84,19 +108,22 @@ export class ConnectSession {
   private push(chunk: Buffer): void {
     this.bytes += chunk.length;
     if (this.bytes > this.cfg.max_request_bytes) {
-      this.conn.close("request_too_large");
+      // A masked client's oversized head still goes out whole (the relay caps it), as a web server would see it.
+      if (this.masker !== undefined) this.buffered.push(chunk);
+      this.refuse("request_too_large");
       return;
     }
     this.buffered.push(chunk);
   }
 
   private tryHead(): void {
-    if (this.buffered.length === 0) return;
+    if (this.buffered.length === 0 || this.masker?.masking === true || this.conn.raw.destroyed) return;
     const buf = this.buffered.length === 1 ? this.buffered[0]! : Buffer.concat(this.buffered);
     // Bytes that cannot begin a CONNECT request (TLS, SSH, a GET, garbage) are refused at once, not after the timeout.
     const n = Math.min(buf.length, CONNECT_PREFIX.length);
     if (buf.compare(CONNECT_PREFIX, 0, n, 0, n) !== 0) {
-      this.conn.close("not_connect");
+      this.buffered = [buf];
+      this.refuse("not_connect");
       return;
     }
     const end = headEnd(buf);
@@ -107,9 +134,10 @@ export class ConnectSession {
     const rest = buf.subarray(end);
     this.buffered = rest.length ? [rest] : [];
     this.bytes = rest.length;
+    if (this.masker !== undefined) this.head = buf.subarray(0, end);
     const head = parseConnectHead(buf.subarray(0, end));
     if (!head.ok) {
-      this.conn.close(head.reason);
+      this.refuse(head.reason);
       return;
     }
     this.busy = true;
@@ -163,6 +191,11 @@ export class ConnectSession {
       }
     }
     if (this.conn.raw.destroyed) return undefined;
+    if (this.masker !== undefined) {
+      // Masked: no 407 and no second attempt; the failure is recorded by the masker.
+      this.refuse(reason === "" ? "no_credentials" : reason, creds?.user);
+      return undefined;
+    }
     if (reason === "") {
       this.again(PROXY_AUTH_REQUIRED);
       return undefined;

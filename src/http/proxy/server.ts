@@ -48,7 +48,14 @@ export interface HttpProxyOptions {
   logger?: HttpLogger;
 }
 
-export type HttpProxyServer = http.Server & { readonly limiter: HttpLimiter };
+export type HttpProxyServer = http.Server & {
+  readonly limiter: HttpLimiter;
+  /**
+   * Applies new rules to the next requests (a configuration reload). The
+   * caller owns `next`; a limiter the server made itself is disposed here.
+   */
+  setLimiter(next: HttpLimiter): void;
+};
 
 const PROBLEM_TITLES: Record<number, string> = {
   400: "Bad Request",
@@ -68,7 +75,9 @@ export function createHttpProxyServer(o: HttpProxyOptions): HttpProxyServer {
   if (upstream.protocol !== "http:" && upstream.protocol !== "https:") throw new InvalidArgumentError("upstream", "must be an http:// or https:// URL");
   const basePath = upstream.pathname.replace(/\/+$/, "");
   const maxBody = integerAtLeast("maxBodySize", o.maxBodySize ?? 1_048_576, 0);
-  const limiter = o.rules instanceof HttpLimiter ? o.rules : new HttpLimiter({ ...o.rules, logger: o.rules.logger ?? o.logger });
+  let limiter = o.rules instanceof HttpLimiter ? o.rules : new HttpLimiter({ ...o.rules, logger: o.rules.logger ?? o.logger });
+  // A limiter passed in may be shared (several servers, a reload): only the one made here is disposed here.
+  let ownsLimiter = !(o.rules instanceof HttpLimiter);
   const log = o.logger;
   const pool = new Pool(upstream.origin, {
     connections: integerAtLeast("upstreamConnections", o.upstreamConnections ?? 64, 1),
@@ -140,10 +149,15 @@ export function createHttpProxyServer(o: HttpProxyOptions): HttpProxyServer {
   );
   server.maxHeadersCount = integerAtLeast("maxHeadersCount", o.maxHeadersCount ?? 100, 1);
   server.on("close", () => {
-    limiter.dispose();
+    if (ownsLimiter) limiter.dispose();
     void pool.close();
   });
-  return Object.assign(server, { limiter });
+  const setLimiter = (next: HttpLimiter): void => {
+    if (ownsLimiter && next !== limiter) limiter.dispose();
+    ownsLimiter = false;
+    limiter = next;
+  };
+  return Object.defineProperties(server, { limiter: { get: () => limiter, enumerable: true }, setLimiter: { value: setLimiter } }) as HttpProxyServer;
 }
 
 /** The path to request upstream: origin-form as is; absolute-form reduced to its path and query. */

@@ -16,6 +16,8 @@ interface Group {
 
 class Batch {
   readonly groups: Group[] = [];
+  /** Distinct keys of the batch (Redis's work per call grows with them). */
+  readonly keys = new Set<string>();
   size = 0;
   private last: Group | undefined;
 
@@ -51,6 +53,7 @@ export class RateBatcher {
   constructor(
     private readonly call: RateCall,
     private readonly maxBatch: number,
+    private readonly maxKeys: number,
     private readonly cluster: boolean,
   ) {}
 
@@ -62,7 +65,8 @@ export class RateBatcher {
       g.keys.push(key);
       g.costs.push(cost === 1 ? "1" : String(cost));
       g.resolvers.push(resolve);
-      if (++b.size >= this.maxBatch) this.send(b, tag);
+      b.keys.add(key);
+      if (++b.size >= this.maxBatch || b.keys.size >= this.maxKeys) this.send(b, tag);
       else if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(this.flush);

@@ -28,6 +28,13 @@ export interface RedisStoreOptions {
   probeIntervalMs?: number;
   /** Most operations in one script call (default 512). */
   maxBatch?: number;
+  /**
+   * Most distinct keys in one script call (default 32). Redis's work grows
+   * with the keys a call reads and writes; smaller calls let Redis decide
+   * one while this process encodes the next. Operations on a hot key share
+   * a key, so they still go in one call.
+   */
+  maxBatchKeys?: number;
   /** Most operations waiting on Redis at once; beyond it decisions fall back at once (default 20,000). */
   maxInFlight?: number;
   /** Most keys each insurance limit tracks locally (default 100,000). */
@@ -92,7 +99,12 @@ export class RedisStore {
     // Without a listener ioredis reports connection errors on stderr; they are health events here.
     this.client.on("error", (err: Error) => this.health.failed(`redis error: ${err.message}`));
     this.client.on("end", () => this.health.failed("redis connection ended"));
-    this.batcher = new RateBatcher((keys, args) => this.run(RATE, keys, args), integerAtLeast("maxBatch", o.maxBatch ?? 512, 1), this.cluster);
+    this.batcher = new RateBatcher(
+      (keys, args) => this.run(RATE, keys, args),
+      integerAtLeast("maxBatch", o.maxBatch ?? 512, 1),
+      integerAtLeast("maxBatchKeys", o.maxBatchKeys ?? 32, 1),
+      this.cluster,
+    );
   }
 
   /** "redis", or the failure mode answering while Redis is unavailable. */

@@ -51,6 +51,7 @@ local function split(str)
 end
 local function join(t, n)
   if n == 1 then return enc(t[1]) end
+  if n == 2 then return enc(t[1]) .. ' ' .. enc(t[2]) end
   local parts = {}
   for i = 1, n do parts[i] = enc(t[i]) end
   return table.concat(parts, ' ')

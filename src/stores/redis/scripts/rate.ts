@@ -23,6 +23,8 @@ import { PRELUDE } from "./prelude.js";
  *   allowed (1/0), remaining, resetMs, retryAfterMs, reason ('-' when allowed).
  */
 export const RATE_SCRIPT = `${PRELUDE}
+-- Locals, not global lookups: these run several times per operation.
+local mfloor, mceil = math.floor, math.ceil
 local specs = {}
 local function spec(str)
   local s = specs[str]
@@ -51,13 +53,13 @@ local function gcraSlack(p)
   return p.slack
 end
 local function gcraRemaining(debt, slack, iv, tol, burst)
-  local r = math.floor((tol + slack - debt) / iv)
+  local r = mfloor((tol + slack - debt) / iv)
   if r < 0 then return 0 end
-  if r > burst then return math.floor(burst) end
+  if r > burst then return mfloor(burst) end
   return r
 end
 local function gcraWait(debt, need, slack, tol)
-  local r = math.ceil(debt + need - tol - slack)
+  local r = mceil(debt + need - tol - slack)
   if r < 1 then r = 1 end
   -- Verified with the arithmetic a later check will use (bounded, to keep the script short).
   for _ = 1, 64 do
@@ -89,7 +91,7 @@ end
 -- Fixed window: state {start, count}; spec {permitLimit, windowMs, floor}
 local function fixed(st, now, cost, p, write)
   local pl, w = p[1], p[2]
-  local aligned = math.floor(now / w) * w
+  local aligned = mfloor(now / w) * w
   local start = st[1]
   if aligned > start then start = aligned end
   local used = 0
@@ -106,7 +108,7 @@ end
 -- Sliding window: state {start, curr, prev}; spec {limit, windowMs, floor}
 local function roll(st, now, w)
   local stored = st[1]
-  local aligned = math.floor(now / w) * w
+  local aligned = mfloor(now / w) * w
   if not (aligned > stored) then return stored, st[2], st[3] end
   if aligned - stored == w then return aligned, 0, st[2] end
   return aligned, 0, 0
@@ -130,7 +132,7 @@ local function sliding(st, now, cost, p, write)
   local lim, w = p[1], p[2]
   local start, curr, prev = roll(st, now, w)
   local est = estimate(start, curr, prev, now, w)
-  local remaining = math.floor(lim - est + 1e-9)
+  local remaining = mfloor(lim - est + 1e-9)
   if remaining < 0 then remaining = 0 end
   local resetAt = start + w
   if curr > 0 then resetAt = start + 2 * w end
@@ -152,7 +154,7 @@ local function sliding(st, now, cost, p, write)
   st[1] = start
   st[2] = curr + cost
   st[3] = prev
-  local after = math.floor(lim - est - cost + 1e-9)
+  local after = mfloor(lim - est - cost + 1e-9)
   if after < 0 then after = 0 end
   return 1, after, reset, 0, '-'
 end

@@ -1,0 +1,161 @@
+/**
+ * Bandwidth shaping for one Gateway: the registry of byte buckets built from
+ * the `[bandwidth]` section, the choice per connection between the shaped
+ * and the plain relay, reloads, and the throttle time reported to metrics.
+ *
+ * A connection is shaped when a cap applies to its IP or (connect listeners)
+ * to its identity under the configuration at the time its upstream is
+ * opened; otherwise it takes the plain relay and costs nothing. A reload
+ * re-rates the buckets of every shaped connection at once.
+ */
+import type { EventEmitter } from "node:events";
+import type { Socket } from "node:net";
+import type { Clock, TimerHandle } from "../../core/clock.js";
+import { ipKey } from "../../net/ip-key.js";
+import { type BandwidthConfig, type DirectionalRate, parseBandwidthConfig } from "../../shaping/bandwidth-config.js";
+import { BandwidthCapacityError, type BandwidthMetrics, BandwidthRegistry } from "../../shaping/bandwidth-registry.js";
+import type { GatewayEvents } from "../events.js";
+import { setShapingPlan } from "./shaped-relay.js";
+
+/** What the shaping needs to know of a connection. */
+export interface ShapedConnection {
+  readonly listener: string;
+  readonly remote: string;
+  close(reason: string): void;
+}
+
+export interface GatewayBandwidthOptions {
+  clock: Clock;
+  events: EventEmitter<GatewayEvents>;
+  /** Identities plus IPs tracked at once (default 100,000). */
+  maxKeys?: number;
+}
+
+/** How often throttle time is reported while shaped connections are open. */
+const REPORT_EVERY_MS = 1000;
+
+const capped = (r: DirectionalRate): boolean => r.upload !== null || r.download !== null;
+
+function anyCap(c: BandwidthConfig): boolean {
+  if (capped(c.perIdentity) || capped(c.perIp)) return true;
+  for (const r of c.identityOverrides.values()) if (capped(r)) return true;
+  return c.cidrOverrides.some((o) => capped(o.rate));
+}
+
+export class GatewayBandwidth {
+  private readonly registry: BandwidthRegistry;
+  private active: boolean;
+  /**
+   * The identity of the tunnel being opened now. A connect listener decides
+   * the destination (with the identity) and opens the upstream in one
+   * synchronous run, so the decision seen last belongs to the upstream
+   * assigned next; it is forgotten at the end of that run.
+   */
+  private pending: { listener: string; remote: string; identity: string } | undefined;
+  private shaped = 0;
+  private reportedMs = { upload: 0, download: 0 };
+  private ticker: TimerHandle | undefined;
+
+  constructor(
+    section: unknown,
+    private readonly o: GatewayBandwidthOptions,
+  ) {
+    const config = parseBandwidthConfig(section);
+    this.active = anyCap(config);
+    this.registry = new BandwidthRegistry({ clock: o.clock, config, maxKeys: o.maxKeys });
+    o.events.on("decision", (e) => {
+      if (!e.allowed || !this.active) return;
+      const p = { listener: e.listener, remote: e.remote_addr, identity: e.identity };
+      this.pending = p;
+      queueMicrotask(() => {
+        if (this.pending === p) this.pending = undefined;
+      });
+    });
+  }
+
+  /** Whether any cap is configured at all. */
+  get enabled(): boolean {
+    return this.active;
+  }
+
+  /** Connections relayed through the shaper now. */
+  get shapedConnections(): number {
+    return this.shaped;
+  }
+
+  /** Applies a reloaded `[bandwidth]` section; shaped connections change rate at once. */
+  update(section: unknown): void {
+    const config = parseBandwidthConfig(section);
+    this.registry.update(config);
+    this.active = anyCap(config);
+  }
+
+  /** Counters of the shaper (bytes relayed and delayed, throttle time, keys). */
+  metrics(): BandwidthMetrics {
+    return this.registry.metrics();
+  }
+
+  /**
+   * Called when `conn` gets its upstream socket: when a cap applies, puts the
+   * connection's shaping on the socket for the relay to use. A registry full
+   * of live keys closes the connection (fail closed).
+   */
+  attach(conn: ShapedConnection, upstream: Socket): void {
+    const p = this.pending;
+    this.pending = undefined;
+    if (!this.active) return;
+    const identity = p !== undefined && p.listener === conn.listener && p.remote === conn.remote ? p.identity : undefined;
+    if (!this.applies(conn.remote, identity)) return;
+    let shaping;
+    try {
+      shaping = this.registry.open({ ip: conn.remote, identity });
+    } catch (e) {
+      if (e instanceof BandwidthCapacityError) {
+        conn.close("bandwidth_capacity");
+        return;
+      }
+      throw e;
+    }
+    this.shaped++;
+    this.ticker ??= this.o.clock.setTimer(this.tick, REPORT_EVERY_MS);
+    setShapingPlan(upstream, {
+      shaping,
+      ended: () => {
+        this.shaped--;
+        this.report();
+      },
+    });
+  }
+
+  /** Stops the report timer (the gateway is stopping). */
+  close(): void {
+    this.ticker?.cancel();
+    this.ticker = undefined;
+    this.report();
+  }
+
+  private applies(remote: string, identity: string | undefined): boolean {
+    if (identity !== undefined && capped(this.registry.rateOf(`id:${identity}`))) return true;
+    try {
+      return capped(this.registry.rateOf(`ip:${ipKey(remote)}`));
+    } catch {
+      return false;
+    }
+  }
+
+  private readonly tick = (): void => {
+    this.ticker = undefined;
+    this.report();
+    if (this.shaped > 0) this.ticker = this.o.clock.setTimer(this.tick, REPORT_EVERY_MS);
+  };
+
+  /** Emits the throttle time accrued since the last report ("in": client to upstream, "out": back). */
+  private report(): void {
+    const m = this.registry.metrics();
+    const up = m.upload.throttledMs - this.reportedMs.upload;
+    const down = m.download.throttledMs - this.reportedMs.download;
+    this.reportedMs = { upload: m.upload.throttledMs, download: m.download.throttledMs };
+    if (up > 0) this.o.events.emit("throttle", { direction: "in", seconds: up / 1000 });
+    if (down > 0) this.o.events.emit("throttle", { direction: "out", seconds: down / 1000 });
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The `http` listener's protocol: connections the guard admitted are handed
+ * to the HTTP layer's reverse proxy (src/http/proxy/server.ts), which applies
+ * the `[http]` route rules and forwards to the listener's upstream. The
+ * proxy's http.Server never binds a port of its own: the Listener accepts,
+ * the guard decides, and only admitted sockets reach the HTTP parser.
+ *
+ * On reload, new rules replace the limiter for the next requests on every
+ * connection (kept-alive ones too); new proxy settings (upstream, sizes,
+ * timeouts) take a new server for new connections while the old one serves
+ * its open connections until they end.
+ */
+import type { EventEmitter } from "node:events";
+import type { Config, ListenerConfig } from "../../config/schema.js";
+import { HttpLimiter } from "../../http/http-limiter.js";
+import { type HttpProxyServer, createHttpProxyServer } from "../../http/proxy/server.js";
+import type { ObservabilityEvents } from "../../metrics/observability-events.js";
+import type { Connection } from "../connection.js";
+import type { GatewayContext } from "../context.js";
+import { limiterOptionsOf, proxyOptionsOf } from "./options.js";
+
+interface Served {
+  readonly cfg: ListenerConfig;
+  readonly server: HttpProxyServer;
+  sockets: number;
+  retired: boolean;
+}
+
+export class HttpFront {
+  private limiter: HttpLimiter | undefined;
+  /** The configuration the limiter was built from, and its `[http]` section as text (to tell a real change). */
+  private rulesOf: { config: Config; text: string } | undefined;
+  private current: Served | undefined;
+  /** Servers with open connections (the current one and retired ones still draining). */
+  private readonly servers = new Set<Served>();
+  private readonly onReload = (e: { ok: boolean }): void => {
+    if (e.ok) this.refreshRules();
+  };
+
+  constructor(
+    private readonly name: string,
+    private readonly ctx: GatewayContext,
+  ) {
+    // The gateway emits "reload" once the new configuration is in place: new routes apply at once, not at the next connection.
+    ctx.events.on("reload", this.onReload);
+  }
+
+  /** Runs HTTP on an admitted connection with the listener's settings `cfg`. */
+  accept(conn: Connection, cfg: ListenerConfig): void {
+    const limiter = this.refreshRules();
+    const served = this.serverFor(cfg, limiter);
+    served.sockets++;
+    conn.stream.once("close", () => {
+      served.sockets--;
+      if (served.retired && served.sockets === 0) this.drop(served);
+    });
+    served.server.emit("connection", conn.stream);
+  }
+
+  /** Closes every server and the limiter (the Listener closes the connections). */
+  close(): void {
+    this.ctx.events.off("reload", this.onReload);
+    for (const s of [...this.servers]) this.drop(s);
+    this.current = undefined;
+    this.limiter?.dispose();
+    this.limiter = undefined;
+  }
+
+  /** The limiter for the current `[http]` section, rebuilt only when the section changed. */
+  private refreshRules(): HttpLimiter {
+    const config = this.ctx.config;
+    if (this.limiter !== undefined && this.rulesOf?.config === config) return this.limiter;
+    const text = JSON.stringify(config.http);
+    if (this.limiter !== undefined && this.rulesOf?.text === text) {
+      this.rulesOf = { config, text };
+      return this.limiter;
+    }
+    const next = this.buildLimiter(config);
+    const old = this.limiter;
+    this.limiter = next;
+    this.rulesOf = { config, text };
+    for (const s of this.servers) s.server.setLimiter(next);
+    old?.dispose();
+    return next;
+  }
+
+  private buildLimiter(config: Config): HttpLimiter {
+    const events = this.ctx.events as unknown as EventEmitter<ObservabilityEvents>;
+    const listener = this.name;
+    return new HttpLimiter({
+      ...limiterOptionsOf(config.http),
+      clock: this.ctx.clock,
+      logger: this.ctx.logger,
+      hooks: { onReject: (route, limiter) => events.emit("http_rejection", { listener, route, limiter }) },
+    });
+  }
+
+  private serverFor(cfg: ListenerConfig, limiter: HttpLimiter): Served {
+    const cur = this.current;
+    if (cur !== undefined && (cur.cfg === cfg || sameProxySettings(cur.cfg, cfg))) return cur;
+    const server = createHttpProxyServer({ ...proxyOptionsOf(cfg), rules: limiter, logger: this.ctx.logger });
+    // Node enforces headersTimeout / requestTimeout from a timer it starts on "listening"; this server never
+    // listens itself (sockets come from the guarded Listener), so it is told it does, to bound slow clients.
+    server.emit("listening");
+    const served: Served = { cfg, server, sockets: 0, retired: false };
+    this.servers.add(served);
+    this.current = served;
+    if (cur !== undefined) {
+      cur.retired = true;
+      cur.server.closeIdleConnections();
+      if (cur.sockets === 0) this.drop(cur);
+    }
+    return served;
+  }
+
+  private drop(s: Served): void {
+    if (!this.servers.delete(s)) return;
+    // Closes the upstream pool (after requests in flight) and the slow-client timer; the limiter is ours, not the server's.
+    s.server.close();
+    s.server.closeAllConnections();
+  }
+}
+
+function sameProxySettings(a: ListenerConfig, b: ListenerConfig): boolean {
+  return JSON.stringify(proxyOptionsOf(a)) === JSON.stringify(proxyOptionsOf(b));
+}

@@ -1,0 +1,60 @@
+/**
+ * Configuration of signed PostgreSQL permissions on a `connect` listener:
+ * `policy = { source = "postgres", url, public_key, schema, cache_ttl }` and
+ * `revoke_closes_tunnels`. Without `policy` the listener keeps using the
+ * rules in [[policy.rule]].
+ */
+import { z } from "zod";
+import { parseDuration } from "../../config/duration.js";
+import { bool, nonEmptyString, oneOf, shown } from "../../config/leaves.js";
+import { quotedSchema } from "../../permissions/schema-name.js";
+
+function isSchemaName(v: string): boolean {
+  try {
+    quotedSchema(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A cache lifetime; "0s" turns the cache off. */
+const ttl = z.unknown().transform((v, ctx): number => {
+  const ms = typeof v === "string" ? parseDuration(v) : undefined;
+  if (ms !== undefined && ms >= 0) return ms;
+  ctx.addIssue({ code: "custom", message: `expected a duration such as "5s" ("0s" turns the cache off), got ${shown(v)}` });
+  return z.NEVER;
+});
+
+const schemaName = z.unknown().transform((v, ctx): string => {
+  if (typeof v === "string" && isSchemaName(v)) return v;
+  ctx.addIssue({ code: "custom", message: `expected a PostgreSQL schema name such as "public", got ${shown(v)}` });
+  return z.NEVER;
+});
+
+export const listenerPolicy = z
+  .strictObject({
+    source: oneOf(["postgres"] as const),
+    /** postgres://user@host:port/db; prefer url_env for a URL with a password. */
+    url: nonEmptyString.optional(),
+    /** Name of an environment variable holding the URL (default PORTCULLIS_POLICY_URL when url is not given). */
+    url_env: nonEmptyString.default("PORTCULLIS_POLICY_URL"),
+    /** PEM public key file(s) trusted to sign rows. */
+    public_key: z.union([nonEmptyString, z.array(nonEmptyString).min(1)]).transform((v) => (Array.isArray(v) ? v : [v])),
+    schema: schemaName.default("public"),
+    cache_ttl: ttl.default(5000),
+  })
+  .optional();
+
+export type ListenerPolicyConfig = NonNullable<z.output<typeof listenerPolicy>>;
+
+/** Listener fields, spread into the listener schema. */
+export const permissionListenerFields = {
+  policy: listenerPolicy,
+  /** With a postgres policy: a revoked or changed row also closes the tunnels it admitted. */
+  revoke_closes_tunnels: bool.default(false),
+};
+
+export function refinePermissionListener(l: { kind: string; policy?: ListenerPolicyConfig }, ctx: z.RefinementCtx): void {
+  if (l.policy !== undefined && l.kind !== "connect") ctx.addIssue({ code: "custom", path: ["policy"], message: 'only for kind "connect"' });
+}

@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "coverage/**", "test-output/**", "src/admin/assets/vendor/**"] },
+  { ignores: ["dist/**", "node_modules/**", "coverage/**", "test-output/**", "scratch/**", "src/admin/assets/vendor/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

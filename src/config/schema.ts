@@ -247,7 +247,7 @@ export const configSchema = z.strictObject({
   /** Rules of the http listeners: trusted proxies, profile, headers, routes, lockout. */
   http: httpSection.prefault({}),
   /** Bandwidth caps per identity and per IP, with overrides (docs/bandwidth.md); absent = no caps. */
-  bandwidth: bandwidthSection,
+  bandwidth: bandwidthSection.default({}),
 }).superRefine((c, ctx) => {
   const seen = new Set<string>();
   c.listener.forEach((l, i) => {

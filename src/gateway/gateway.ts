@@ -22,6 +22,7 @@ import { Listener, type BoundListener } from "./listener.js";
 import { createGatewayLogger, type GatewayLogger } from "./log/logger.js";
 import { DestinationPolicy } from "./policy/destination-policy.js";
 import { UdpListener } from "./udp/udp-listener.js";
+import type { UdpRelayCounters } from "../udp/udp-relay.js";
 
 export interface GatewayOptions {
   /** Time for the guard, bans and durations (default: the system clock). */
@@ -85,6 +86,12 @@ export class Gateway {
     return this.ctx.bandwidth;
   }
 
+  /** Datagram and flow counters of a udp listener (undefined for other kinds or unknown names). */
+  udpCounters(listener: string): Readonly<UdpRelayCounters> | undefined {
+    const l = this.listeners.get(listener);
+    return l instanceof UdpListener ? l.counters : undefined;
+  }
+
   /** Bans, back-offs and failure streaks by address key. */
   get penaltyBox(): PenaltyBox {
     return this.ctx.guard.penaltyBox;
@@ -108,6 +115,16 @@ export class Gateway {
   /** State of `address` under a guard limiter, without consuming (undefined when that limiter is not on). */
   peekLimit(limiter: string, address: string): Record<string, unknown> | undefined {
     return this.ctx.guard.peek(limiter, address);
+  }
+
+  /** Readiness of each connect listener's signed PostgreSQL policy (listeners without `policy` are not listed). */
+  permissionsReady(): Array<{ listener: string; ready: boolean }> {
+    const out: Array<{ listener: string; ready: boolean }> = [];
+    for (const [name, l] of this.listeners) {
+      const d = l instanceof Listener ? l.signedDestinations : undefined;
+      if (d !== undefined) out.push({ listener: name, ready: d.ready() });
+    }
+    return out;
   }
 
   /** Binds every listener. On a bind failure the ones already bound are closed again and the error is thrown. */

@@ -13,6 +13,10 @@ import { ConnectSession } from "./listeners/connect-handler.js";
 import { relayToUpstream } from "./listeners/tcp-handler.js";
 import { HttpFront } from "./http/http-front.js";
 import { secureContextOf, serverHandshake } from "./tls-setup.js";
+// Signed PostgreSQL permissions of a connect listener (src/gateway/permissions/).
+import { PermissionSlot } from "./permissions/permission-slot.js";
+// Probe resistance on TLS tcp listeners: ClientHello peek, mask host (src/gateway/masking/).
+import { acceptMaskedTls, masksTls } from "./masking/tls-masking.js";
 
 export interface BoundListener {
   name: string;
@@ -29,6 +33,8 @@ export class Listener {
   private cfg: ListenerConfig;
   /** http kind: the reverse proxy admitted sockets are handed to (made on first use). */
   private http: HttpFront | undefined;
+  /** connect kind with `policy = { source = "postgres" }`: the signed permission policy, opened here. */
+  private readonly permissions: PermissionSlot;
 
   constructor(
     cfg: ListenerConfig,
@@ -36,6 +42,8 @@ export class Listener {
   ) {
     this.cfg = cfg;
     this.secure = cfg.tls ? secureContextOf(cfg.tls) : undefined;
+    this.permissions = new PermissionSlot(ctx);
+    this.permissions.configure(cfg);
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (s) => this.acceptSafely(s));
     // Accept errors (EMFILE and the like) must not end the process.
     this.server.on("error", (err) => ctx.logger.error("listener error", { listener: cfg.name, code: (err as NodeJS.ErrnoException).code }));
@@ -49,6 +57,11 @@ export class Listener {
     return this.open.size;
   }
 
+  /** connect kind with a postgres policy: that policy (readiness, open tunnels). */
+  get signedDestinations(): import("./permissions/signed-destinations.js").SignedDestinations | undefined {
+    return this.permissions.destinations;
+  }
+
   /** Whether `next` can replace the current settings without re-binding. */
   canUpdateTo(next: ListenerConfig): boolean {
     return next.kind === this.cfg.kind && next.bind.host === this.cfg.bind.host && next.bind.port === this.cfg.bind.port;
@@ -57,6 +70,7 @@ export class Listener {
   /** New settings for the next connections (TLS files are re-read, so certificate rotation works by reload). */
   update(next: ListenerConfig): void {
     this.secure = next.tls ? secureContextOf(next.tls) : undefined;
+    this.permissions.configure(next);
     this.cfg = next;
   }
 
@@ -79,7 +93,7 @@ export class Listener {
   /** Stops accepting and closes this listener's connections. */
   close(): Promise<void> {
     return new Promise((resolve) => {
-      this.server.close(() => resolve());
+      this.server.close(() => void this.permissions.close().finally(resolve));
       this.http?.close();
       for (const c of [...this.open]) c.close("stopping");
     });
@@ -117,6 +131,13 @@ export class Listener {
     const transport = cfg.tls ? "tls" : "tcp";
     this.ctx.logger.connOpen({ remote_addr: remote, transport, listener: cfg.name });
     this.ctx.events.emit("connection", { listener: cfg.name, remote_addr: remote, transport });
+    if (this.secure && masksTls(cfg)) {
+      acceptMaskedTls(conn, cfg, this.secure, this.ctx, (tlsSocket) => {
+        conn.stream = tlsSocket;
+        this.run(conn, cfg, undefined);
+      });
+      return;
+    }
     if (cfg.tls && this.secure) {
       raw.resume();
       void serverHandshake(raw, cfg.tls, this.secure, (fn, ms) => systemClock.setTimer(fn, ms)).then((hs) => {
@@ -134,7 +155,7 @@ export class Listener {
   }
 
   private run(conn: Connection, cfg: ListenerConfig, peer: import("node:crypto").X509Certificate | undefined): void {
-    if (cfg.kind === "connect") new ConnectSession(conn, cfg, this.ctx, peer).start();
+    if (cfg.kind === "connect") new ConnectSession(conn, cfg, this.ctx, peer, this.permissions.destinations).start();
     else if (cfg.kind === "http") (this.http ??= new HttpFront(cfg.name, this.ctx)).accept(conn, cfg);
     else relayToUpstream(conn, cfg);
   }

@@ -27,6 +27,18 @@ export async function startUpstream(): Promise<Upstream> {
   const seen: Upstream["seen"] = [];
   const server = http.createServer((req, res) => {
     if (seen.length < 1000) seen.push({ path: req.url ?? "", xff: req.headers["x-forwarded-for"] as string | undefined });
+    // A login service: password "right" succeeds, anything else is 401 (the lockout reads the status).
+    if (req.url === "/login") {
+      let form = "";
+      req.setEncoding("utf8");
+      req.on("data", (d: string) => (form = (form + d).slice(0, 4096)));
+      req.on("end", () => {
+        const ok = new URLSearchParams(form).get("password") === "right";
+        res.writeHead(ok ? 200 : 401, { "content-type": "text/plain" });
+        res.end(ok ? "welcome" : "no");
+      });
+      return;
+    }
     const body = `upstream saw ${req.url}`;
     res.writeHead(200, { "content-type": "text/plain", "content-length": Buffer.byteLength(body) });
     res.end(body);

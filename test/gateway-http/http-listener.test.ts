@@ -1,10 +1,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { rm } from "node:fs/promises";
+import { makeTestPki } from "../helpers/certs.js";
 import { ManualClock } from "../../src/core/clock.js";
 import { GatewayMetrics } from "../../src/metrics/gateway-metrics.js";
 import { configFromToml, curl, curlTimes, startFromToml, startUpstream, type RunningHttp, type Upstream } from "./helpers.js";
@@ -146,6 +149,62 @@ match = "*"
     assert.equal(two[0]!.headers["ratelimit-policy"], '"any";q=2;w=300');
   });
 
+  test("[http.lockout] with a route's failure statuses locks a user after max_failures, from any address, and the upstream's status decides", async () => {
+    const rules = `
+[http]
+lockout = { max_failures = 2, window = "15m", duration = "15m" }
+
+[[http.route]]
+name = "login"
+match = "/login"
+methods = ["POST"]
+limit = { algorithm = "fixed_window", permit_limit = 100, window = "00:01:00" }
+lockout = { subject = "user", failure_statuses = [401] }
+`;
+    const g = await start(toml(up.port, rules));
+    const login = (from: string, user: string, password: string) => curl(["--interface", from, "--data", `username=${user}&password=${password}`, g.url("/login")]);
+    assert.equal((await login("127.0.0.10", "alice", "wrong")).status, 401);
+    assert.equal((await login("127.0.0.10", "alice", "wrong")).status, 401);
+    // Locked now: even the right password from another address is refused before the upstream.
+    const locked = await login("127.0.0.11", "alice", "right");
+    assert.equal(locked.status, 429);
+    assert.deepEqual((JSON.parse(locked.body) as Record<string, unknown>)["violated-policies"], ["lockout"]);
+    assert.equal(locked.headers["retry-after"], "900");
+    // Another user is not affected.
+    const bob = await login("127.0.0.10", "bob", "right");
+    assert.equal(bob.status, 200);
+    assert.equal(bob.body, "welcome");
+  });
+
+  test("a client_id key with a header name counts each client id apart, and a request without one by its address", async () => {
+    const rules = `
+[[http.route]]
+name = "api"
+match = "/api/*"
+limit = { algorithm = "fixed_window", permit_limit = 1, window = "00:01:00", key = { kind = "client_id", header = "x-client-id" } }
+`;
+    const g = await start(toml(up.port, rules));
+    const as = (id: string) => curl(["--interface", "127.0.0.12", "-H", `X-Client-Id: ${id}`, g.url("/api/x")]);
+    assert.deepEqual([(await as("one")).status, (await as("one")).status, (await as("two")).status], [200, 429, 200]);
+    const anonymous = await curlTimes(2, ["--interface", "127.0.0.12", g.url("/api/x")]);
+    assert.deepEqual(anonymous.map((r) => r.status), [200, 429]);
+  });
+
+  test("a shadow route computes its limit but lets every request through", async () => {
+    const rules = `
+[[http.route]]
+name = "watched"
+match = "/watched"
+shadow = true
+limit = { algorithm = "fixed_window", permit_limit = 1, window = "00:01:00" }
+`;
+    const g = await start(toml(up.port, rules));
+    const replies = await curlTimes(3, ["--interface", "127.0.0.17", g.url("/watched")]);
+    assert.deepEqual(replies.map((r) => r.status), [200, 200, 200]);
+    const shadowLines = g.log.records().filter((r) => r.msg === "request would be throttled (shadow)");
+    assert.equal(shadowLines.length, 2);
+  });
+
   test("headers mode legacy sends RateLimit-Limit / -Remaining / -Reset", async () => {
     const g = await start(toml(up.port, ROUTES.replace('trusted_proxies = ["10.0.0.0/8"]', 'headers = "legacy"')));
     const r = await curl(["--interface", "127.0.0.5", g.url("/token")]);
@@ -163,28 +222,63 @@ match = "*"
     assert.equal((await curl(["--interface", "127.0.0.7", g.url("/hello")])).status, 200);
   });
 
-  test("reload applies new routes to open keep-alive connections and new ones", async () => {
+  test("reload applies new routes to the next request on an open keep-alive connection", async () => {
     const g = await start(toml(up.port, ROUTES));
-    const next = configFromToml(
-      toml(
-        up.port,
-        ROUTES +
-          `
-[[http.route]]
-name = "fresh"
-match = "/fresh"
-limit = { algorithm = "fixed_window", permit_limit = 1, window = "10s" }
-`,
-      ),
-    );
-    // The gateway's listener is bound to port 0 in both; keep the bound port so the listener is updated in place.
-    next.listener[0]!.bind.port = g.ports.api!;
-    const before = await curl(["--interface", "127.0.0.8", g.url("/fresh")]);
-    assert.equal(before.headers["ratelimit-policy"], undefined);
-    await g.gateway.reload(next);
-    const after2 = await curlTimes(2, ["--interface", "127.0.0.8", g.url("/fresh")]);
-    assert.deepEqual(after2.map((r) => r.status), [200, 429]);
-    assert.equal(after2[0]!.headers["ratelimit-policy"], '"fresh";q=1;w=10');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1, localAddress: "127.0.0.8" });
+    const get = (path: string) =>
+      new Promise<{ status: number; policy: string | undefined; reused: boolean }>((resolve, reject) => {
+        const req = http.get({ host: "127.0.0.1", port: g.ports.api, path, agent, timeout: 10_000 }, (res) => {
+          res.resume();
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, policy: res.headers["ratelimit-policy"] as string | undefined, reused: req.reusedSocket }));
+        });
+        req.on("timeout", () => req.destroy(new Error("no answer within 10 s")));
+        req.on("error", reject);
+      });
+    try {
+      const before = await get("/fresh");
+      assert.deepEqual(before, { status: 200, policy: undefined, reused: false });
+      // Same listener name, kind and bind (port 0 as configured): the listener and its connections stay.
+      await g.gateway.reload(configFromToml(toml(up.port, `${ROUTES}\n[[http.route]]\nname = "fresh"\nmatch = "/fresh"\nlimit = { algorithm = "fixed_window", permit_limit = 1, window = "10s" }\n`)));
+      const after1 = await get("/fresh");
+      const after2 = await get("/fresh");
+      assert.deepEqual(after1, { status: 200, policy: '"fresh";q=1;w=10', reused: true });
+      assert.deepEqual(after2, { status: 429, policy: '"fresh";q=1;w=10', reused: true });
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  test("reload keeps the counters when [http] did not change, and sends new connections to a new upstream", async () => {
+    const other = await startUpstream();
+    try {
+      const g = await start(toml(up.port, ROUTES));
+      assert.deepEqual((await curlTimes(3, ["--interface", "127.0.0.13", g.url("/token")])).map((r) => r.status), [200, 200, 200]);
+      const next = configFromToml(toml(other.port, ROUTES, "", "max_connections_per_ip = 50"));
+      await g.gateway.reload(next);
+      // Same rules: the bucket filled before the reload is still full.
+      assert.equal((await curl(["--interface", "127.0.0.13", g.url("/token")])).status, 429);
+      const moved = await curl(["--interface", "127.0.0.14", g.url("/moved")]);
+      assert.equal(moved.status, 200);
+      assert.deepEqual(other.seen.map((x) => x.path), ["/moved"]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  test("with [listener.tls] the http listener terminates TLS after the guard and applies the routes (curl over https)", async () => {
+    const pki = await makeTestPki();
+    try {
+      const tls = `[listener.tls]\ncert = "${pki.serverCertPath}"\nkey = "${pki.serverKeyPath}"`;
+      const g = await start(toml(up.port, ROUTES, tls));
+      const url = `https://127.0.0.1:${g.ports.api}/token`;
+      const replies = await curlTimes(4, ["--cacert", pki.caCertPath, "--interface", "127.0.0.15", url]);
+      assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 429]);
+      assert.equal(replies[0]!.body, "upstream saw /token");
+      // The client address survives TLS termination: another address has its own bucket.
+      assert.equal((await curl(["--cacert", pki.caCertPath, "--interface", "127.0.0.16", url])).status, 200);
+    } finally {
+      await rm(pki.dir, { recursive: true, force: true });
+    }
   });
 
   test("a client that sends its request head too slowly is closed within headers_timeout", async () => {
@@ -213,14 +307,23 @@ describe("configuration of http listeners", () => {
       });
     });
 
-  test("check-config accepts the example and prints the http listener and section", async () => {
-    const r = await run(["check-config", "-c", join(root, "examples/portcullis.toml"), "--json"]);
+  test("check-config accepts the example with its http block uncommented and prints the listener and section", async () => {
+    // The example ships the http listener commented out (so that `npm start` binds nothing more); the block must stay valid.
+    const example = readFileSync(join(root, "examples/portcullis.toml"), "utf8");
+    const at = example.indexOf("# --- http listener");
+    assert.ok(at > 0, "the example has an http listener block");
+    const uncommented = example.slice(0, at) + example.slice(at).replace(/^# (?=\[|[a-z_]+ = )/gm, "");
+    const dir = mkdtempSync(join(tmpdir(), "portcullis-http-example-"));
+    const file = join(dir, "example.toml");
+    writeFileSync(file, uncommented);
+    const r = await run(["check-config", "-c", file, "--json"]).finally(() => rmSync(dir, { recursive: true, force: true }));
     assert.equal(r.code, 0, r.stderr);
     const eff = JSON.parse(r.stdout) as { listener: Array<Record<string, unknown>>; http: Record<string, unknown> };
     const api = eff.listener.find((l) => l.kind === "http");
     assert.ok(api, "the example has an http listener");
     assert.match(String(api.upstream), /^http:\/\//);
-    assert.ok(Array.isArray(eff.http.route) && eff.http.route.length > 0);
+    assert.equal(eff.http.headers, "draft");
+    assert.deepEqual((eff.http.route as Array<{ match: string }>).map((x) => x.match), ["/token", "/login"]);
   });
 
   test("check-config rejects a bad route naming the key path, with exit code 2", async () => {
@@ -269,7 +372,7 @@ limit = { algorithm = "fixed_window", permit_limit = 0, window = "00:01:00", key
     assert.deepEqual(bad("", 'headers_timeout = "20s"'), ["listener[0].headers_timeout: must not exceed request_timeout (the head is part of the request)"]);
     // A tcp listener takes host:port, not a URL, and none of the http fields.
     const tcp = `[[listener]]\nname = "t"\nkind = "tcp"\nbind = "127.0.0.1:0"\nupstream = "http://127.0.0.1:9"\nmax_body_size = "1MiB"\n`;
-    assert.deepEqual(bad(tcp), ['listener[1].upstream: a URL is only for kind "http"; kind "tcp" takes "host:port"', 'listener[1].max_body_size: only for kind "http"']);
+    assert.deepEqual(bad(tcp), ['listener[1].upstream: a URL is only for kind "http" (kind "tcp" takes "host:port")', 'listener[1].max_body_size: only for kind "http"']);
     // An http listener needs a URL.
     const hostPortOnly = `[[listener]]\nname = "h"\nkind = "http"\nbind = "127.0.0.1:0"\nupstream = "127.0.0.1:9"\n`;
     assert.deepEqual(bad(hostPortOnly), ['listener[1].upstream: required for kind "http" as a URL, e.g. "http://127.0.0.1:9000"']);

@@ -7,6 +7,7 @@ import { loadConfigFile, type LoadResult } from "../../config/load.js";
 import { checkResources } from "../../config/resources.js";
 import { Gateway } from "../../gateway/gateway.js";
 import { attachObservability, type Observability } from "../../admin/observability.js";
+import { permissionsReadiness } from "../../gateway/permissions/readiness.js";
 
 export const summary = "start the gateway";
 
@@ -126,6 +127,8 @@ export async function main(argv: string[]): Promise<number> {
       obs = await attachObservability(gateway, first.config.admin, { reload: () => reloadNow("admin") });
       console.error(`portcullis: admin listener up on ${obs.url}`);
       gateway.logger.info("admin listener up", { bind: obs.url });
+      // Signed PostgreSQL permissions: /readyz fails while a listener's policy cannot see the table.
+      obs.readiness.add("permissions", () => permissionsReadiness(gateway));
     } catch (err) {
       console.error(`portcullis run: cannot start the admin listener: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`);
       await gateway.stop();

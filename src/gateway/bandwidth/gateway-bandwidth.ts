@@ -15,7 +15,7 @@ import { ipKey } from "../../net/ip-key.js";
 import { type BandwidthConfig, type DirectionalRate, parseBandwidthConfig } from "../../shaping/bandwidth-config.js";
 import { BandwidthCapacityError, type BandwidthMetrics, BandwidthRegistry } from "../../shaping/bandwidth-registry.js";
 import type { GatewayEvents } from "../events.js";
-import { setShapingPlan } from "./shaped-relay.js";
+import { setShapingPlan, takeShapingPlan } from "./shaped-relay.js";
 
 /** What the shaping needs to know of a connection. */
 export interface ShapedConnection {
@@ -118,12 +118,19 @@ export class GatewayBandwidth {
     }
     this.shaped++;
     this.ticker ??= this.o.clock.setTimer(this.tick, REPORT_EVERY_MS);
-    setShapingPlan(upstream, {
+    const plan = {
       shaping,
       ended: () => {
         this.shaped--;
         this.report();
       },
+    };
+    setShapingPlan(upstream, plan);
+    // An upstream that never reaches the relay (refused, timed out, client gone) still gives its keys back.
+    upstream.once("close", () => {
+      if (takeShapingPlan(upstream) === undefined) return;
+      plan.shaping.close();
+      plan.ended();
     });
   }
 

@@ -87,10 +87,18 @@ export function refineHttpListener(l: ListenerShape, ctx: z.RefinementCtx): void
     return;
   }
   if (l.kind !== "connect" && l.upstream?.url !== undefined) {
-    ctx.addIssue({ code: "custom", path: ["upstream"], message: `a URL is only for kind "http"; kind ${shown(l.kind)} takes "host:port"` });
+    ctx.addIssue({ code: "custom", path: ["upstream"], message: `a URL is only for kind "http" (kind ${shown(l.kind)} takes "host:port")` });
   }
   for (const k of HTTP_ONLY) {
     if (l[k] !== undefined) ctx.addIssue({ code: "custom", path: [k], message: 'only for kind "http"' });
+  }
+}
+
+/** Issues of a nested parse, reported in the loader's words ("unknown key" per key, like the rest of the file). */
+function forwardIssues(issues: readonly z.core.$ZodIssue[], ctx: z.RefinementCtx): void {
+  for (const issue of issues) {
+    if (issue.code === "unrecognized_keys") for (const k of issue.keys) ctx.addIssue({ code: "custom", path: [...issue.path, k], message: "unknown key" });
+    else ctx.addIssue({ code: "custom", path: issue.path, message: issue.message });
   }
 }
 
@@ -118,7 +126,7 @@ const profile = z
     }
     const r = profileTable.safeParse(v);
     if (r.success) return r.data;
-    for (const issue of r.error.issues) ctx.addIssue({ code: "custom", path: issue.path, message: issue.message });
+    forwardIssues(r.error.issues, ctx);
     return z.NEVER;
   })
   .default({ name: "default" });
@@ -159,7 +167,7 @@ const key = z.unknown().transform((v, ctx): KeySetting => {
   }
   const r = keyTable.safeParse(v);
   if (r.success) return r.data;
-  for (const issue of r.error.issues) ctx.addIssue({ code: "custom", path: issue.path, message: issue.message });
+  forwardIssues(r.error.issues, ctx);
   return z.NEVER;
 });
 

@@ -20,7 +20,7 @@ import type { GatewayContext } from "../context.js";
 import { limiterOptionsOf, proxyOptionsOf } from "./options.js";
 
 interface Served {
-  readonly cfg: ListenerConfig;
+  cfg: ListenerConfig;
   readonly server: HttpProxyServer;
   sockets: number;
   retired: boolean;
@@ -97,7 +97,12 @@ export class HttpFront {
 
   private serverFor(cfg: ListenerConfig, limiter: HttpLimiter): Served {
     const cur = this.current;
-    if (cur !== undefined && (cur.cfg === cfg || sameProxySettings(cur.cfg, cfg))) return cur;
+    if (cur !== undefined && cur.cfg === cfg) return cur;
+    if (cur !== undefined && sameProxySettings(cur.cfg, cfg)) {
+      // A reload that left the proxy settings alone: remember the new object so the next accept skips the comparison.
+      cur.cfg = cfg;
+      return cur;
+    }
     const server = createHttpProxyServer({ ...proxyOptionsOf(cfg), rules: limiter, logger: this.ctx.logger });
     // Node enforces headersTimeout / requestTimeout from a timer it starts on "listening"; this server never
     // listens itself (sockets come from the guarded Listener), so it is told it does, to bound slow clients.

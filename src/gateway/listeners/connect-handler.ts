@@ -17,6 +17,7 @@ import { certificateFingerprint, identityFromCertificate } from "../identity/cli
 import { relay } from "../relay.js";
 import { headEnd, parseConnectHead } from "./connect-request.js";
 import { ConnectMasker } from "../masking/connect-masker.js";
+import { type SignedDestinations, decideDestination } from "../permissions/signed-destinations.js";
 
 const PROXY_AUTH_REQUIRED = Buffer.from(
   'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="proxy"\r\nContent-Length: 0\r\n\r\n',
@@ -47,12 +48,15 @@ export class ConnectSession {
   private readonly masker: ConnectMasker | undefined;
   /** The parsed head, kept while masking is possible so a masked client's bytes are relayed verbatim. */
   private head: Buffer | undefined;
+  private endedEarly = false;
 
   constructor(
     private readonly conn: Connection,
     private readonly cfg: ListenerConfig,
     private readonly ctx: GatewayContext,
     peer: X509Certificate | undefined,
+    /** With a postgres policy: signed permissions decide instead of [[policy.rule]]. */
+    private readonly signed?: SignedDestinations,
   ) {
     if (peer !== undefined && cfg.tls) {
       const id = identityFromCertificate(peer, cfg.tls.identity);
@@ -77,7 +81,11 @@ export class ConnectSession {
     this.deadline = systemClock.setTimer(() => this.refuse("request_timeout"), this.cfg.request_timeout);
   }
 
-  private readonly onEnd = (): void => this.refuse("end");
+  private readonly onEnd = (): void => {
+    // A masked client's EOF while its head is being authenticated waits for the verdict (the relay forwards the FIN).
+    if (this.masker !== undefined && this.busy) this.endedEarly = true;
+    else this.refuse("end");
+  };
 
   /** Ends a client that is not served: masked when configured (every byte read goes to the mask host), else a silent close. */
   private refuse(reason: string, user?: string): void {
@@ -158,7 +166,8 @@ export class ConnectSession {
     }
     who ??= await this.basicAuth(authorization);
     if (who === undefined || this.conn.raw.destroyed) return;
-    const decision = await this.ctx.policy.decide(who.identity, host, port);
+    if (this.endedEarly) return this.conn.close("end");
+    const decision = await decideDestination(this.ctx, this.signed, who.identity, host, port);
     if (this.conn.raw.destroyed) return;
     this.ctx.events.emit("decision", { listener: this.cfg.name, remote_addr: this.conn.remote, identity: who.identity, allowed: decision.allowed, reason: decision.reason });
     if (!decision.allowed) {
@@ -167,6 +176,7 @@ export class ConnectSession {
     }
     this.ctx.logger.audit({ remote_addr: this.conn.remote, user: who.identity, destination: `${host}:${port}`, listener: this.cfg.name });
     this.open(decision.address ?? host, port);
+    if (decision.rowId !== undefined) this.signed?.track(decision.rowId, this.conn);
   }
 
   /** Verifies Proxy Basic credentials; undefined when rejected (the 407 or close is already on its way). */

@@ -73,5 +73,10 @@ export function refineProbeListener(
   if (l.kind === "connect" && l.server_names !== undefined) {
     ctx.addIssue({ code: "custom", path: ["server_names"], message: 'only for a TLS "tcp" listener' });
   }
+  if (l.kind === "tcp" && (l.tls as { client_ca?: string } | undefined)?.client_ca !== undefined) {
+    ctx.addIssue({ code: "custom", path: ["tls", "client_ca"], message: 'not with probe_resistance on a "tcp" listener (client certificates are not checked after the ClientHello peek)' });
+  }
+  // Inter-packet timing needs a paced writer in the relay; refused rather than silently ignored.
+  if (p.ipt.enabled) ctx.addIssue({ code: "custom", path: ["probe_resistance", "ipt", "enabled"], message: "inter-packet timing is not available in the gateway yet" });
   if (p.delay.floor > p.delay.ceiling) ctx.addIssue({ code: "custom", path: ["probe_resistance", "delay"], message: "floor must not exceed ceiling" });
 }

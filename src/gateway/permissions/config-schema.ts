@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { parseDuration } from "../../config/duration.js";
-import { bool, nonEmptyString, oneOf, shown } from "../../config/leaves.js";
+import { bool, cidr, nonEmptyString, oneOf, shown } from "../../config/leaves.js";
 import { quotedSchema } from "../../permissions/schema-name.js";
 
 function isSchemaName(v: string): boolean {
@@ -43,6 +43,11 @@ export const listenerPolicy = z
     public_key: z.union([nonEmptyString, z.array(nonEmptyString).min(1)]).transform((v) => (Array.isArray(v) ? v : [v])),
     schema: schemaName.default("public"),
     cache_ttl: ttl.default(5000),
+    /**
+     * Special addresses (private, loopback, link-local, ...) a signed grant may
+     * reach: a grant alone never opens a path into the gateway's own network.
+     */
+    allow_special: z.array(cidr).default([]),
   })
   .optional();
 

@@ -1,0 +1,118 @@
+/**
+ * Probe resistance on a real Gateway's TLS tcp listener with server_names:
+ * a ClientHello for a served name is terminated and relayed to the upstream;
+ * another name, no name, or bytes that are not TLS are spliced raw to the
+ * mask host, so the prober completes a handshake with the mask site and gets
+ * its answer byte for byte; reject_handshake answers like nginx.
+ */
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { mkdtemp } from "node:fs/promises";
+import { unrecognizedNameAlert } from "../../src/probe/reject-handshake.js";
+import { startGateway, startOrigin, type Origin, type Running as Gw } from "../gateway/fixtures.js";
+import { type Running, type SelfSigned, captureClientHello, closedPort, exchange, fingerprint, selfSigned, startHttpsMask, tlsExchange } from "../probe/fixtures.js";
+
+const REQUEST = Buffer.from("GET /login HTTP/1.1\r\nHost: www.example.test\r\nUser-Agent: probe/1.0\r\nConnection: close\r\n\r\n");
+
+async function certFiles(c: SelfSigned): Promise<{ cert: string; key: string }> {
+  const dir = await mkdtemp(join(tmpdir(), "portcullis-gwprobe-"));
+  await writeFile(join(dir, "cert.pem"), c.cert);
+  await writeFile(join(dir, "key.pem"), c.key);
+  return { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") };
+}
+
+function tcpDoc(files: { cert: string; key: string }, upstreamPort: number, probe: Record<string, unknown>): Record<string, unknown> {
+  return {
+    log: { format: "json" },
+    listener: [
+      {
+        name: "tls-in",
+        kind: "tcp",
+        bind: "127.0.0.1:0",
+        upstream: `127.0.0.1:${upstreamPort}`,
+        tls: { ...files },
+        server_names: ["gw.example.test"],
+        probe_resistance: { delay: { floor: "10ms", ceiling: "30ms" }, ...probe },
+      },
+    ],
+  };
+}
+
+describe("TLS tcp listener with probe_resistance", () => {
+  let maskCert: SelfSigned;
+  let gwCert: SelfSigned;
+  let mask: Running;
+  let origin: Origin;
+  let gw: Gw;
+  let files: { cert: string; key: string };
+
+  before(async () => {
+    [maskCert, gwCert] = await Promise.all([selfSigned("www.example.test"), selfSigned("gw.example.test")]);
+    mask = await startHttpsMask(maskCert);
+    origin = await startOrigin();
+    files = await certFiles(gwCert);
+    gw = await startGateway(tcpDoc(files, origin.port, { mask: `127.0.0.1:${mask.port}` }));
+  });
+  after(async () => {
+    await gw.stop();
+    await mask.close();
+    await origin.close();
+  });
+
+  test("the served name is terminated by the gateway and relayed to the upstream", async () => {
+    const r = await tlsExchange(gw.port, "gw.example.test", Buffer.from("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    assert.equal(r.fingerprint, fingerprint(gwCert.cert));
+    assert.match(r.bytes.toString(), /hello from origin$/);
+  });
+
+  for (const [name, sni] of [
+    ["wrong SNI", "other.example.test"],
+    ["no SNI", undefined],
+  ] as const) {
+    test(`${name}: a real handshake with the mask host and its exact answer`, async () => {
+      const direct = await tlsExchange(mask.port, sni, REQUEST);
+      const via = await tlsExchange(gw.port, sni, REQUEST);
+      assert.equal(direct.fingerprint, fingerprint(maskCert.cert));
+      assert.equal(via.fingerprint, fingerprint(maskCert.cert), "the prober sees the mask host's certificate");
+      assert.ok(direct.bytes.length > 0);
+      assert.deepEqual(via.bytes, direct.bytes);
+    });
+  }
+
+  test("a TLS record that is not a ClientHello gets the mask host's raw answer (its own alert)", async () => {
+    const input = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x00, 0x30]), Buffer.alloc(48, 0x07)]);
+    const direct = await exchange(mask.port, input);
+    const via = await exchange(gw.port, input);
+    assert.ok(direct.bytes.length > 0);
+    assert.deepEqual(via.bytes, direct.bytes);
+  });
+
+  test("reject_handshake: one unrecognized_name alert for another name, the served name still works", async () => {
+    const rej = await startGateway(tcpDoc(files, origin.port, { mask: `127.0.0.1:${mask.port}`, unknown_sni_action: "reject_handshake" }));
+    try {
+      const hello = await captureClientHello("other.example.test");
+      const via = await exchange(rej.port, hello, { halfClose: false });
+      assert.deepEqual(via.bytes, unrecognizedNameAlert());
+      const served = await tlsExchange(rej.port, "gw.example.test", Buffer.from("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+      assert.match(served.bytes.toString(), /hello from origin$/);
+    } finally {
+      await rej.stop();
+    }
+  });
+
+  test("unreachable mask host: zero bytes, closed no earlier than the delay floor and within a bound", async () => {
+    const port = await closedPort();
+    const dead = await startGateway(tcpDoc(files, origin.port, { mask: `127.0.0.1:${port}`, delay: { floor: "150ms", ceiling: "300ms" } }));
+    try {
+      const via = await exchange(dead.port, Buffer.from("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), { timeoutMs: 4000 });
+      assert.equal(via.bytes.length, 0);
+      assert.notEqual(via.end, "timeout");
+      assert.ok(via.elapsedMs >= 140 && via.elapsedMs < 2000, `closed after ${via.elapsedMs} ms`);
+    } finally {
+      await dead.stop();
+    }
+  });
+});

@@ -28,6 +28,11 @@ const DURATION_KEYS = new Set([
   "retention",
   "lockout_window",
   "lockout_duration",
+  // probe_resistance (delay floor and ceiling, relay total time) and a listener's postgres policy
+  "floor",
+  "ceiling",
+  "total_timeout",
+  "cache_ttl",
 ]);
 
 function render(v: unknown, key: string): unknown {
@@ -52,6 +57,9 @@ export function effectiveConfig(c: Config): Record<string, unknown> {
       const up = l.upstream as { host: string; port: number; url?: string };
       l.upstream = up.url ?? hostPortText(up);
     }
+    // A postgres policy URL may carry a password.
+    const pol = l.policy as { url?: string } | undefined;
+    if (pol?.url !== undefined) pol.url = pol.url.replace(/\/\/([^:/@]*):[^@/]*@/, `//$1:${REDACTED}@`);
   }
   const admin = out.admin as Record<string, unknown>;
   if (admin.token !== undefined) admin.token = REDACTED;

@@ -18,7 +18,7 @@ import tls from "node:tls";
 import { systemClock } from "../../src/core/clock.js";
 import { generateSigningKey, publicKeyPem } from "../../src/permissions/keys.js";
 import { makeTestPki, type IssuedCert, type TestPki } from "../helpers/certs.js";
-import { startGateway, startOrigin, type Origin } from "../gateway/fixtures.js";
+import { configOf, startGateway, startOrigin, type Origin } from "../gateway/fixtures.js";
 import { grant, pgFixture, until, type PgFixture } from "../permissions/pg-fixture.js";
 import { closedPort } from "../probe/fixtures.js";
 import { permissionsReadiness } from "../../src/gateway/permissions/readiness.js";
@@ -171,6 +171,26 @@ describe("gateway connect listener with a postgres policy", () => {
       await grant(f, { identity: id, dest: "127.0.0.5", ports: String(origin.port), cidr: "127.0.0.0/8", key }, systemClock.wallNow());
       const r = await curlVia(gw.port, pki, client, `http://127.0.0.5:${origin.port}/`);
       assert.match(r.stderr, /403/);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test("reload: a listener that drops policy goes back to [[policy.rule]], and a new policy becomes ready", async () => {
+    const withPolicy = gatewayDoc(pki, { url: f.url, schema: f.schema, public_key: keyPath }, false);
+    const gw = await startGateway(withPolicy);
+    try {
+      await until(() => gw.gateway.permissionsReady().every((r) => r.ready) && gw.gateway.permissionsReady().length === 1, 5000, "the policy to be ready");
+      const listener = (withPolicy.listener as Array<Record<string, unknown>>)[0]!;
+      const { policy: _dropped, revoke_closes_tunnels: _r, ...plain } = listener;
+      // Same bind: the listener keeps its socket, so the reload updates it in place.
+      const rules = { policy: { rule: [{ identities: [identity], hosts: ["*"], ports: [], cidrs: ["127.0.0.0/8"] }] } };
+      await gw.gateway.reload(configOf({ ...withPolicy, ...rules, listener: [{ ...plain, bind: `127.0.0.1:${gw.port}` }] }));
+      assert.deepEqual(gw.gateway.permissionsReady(), []);
+      const byRule = await curlVia(gw.port, pki, agent, `http://127.0.0.5:${origin.port}/`);
+      assert.deepEqual([byRule.code, byRule.body], [0, "hello from origin"], byRule.stderr);
+      await gw.gateway.reload(configOf({ ...withPolicy, listener: [{ ...listener, bind: `127.0.0.1:${gw.port}` }] }));
+      await until(() => gw.gateway.permissionsReady().length === 1 && gw.gateway.permissionsReady()[0]!.ready, 5000, "the new policy to be ready");
     } finally {
       await gw.stop();
     }

@@ -81,6 +81,11 @@ export class ConnectSession {
     this.deadline = systemClock.setTimer(() => this.refuse("request_timeout"), this.cfg.request_timeout);
   }
 
+  /** Closed, or handed to the mask host (by an oversized or slow head while its auth was pending): nothing more to do here. */
+  private get gone(): boolean {
+    return this.conn.raw.destroyed || this.masker?.masking === true;
+  }
+
   private readonly onEnd = (): void => {
     // A masked client's EOF while its head is being authenticated waits for the verdict (the relay forwards the FIN).
     if (this.masker !== undefined && this.busy) this.endedEarly = true;
@@ -165,10 +170,10 @@ export class ConnectSession {
       this.ctx.events.emit("auth", { listener: this.cfg.name, remote_addr: this.conn.remote, user: who.identity, result: "accept", reason: undefined });
     }
     who ??= await this.basicAuth(authorization);
-    if (who === undefined || this.conn.raw.destroyed) return;
+    if (who === undefined || this.gone) return;
     if (this.endedEarly) return this.conn.close("end");
     const decision = await decideDestination(this.ctx, this.signed, who.identity, host, port);
-    if (this.conn.raw.destroyed) return;
+    if (this.gone) return;
     this.ctx.events.emit("decision", { listener: this.cfg.name, remote_addr: this.conn.remote, identity: who.identity, allowed: decision.allowed, reason: decision.reason });
     if (!decision.allowed) {
       this.answerAndClose(FORBIDDEN);
@@ -200,7 +205,7 @@ export class ConnectSession {
         reason = "bad_credentials";
       }
     }
-    if (this.conn.raw.destroyed) return undefined;
+    if (this.gone) return undefined;
     if (this.masker !== undefined) {
       // Masked: no 407 and no second attempt; the failure is recorded by the masker.
       this.refuse(reason === "" ? "no_credentials" : reason, creds?.user);

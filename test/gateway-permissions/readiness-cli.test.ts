@@ -1,0 +1,88 @@
+/**
+ * `portcullis run` registers the signed policy's readiness with the admin
+ * listener: /readyz fails while PostgreSQL is unreachable (the gateway still
+ * starts) and passes when the policy is connected.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { generateSigningKey, publicKeyPem } from "../../src/permissions/keys.js";
+import { closedPort } from "../probe/fixtures.js";
+import { pgFixture, until } from "../permissions/pg-fixture.js";
+
+const TOKEN = "readiness-test-token-0123456789abcdef";
+
+interface Readyz {
+  status: number;
+  body: { status: string; checks: Array<{ name: string; ok: boolean; detail?: string }> };
+}
+
+/** Starts the CLI with `policyUrl`, returns /readyz as seen once the admin listener is up. */
+async function readyzOf(policyUrl: string, schema: string, wantOk: boolean): Promise<Readyz> {
+  const dir = mkdtempSync(join(tmpdir(), "portcullis-ready-"));
+  const keyPath = join(dir, "authority.pub.pem");
+  writeFileSync(keyPath, publicKeyPem(generateSigningKey().publicKey));
+  const file = join(dir, "portcullis.toml");
+  writeFileSync(
+    file,
+    [
+      "[[listener]]",
+      'name = "signed"',
+      'kind = "connect"',
+      'bind = "127.0.0.1:0"',
+      `policy = { source = "postgres", url = "${policyUrl}", schema = "${schema}", public_key = "${keyPath}" }`,
+      "[admin]",
+      "enabled = true",
+      'bind = "127.0.0.1:0"',
+      "",
+    ].join("\n"),
+  );
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "run", "-c", file], { env: { ...process.env, PORTCULLIS_ADMIN_TOKEN: TOKEN }, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  try {
+    await until(() => /admin listener up on http:\/\/\S+/.test(stderr), 20_000, "admin listener up");
+    const url = /admin listener up on (http:\/\/\S+)/.exec(stderr)![1]!;
+    let last: Readyz | undefined;
+    // Readiness may lag the first PostgreSQL connection by a moment; poll until the expected state, bounded.
+    await until(
+      async () => {
+        const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) });
+        last = { status: res.status, body: (await res.json()) as Readyz["body"] };
+        return last.body.checks.find((c) => c.name === "permissions")?.ok === wantOk;
+      },
+      10_000,
+      "the permissions check",
+    );
+    return last!;
+  } finally {
+    child.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (child.exitCode === null) child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe("portcullis run: readiness of a postgres policy", () => {
+  test("PostgreSQL unreachable: the gateway runs and /readyz is 503 with the permissions check failing", async () => {
+    const port = await closedPort();
+    const r = await readyzOf(`postgres://postgres@127.0.0.1:${port}/test`, "public", false);
+    assert.equal(r.status, 503);
+    assert.match(r.body.checks.find((c) => c.name === "permissions")!.detail ?? "", /unavailable on signed/);
+  });
+
+  test("PostgreSQL reachable: /readyz is 200", async () => {
+    const f = await pgFixture("gwready");
+    try {
+      const r = await readyzOf(f.url, f.schema, true);
+      assert.equal(r.status, 200);
+      assert.equal(r.body.status, "ready");
+    } finally {
+      await f.drop();
+    }
+  });
+});

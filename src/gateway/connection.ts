@@ -11,6 +11,8 @@ import type { Closable } from "./guard/connection-registry.js";
 export class Connection implements Closable {
   /** The stream the protocol runs on: the raw socket, or the TLS socket over it. */
   stream: Duplex;
+  /** Who authenticated on this connection (connect listeners), once known. */
+  identity: string | undefined;
   private up: Socket | undefined;
   private finished = false;
   private readonly openedAt: number;

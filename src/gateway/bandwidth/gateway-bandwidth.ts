@@ -21,6 +21,8 @@ import { setShapingPlan, takeShapingPlan } from "./shaped-relay.js";
 export interface ShapedConnection {
   readonly listener: string;
   readonly remote: string;
+  /** Who authenticated (connect listeners), set before the upstream is assigned. */
+  readonly identity: string | undefined;
   close(reason: string): void;
 }
 
@@ -45,13 +47,6 @@ function anyCap(c: BandwidthConfig): boolean {
 export class GatewayBandwidth {
   private readonly registry: BandwidthRegistry;
   private active: boolean;
-  /**
-   * The identity of the tunnel being opened now. A connect listener decides
-   * the destination (with the identity) and opens the upstream in one
-   * synchronous run, so the decision seen last belongs to the upstream
-   * assigned next; it is forgotten at the end of that run.
-   */
-  private pending: { listener: string; remote: string; identity: string } | undefined;
   private shaped = 0;
   private reportedMs = { upload: 0, download: 0 };
   private ticker: TimerHandle | undefined;
@@ -63,14 +58,6 @@ export class GatewayBandwidth {
     const config = parseBandwidthConfig(section);
     this.active = anyCap(config);
     this.registry = new BandwidthRegistry({ clock: o.clock, config, maxKeys: o.maxKeys });
-    o.events.on("decision", (e) => {
-      if (!e.allowed || !this.active) return;
-      const p = { listener: e.listener, remote: e.remote_addr, identity: e.identity };
-      this.pending = p;
-      queueMicrotask(() => {
-        if (this.pending === p) this.pending = undefined;
-      });
-    });
   }
 
   /** Whether any cap is configured at all. */
@@ -101,10 +88,8 @@ export class GatewayBandwidth {
    * of live keys closes the connection (fail closed).
    */
   attach(conn: ShapedConnection, upstream: Socket): void {
-    const p = this.pending;
-    this.pending = undefined;
     if (!this.active) return;
-    const identity = p !== undefined && p.listener === conn.listener && p.remote === conn.remote ? p.identity : undefined;
+    const identity = conn.identity;
     if (!this.applies(conn.remote, identity)) return;
     let shaping;
     try {

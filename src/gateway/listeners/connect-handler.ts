@@ -180,6 +180,7 @@ export class ConnectSession {
       return;
     }
     this.ctx.logger.audit({ remote_addr: this.conn.remote, user: who.identity, destination: `${host}:${port}`, listener: this.cfg.name });
+    this.conn.identity = who.identity;
     this.open(decision.address ?? host, port);
     if (decision.rowId !== undefined) this.signed?.track(decision.rowId, this.conn);
   }

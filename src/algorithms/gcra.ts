@@ -18,8 +18,10 @@ export interface GcraParams {
   readonly intervalMs: number;
   /** burst · interval (derived): the most debt (TAT − now) a key may carry. */
   readonly toleranceMs: number;
-  /** Rounding allowance (derived, see slackMs). */
+  /** Rounding allowance (derived): a billionth of a unit plus the worst rounding of `burst` additions to the debt. */
   readonly slackMs: number;
+  /** toleranceMs + slackMs (derived): the most debt a check may leave. */
+  readonly ceilingMs: number;
 }
 
 export interface GcraOptions {
@@ -38,7 +40,8 @@ export function gcraParams(o: GcraOptions): GcraParams {
   if (!Number.isFinite(intervalMs)) throw new InvalidArgumentError("rate", `too small for periodMs ${periodMs}, got ${rate}`);
   if (!Number.isFinite(toleranceMs)) throw new InvalidArgumentError("burst", `too large for the emission interval, got ${burst}`);
   const slack = intervalMs * 1e-9 + (burst + 4) * Number.EPSILON * toleranceMs;
-  return { rate, periodMs, burst, intervalMs, toleranceMs, slackMs: slack };
+  // Derived once per parameter set because the check's hot path should not recompute them.
+  return { rate, periodMs, burst, intervalMs, toleranceMs, slackMs: slack, ceilingMs: toleranceMs + slack };
 }
 
 // State: the debt (ms of emission time owed; 0 when the bucket is full) and
@@ -58,48 +61,58 @@ function debtAt(s: Float64Array, o: number, now: number): number {
   return d > 0 ? d : 0;
 }
 
-/**
- * Rounding allowance: a billionth of a unit plus the worst rounding of
- * `burst` additions to the debt. Derived once per parameter set (gcraParams)
- * because the check's hot path should not recompute it.
- */
-function slackMs(p: GcraParams): number {
-  return p.slackMs;
-}
-
-function remainingAt(debt: number, slack: number, p: GcraParams): number {
-  const r = Math.floor((p.toleranceMs + slack - debt) / p.intervalMs);
+/** Whole units of cost that fit on top of `debt`, within [0, floor(burst)]. */
+function remainingAt(debt: number, p: GcraParams): number {
+  const r = Math.floor((p.ceilingMs - debt) / p.intervalMs);
   return r < 0 ? 0 : r > p.burst ? Math.floor(p.burst) : r;
 }
 
+/** remainingAt as an Outcome derives it, only when a caller reads it. */
+const remainingOf = remainingAt as (debt: number, p: unknown) => number;
+
 /** Wait (whole ms, >= 1) until the debt has drained enough for `need` to fit. */
-function waitMs(debt: number, need: number, slack: number, p: GcraParams): number {
-  let r = Math.max(1, Math.ceil(debt + need - p.toleranceMs - slack));
+function waitMs(debt: number, need: number, p: GcraParams): number {
+  let r = Math.max(1, Math.ceil(debt + need - p.toleranceMs - p.slackMs));
   // Verify with the same arithmetic a later check will use, so waiting r always succeeds.
-  while (Math.max(0, debt - r) + need > p.toleranceMs + slack) r++;
+  while (Math.max(0, debt - r) + need > p.ceilingMs) r++;
   return r;
 }
 
-function evaluate(s: Float64Array, o: number, now: number, cost: number, p: GcraParams, out: Outcome, write: boolean): void {
+/**
+ * Answers a check that does not fit at `debt` (the caller has established
+ * that it does not). Kept apart so consume and peek stay small for the
+ * common, allowing case.
+ */
+function rejectAt(debt: number, cost: number, p: GcraParams, out: Outcome): void {
+  if (cost > p.burst) out.rejectDeferred("insufficient_capacity", remainingOf, debt, p, debt, 0);
+  else out.rejectDeferred("rate_limited", remainingOf, debt, p, debt, waitMs(debt, cost * p.intervalMs, p));
+}
+
+function consume(s: Float64Array, o: number, now: number, cost: number, p: GcraParams, out: Outcome): void {
+  // debtAt, written out so the reference time is read once.
+  const elapsed = now - s[o + AT]!;
+  const d = s[o + DEBT]! - (elapsed > 0 ? elapsed : 0);
+  const debt = d > 0 ? d : 0;
+  const next = debt + cost * p.intervalMs;
+  // One test for both rejections on the allowing path; rejectAt tells them apart.
+  if (cost > p.burst || next > p.ceilingMs) {
+    rejectAt(debt, cost, p, out);
+    return;
+  }
+  s[o + DEBT] = next;
+  // Never move the reference back: that would count the same time twice
+  // (elapsed > 0 is now > at: IEEE subtraction of unequal doubles is never 0).
+  if (elapsed > 0) s[o + AT] = now;
+  out.allowDeferred(remainingOf, next, p, next);
+}
+
+function peek(s: Float64Array, o: number, now: number, cost: number, p: GcraParams, out: Outcome): void {
   const debt = debtAt(s, o, now);
-  const slack = slackMs(p);
-  if (cost > p.burst) {
-    out.reject("insufficient_capacity", remainingAt(debt, slack, p), debt, 0);
+  if (cost > p.burst || debt + cost * p.intervalMs > p.ceilingMs) {
+    rejectAt(debt, cost, p, out);
     return;
   }
-  const need = cost * p.intervalMs;
-  if (debt + need > p.toleranceMs + slack) {
-    out.reject("rate_limited", remainingAt(debt, slack, p), debt, waitMs(debt, need, slack, p));
-    return;
-  }
-  if (!write) {
-    out.allow(remainingAt(debt, slack, p), debt);
-    return;
-  }
-  s[o + DEBT] = debt + need;
-  // Never move the reference back: that would count the same time twice.
-  if (now > s[o + AT]!) s[o + AT] = now;
-  out.allow(remainingAt(debt + need, slack, p), debt + need);
+  out.allowDeferred(remainingOf, debt, p, debt);
 }
 
 /**
@@ -121,12 +134,8 @@ export const gcra: RateAlgorithm<GcraParams> = {
     s[o + DEBT] = 0;
     s[o + AT] = -Infinity;
   },
-  consume(s, o, now, cost, p, out) {
-    evaluate(s, o, now, cost, p, out, true);
-  },
-  peek(s, o, now, cost, p, out) {
-    evaluate(s, o, now, cost, p, out, false);
-  },
+  consume,
+  peek,
   isIdle(s, o, now) {
     return debtAt(s, o, now) <= 0;
   },

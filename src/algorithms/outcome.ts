@@ -19,12 +19,39 @@ export type RejectReason =
   /** The shared store is unreachable and its failure mode is "closed": retry after `retryAfterMs`. */
   | "store_unavailable";
 
+/**
+ * Derives `remaining` from a number the algorithm left (`arg`) and its
+ * parameters. A plain function of its arguments: it must not read any other
+ * state, since it may run after the transition that deferred it.
+ */
+export type RemainingOf = (arg: number, params: unknown) => number;
+
 export class Outcome {
   allowed = false;
-  remaining = 0;
   resetMs = 0;
   retryAfterMs = 0;
   reason: RejectReason | undefined = undefined;
+  private rem = 0;
+  // A deferred `remaining`: callers that only ask allowed-or-not (allow())
+  // never pay for the division it may take. Cleared once derived.
+  private remOf: RemainingOf | undefined = undefined;
+  private remArg = 0;
+  private remParams: unknown = undefined;
+
+  get remaining(): number {
+    if (this.remOf !== undefined) {
+      this.rem = this.remOf(this.remArg, this.remParams);
+      this.remOf = undefined;
+      this.remParams = undefined;
+    }
+    return this.rem;
+  }
+
+  set remaining(v: number) {
+    this.rem = v;
+    this.remOf = undefined;
+    this.remParams = undefined;
+  }
 
   allow(remaining: number, resetMs: number): void {
     this.allowed = true;
@@ -40,6 +67,30 @@ export class Outcome {
     this.resetMs = resetMs;
     this.retryAfterMs = retryAfterMs;
     this.reason = reason;
+  }
+
+  /** Like `allow`, with `remaining` derived on first read as `remainingOf(arg, params)`. */
+  allowDeferred(remainingOf: RemainingOf, arg: number, params: unknown, resetMs: number): void {
+    this.allowed = true;
+    this.defer(remainingOf, arg, params);
+    this.resetMs = resetMs;
+    this.retryAfterMs = 0;
+    this.reason = undefined;
+  }
+
+  /** Like `reject`, with `remaining` derived on first read as `remainingOf(arg, params)`. */
+  rejectDeferred(reason: RejectReason, remainingOf: RemainingOf, arg: number, params: unknown, resetMs: number, retryAfterMs: number): void {
+    this.allowed = false;
+    this.defer(remainingOf, arg, params);
+    this.resetMs = resetMs;
+    this.retryAfterMs = retryAfterMs;
+    this.reason = reason;
+  }
+
+  private defer(remainingOf: RemainingOf, arg: number, params: unknown): void {
+    this.remOf = remainingOf;
+    this.remArg = arg;
+    this.remParams = params;
   }
 }
 

@@ -7,6 +7,7 @@ import type { Duplex } from "node:stream";
 import type { GatewayContext } from "./context.js";
 import type { Admission } from "./guard/connection-guard.js";
 import type { Closable } from "./guard/connection-registry.js";
+import { attachIpt } from "./masking/ipt-stage.js";
 
 export class Connection implements Closable {
   /** The stream the protocol runs on: the raw socket, or the TLS socket over it. */
@@ -39,6 +40,8 @@ export class Connection implements Closable {
   set upstream(s: Socket | undefined) {
     this.up = s;
     if (s !== undefined) this.ctx.bandwidth.attach(this, s);
+    // Inter-packet timing (probe_resistance.ipt): marks the upstream for a paced upstream -> client path.
+    if (s !== undefined) attachIpt(this, s, this.ctx);
   }
 
   /** Closes without a word: no banner, no error text on the wire. */

@@ -5,6 +5,7 @@
  */
 import type { EventEmitter } from "node:events";
 import type { Clock } from "../core/clock.js";
+import type { Rng } from "../core/random.js";
 import type { Config } from "../config/schema.js";
 import type { GatewayBandwidth } from "./bandwidth/gateway-bandwidth.js";
 import type { GatewayEvents } from "./events.js";
@@ -23,6 +24,8 @@ export interface GatewayContext {
   events: EventEmitter<GatewayEvents>;
   /** Bandwidth shaping ([bandwidth]): decides per connection whether the relay is shaped. */
   bandwidth: GatewayBandwidth;
+  /** Randomness of probe resistance's inter-packet timing (default: the system's). */
+  rng?: Rng;
   /** Starts a ban now for `key` (after the penalty box decided one) and closes what it has open. */
   announceBan(key: string, remote: string, bannedUntilMonotonic: number, failures: number, shadow: boolean): void;
 }

@@ -10,6 +10,7 @@
  */
 import { EventEmitter } from "node:events";
 import { type Clock, TurnCachedClock, systemClock } from "../core/clock.js";
+import type { Rng } from "../core/random.js";
 import type { Config } from "../config/schema.js";
 import { MemoryStore } from "../stores/memory-store.js";
 import type { PenaltyBox } from "../limiter/penalty-box.js";
@@ -23,6 +24,7 @@ import { createGatewayLogger, type GatewayLogger } from "./log/logger.js";
 import { DestinationPolicy } from "./policy/destination-policy.js";
 import { UdpListener } from "./udp/udp-listener.js";
 import type { UdpRelayCounters } from "../udp/udp-relay.js";
+import type { PolicyStats } from "../permissions/pg-policy.js";
 
 export interface GatewayOptions {
   /** Time for the guard, bans and durations (default: the system clock). */
@@ -33,6 +35,8 @@ export interface GatewayOptions {
   logDestination?: NodeJS.WritableStream;
   /** Name resolution for the destination policy (default: the system resolver). */
   resolve?: (host: string) => Promise<string[]>;
+  /** Randomness of probe resistance's inter-packet timing (default: the system's). */
+  rng?: Rng;
 }
 
 export class Gateway {
@@ -69,6 +73,7 @@ export class Gateway {
       logger,
       events: this.events,
       bandwidth: new GatewayBandwidth(config.bandwidth, { clock, events: this.events }),
+      rng: o.rng,
       announceBan: (key, remote, until, failures, shadow) => this.announceBan(key, remote, until, failures, shadow),
     };
   }
@@ -126,6 +131,26 @@ export class Gateway {
     }
     return out;
   }
+
+  // --- metrics accessors: snapshots read on scrape ---
+
+  /** Client flows a udp listener tracks now (undefined for other kinds or unknown names). */
+  udpFlows(listener: string): number | undefined {
+    const l = this.listeners.get(listener);
+    return l instanceof UdpListener ? l.connections : undefined;
+  }
+
+  /** Counters and readiness of each connect listener's signed PostgreSQL policy (listeners without `policy` are not listed). */
+  permissionStats(): Array<{ listener: string; ready: boolean; stats: PolicyStats }> {
+    const out: Array<{ listener: string; ready: boolean; stats: PolicyStats }> = [];
+    for (const [name, l] of this.listeners) {
+      const d = l instanceof Listener ? l.signedDestinations : undefined;
+      if (d !== undefined) out.push({ listener: name, ready: d.ready(), stats: d.policy.stats() });
+    }
+    return out;
+  }
+
+  // --- end metrics accessors ---
 
   /** Binds every listener. On a bind failure the ones already bound are closed again and the error is thrown. */
   async start(): Promise<BoundListener[]> {

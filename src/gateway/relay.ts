@@ -14,8 +14,9 @@
  * single-stream throughput.
  */
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import type { Duplex, Writable } from "node:stream";
 import { relayWithShaping, takeShapingPlan } from "./bandwidth/shaped-relay.js";
+import { pacedTowardClient } from "./masking/ipt-stage.js";
 
 export interface RelayOptions {
   idleTimeoutMs: number;
@@ -34,6 +35,8 @@ export function relay(client: Counted, upstream: Counted, o: RelayOptions): void
   // A connection some bandwidth cap applies to carries its shaping on the upstream socket.
   const plan = takeShapingPlan(upstream);
   if (plan !== undefined) return relayWithShaping(client, upstream as Socket, plan, o);
+  // Inter-packet timing (probe_resistance.ipt): upstream -> client writes may go through a paced writer.
+  const toClient = pacedTowardClient(client, upstream);
   let open = 2;
   const step = Math.max(25, o.idleTimeoutMs / CHECKS_PER_PERIOD);
   let lastSeen = -1;
@@ -60,7 +63,7 @@ export function relay(client: Counted, upstream: Counted, o: RelayOptions): void
     client.destroy();
     upstream.destroy();
   };
-  const wire = (self: Counted, other: Counted): void => {
+  const wire = (self: Counted, other: Counted, otherWriter: Writable = other): void => {
     self.on("error", killBoth);
     self.once("close", () => {
       // A side that closed after sending its end has half-closed cleanly: let the other flush and finish.
@@ -69,13 +72,13 @@ export function relay(client: Counted, upstream: Counted, o: RelayOptions): void
       if (other.destroyed) {
         // nothing left to close
       } else if (self.readableEnded && self.writableFinished) {
-        if (!other.writableEnded) other.end();
+        if (!otherWriter.writableEnded) otherWriter.end();
       } else other.destroy();
       closed();
     });
   };
   wire(client, upstream);
-  wire(upstream, client);
+  wire(upstream, client, toClient);
   client.pipe(upstream);
-  upstream.pipe(client);
+  upstream.pipe(toClient);
 }

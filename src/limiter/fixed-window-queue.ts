@@ -3,19 +3,7 @@ import { Outcome, msUntil } from "../algorithms/outcome.js";
 import type { Clock, TimerHandle } from "../core/clock.js";
 import { AcquireAbortedError } from "../core/errors.js";
 import type { QueueOrder } from "./limit-spec.js";
-
-interface Waiter {
-  cost: number;
-  resolve: (o: Outcome) => void;
-  reject: (e: Error) => void;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
-
-interface KeyQueue {
-  waiters: Waiter[];
-  permits: number;
-}
+import { type KeyQueue, type QueueBounds, type Waiter, settle, windowsBehind } from "./queue-retry.js";
 
 /** Most keys with waiters at once, so a flood of distinct keys cannot grow the queues without bound. */
 export const MAX_QUEUED_KEYS = 10_000;
@@ -42,13 +30,16 @@ export class FixedWindowQueue {
   private readonly queues = new Map<string, KeyQueue>();
   private timer: TimerHandle | undefined;
   private disposed = false;
+  private readonly bounds: QueueBounds;
 
   constructor(
     private readonly opts: { limit: number; order: QueueOrder },
     private readonly params: FixedWindowParams,
     private readonly clock: Clock,
     private readonly host: QueueHost,
-  ) {}
+  ) {
+    this.bounds = { permitLimit: params.permitLimit, queueLimit: opts.limit, order: opts.order };
+  }
 
   hasWaiters(key: string): boolean {
     return this.queues.has(key);
@@ -123,7 +114,7 @@ export class FixedWindowQueue {
       while (q.waiters.length > 0 && q.permits + cost > this.opts.limit) {
         const dropped = q.waiters.shift()!;
         q.permits -= dropped.cost;
-        this.settle(dropped);
+        settle(dropped);
         dropped.resolve(this.rejectBehind(q, dropped.cost, now, "queue_full", false));
       }
     }
@@ -145,7 +136,7 @@ export class FixedWindowQueue {
     this.timer = undefined;
     for (const q of this.queues.values()) {
       for (const w of q.waiters) {
-        this.settle(w);
+        settle(w);
         w.reject(new AcquireAbortedError("limiter disposed", "disposed"));
       }
     }
@@ -160,24 +151,11 @@ export class FixedWindowQueue {
     q.waiters.splice(i, 1);
     q.permits -= w.cost;
     if (q.waiters.length === 0) this.queues.delete(key);
-    this.settle(w);
+    settle(w);
     w.reject(new AcquireAbortedError("acquire aborted while queued"));
   }
 
-  private settle(w: Waiter): void {
-    if (w.signal && w.onAbort) w.signal.removeEventListener("abort", w.onAbort);
-  }
-
-  /**
-   * Rejection for a call that cannot pass the waiters of `q` now. Its
-   * Retry-After is the earliest wait after which the same call succeeds,
-   * assuming no newcomers: the windows ahead are played out, each admitting
-   * waiters in service order while they fit (so costs that pack badly take
-   * more windows than their sum suggests). A plain check succeeds once the
-   * queue is empty and the cost fits what the window has left; a call that
-   * may queue (`mayQueue`) succeeds as soon as the queue has room for it.
-   * At most one window per waiter plus one, since every cost fits a fresh window.
-   */
+  /** Answer for a cost no window can hold: never retry; the reset is the current window's end. */
   private insufficient(now: number): Outcome {
     const w = this.params.windowMs;
     const out = new Outcome();
@@ -185,25 +163,16 @@ export class FixedWindowQueue {
     return out;
   }
 
+  /**
+   * Rejection for a call that cannot pass the waiters of `q` now. Its
+   * Retry-After is the earliest wait after which the same call succeeds,
+   * assuming no newcomers: the end of this window plus the windows the
+   * queue ahead of it still takes (see windowsBehind).
+   */
   private rejectBehind(q: KeyQueue | undefined, cost: number, now: number, reason: "rate_limited" | "queue_full", mayQueue: boolean): Outcome {
     const w = this.params.windowMs;
     const end = Math.floor(now / w) * w + w;
-    const waiters = q === undefined ? [] : this.opts.order === "newest_first" ? [...q.waiters].reverse() : q.waiters;
-    let queued = q === undefined ? 0 : q.permits;
-    let next = 0;
-    let windows = 0;
-    // Callers pass cost <= permitLimit, and every waiter's cost is too, so each window admits someone.
-    for (; windows <= waiters.length; ) {
-      let left = this.params.permitLimit;
-      while (next < waiters.length && waiters[next]!.cost <= left) {
-        left -= waiters[next]!.cost;
-        queued -= waiters[next]!.cost;
-        next++;
-      }
-      const passes = next === waiters.length && cost <= left;
-      if (passes || (mayQueue && queued + cost <= this.opts.limit)) break;
-      windows++;
-    }
+    const windows = windowsBehind(q, cost, mayQueue, this.bounds);
     const out = new Outcome();
     out.reject(reason, 0, end - now, msUntil(now, end) + windows * w);
     return out;
@@ -220,7 +189,7 @@ export class FixedWindowQueue {
       if (newest) q.waiters.pop();
       else q.waiters.shift();
       q.permits -= w.cost;
-      this.settle(w);
+      settle(w);
       w.resolve(copy(out));
     }
     if (q.waiters.length === 0) this.queues.delete(key);

@@ -170,9 +170,11 @@ export class RateLimiter implements Limiter {
   }
 
   private decide(o: Outcome): Decision {
+    // Read once: an algorithm may derive it on read (see Outcome.remaining).
+    const remaining = o.remaining;
     if (!o.allowed && this.shadow) {
-      return new Decision(true, o.remaining, this.limit, o.resetMs, 0, o.reason, o.remaining <= this.nearThreshold, true);
+      return new Decision(true, remaining, this.limit, o.resetMs, 0, o.reason, remaining <= this.nearThreshold, true);
     }
-    return new Decision(o.allowed, o.remaining, this.limit, o.resetMs, o.retryAfterMs, o.reason, o.remaining <= this.nearThreshold, false);
+    return new Decision(o.allowed, remaining, this.limit, o.resetMs, o.retryAfterMs, o.reason, remaining <= this.nearThreshold, false);
   }
 }

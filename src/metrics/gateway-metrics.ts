@@ -33,9 +33,10 @@ import {
 } from "./labels.js";
 import type { ObservabilityEvents } from "./observability-events.js";
 import { OffenderTracker } from "./offenders.js";
+import { registerSnapshotMetrics, type SnapshotSource } from "./snapshot-metrics.js";
 
 /** What metrics need of a gateway (the Gateway class has all of it). */
-export interface ObservedGateway {
+export interface ObservedGateway extends SnapshotSource {
   readonly events: EventEmitter<GatewayEvents>;
   readonly penaltyBox: PenaltyBox;
   readonly config: Config;
@@ -156,6 +157,7 @@ export class GatewayMetrics {
       // These are gauges named like counters, which `promtool check metrics` refuses; the per-type gauges beside them carry the same numbers.
       for (const n of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) this.registry.removeSingleMetric(n);
     }
+    registerSnapshotMetrics(this.registry, this.gateway, (name) => this.listener(name));
     this.preset();
     this.subscribe();
   }

@@ -31,6 +31,17 @@ describe("probe resistance and signed policy keys", () => {
     assert.equal(r.config.listener[0]!.policy, undefined);
   });
 
+  test("inter-packet timing loads on a connect listener and on a TLS tcp listener", () => {
+    for (const l of [
+      { kind: "connect", probe_resistance: { mask: "a:1", ipt: { enabled: true } } },
+      { kind: "tcp", upstream: "127.0.0.1:1", tls: { cert: "c.pem", key: "k.pem" }, server_names: ["a.test"], probe_resistance: { mask: "a:1", ipt: { enabled: true } } },
+    ]) {
+      const r = validateConfig(listenerDoc(l));
+      assert.ok(r.ok, r.ok ? "" : r.problems.join("; "));
+      assert.equal(r.config.listener[0]!.probe_resistance!.ipt.enabled, true);
+    }
+  });
+
   test("a listener without the new keys loads as before", () => {
     const r = validateConfig(listenerDoc({ kind: "connect" }));
     assert.ok(r.ok);
@@ -40,7 +51,8 @@ describe("probe resistance and signed policy keys", () => {
   test("mistakes are refused with the key path", () => {
     assert.match(problems({ kind: "connect", probe_resistance: { mask: "nohost" } }), /probe_resistance\.mask/);
     assert.match(problems({ kind: "tcp", upstream: "127.0.0.1:1", probe_resistance: { mask: "a:1" } }), /server_names/);
-    assert.match(problems({ kind: "connect", probe_resistance: { mask: "a:1", ipt: { enabled: true } } }), /ipt/);
+    assert.match(problems({ kind: "connect", probe_resistance: { mask: "a:1", ipt: { enabled: "yes" } } }), /ipt\.enabled/);
+    assert.match(problems({ kind: "connect", probe_resistance: { mask: "a:1", ipt: { burst: 1 } } }), /ipt/);
     assert.match(problems({ kind: "connect", probe_resistance: { mask: "a:1", delay: { floor: "2s", ceiling: "1s" } } }), /floor must not exceed ceiling/);
     assert.match(problems({ kind: "connect", probe_resistance: { mask: "a:1", unknown_sni_action: "drop" } }), /unknown_sni_action/);
     assert.match(problems({ kind: "connect", server_names: ["a.test"] }), /server_names/);

@@ -13,7 +13,7 @@ import { after, before, describe, test } from "node:test";
 import { mkdtemp } from "node:fs/promises";
 import { unrecognizedNameAlert } from "../../src/probe/reject-handshake.js";
 import { startGateway, startOrigin, type Origin, type Running as Gw } from "../gateway/fixtures.js";
-import { type Running, type SelfSigned, captureClientHello, closedPort, exchange, fingerprint, selfSigned, startHttpsMask, tlsExchange } from "../probe/fixtures.js";
+import { type Running, type SelfSigned, captureClientHello, closedPort, exchange, fingerprint, selfSigned, startHttpsMask, tlsExchange, until } from "../probe/fixtures.js";
 
 const REQUEST = Buffer.from("GET /login HTTP/1.1\r\nHost: www.example.test\r\nUser-Agent: probe/1.0\r\nConnection: close\r\n\r\n");
 
@@ -54,7 +54,8 @@ describe("TLS tcp listener with probe_resistance", () => {
     mask = await startHttpsMask(maskCert);
     origin = await startOrigin();
     files = await certFiles(gwCert);
-    gw = await startGateway(tcpDoc(files, origin.port, { mask: `127.0.0.1:${mask.port}` }));
+    // Several probes from one address in this suite: the ban is tested separately.
+    gw = await startGateway({ ...tcpDoc(files, origin.port, { mask: `127.0.0.1:${mask.port}` }), guard: { ban: { failures: 1000, backoff_after: 1000 } } });
   });
   after(async () => {
     await gw.stop();
@@ -113,6 +114,84 @@ describe("TLS tcp listener with probe_resistance", () => {
       assert.ok(via.elapsedMs >= 140 && via.elapsedMs < 2000, `closed after ${via.elapsedMs} ms`);
     } finally {
       await dead.stop();
+    }
+  });
+});
+
+describe("TLS probes and the guard", () => {
+  let maskCert: SelfSigned;
+  let gwCert: SelfSigned;
+  let mask: Running;
+  let origin: Origin;
+  let files: { cert: string; key: string };
+
+  before(async () => {
+    [maskCert, gwCert] = await Promise.all([selfSigned("www.example.test"), selfSigned("gw.example.test")]);
+    mask = await startHttpsMask(maskCert);
+    origin = await startOrigin();
+    files = await certFiles(gwCert);
+  });
+  after(async () => {
+    await mask.close();
+    await origin.close();
+  });
+
+  const guarded = (probe: Record<string, unknown>): Record<string, unknown> => ({
+    ...tcpDoc(files, origin.port, { mask: `127.0.0.1:${mask.port}`, ...probe }),
+    guard: { ban: { failures: 3, window: "1m", backoff_after: 100 } },
+  });
+  const GET = Buffer.from("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+
+  test("masked probes (wrong SNI, no SNI, not TLS) feed the penalty box until the prober is banned; served clients are not counted", async () => {
+    const gw = await startGateway(guarded({}));
+    try {
+      const key = (a: string): string => gw.gateway.keyOf(a);
+      const served = await captureClientHello("gw.example.test");
+      // Before the ban the served name from the prober's address is answered (a ServerHello).
+      assert.ok((await exchange(gw.port, served, { localAddress: "127.0.0.9", halfClose: false, timeoutMs: 500 })).bytes.length > 0);
+      // A client with a served SNI, more times than the ban threshold: never counted.
+      for (let i = 0; i < 4; i++) {
+        const r = await tlsExchange(gw.port, "gw.example.test", GET);
+        assert.match(r.bytes.toString(), /hello from origin$/, `served connection ${i + 1}`);
+      }
+      assert.equal(gw.gateway.penaltyBox.status(key("127.0.0.1")).streak, 0);
+
+      const probes = [await captureClientHello("other.example.test"), await captureClientHello(undefined), Buffer.from("GET / HTTP/1.1\r\nHost: a\r\n\r\n")];
+      for (const [i, probe] of probes.slice(0, 2).entries()) {
+        const via = await exchange(gw.port, probe, { localAddress: "127.0.0.9" });
+        assert.ok(via.bytes.length > 0, `probe ${i + 1} is masked (the mask host answers)`);
+      }
+      await until(() => gw.gateway.penaltyBox.status(key("127.0.0.9")).streak === 2, 3_000, "two failures recorded");
+      assert.equal(gw.gateway.penaltyBox.status(key("127.0.0.9")).bans, 0);
+      await exchange(gw.port, probes[2]!, { localAddress: "127.0.0.9" });
+      await until(() => gw.log.events("ban").length === 1, 3_000, "the ban is announced");
+      assert.equal(gw.gateway.penaltyBox.status(key("127.0.0.9")).bans, 1);
+      // Banned: even the served name gets nothing now (closed at accept), while other addresses are unaffected.
+      const banned = await exchange(gw.port, served, { localAddress: "127.0.0.9", halfClose: false, timeoutMs: 2_000 });
+      assert.equal(banned.bytes.length, 0);
+      assert.notEqual(banned.end, "timeout");
+      const other = await tlsExchange(gw.port, "gw.example.test", GET);
+      assert.match(other.bytes.toString(), /hello from origin$/);
+      assert.equal(gw.gateway.penaltyBox.status(key("127.0.0.1")).bans, 0);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test("reject_handshake answers count too", async () => {
+    const gw = await startGateway(guarded({ unknown_sni_action: "reject_handshake" }));
+    try {
+      const hello = await captureClientHello("other.example.test");
+      for (let i = 0; i < 3; i++) {
+        const via = await exchange(gw.port, hello, { localAddress: "127.0.0.10", halfClose: false });
+        assert.deepEqual(via.bytes, unrecognizedNameAlert(), `attempt ${i + 1} gets the alert`);
+      }
+      await until(() => gw.log.events("ban").length === 1, 3_000, "the ban is announced");
+      assert.equal(gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.10")).bans, 1);
+      const banned = await exchange(gw.port, hello, { localAddress: "127.0.0.10", halfClose: false, timeoutMs: 2_000 });
+      assert.equal(banned.bytes.length, 0);
+    } finally {
+      await gw.stop();
     }
   });
 });

@@ -33,7 +33,7 @@ export const probeResistance = z
     unknown_sni_action: oneOf(["mask", "reject_handshake"] as const).default("mask"),
     /** Dynamic record sizing on connections this listener terminates. */
     drs: bool.default(true),
-    /** Inter-packet timing on terminated TLS connections (costs throughput; off by default). */
+    /** Inter-packet timing on the upstream -> client path of tunnels and terminated TLS connections (costs throughput; off by default). */
     ipt: z.strictObject({ enabled: bool.default(false) }).prefault({}),
     /** Every rejection completes no earlier than a delay drawn from [floor, ceiling] at accept time. */
     delay: z
@@ -76,7 +76,5 @@ export function refineProbeListener(
   if (l.kind === "tcp" && (l.tls as { client_ca?: string } | undefined)?.client_ca !== undefined) {
     ctx.addIssue({ code: "custom", path: ["tls", "client_ca"], message: 'not with probe_resistance on a "tcp" listener (client certificates are not checked after the ClientHello peek)' });
   }
-  // Inter-packet timing needs a paced writer in the relay; refused rather than silently ignored.
-  if (p.ipt.enabled) ctx.addIssue({ code: "custom", path: ["probe_resistance", "ipt", "enabled"], message: "inter-packet timing is not available in the gateway yet" });
   if (p.delay.floor > p.delay.ceiling) ctx.addIssue({ code: "custom", path: ["probe_resistance", "delay"], message: "floor must not exceed ceiling" });
 }

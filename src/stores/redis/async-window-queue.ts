@@ -3,6 +3,7 @@ import { Outcome, msUntil } from "../../algorithms/outcome.js";
 import type { Clock, TimerHandle } from "../../core/clock.js";
 import { AcquireAbortedError } from "../../core/errors.js";
 import type { QueueOrder } from "../../limiter/limit-spec.js";
+import { type KeyQueue as SharedKeyQueue, type QueueBounds, type Waiter, settle, windowsBehind } from "../../limiter/queue-retry.js";
 
 export interface AsyncQueueHost {
   /** The limit's time: what it sends Redis (an injected clock clamped so it never goes back), or the local clock. */
@@ -13,17 +14,7 @@ export interface AsyncQueueHost {
   peek(key: string, cost: number): Promise<Outcome>;
 }
 
-interface Waiter {
-  cost: number;
-  resolve: (o: Outcome) => void;
-  reject: (e: Error) => void;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
-
-interface KeyQueue {
-  waiters: Waiter[];
-  permits: number;
+interface KeyQueue extends SharedKeyQueue {
   /** When the window that rejected the head ends, on the limit's time (host.now()). */
   windowEnd: number;
   timer: TimerHandle | undefined;
@@ -50,13 +41,16 @@ export class AsyncWindowQueue {
   private disposed = false;
   /** Redis calls the queue has in flight (drains and newcomers), for `idle`. */
   private inFlight = 0;
+  private readonly bounds: QueueBounds;
 
   constructor(
     private readonly opts: { limit: number; order: QueueOrder },
     private readonly params: FixedWindowParams,
     private readonly clock: Clock,
     private readonly host: AsyncQueueHost,
-  ) {}
+  ) {
+    this.bounds = { permitLimit: params.permitLimit, queueLimit: opts.limit, order: opts.order };
+  }
 
   hasWaiters(key: string): boolean {
     return this.queues.has(key);
@@ -259,40 +253,17 @@ export class AsyncWindowQueue {
   /**
    * Rejection for a call that cannot pass the waiters of `q` now. `base` is
    * when the first window ahead opens. Retry-After is the earliest wait
-   * after which the same call succeeds, assuming no newcomers: the windows
-   * ahead are played out, each admitting waiters in service order while they
-   * fit (so costs that pack badly take more windows than their sum
-   * suggests). A plain check succeeds once the queue is empty and the cost
-   * fits what the window has left; a call that may queue (`mayQueue`)
-   * succeeds as soon as the queue has room for it. At most one window per
-   * waiter plus one, since every cost fits a fresh window.
+   * after which the same call succeeds, assuming no newcomers: the start of
+   * that window plus the windows the queue ahead still takes (see windowsBehind).
    */
   private rejectBehind(q: KeyQueue | undefined, base: number, cost: number, now: number, reason: "rate_limited" | "queue_full", mayQueue: boolean): Outcome {
     const w = this.params.windowMs;
     const start = this.windowStart(base, now);
-    const waiters = q === undefined ? [] : this.opts.order === "newest_first" ? [...q.waiters].reverse() : q.waiters;
-    let queued = q === undefined ? 0 : q.permits;
-    let next = 0;
-    let windows = 0;
-    for (; windows <= waiters.length; ) {
-      let left = this.params.permitLimit;
-      while (next < waiters.length && waiters[next]!.cost <= left) {
-        left -= waiters[next]!.cost;
-        queued -= waiters[next]!.cost;
-        next++;
-      }
-      const passes = next === waiters.length && cost <= left;
-      if (passes || (mayQueue && queued + cost <= this.opts.limit)) break;
-      windows++;
-    }
+    const windows = windowsBehind(q, cost, mayQueue, this.bounds);
     const out = new Outcome();
     const reset = start > now ? start - now : start + w - now;
     // Never 0 for a rejection: a window that already opened is still being drained.
     out.reject(reason, 0, reset, Math.max(1, msUntil(now, start + windows * w)));
     return out;
   }
-}
-
-function settle(w: Waiter): void {
-  if (w.signal && w.onAbort) w.signal.removeEventListener("abort", w.onAbort);
 }

@@ -173,3 +173,23 @@ describe("gcra rescale", () => {
     assert.equal(out.remaining, 10, "a paid-off debt stays paid off");
   });
 });
+
+describe("gcra outcome: remaining computed on first read", () => {
+  test("reading remaining twice gives one value; a later write or transition replaces it", () => {
+    const p = gcraParams({ rate: 10, burst: 10 });
+    const s = new Float64Array(algorithm.width);
+    algorithm.init(s, 0);
+    const out = new Outcome();
+    algorithm.consume(s, 0, 0, 3, p, out);
+    assert.equal(out.allowed, true);
+    assert.equal(out.remaining, 7);
+    assert.equal(out.remaining, 7);
+    out.allow(3, 0);
+    assert.equal(out.remaining, 3);
+    algorithm.consume(s, 0, 0, 2, p, out);
+    assert.equal(out.remaining, 5);
+    algorithm.consume(s, 0, 0, 9, p, out);
+    assert.equal(out.allowed, false);
+    assert.equal(out.remaining, 5);
+  });
+});

@@ -3,44 +3,21 @@
  * (some cancelled later), plain checks and clock moves on a few keys, in both
  * queue orders. Every call must settle the same way, at the same step.
  */
+import { scenarioArb } from "./queue-commands.js";
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { AcquireAbortedError, ManualClock, MemoryStore, createLimiter } from "../../src/index.js";
 import { FixedWindowQueueModel, type QueueOutcome } from "./models.js";
 
-type Command =
-  | { kind: "acquire"; key: string; cost: number }
-  | { kind: "check"; key: string; cost: number }
-  | { kind: "cancel"; pick: number }
-  | { kind: "checkThenRetry"; key: string; cost: number }
-  | { kind: "advance"; ms: number };
-
-const keyArb = fc.constantFrom("a", "b");
-const commandArb = (maxCost: number): fc.Arbitrary<Command> =>
-  fc.oneof(
-    { weight: 6, arbitrary: fc.record({ kind: fc.constant("acquire" as const), key: keyArb, cost: fc.integer({ min: 1, max: maxCost }) }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant("check" as const), key: keyArb, cost: fc.integer({ min: 1, max: maxCost }) }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant("cancel" as const), pick: fc.nat(100) }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant("checkThenRetry" as const), key: keyArb, cost: fc.integer({ min: 1, max: maxCost }) }) },
-    { weight: 3, arbitrary: fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: 2500 }) }) },
-  );
-
-const scenarioArb = fc
-  .record({
-    permitLimit: fc.integer({ min: 1, max: 4 }),
-    queueLimit: fc.integer({ min: 1, max: 6 }),
-    order: fc.constantFrom("oldest_first" as const, "newest_first" as const),
-    start: fc.integer({ min: 0, max: 3000 }),
-  })
-  .chain((p) => fc.record({ p: fc.constant(p), commands: fc.array(commandArb(p.permitLimit + 1), { maxLength: 60 }) }));
+const scenarios = scenarioArb();
 
 const flush = () => new Promise<void>((r) => setImmediate(r));
 
 describe("fixed-window queue matches its reference model", () => {
   test("admission order, queue limits, cancellation and plain checks", async () => {
     await fc.assert(
-      fc.asyncProperty(scenarioArb, async ({ p, commands }) => {
+      fc.asyncProperty(scenarios, async ({ p, commands }) => {
         const clock = new ManualClock(p.start);
         const limiter = createLimiter({ algorithm: "fixed_window", permitLimit: p.permitLimit, windowMs: 1000, queueLimit: p.queueLimit, queueOrder: p.order, clock, store: new MemoryStore() });
         // Settlements per key, in order ("step:id:outcome"); across keys the order within a step is free.

@@ -8,6 +8,7 @@
  * step waits (bounded) until the queue has no Redis call in flight, since
  * admissions happen on Redis replies rather than inside the clock's advance.
  */
+import { scenarioArb } from "../property/queue-commands.js";
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
@@ -29,31 +30,7 @@ after(async () => {
   await deletePrefix(prefix);
 });
 
-type Command =
-  | { kind: "acquire"; key: string; cost: number }
-  | { kind: "check"; key: string; cost: number }
-  | { kind: "cancel"; pick: number }
-  | { kind: "checkThenRetry"; key: string; cost: number }
-  | { kind: "advance"; ms: number };
-
-const keyArb = fc.constantFrom("a", "b");
-const commandArb = (maxCost: number): fc.Arbitrary<Command> =>
-  fc.oneof(
-    { weight: 6, arbitrary: fc.record({ kind: fc.constant("acquire" as const), key: keyArb, cost: fc.integer({ min: 1, max: maxCost }) }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant("check" as const), key: keyArb, cost: fc.integer({ min: 1, max: maxCost }) }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant("cancel" as const), pick: fc.nat(100) }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant("checkThenRetry" as const), key: keyArb, cost: fc.integer({ min: 1, max: maxCost }) }) },
-    { weight: 3, arbitrary: fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: 2500 }) }) },
-  );
-
-const scenarioArb = fc
-  .record({
-    permitLimit: fc.integer({ min: 1, max: 4 }),
-    queueLimit: fc.integer({ min: 1, max: 6 }),
-    order: fc.constantFrom("oldest_first" as const, "newest_first" as const),
-    start: fc.integer({ min: 0, max: 3000 }),
-  })
-  .chain((p) => fc.record({ p: fc.constant(p), commands: fc.array(commandArb(p.permitLimit + 1), { maxLength: 60, size: "medium" }) }));
+const scenarios = scenarioArb("medium");
 
 /** Waits, bounded, until the queue has no Redis call in flight and the continuations of its replies have run. */
 async function settled(l: RedisRateLimiter): Promise<void> {
@@ -83,7 +60,7 @@ let runs = 0;
 describe("Redis fixed-window queue matches the reference model", () => {
   test("admission order, queue limits, cancellation, plain checks and Retry-After", { timeout: 50_000 }, async () => {
     await fc.assert(
-      fc.asyncProperty(scenarioArb, async ({ p, commands }) => {
+      fc.asyncProperty(scenarios, async ({ p, commands }) => {
         const clock = new ManualClock(p.start);
         const limiter = new RedisRateLimiter({
           store,

@@ -42,8 +42,9 @@ export interface QueueBounds {
  * `q` must wait, assuming no newcomers: the windows ahead are played out,
  * each admitting waiters in service order while they fit (so costs that
  * pack badly take more windows than their sum suggests). A plain check
- * passes once the queue is empty and the cost fits what the window has
- * left; a call that may queue (`mayQueue`) passes as soon as the queue has
+ * passes once the cost fits what the window has left and, oldest first,
+ * the queue is empty (newest first, the check is the newest caller and
+ * goes ahead of any waiter left over); a call that may queue (`mayQueue`) passes as soon as the queue has
  * room for it. Callers pass cost <= permitLimit, and every waiter's cost is
  * too, so each window admits someone: at most one window per waiter plus one.
  */
@@ -59,7 +60,7 @@ export function windowsBehind(q: KeyQueue | undefined, cost: number, mayQueue: b
       queued -= waiters[next]!.cost;
       next++;
     }
-    const passes = next === waiters.length && cost <= left;
+    const passes = (next === waiters.length || b.order === "newest_first") && cost <= left;
     if (passes || (mayQueue && queued + cost <= b.queueLimit)) break;
     windows++;
   }

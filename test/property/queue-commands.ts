@@ -33,3 +33,24 @@ export const scenarioArb = (size?: fc.SizeForArbitrary) =>
       start: fc.integer({ min: 0, max: 3000 }),
     })
     .chain((p) => fc.record({ p: fc.constant(p), commands: fc.array(commandArb(p.permitLimit + 1), { maxLength: 60, ...(size ? { size } : {}) }) }));
+
+export type Scenario = { p: { permitLimit: number; queueLimit: number; order: "oldest_first" | "newest_first"; start: number }; commands: Command[] };
+
+/**
+ * Scenarios that once failed, replayed before the random ones. Newest first,
+ * a plain check goes ahead of a waiter left over when the window opens, so
+ * its Retry-After is the next window even with two waiters queued.
+ */
+export const knownScenarios: [Scenario][] = [
+  [
+    {
+      p: { permitLimit: 3, queueLimit: 5, order: "newest_first", start: 6 },
+      commands: [
+        { kind: "acquire", key: "b", cost: 3 },
+        { kind: "acquire", key: "b", cost: 2 },
+        { kind: "acquire", key: "b", cost: 2 },
+        { kind: "checkThenRetry", key: "b", cost: 1 },
+      ],
+    },
+  ],
+];

@@ -8,7 +8,7 @@
  * step waits (bounded) until the queue has no Redis call in flight, since
  * admissions happen on Redis replies rather than inside the clock's advance.
  */
-import { scenarioArb } from "../property/queue-commands.js";
+import { knownScenarios, scenarioArb } from "../property/queue-commands.js";
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
@@ -128,7 +128,7 @@ describe("Redis fixed-window queue matches the reference model", () => {
           await settled(limiter);
         }
       }),
-      { numRuns: 200 },
+      { numRuns: 200, examples: knownScenarios },
     );
   });
 });

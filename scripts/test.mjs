@@ -4,6 +4,8 @@
 // REDIS_URL / DATABASE_URL (default: the local services), and when nothing
 // answers it starts a throw-away redis-server / PostgreSQL cluster from PATH
 // on a free port, or fails with one line naming the Debian package to install.
+// Tools the tests spawn (curl, fail2ban, promtool, chromium...) are checked the
+// same way (scripts/system-deps.mjs).
 //
 //   npm test                      all tests
 //   npm test -- test/unit/gcra    only files whose path contains one of the words
@@ -14,6 +16,7 @@ import { spawn } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { ensureServices } from "./services.mjs";
+import { missingFor } from "./system-deps.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
 const filters = process.argv.slice(2).filter((a) => !a.startsWith("--"));
@@ -34,6 +37,14 @@ const files = findTests(join(root, "test"))
   .sort();
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(" ") || "test/**/*.test.ts"}`);
+  process.exit(1);
+}
+
+// Tools the selected tests drive for real (curl, openssl, fail2ban, promtool,
+// chromium): a missing one fails the run here in one line, not as ENOENT in a test.
+const lacking = missingFor(root, files);
+if (lacking.length > 0) {
+  console.error(`these tests need Debian packages that are not installed: apt-get install -y ${lacking.join(" ")}`);
   process.exit(1);
 }
 

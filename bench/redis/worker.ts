@@ -13,7 +13,7 @@ import { RedisRateLimiter, RedisStore } from "../../src/redis.js";
 const [impl = "portcullis", scenario = "hot", url = "redis://127.0.0.1:6379", prefix = "bench:"] = process.argv.slice(2);
 const IN_FLIGHT = 64;
 const KEYS = 100_000;
-const OPS = Number(process.env.BENCH_REDIS_OPS ?? 50_000);
+const OPS = Number(process.env.BENCH_REDIS_OPS ?? 200_000);
 const WARMUP = Math.floor(OPS / 10);
 // Limits that never reject (the decision path is measured, not rejections)
 // and whose keys expire on their own within seconds.
@@ -27,9 +27,9 @@ async function make(): Promise<{ check: Check; close: () => Promise<void> }> {
     const l = new RateLimiterRedis({ storeClient: client, keyPrefix: `${prefix}rlf`, points: BIG, duration: 1 });
     return { check: (k) => l.consume(k), close: async () => void client.disconnect() };
   }
-  const store = new RedisStore({ url, prefix, timeoutMs: 1000, maxBatch: impl === "portcullis" ? Number(process.env.BENCH_MAX_BATCH ?? 512) : 1,
-    ...(process.env.BENCH_MAX_BATCH_KEYS === undefined ? {} : { maxBatchKeys: Number(process.env.BENCH_MAX_BATCH_KEYS) }),
-  });
+  // The store's defaults, unless BENCH_MAX_BATCH asks for another batch size.
+  const maxBatch = impl === "portcullis" ? (process.env.BENCH_MAX_BATCH === undefined ? undefined : Number(process.env.BENCH_MAX_BATCH)) : 1;
+  const store = new RedisStore({ url, prefix, timeoutMs: 1000, ...(maxBatch === undefined ? {} : { maxBatch }) });
   if (!(await store.ready(5000))) throw new Error("redis did not answer");
   const l = new RedisRateLimiter({ store, name: "bench", algorithm: "gcra", rate: BIG, burst: BIG });
   return {

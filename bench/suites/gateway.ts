@@ -6,7 +6,7 @@
  * (100 concurrent clients, connect + 1-byte echo + close) through each.
  * Every process is started fresh and stopped at the end.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -190,7 +190,15 @@ async function haproxy(target: number, dir: string): Promise<Relay> {
 const gbit = (n: number) => `${n.toFixed(1)} Gbit/s`;
 const ratio = (a: number, b: number) => `${((a / b) * 100).toFixed(0)}%`;
 
+/** The tools this suite drives, with the Debian package that brings each. */
+const TOOLS: [string, string][] = [
+  ["iperf3", "iperf3"],
+  ["haproxy", "haproxy"],
+];
+
 export async function run(): Promise<void> {
+  const missing = TOOLS.filter(([cmd]) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status !== 0);
+  if (missing.length > 0) throw new Error(`needs ${missing.map(([c]) => c).join(", ")}: apt-get install -y ${missing.map(([, p]) => p).join(" ")}`);
   const dir = await mkdtemp(join(tmpdir(), "portcullis-bench-"));
   const stops: Array<() => void> = [];
   try {

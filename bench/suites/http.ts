@@ -34,9 +34,11 @@ type Scenario =
   | "fastify"
   | "fastify+portcullis"
   | "fastify+@fastify/rate-limit"
+  | "fastify+noop"
   | "express"
   | "express+portcullis"
-  | "express+express-rate-limit";
+  | "express+express-rate-limit"
+  | "express+noop";
 
 const rules = () => ({
   routes: [{ name: "api", match: "/*", limit: { algorithm: "fixed_window" as const, permitLimit: NEVER, windowMs: 60_000, key: "ip" as const } }],
@@ -59,6 +61,8 @@ async function serve(s: Scenario): Promise<number> {
     const app = Fastify({ logger: false });
     if (s === "fastify+portcullis") await app.register(fastifyRateLimit, rules());
     if (s === "fastify+@fastify/rate-limit") await app.register((await import("@fastify/rate-limit")).default, { max: NEVER, timeWindow: 60_000 });
+    // What any onRequest hook costs in the framework, for scale.
+    if (s === "fastify+noop") app.addHook("onRequest", (_req, _reply, done) => done());
     app.get("/", async () => "hello");
     await app.listen({ port: 0, host: "127.0.0.1" });
     return (app.server.address() as AddressInfo).port;
@@ -68,6 +72,8 @@ async function serve(s: Scenario): Promise<number> {
   app.disable("x-powered-by");
   if (s === "express+portcullis") app.use(expressRateLimit(rules()));
   if (s === "express+express-rate-limit") app.use((await import("express-rate-limit")).rateLimit({ windowMs: 60_000, limit: NEVER }));
+  // What any middleware layer costs in the framework, for scale.
+  if (s === "express+noop") app.use((_req, _res, next) => next());
   app.get("/", (_req, res) => {
     res.type("text/plain").send("hello");
   });
@@ -221,12 +227,13 @@ const k = (n: number) => `${(n / 1000).toFixed(1)} k`;
 const us = (n: number) => n.toFixed(2);
 
 export async function run(): Promise<void> {
-  // [name, bare, ours, peer, peer name, target µs, fixed rate req/s]
-  const groups: [string, Scenario, Scenario, Scenario | undefined, string | undefined, number, number][] = [
-    ["node:http", "node", "node+portcullis", undefined, undefined, 1.5, 10_000],
-    ["Fastify", "fastify", "fastify+portcullis", "fastify+@fastify/rate-limit", "@fastify/rate-limit", 1.5, 10_000],
-    ["Express 5", "express", "express+portcullis", "express+express-rate-limit", "express-rate-limit", 3, 2_000],
+  // [name, bare, ours, peer, peer name, target µs, fixed rate req/s, no-op middleware]
+  const groups: [string, Scenario, Scenario, Scenario | undefined, string | undefined, number, number, Scenario | undefined][] = [
+    ["node:http", "node", "node+portcullis", undefined, undefined, 1.5, 10_000, undefined],
+    ["Fastify", "fastify", "fastify+portcullis", "fastify+@fastify/rate-limit", "@fastify/rate-limit", 1.5, 10_000, "fastify+noop"],
+    ["Express 5", "express", "express+portcullis", "express+express-rate-limit", "express-rate-limit", 3, 2_000, "express+noop"],
   ];
+  const only = process.env.BENCH_HTTP_ONLY;
   console.log(`autocannon, ${CONNECTIONS} connections, 127.0.0.1, never-rejecting limit keyed by IP, RateLimit headers on. req/s: full load, ${DURATION_S} s per scenario in ${ROUNDS} alternating slices.`);
   console.log(`added µs/req wall = 1e6/rps(with) - 1e6/rps(without). added µs/req CPU = server CPU time per request, with - without, at a fixed offered rate (${(FIXED_ROUNDS - 1) * FIXED_SLICE_S} s per scenario after a warm-up).`);
   console.log("| framework | no limiter | portcullis | added µs/req wall | added µs/req CPU | peer | peer req/s | peer added wall | peer added CPU | portcullis / peer req/s | target (CPU) |");
@@ -235,16 +242,21 @@ export async function run(): Promise<void> {
   console.log(
     `in process (node:http listener, real request/response objects, no socket, best of 5): bare ${us(ip.bare)} µs/req, with portcullis ${us(ip.ours)} (+${us(ip.ours - ip.bare)}), without headers on allowed ${us(ip.noHeaders)} (+${us(ip.noHeaders - ip.bare)}); HttpLimiter.decide alone ${us(ip.decide)} µs`,
   );
-  for (const [name, bare, ours, peer, peerName, target, rate] of groups) {
-    const [b, o, p] = await measureGroup(peer ? [bare, ours, peer] : [bare, ours], rate);
+  for (const [name, bare, ours, peer, peerName, target, rate, noop] of groups) {
+    if (only !== undefined && !name.toLowerCase().includes(only)) continue;
+    const ms = await measureGroup([bare, ours, ...(peer ? [peer] : []), ...(noop ? [noop] : [])], rate);
+    const [b, o] = ms;
+    const p = peer ? ms[2] : undefined;
+    const n = noop ? ms[peer ? 3 : 2] : undefined;
     if (b === undefined || o === undefined) throw new Error(`${name}: no measurement`);
     const wall = (m: Measured) => 1e6 / m.rps - 1e6 / b.rps;
     const cpu = (m: Measured) => m.cpuUs - b.cpuUs;
     console.log(
       `| ${name} | ${k(b.rps)} | ${k(o.rps)} | ${us(wall(o))} | ${us(cpu(o))} | ${peerName ?? "-"} | ${p ? k(p.rps) : "-"} | ${p ? us(wall(p)) : "-"} | ${p ? us(cpu(p)) : "-"} | ${p ? `${(o.rps / p.rps).toFixed(2)}x` : "-"} | <= ${target} µs ${cpu(o) <= target ? "met" : "MISSED"} |`,
     );
-    console.log(`  server CPU µs/req at ${rate} req/s: none ${us(b.cpuUs)}, portcullis ${us(o.cpuUs)}${p ? `, ${peerName} ${us(p.cpuUs)}` : ""}`);
-    const bad = b.non2xx + o.non2xx + (p?.non2xx ?? 0);
+    console.log(`  server CPU µs/req at ${rate} req/s: none ${us(b.cpuUs)}, portcullis ${us(o.cpuUs)}${p ? `, ${peerName} ${us(p.cpuUs)}` : ""}${n ? `, a no-op middleware ${us(n.cpuUs)}` : ""}`);
+    if (n) console.log(`  a no-op middleware adds ${us(wall(n))} µs/req wall, ${us(cpu(n))} CPU; portcullis beyond it: ${us(wall(o) - wall(n))} wall, ${us(cpu(o) - cpu(n))} CPU`);
+    const bad = ms.reduce((t, m) => t + m.non2xx, 0);
     if (bad > 0) console.log(`  (${name}: ${bad} non-2xx responses: a limiter rejected, so the numbers are not comparable)`);
   }
 }

@@ -3,10 +3,13 @@
  * per run (so runs never see each other's keys), cleanup of that prefix, and
  * a bounded wait for a condition.
  */
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { createConnection, createServer } from "node:net";
 import { Redis } from "ioredis";
+import type { ManualClock } from "../../src/index.js";
+import type { RedisRateLimiter } from "../../src/redis.js";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -98,4 +101,46 @@ async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * The fixed-window queue across two instances: `a` and `b` are limits named
+ * alike (permitLimit 3, windowMs 1000, queueLimit 6) on two stores of one
+ * Redis, driven by `clock`. Six waiters queue on each; every window admits
+ * exactly 3 in total; a newcomer does not pass its process's queue; a full
+ * queue answers queue_full.
+ */
+export async function queueAcrossTwoInstances(a: RedisRateLimiter, b: RedisRateLimiter, clock: ManualClock): Promise<void> {
+  const idle = async (): Promise<void> => {
+    await waitFor(() => a.queueIdle() && b.queueIdle(), 5000, "the queues' Redis calls");
+    await new Promise((r) => setImmediate(r));
+  };
+  const admitted: string[] = [];
+  const all: Promise<void>[] = [];
+  for (const [name, l] of [["a", a], ["b", b]] as const) {
+    for (let i = 0; i < 6; i++) {
+      all.push(
+        l.acquire("k").then((d) => {
+          assert.equal(d.allowed, true);
+          admitted.push(name);
+        }),
+      );
+      await idle();
+    }
+  }
+  assert.equal(admitted.length, 3, "the first window admits 3");
+  const jump = await a.check("k");
+  assert.equal(jump.allowed, false, "a newcomer does not pass the waiters of its process");
+  assert.equal(jump.reason, "rate_limited");
+  // b's queue holds its 6 waiters (a's holds 3): one more on b is queue_full.
+  assert.equal((await b.acquire("k")).reason, "queue_full");
+  for (let w = 1; w <= 3; w++) {
+    clock.advance(1000);
+    await waitFor(() => admitted.length >= 3 + 3 * w, 5000, `window ${w}`);
+    await idle();
+    assert.equal(admitted.length, 3 + 3 * w, `window ${w} admits exactly 3 across both instances`);
+  }
+  await Promise.all(all);
+  assert.equal(admitted.filter((x) => x === "a").length, 6);
+  assert.equal(admitted.filter((x) => x === "b").length, 6);
 }

@@ -3,7 +3,7 @@ import { after, describe, test } from "node:test";
 import { Redis } from "ioredis";
 import { ManualClock, createLimiter } from "../../src/index.js";
 import { RedisConcurrencyLimiter, RedisLimiterSet, RedisRateLimiter, RedisStore, type RedisStoreOptions } from "../../src/redis.js";
-import { REDIS_URL, ThrowawayRedis, deletePrefix, uniquePrefix, waitFor } from "./helpers.js";
+import { REDIS_URL, ThrowawayRedis, deletePrefix, queueAcrossTwoInstances, uniquePrefix } from "./helpers.js";
 
 const prefix = uniquePrefix("lim");
 const stores: RedisStore[] = [];
@@ -73,7 +73,17 @@ describe("RedisRateLimiter", () => {
     await admin.set(r.redisKey("old"), "12345.5"); // one number: a state of another width
     await admin.set(r.redisKey("junk"), "not a state at all");
     await admin.hset(r.redisKey("hash"), "f", "v"); // another type entirely
-    for (const k of ["old", "junk", "hash"]) assert.equal((await r.check(k)).remaining, 2, k);
+    // A packed state of another algorithm: fixed window's tag, window start 0, count 1e9.
+    const foreign = Buffer.alloc(17);
+    foreign.writeUInt8(70, 0);
+    foreign.writeDoubleLE(0, 1);
+    foreign.writeDoubleLE(1e9, 9);
+    await admin.set(r.redisKey("fixed"), foreign);
+    // The text form older versions wrote: debt 1e9 ms owed.
+    await admin.set(r.redisKey("text"), "1000000000 0");
+    for (const k of ["old", "junk", "hash", "fixed", "text"]) assert.equal((await r.check(k)).remaining, 2, k);
+    // And its own packed state is read back: the next check sees the first.
+    assert.equal((await r.check("old")).remaining, 1);
     assert.equal(s.mode, "redis");
     assert.equal(s.counters.fallbackDecisions, 0);
   });
@@ -89,7 +99,7 @@ describe("RedisRateLimiter", () => {
     assert.ok(Math.abs(d.resetMs - expected) < 500, `resetMs ${d.resetMs}, window end by Redis TIME in ${expected}`);
   });
 
-  test("checks of one tick go to Redis as one script call, split by maxBatch and maxBatchKeys", async () => {
+  test("checks of one tick go to Redis as one script call, split by maxBatch", async () => {
     const server = await ThrowawayRedis.create();
     const s = new RedisStore({ url: server.url, prefix, timeoutMs: 2000, maxBatch: 50 });
     const a = new Redis(server.url);
@@ -109,7 +119,20 @@ describe("RedisRateLimiter", () => {
       await a.config("RESETSTAT");
       const spread = await Promise.all(Array.from({ length: 40 }, (_, i) => r.check(`d${i}`)));
       assert.equal(spread.filter((d) => d.allowed).length, 40);
-      assert.equal(await calls(), 2, "40 distinct keys with maxBatchKeys 32 (the default): two calls");
+      assert.equal(await calls(), 1, "40 distinct keys with maxBatch 50: one call");
+      // The default batch: 32 operations per call.
+      const d = new RedisStore({ url: server.url, prefix, timeoutMs: 2000 });
+      try {
+        assert.ok(await d.ready());
+        const rd = new RedisRateLimiter({ store: d, name: "batch-default", algorithm: "gcra", rate: 1, periodMs: 1e9, burst: 150 });
+        await rd.check("warm");
+        await a.config("RESETSTAT");
+        const ops = await Promise.all(Array.from({ length: 70 }, (_, i) => rd.check(`e${i % 5}`)));
+        assert.equal(ops.filter((x) => x.allowed).length, 70);
+        assert.equal(await calls(), 3, "70 checks with the default maxBatch 32: three calls");
+      } finally {
+        await d.close();
+      }
     } finally {
       a.disconnect();
       await s.close();
@@ -124,35 +147,7 @@ describe("fixed-window queue across instances", () => {
     const opts = { algorithm: "fixed_window" as const, permitLimit: 3, windowMs: 1000, queueLimit: 6, name: "queue", clock };
     const a = new RedisRateLimiter({ ...opts, store: await store() });
     const b = new RedisRateLimiter({ ...opts, store: await store() });
-    const admitted: string[] = [];
-    const all: Promise<void>[] = [];
-    for (const [name, l] of [["a", a], ["b", b]] as const) {
-      for (let i = 0; i < 6; i++) {
-        all.push(
-          l.acquire("k").then((d) => {
-            assert.equal(d.allowed, true);
-            admitted.push(name);
-          }),
-        );
-        await tick();
-      }
-    }
-    assert.equal(admitted.length, 3, "the first window admits 3");
-    // A newcomer does not jump the queue of its process.
-    const jump = await a.check("k");
-    assert.equal(jump.allowed, false);
-    assert.equal(jump.reason, "rate_limited");
-    // b's queue holds its 6 waiters (a's holds 3): one more on b is queue_full.
-    assert.equal((await b.acquire("k")).reason, "queue_full");
-    for (let w = 1; w <= 3; w++) {
-      clock.advance(1000);
-      await waitFor(() => admitted.length >= 3 + 3 * w, 2000, `window ${w}`);
-      await tick();
-      assert.equal(admitted.length, 3 + 3 * w, `window ${w} admits exactly 3 across both instances`);
-    }
-    await Promise.all(all);
-    assert.equal(admitted.filter((x) => x === "a").length, 6);
-    assert.equal(admitted.filter((x) => x === "b").length, 6);
+    await queueAcrossTwoInstances(a, b, clock);
   });
 
   test("an aborted waiter leaves the queue; dispose fails the rest", async () => {
@@ -167,6 +162,36 @@ describe("fixed-window queue across instances", () => {
     await assert.rejects(aborted, { code: "aborted" });
     l.dispose();
     await assert.rejects(disposed, { code: "disposed" });
+  });
+});
+
+describe("refunds (the composite check's give-back on Cluster)", () => {
+  test("a refund gives back what a check took, on every algorithm, and nothing of a window that has moved on", async () => {
+    const s = await store();
+    const clock = new ManualClock(10_000);
+    const shapes = [
+      { name: "give-g", algorithm: "gcra" as const, rate: 4, periodMs: 1000, burst: 4 },
+      { name: "give-f", algorithm: "fixed_window" as const, permitLimit: 4, windowMs: 1000 },
+      { name: "give-s", algorithm: "sliding_window" as const, limit: 4, windowMs: 1000 },
+    ];
+    for (const shape of shapes) {
+      const l = new RedisRateLimiter({ ...shape, store: s, clock });
+      assert.equal((await l.check("k", 3)).remaining, 1, shape.algorithm);
+      await l.refund("k", 2);
+      assert.equal((await l.peek("k")).remaining, 3, `${shape.algorithm}: two of three given back`);
+      await l.refund("k", 5);
+      assert.equal((await l.peek("k")).remaining, 4, `${shape.algorithm}: never more than was taken`);
+      assert.equal((await l.check("k", 4)).allowed, true, shape.algorithm);
+    }
+    // A sliding window that rolled since the charge: the charge now counts in the previous window, and is given back there.
+    const w = new RedisRateLimiter({ ...shapes[2]!, name: "give-s2", store: s, clock });
+    clock.advance(1000 - (clock.now() % 1000));
+    await w.check("k", 4);
+    clock.advance(1000);
+    assert.equal((await w.peek("k")).remaining, 0, "the previous window's 4 still count in full at its end");
+    await w.refund("k", 2);
+    assert.equal((await w.peek("k")).remaining, 2);
+    assert.equal(s.counters.fallbackDecisions, 0);
   });
 });
 

@@ -1,3 +1,4 @@
+import calculateSlot from "cluster-key-slot";
 import { InvalidArgumentError } from "../../core/errors.js";
 
 /**
@@ -30,9 +31,11 @@ export function limitKey(prefix: string, name: string, suffix: string): string {
   return `${prefix}{${name}}:${suffix}`;
 }
 
-/** The hash tag of a key made by this module (what decides its Cluster slot). */
-export function hashTag(redisKey: string): string {
-  const open = redisKey.indexOf("{");
-  const close = open < 0 ? -1 : redisKey.indexOf("}", open + 1);
-  return close > open + 1 ? redisKey.slice(open + 1, close) : redisKey;
+/**
+ * The Cluster slot of a key (CRC16 of its hash tag, as Redis computes it).
+ * One script call may touch several keys only if they share a slot, which
+ * keys with different hash tags sometimes do.
+ */
+export function slotOf(redisKey: string): number {
+  return calculateSlot(redisKey);
 }

@@ -1,5 +1,5 @@
 import { Outcome, type RejectReason } from "../../algorithms/outcome.js";
-import { hashTag } from "./keys.js";
+import { slotOf } from "./keys.js";
 
 /** Runs one call of the rate script. Resolves undefined on any failure; never rejects. */
 export type RateCall = (keys: string[], args: string[]) => Promise<unknown>;
@@ -10,14 +10,13 @@ interface Group {
   now: string;
   flag: string;
   keys: string[];
-  costs: string[];
+  /** The costs, once one is not 1 (until then every cost is 1). */
+  costs: string[] | undefined;
   resolvers: ((o: Outcome | undefined) => void)[];
 }
 
 class Batch {
   readonly groups: Group[] = [];
-  /** Distinct keys of the batch (Redis's work per call grows with them). */
-  readonly keys = new Set<string>();
   size = 0;
   private last: Group | undefined;
 
@@ -26,7 +25,7 @@ class Batch {
     if (l !== undefined && l.spec === spec && l.now === now && l.flag === flag) return l;
     let g = this.groups.find((x) => x.spec === spec && x.now === now && x.flag === flag);
     if (g === undefined) {
-      g = { spec, now, flag, keys: [], costs: [], resolvers: [] };
+      g = { spec, now, flag, keys: [], costs: undefined, resolvers: [] };
       this.groups.push(g);
     }
     this.last = g;
@@ -42,31 +41,34 @@ class Batch {
  * setImmediate (after every promise continuation of this turn has had the
  * chance to join it) or as soon as it holds `maxBatch` operations, so that
  * under load several batches are in flight and Node and Redis work at the
- * same time. On Cluster, operations are grouped by hash tag so each call
- * stays in one slot.
+ * same time: one batch of everything in flight would leave each side idle
+ * while the other works (measured: 64 in flight on one key, 270 k/s with
+ * batches of 64, 440 k/s with batches of 32). On Cluster, operations are
+ * grouped by slot so each call stays in one.
  */
 export class RateBatcher {
   private pending: Batch | undefined;
-  private byTag: Map<string, Batch> | undefined;
+  private bySlot: Map<number, Batch> | undefined;
   private scheduled = false;
 
   constructor(
     private readonly call: RateCall,
     private readonly maxBatch: number,
-    private readonly maxKeys: number,
     private readonly cluster: boolean,
   ) {}
 
   add(key: string, spec: string, cost: number, now: string, flag: string): Promise<Outcome | undefined> {
     return new Promise((resolve) => {
-      const tag = this.cluster ? hashTag(key) : "";
-      const b = this.batchFor(tag);
+      const slot = this.cluster ? slotOf(key) : -1;
+      const b = this.batchFor(slot);
       const g = b.group(spec, now, flag);
       g.keys.push(key);
-      g.costs.push(cost === 1 ? "1" : String(cost));
+      if (cost !== 1 || g.costs !== undefined) {
+        g.costs ??= new Array<string>(g.keys.length - 1).fill("1");
+        g.costs.push(String(cost));
+      }
       g.resolvers.push(resolve);
-      b.keys.add(key);
-      if (++b.size >= this.maxBatch || b.keys.size >= this.maxKeys) this.send(b, tag);
+      if (++b.size >= this.maxBatch) this.send(b, slot);
       else if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(this.flush);
@@ -74,30 +76,30 @@ export class RateBatcher {
     });
   }
 
-  private batchFor(tag: string): Batch {
+  private batchFor(slot: number): Batch {
     if (!this.cluster) return (this.pending ??= new Batch());
-    this.byTag ??= new Map();
-    let b = this.byTag.get(tag);
+    this.bySlot ??= new Map();
+    let b = this.bySlot.get(slot);
     if (b === undefined) {
       b = new Batch();
-      this.byTag.set(tag, b);
+      this.bySlot.set(slot, b);
     }
     return b;
   }
 
   private readonly flush = (): void => {
     this.scheduled = false;
-    if (this.pending !== undefined) this.send(this.pending, "");
-    if (this.byTag !== undefined) {
-      const batches = this.byTag;
-      this.byTag = undefined;
+    if (this.pending !== undefined) this.send(this.pending, -1);
+    if (this.bySlot !== undefined) {
+      const batches = this.bySlot;
+      this.bySlot = undefined;
       for (const b of batches.values()) this.send(b, undefined);
     }
   };
 
-  private send(b: Batch, tag: string | undefined): void {
+  private send(b: Batch, slot: number | undefined): void {
     if (b === this.pending) this.pending = undefined;
-    else if (tag !== undefined) this.byTag?.delete(tag);
+    else if (slot !== undefined) this.bySlot?.delete(slot);
     const { keys, args, resolvers } = encodeBatch("each", b.groups);
     this.call(keys, args).then(
       (reply) => settle(resolvers, reply),
@@ -111,19 +113,24 @@ export function encodeBatch(
   mode: "each" | "all",
   groups: readonly Pick<Group, "spec" | "now" | "flag" | "keys" | "costs" | "resolvers">[],
 ): { keys: string[]; args: string[]; resolvers: ((o: Outcome | undefined) => void)[] } {
-  if (groups.length === 1) {
-    const g = groups[0]!;
-    return { keys: g.keys, args: [mode, g.spec, g.now, g.flag, String(g.keys.length), ...g.costs], resolvers: g.resolvers };
-  }
-  const keys: string[] = [];
   const args: string[] = [mode];
+  for (const g of groups) pushGroup(args, g.spec, g.now, g.flag, g.keys.length, g.costs);
+  // One group (the common case) hands its arrays over as they are.
+  if (groups.length === 1) return { keys: groups[0]!.keys, args, resolvers: groups[0]!.resolvers };
+  const keys: string[] = [];
   const resolvers: ((o: Outcome | undefined) => void)[] = [];
   for (const g of groups) {
     keys.push(...g.keys);
-    args.push(g.spec, g.now, g.flag, String(g.keys.length), ...g.costs);
     resolvers.push(...g.resolvers);
   }
   return { keys, args, resolvers };
+}
+
+/** Appends one group's arguments as the rate script reads them: spec, now, flag, n, and '1' (all costs 1) or '0' and the n costs. */
+export function pushGroup(args: string[], spec: string, now: string, flag: string, n: number, costs: readonly string[] | undefined): void {
+  args.push(spec, now, flag, String(n));
+  if (costs === undefined) args.push("1");
+  else args.push("0", ...costs);
 }
 
 /** Decodes the script's reply (five fields per operation) into outcomes; undefined for operations it did not decide. */

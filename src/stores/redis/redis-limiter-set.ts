@@ -2,7 +2,7 @@ import { InvalidArgumentError } from "../../core/errors.js";
 import { cost as validCost } from "../../core/validate.js";
 import type { Decision } from "../../limiter/decision.js";
 import { type CompositeDecision, LimiterSet } from "../../limiter/limiter-set.js";
-import { hashTag } from "./keys.js";
+import { slotOf } from "./keys.js";
 import type { RateOp } from "./redis-store.js";
 import type { RedisRateLimiter } from "./redis-rate-limiter.js";
 
@@ -11,8 +11,10 @@ import type { RedisRateLimiter } from "./redis-rate-limiter.js";
  * script call decides them in order and either charges every limit or, at
  * the first rejection, none. On Cluster, keys in different slots cannot
  * share a script: the set then peeks every limit and charges them only if
- * all would allow, which can let a concurrent check slip between the two
- * steps but never charges a limit for a rejected request.
+ * all would allow; when a concurrent check took the room between the two
+ * steps and one limit rejects the charge, the others are refunded. A
+ * rejected request is then not charged in the end, but for the moment
+ * between charge and refund the other limits read fuller than they are.
  */
 export class RedisLimiterSet {
   constructor(readonly limiters: readonly RedisRateLimiter[]) {
@@ -35,7 +37,8 @@ export class RedisLimiterSet {
     if (q >= 0) return this.rejectQueued(keys, cost, q);
     const store = this.limiters[0]!.store;
     const ops = this.ops(keys, cost, (l) => (l.shadow ? "s" : "0"));
-    const sameSlot = !store.cluster || ops.every((o) => hashTag(o.key) === hashTag(ops[0]!.key));
+    const first = store.cluster ? slotOf(ops[0]!.key) : 0;
+    const sameSlot = !store.cluster || ops.every((o) => slotOf(o.key) === first);
     if (!sameSlot) return this.peekThenCharge(keys, cost);
     const outs = await store.rateAll(ops);
     if (outs === undefined) return this.fallback(keys, cost);
@@ -63,7 +66,13 @@ export class RedisLimiterSet {
     const peeks = await Promise.all(this.limiters.map((l, i) => l.peek(keys[i]!, cost)));
     const c = this.compose(peeks);
     if (!c.allowed) return c;
-    return this.compose(await Promise.all(this.limiters.map((l, i) => l.check(keys[i]!, cost))));
+    const charged = await Promise.all(this.limiters.map((l, i) => l.check(keys[i]!, cost)));
+    const out = this.compose(charged);
+    if (!out.allowed) {
+      // Give back what the limits that allowed took (a shadowed rejection took nothing).
+      await Promise.all(charged.map((d, i) => (d.allowed && !d.shadowed ? this.limiters[i]!.refund(keys[i]!, cost) : undefined)));
+    }
+    return out;
   }
 
   /** Redis did not answer: the store's failure mode decides, with the same all-or-nothing rule. */

@@ -134,6 +134,11 @@ export class RedisRateLimiter implements AsyncLimiter {
     return o ?? this.fallback(key, cost, flag === "1");
   }
 
+  /** @internal Gives back `cost` charged moments ago on `key` (a composite check rejected by another limit). */
+  async refund(key: string, cost: number): Promise<void> {
+    await this.store.rate(this.redisKey(key), this.scriptSpec, cost, this.nowArg(), "r");
+  }
+
   /** @internal True when this process's queue of `key` answers a call of `cost` without asking Redis (it may not pass the waiters). */
   queueBlocks(key: string, cost: number): boolean {
     return this.queue !== undefined && this.queue.blocks(key, cost);

@@ -1,11 +1,12 @@
 import { Cluster, Redis } from "ioredis";
 import type { Outcome } from "../../algorithms/outcome.js";
+import { systemClock } from "../../core/clock.js";
 import { integerAtLeast, positive } from "../../core/validate.js";
 import { InvalidArgumentError } from "../../core/errors.js";
 import { MemoryStore } from "../memory-store.js";
 import { validPrefix } from "./keys.js";
 import { LuaScript, isNoScript } from "./lua-script.js";
-import { RateBatcher, decodeOutcome } from "./rate-batcher.js";
+import { RateBatcher, decodeOutcome, pushGroup } from "./rate-batcher.js";
 import { RATE_SCRIPT } from "./scripts/rate.js";
 import { type FailureMode, type HealthCounters, type RedisStoreEvents, type StoreMode, StoreHealth } from "./store-health.js";
 
@@ -26,15 +27,12 @@ export interface RedisStoreOptions {
   expectedInstances?: number;
   /** How often Redis is pinged while unavailable, in ms (default 250). */
   probeIntervalMs?: number;
-  /** Most operations in one script call (default 512). */
-  maxBatch?: number;
   /**
-   * Most distinct keys in one script call (default 32). Redis's work grows
-   * with the keys a call reads and writes; smaller calls let Redis decide
-   * one while this process encodes the next. Operations on a hot key share
-   * a key, so they still go in one call.
+   * Most operations in one script call (default 32). Smaller calls let
+   * Redis decide one while this process encodes the next; larger ones
+   * spread Redis's fixed cost per call over more decisions.
    */
-  maxBatchKeys?: number;
+  maxBatch?: number;
   /** Most operations waiting on Redis at once; beyond it decisions fall back at once (default 20,000). */
   maxInFlight?: number;
   /** Most keys each insurance limit tracks locally (default 100,000). */
@@ -101,8 +99,7 @@ export class RedisStore {
     this.client.on("end", () => this.health.failed("redis connection ended"));
     this.batcher = new RateBatcher(
       (keys, args) => this.run(RATE, keys, args),
-      integerAtLeast("maxBatch", o.maxBatch ?? 512, 1),
-      integerAtLeast("maxBatchKeys", o.maxBatchKeys ?? 32, 1),
+      integerAtLeast("maxBatch", o.maxBatch ?? 32, 1),
       this.cluster,
     );
   }
@@ -123,6 +120,14 @@ export class RedisStore {
   /** @internal Counts a decision answered by the failure mode. */
   countFallback(): void {
     this.health.counters.fallbackDecisions++;
+  }
+
+  /**
+   * @internal Calls `listener` each time the store returns to Redis after
+   * an outage (a penalty box writes back the bans it recorded locally).
+   */
+  onRecovery(listener: () => void): void {
+    this.health.onRecovery(listener);
   }
 
   /** A limit name not used by this store instance yet. */
@@ -150,7 +155,7 @@ export class RedisStore {
     const args: string[] = ["all"];
     for (const o of ops) {
       keys.push(o.key);
-      args.push(o.spec, o.now, o.flag, "1", String(o.cost));
+      pushGroup(args, o.spec, o.now, o.flag, 1, o.cost === 1 ? undefined : [String(o.cost)]);
     }
     const reply = await this.run(RATE, keys, args);
     if (typeof reply !== "string") return undefined;
@@ -189,23 +194,22 @@ export class RedisStore {
   }
 
   /**
-   * Resolves true once the client is connected (false after `timeoutMs`).
-   * Checks made before that fall back, as they would during an outage.
+   * Resolves true once the client is connected (false after `timeoutMs`);
+   * on Cluster, once it is connected to every master, since a decision
+   * for a slot whose node is still connecting would wait past its deadline
+   * or fail. Checks made before that fall back, as they would during an
+   * outage.
    */
   async ready(timeoutMs = 2000): Promise<boolean> {
+    const deadline = systemClock.now() + timeoutMs;
     const c = this.client;
-    if (c.status !== "ready") {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(t);
-          c.off("ready", done);
-          resolve();
-        };
-        const t = setTimeout(done, timeoutMs);
-        c.once("ready", done);
-      });
+    if (!(await untilReady(c, timeoutMs))) return false;
+    if (c instanceof Cluster) {
+      const masters = c.nodes("master");
+      const left = Math.max(0, deadline - systemClock.now());
+      const up = await Promise.all(masters.map((n) => untilReady(n, left)));
+      if (masters.length === 0 || up.includes(false)) return false;
     }
-    if (c.status !== "ready") return false;
     if (this.health.up) return true;
     const ok = await this.ping();
     if (ok) this.health.recovered("redis answered a readiness check");
@@ -262,6 +266,22 @@ export class RedisStore {
       return false;
     }
   }
+}
+
+/** Resolves whether `c` is (or, within `timeoutMs`, becomes) ready; starts a connection that was never started. */
+function untilReady(c: RedisClient, timeoutMs: number): Promise<boolean> {
+  if (c.status === "ready") return Promise.resolve(true);
+  return new Promise<boolean>((resolve) => {
+    const done = (): void => {
+      clearTimeout(t);
+      c.off("ready", done);
+      resolve(c.status === "ready");
+    };
+    const t = setTimeout(done, timeoutMs);
+    c.once("ready", done);
+    // A Cluster's connections to its nodes start lazily, on their first command.
+    if (c.status === "wait") c.connect().catch(() => {});
+  });
 }
 
 /**

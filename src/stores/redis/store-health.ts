@@ -27,6 +27,7 @@ export class StoreHealth {
   private current: StoreMode = "redis";
   private probeTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
+  private readonly recoveryListeners: (() => void)[] = [];
   readonly counters: HealthCounters = { failovers: 0, recoveries: 0, fallbackDecisions: 0 };
 
   constructor(
@@ -61,6 +62,18 @@ export class StoreHealth {
     this.current = "redis";
     this.counters.recoveries++;
     this.emit(from, "redis", reason);
+    for (const l of this.recoveryListeners) {
+      try {
+        l();
+      } catch {
+        // A faulty listener must not break the others or the decision path.
+      }
+    }
+  }
+
+  /** Calls `listener` after every return to Redis. */
+  onRecovery(listener: () => void): void {
+    this.recoveryListeners.push(listener);
   }
 
   close(): void {

@@ -23,9 +23,7 @@ local amount = tonumber(ARGV[4])
 -- State {debt, at} as in gcra.ts: the debt (ms of emission time owed) as of
 -- clock reading 'at', relative so that high rates keep their precision.
 local raw = redis.call('GET', key)
-local st = { 0, -INF }
-if raw then st = split(raw) end
-if #st ~= 2 then st = { 0, -INF } end
+local st = { unpackGcra(raw) }
 local elapsed = now - st[2]
 if not (elapsed > 0) then elapsed = 0 end
 local debt = st[1] - elapsed
@@ -40,7 +38,7 @@ end
 local function save()
   local at = st[2]
   if now > at then at = now end
-  redis.call('SET', key, enc(debt) .. ' ' .. enc(at), 'PX', ttlMs(debt, floor))
+  redis.call('SET', key, packGcra(debt, at), 'PX', ttlMs(debt, floor))
 end
 local granted = 0
 local retry = 0

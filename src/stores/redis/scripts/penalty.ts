@@ -5,13 +5,21 @@ import { PRELUDE } from "./prelude.js";
  * (seven numbers of state per key: streak, lastFailure, throttledUntil,
  * windowStart, windowCount, bannedUntil, bans).
  *
- * KEYS[1] state key. ARGV: op ('fail' | 'ban' | 'status' | 'forget'), now
- * ('' for Redis TIME), params "throttleAfter backoffBase backoffMax
- * banFailures banWindow banDuration banMultiplier banMax retention
- * ttlFloor", duration (for 'ban'; '' for the escalating length), channel,
- * the subject key (for the message).
- * A ban that starts, and a forget, are published on the channel
- * ("b <until> <key>" / "u <key>") so every instance updates its cache.
+ * KEYS[1] state key. ARGV: op ('fail' | 'ban' | 'restore' | 'status' |
+ * 'forget'), now ('' for Redis TIME), params "throttleAfter backoffBase
+ * backoffMax banFailures banWindow banDuration banMultiplier banMax
+ * retention ttlFloor", duration (for 'ban': '' for the escalating length;
+ * for 'restore': the ms the ban has left), channel, the subject key (for the
+ * message), and for 'restore' the ban count the ban was given and '1' if
+ * the key was forgotten before that ban (the stored record is replaced).
+ * A ban that starts or is lengthened, and a forget, are published on the
+ * channel ("b <until> <key>" / "u <key>") so every instance updates its cache.
+ *
+ * 'restore' writes back a ban made while Redis was unavailable: the ban ends
+ * at the later of the stored end and now + the time it has left (never
+ * restarted at full length). It counts as one more ban only if the key was
+ * not banned already, so writing the same ban back twice never escalates
+ * twice; a higher count given wins.
  *
  * Reply: one string "streak throttledUntil bannedUntil bans bannedNow now".
  */
@@ -50,6 +58,7 @@ local s
 if raw then s = split(raw) end
 if not s or #s ~= 7 then s = fresh() end
 if now >= quietAt(s) then s = fresh() end
+if op == 'restore' and ARGV[8] == '1' then s = fresh() end
 local started = 0
 
 if op == 'fail' then
@@ -76,9 +85,27 @@ elseif op == 'ban' then
   if untilT > s[6] then s[6] = untilT end
   s[7] = s[7] + 1
   started = 1
+elseif op == 'restore' then
+  local untilT = now + (tonumber(ARGV[4]) or 0)
+  local count = tonumber(ARGV[7]) or 0
+  if untilT > now then
+    if s[6] > now then
+      if untilT > s[6] then
+        s[6] = untilT
+        started = 1
+      end
+      if count > s[7] then s[7] = count end
+    else
+      s[6] = untilT
+      s[7] = math.max(s[7] + 1, count)
+      started = 1
+    end
+  else
+    op = 'status'
+  end
 end
 
-if op == 'fail' or op == 'ban' then
+if op == 'fail' or op == 'ban' or op == 'restore' then
   redis.call('SET', key, join(s, 7), 'PX', ttlMs(quietAt(s) - now, floor))
   if started == 1 then redis.call('PUBLISH', channel, 'b ' .. enc(s[6]) .. ' ' .. subject) end
 end

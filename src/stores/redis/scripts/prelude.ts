@@ -4,7 +4,8 @@
  * `%.17g` (round-trips a double exactly, so Redis and memory states agree bit
  * for bit); ±Infinity are spelled out because Lua's formatting of them is
  * platform-defined. Replies are strings too: Redis would truncate a Lua
- * number to an integer.
+ * number to an integer. Rate and lease state (read and written for every
+ * decision) is packed binary instead: see packGcra.
  */
 export const PRELUDE = `
 local INF = math.huge
@@ -55,6 +56,19 @@ local function join(t, n)
   local parts = {}
   for i = 1, n do parts[i] = enc(t[i]) end
   return table.concat(parts, ' ')
+end
+-- GCRA state {debt, at} packed as the tag byte 'G' and two little-endian
+-- doubles: exact like %.17g text, but struct.pack / unpack are single C
+-- calls where text costs a format per number written and a parse per read.
+local function packGcra(debt, at) return struct.pack('<Bdd', 71, debt, at) end
+-- Anything else under the key (another algorithm, an older format, foreign
+-- data) reads as a fresh bucket.
+local function unpackGcra(raw)
+  if raw and #raw == 17 and string.byte(raw) == 71 then
+    local debt, at = struct.unpack('<dd', raw, 2)
+    return debt, at
+  end
+  return 0, -INF
 end
 local function msUntil(now, at)
   if not (at > now) then return 0 end

@@ -12,11 +12,14 @@ import { PRELUDE } from "./prelude.js";
  *   spec   algorithm and parameters, e.g. "g <interval> <tolerance> <burst> <ttlFloor>"
  *   now    the caller's clock, or '' for Redis TIME
  *   flag   '1' peek (answer without consuming); 's' a shadow limit, whose
- *          rejection does not stop an 'all' call; '0' otherwise
- *   n      operations in the group, followed by their n costs
+ *          rejection does not stop an 'all' call; 'r' refund (give back a
+ *          cost charged moments ago, answered as allowed); '0' otherwise
+ *   n      operations in the group
+ *   unit   '1': every cost is 1 and no costs follow (the common case: half
+ *          the arguments Redis would parse); '0': the n costs follow
  * State of every key is read by one MGET, updated in a Lua table as operations on
- * it are applied in order, and written once with a TTL that ends when the
- * state would read as fresh.
+ * it are applied in order, and written once (packed doubles, see below) with
+ * a TTL that ends when the state would read as fresh.
  *
  * Reply: one string of five space-separated fields per operation decided
  * (one string parses faster than hundreds of bulk replies):
@@ -35,23 +38,14 @@ local function spec(str)
     i = i + 1
     if i == 1 then s.kind = w else s[i - 1] = tonumber(w) end
   end
+  -- GCRA's rounding allowance (gcra.ts slackMs), once per limit and call.
+  if s.kind == 'g' then s.slack = s[1] * 1e-9 + (s[3] + 4) * 2 ^ -52 * s[2] end
   specs[str] = s
   return s
 end
 
 -- GCRA: state {debt, at}: the debt (ms of emission time owed) as of clock
 -- reading 'at' (relative on purpose, see gcra.ts); spec {interval, tolerance, burst, floor}
-local function debtAt(st, now)
-  local elapsed = now - st[2]
-  if not (elapsed > 0) then elapsed = 0 end
-  local d = st[1] - elapsed
-  if d > 0 then return d end
-  return 0
-end
-local function gcraSlack(p)
-  if not p.slack then p.slack = p[1] * 1e-9 + (p[3] + 4) * 2 ^ -52 * p[2] end
-  return p.slack
-end
 local function gcraRemaining(debt, slack, iv, tol, burst)
   local r = mfloor((tol + slack - debt) / iv)
   if r < 0 then return 0 end
@@ -71,9 +65,12 @@ local function gcraWait(debt, need, slack, tol)
   return r
 end
 local function gcra(st, now, cost, p, write)
-  local iv, tol, burst = p[1], p[2], p[3]
-  local debt = debtAt(st, now)
-  local slack = gcraSlack(p)
+  local iv, tol, burst, slack = p[1], p[2], p[3], p.slack
+  -- The debt now (gcra.ts debtAt): elapsed time pays it off, never below zero.
+  local debt = st[1]
+  local elapsed = now - st[2]
+  if elapsed > 0 then debt = debt - elapsed end
+  if not (debt > 0) then debt = 0 end
   if cost > burst then
     return 0, gcraRemaining(debt, slack, iv, tol, burst), debt, 0, 'insufficient_capacity'
   end
@@ -82,10 +79,11 @@ local function gcra(st, now, cost, p, write)
     return 0, gcraRemaining(debt, slack, iv, tol, burst), debt, gcraWait(debt, need, slack, tol), 'rate_limited'
   end
   if not write then return 1, gcraRemaining(debt, slack, iv, tol, burst), debt, 0, '-' end
-  st[1] = debt + need
+  debt = debt + need
+  st[1] = debt
   -- Never move the reference back: that would count the same time twice.
   if now > st[2] then st[2] = now end
-  return 1, gcraRemaining(debt + need, slack, iv, tol, burst), debt + need, 0, '-'
+  return 1, gcraRemaining(debt, slack, iv, tol, burst), debt, 0, '-'
 end
 
 -- Fixed window: state {start, count}; spec {permitLimit, windowMs, floor}
@@ -159,72 +157,125 @@ local function sliding(st, now, cost, p, write)
   return 1, after, reset, 0, '-'
 end
 
+-- Refunds give back a cost charged moments ago (a composite check on
+-- Cluster charges its limits one by one and refunds them when another
+-- rejects). What a window that has moved on holds is not given back.
+local function gcraGive(st, now, cost, p)
+  local debt = st[1]
+  local elapsed = now - st[2]
+  if elapsed > 0 then debt = debt - elapsed end
+  debt = debt - cost * p[1]
+  if not (debt > 0) then debt = 0 end
+  st[1] = debt
+  if now > st[2] then st[2] = now end
+end
+local function fixedGive(st, now, cost, p)
+  if mfloor(now / p[2]) * p[2] > st[1] then return end
+  local left = st[2] - cost
+  if left < 0 then left = 0 end
+  st[2] = left
+end
+local function slidingGive(st, now, cost, p)
+  local w = p[2]
+  local start, curr, prev = roll(st, now, w)
+  if start == st[1] then
+    curr = curr - cost
+    if curr < 0 then curr = 0 end
+  elseif start - st[1] == w then
+    prev = prev - cost
+    if prev < 0 then prev = 0 end
+  end
+  st[1] = start
+  st[2] = curr
+  st[3] = prev
+end
+
+-- State is stored packed: a tag byte naming the algorithm, then its numbers
+-- as little-endian doubles (as packGcra in the prelude; exact, like the
+-- memory store's Float64Array). Text cost most of a decision's time.
+local spack, sunpack, sbyte = struct.pack, struct.unpack, string.byte
+local function load2(raw) return sunpack('<dd', raw, 2) end
+local function load3(raw) return sunpack('<ddd', raw, 2) end
 local ALGO = {
-  g = { width = 2, run = gcra, init = function() return { 0, -INF } end,
-        idle = function(st, now, p) return debtAt(st, now) end },
-  f = { width = 2, run = fixed, init = function() return { -INF, 0 } end,
+  g = { tag = 71, size = 17, load = load2, run = gcra, give = gcraGive, a = 0, b = -INF,
+        save = function(st) return packGcra(st[1], st[2]) end,
+        -- After a write 'at' is at least the writing 'now': the debt is st[1].
+        idle = function(st, now, p) return st[1] end },
+  f = { tag = 70, size = 17, load = load2, run = fixed, give = fixedGive, a = -INF, b = 0,
+        save = function(st) return spack('<Bdd', 70, st[1], st[2]) end,
         idle = function(st, now, p) return st[1] + p[2] - now end },
-  s = { width = 3, run = sliding, init = function() return { -INF, 0, 0 } end,
+  s = { tag = 83, size = 25, load = load3, run = sliding, give = slidingGive, a = -INF, b = 0, c = 0,
+        save = function(st) return spack('<Bddd', 83, st[1], st[2], st[3]) end,
         idle = function(st, now, p) return st[1] + 2 * p[2] - now end },
 }
 
 local all = ARGV[1] == 'all'
--- One MGET for every key of the call instead of a GET per key.
-local raws = {}
-do
-  local distinct, seen = {}, {}
-  for k = 1, #KEYS do
-    local key = KEYS[k]
-    if not seen[key] then
-      seen[key] = true
-      distinct[#distinct + 1] = key
-    end
-  end
-  local vals = redis.call('MGET', unpack(distinct))
-  for k = 1, #distinct do raws[distinct[k]] = vals[k] end
-end
+-- One MGET for every key of the call (a repeated key is read again, which
+-- costs Redis less than removing duplicates here).
+local vals = redis.call('MGET', unpack(KEYS))
+-- Per key: st = { s1, s2, s3, savedNow|false, algo, spec, key }, one table.
 local states = {}
-local order = {}
+local order, nOrder = {}, 0
 local out = {}
+local o = 0
 local rejected = false
 local a = 2
 local i = 0
-while a <= #ARGV and not rejected do
+local nArgs = #ARGV
+while a <= nArgs and not rejected do
   local p = spec(ARGV[a])
   local now = clockArg(ARGV[a + 1])
   local flag = ARGV[a + 2]
   local n = tonumber(ARGV[a + 3])
-  a = a + 4
+  local unit = ARGV[a + 4] == '1'
+  a = a + 5
   local algo = ALGO[p.kind]
+  local run = algo.run
   local write = flag ~= '1'
+  local refund = flag == 'r'
   for _ = 1, n do
     i = i + 1
     local key = KEYS[i]
-    local cost = tonumber(ARGV[a])
-    a = a + 1
-    local entry = states[key]
-    if not entry then
-      local raw = raws[key]
-      local st
-      if raw then st = split(raw) end
-      -- A value of another shape (an older format, foreign data under the prefix) reads as a fresh key.
-      if not st or #st ~= algo.width then st = algo.init() end
-      entry = { st = st, algo = algo, p = p, dirty = false, now = now }
-      states[key] = entry
-      order[#order + 1] = key
+    local cost = 1
+    if not unit then
+      local c = ARGV[a]
+      if c ~= '1' then cost = tonumber(c) end
+      a = a + 1
     end
-    local ok, rem, reset, retry, reason = algo.run(entry.st, now, cost, p, write)
-    if ok == 1 and write then
-      entry.dirty = true
-      entry.now = now
+    local st = states[key]
+    if not st then
+      local raw = vals[i]
+      -- A value of another shape (another algorithm, an older format,
+      -- foreign data under the prefix) reads as a fresh key.
+      if raw and #raw == algo.size and sbyte(raw) == algo.tag then
+        local x, y, z = algo.load(raw)
+        st = { x, y, z, false, algo, p, key }
+      else
+        st = { algo.a, algo.b, algo.c, false, algo, p, key }
+      end
+      states[key] = st
+      nOrder = nOrder + 1
+      order[nOrder] = st
     end
-    local o = #out
+    local ok, rem, reset, retry, reason
+    if refund then
+      algo.give(st, now, cost, p)
+      ok, rem, reset, retry, reason = 1, 0, 0, 0, '-'
+    else
+      ok, rem, reset, retry, reason = run(st, now, cost, p, write)
+    end
     -- Text, not the number: table.concat would format a number for every operation.
-    if ok == 1 then out[o + 1] = '1' else out[o + 1] = '0' end
+    if ok == 1 then
+      if write then st[4] = now end
+      out[o + 1] = '1'
+    else
+      out[o + 1] = '0'
+    end
     out[o + 2] = encInt(rem)
     out[o + 3] = enc(reset)
     out[o + 4] = encInt(retry)
     out[o + 5] = reason
+    o = o + 5
     if ok == 0 and all and flag ~= 's' then
       rejected = true
       break
@@ -232,11 +283,12 @@ while a <= #ARGV and not rejected do
   end
 end
 if not rejected then
-  for _, key in ipairs(order) do
-    local e = states[key]
-    if e.dirty then
-      local p = e.p
-      redis.call('SET', key, join(e.st, e.algo.width), 'PX', ttlMs(e.algo.idle(e.st, e.now, p), p[#p]))
+  for j = 1, nOrder do
+    local st = order[j]
+    local savedNow = st[4]
+    if savedNow then
+      local algo, p = st[5], st[6]
+      redis.call('SET', st[7], algo.save(st), 'PX', ttlMs(algo.idle(st, savedNow, p), p[#p]))
     end
   end
 end

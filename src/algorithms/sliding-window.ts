@@ -53,6 +53,11 @@ function allowTime(v: View, cost: number, p: SlidingWindowParams): number {
   return v.start + p.windowMs + p.windowMs * (1 - nextRoom / v.curr);
 }
 
+/** Whether a check of `cost` fits at time `t` (the stored state rolled to it). */
+function fitsAt(s: Float64Array, o: number, t: number, cost: number, p: SlidingWindowParams): boolean {
+  return estimate(roll(s, o, t, p), t, p) + cost <= p.limit + 1e-9;
+}
+
 function evaluate(s: Float64Array, o: number, now: number, cost: number, p: SlidingWindowParams, out: Outcome, write: boolean): void {
   const v = roll(s, o, now, p);
   const est = estimate(v, now, p);
@@ -64,14 +69,12 @@ function evaluate(s: Float64Array, o: number, now: number, cost: number, p: Slid
   }
   if (est + cost > p.limit + 1e-9) {
     let r = msUntil(now, allowTime(v, cost, p));
-    // Rounding in the weighting can leave the check a hair short at exactly
-    // that instant; step forward until it fits, so waiting r always succeeds.
-    for (let i = 0; i < 4; i++) {
-      const t = now + r;
-      const later = roll(s, o, t, p);
-      if (estimate(later, t, p) + cost <= p.limit + 1e-9) break;
-      r += 1;
-    }
+    // Rounding in the weighting can put the computed instant a hair off the
+    // true one either way: step forward until the check fits at now + r, so
+    // waiting r always succeeds, and back while it fits 1 ms earlier, so r
+    // is the earliest whole millisecond.
+    for (let i = 0; i < 4 && !fitsAt(s, o, now + r, cost, p); i++) r += 1;
+    for (let i = 0; i < 2 && r > 1 && fitsAt(s, o, now + r - 1, cost, p); i++) r -= 1;
     out.reject("rate_limited", remaining, resetMs, Math.max(r, 1));
     return;
   }

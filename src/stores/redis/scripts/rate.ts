@@ -139,11 +139,19 @@ local function sliding(st, now, cost, p, write)
   if cost > lim then return 0, remaining, reset, 0, 'insufficient_capacity' end
   if est + cost > lim + 1e-9 then
     local r = msUntil(now, allowTime(start, curr, prev, cost, lim, w))
-    for _ = 1, 4 do
-      local t = now + r
+    -- Rounding can put the instant a hair off either way: forward until it fits, back while 1 ms earlier fits.
+    local function fitsAfter(wait)
+      local t = now + wait
       local ls, lc, lp = roll(st, t, w)
-      if estimate(ls, lc, lp, t, w) + cost <= lim + 1e-9 then break end
+      return estimate(ls, lc, lp, t, w) + cost <= lim + 1e-9
+    end
+    for _ = 1, 4 do
+      if fitsAfter(r) then break end
       r = r + 1
+    end
+    for _ = 1, 2 do
+      if r <= 1 or not fitsAfter(r - 1) then break end
+      r = r - 1
     end
     if r < 1 then r = 1 end
     return 0, remaining, reset, r, 'rate_limited'

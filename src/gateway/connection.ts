@@ -8,6 +8,7 @@ import type { GatewayContext } from "./context.js";
 import type { Admission } from "./guard/connection-guard.js";
 import type { Closable } from "./guard/connection-registry.js";
 import { attachIpt } from "./masking/ipt-stage.js";
+import type { ReadBufferPool } from "./read-pump.js";
 
 export class Connection implements Closable {
   /** The stream the protocol runs on: the raw socket, or the TLS socket over it. */
@@ -30,6 +31,11 @@ export class Connection implements Closable {
     this.openedAt = ctx.clock.now();
     ctx.guard.registry.add(admission.key, this);
     raw.once("close", () => this.ended());
+  }
+
+  /** The gateway's shared read buffers, for the upstream socket's pump. */
+  get readBuffers(): ReadBufferPool {
+    return this.ctx.readBuffers;
   }
 
   get upstream(): Socket | undefined {

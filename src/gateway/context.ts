@@ -13,6 +13,7 @@ import type { ConnectionGuard } from "./guard/connection-guard.js";
 import type { UserTable } from "./identity/basic-auth.js";
 import type { GatewayLogger } from "./log/logger.js";
 import type { DestinationPolicy } from "./policy/destination-policy.js";
+import type { ReadBufferPool } from "./read-pump.js";
 
 export interface GatewayContext {
   config: Config;
@@ -24,6 +25,8 @@ export interface GatewayContext {
   events: EventEmitter<GatewayEvents>;
   /** Bandwidth shaping ([bandwidth]): decides per connection whether the relay is shaped. */
   bandwidth: GatewayBandwidth;
+  /** 64 KiB read buffers the relays of this gateway share (src/gateway/read-pump.ts). */
+  readBuffers: ReadBufferPool;
   /** Randomness of probe resistance's inter-packet timing (default: the system's). */
   rng?: Rng;
   /** Starts a ban now for `key` (after the penalty box decided one) and closes what it has open. */

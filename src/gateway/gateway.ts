@@ -25,6 +25,7 @@ import { DestinationPolicy } from "./policy/destination-policy.js";
 import { UdpListener } from "./udp/udp-listener.js";
 import type { UdpRelayCounters } from "../udp/udp-relay.js";
 import type { PolicyStats } from "../permissions/pg-policy.js";
+import { ReadBufferPool } from "./read-pump.js";
 
 export interface GatewayOptions {
   /** Time for the guard, bans and durations (default: the system clock). */
@@ -73,6 +74,7 @@ export class Gateway {
       logger,
       events: this.events,
       bandwidth: new GatewayBandwidth(config.bandwidth, { clock, events: this.events }),
+      readBuffers: new ReadBufferPool(),
       rng: o.rng,
       announceBan: (key, remote, until, failures, shadow) => this.announceBan(key, remote, until, failures, shadow),
     };

@@ -11,6 +11,7 @@ import { Connection } from "./connection.js";
 import type { GatewayContext } from "./context.js";
 import { ConnectSession } from "./listeners/connect-handler.js";
 import { relayToUpstream } from "./listeners/tcp-handler.js";
+import { adopt } from "./read-pump.js";
 import { HttpFront } from "./http/http-front.js";
 import { secureContextOf, serverHandshake } from "./tls-setup.js";
 // Signed PostgreSQL permissions of a connect listener (src/gateway/permissions/).
@@ -109,7 +110,8 @@ export class Listener {
     }
   }
 
-  private accept(raw: net.Socket): void {
+  private accept(accepted: net.Socket): void {
+    let raw = accepted;
     const remote = raw.remoteAddress;
     if (remote === undefined) {
       raw.destroy();
@@ -124,8 +126,10 @@ export class Listener {
       this.ctx.events.emit("refused", { listener: this.cfg.name, remote_addr: remote, limiter: admitted.limiter, reason: admitted.reason, shadow: false });
       return;
     }
-    raw.on("error", () => raw.destroy());
     const cfg = this.cfg;
+    // A plain tcp relay reads the client through a pump (no allocation per read); nothing parses its bytes first.
+    if (cfg.kind === "tcp" && !cfg.tls) raw = adopt(raw, this.ctx.readBuffers) ?? raw;
+    raw.on("error", () => raw.destroy());
     const conn = new Connection(raw, remote, admitted, cfg.name, this.ctx, (c) => this.open.delete(c));
     this.open.add(conn);
     const transport = cfg.tls ? "tls" : "tcp";

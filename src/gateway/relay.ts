@@ -17,6 +17,7 @@ import type { Socket } from "node:net";
 import type { Duplex, Writable } from "node:stream";
 import { relayWithShaping, takeShapingPlan } from "./bandwidth/shaped-relay.js";
 import { pacedTowardClient } from "./masking/ipt-stage.js";
+import { pumpOf } from "./read-pump.js";
 
 export interface RelayOptions {
   idleTimeoutMs: number;
@@ -79,6 +80,12 @@ export function relay(client: Counted, upstream: Counted, o: RelayOptions): void
   };
   wire(client, upstream);
   wire(upstream, client, toClient);
-  client.pipe(upstream);
-  upstream.pipe(toClient);
+  // Each direction whose reader has a pump writes every read straight on (src/gateway/read-pump.ts);
+  // the others pipe. A paced writer toward the client needs the piped path.
+  const fromClient = pumpOf(client);
+  if (fromClient !== undefined) fromClient.direct(upstream);
+  else client.pipe(upstream);
+  const fromUpstream = toClient === client ? pumpOf(upstream) : undefined;
+  if (fromUpstream !== undefined) fromUpstream.direct(client);
+  else upstream.pipe(toClient);
 }

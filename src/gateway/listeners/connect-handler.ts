@@ -6,7 +6,6 @@
  * closed silently; only the well-formed answers 407, 403 and 502 are ever
  * written, so nothing internal reaches the wire.
  */
-import net from "node:net";
 import type { X509Certificate } from "node:crypto";
 import { systemClock } from "../../core/clock.js";
 import type { ListenerConfig } from "../../config/schema.js";
@@ -18,6 +17,7 @@ import { relay } from "../relay.js";
 import { headEnd, parseConnectHead } from "./connect-request.js";
 import { ConnectMasker } from "../masking/connect-masker.js";
 import { type SignedDestinations, decideDestination } from "../permissions/signed-destinations.js";
+import { connectPumped } from "../read-pump.js";
 
 const PROXY_AUTH_REQUIRED = Buffer.from(
   'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="proxy"\r\nContent-Length: 0\r\n\r\n',
@@ -247,7 +247,7 @@ export class ConnectSession {
   }
 
   private open(host: string, port: number): void {
-    const up = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+    const up = connectPumped({ host, port, allowHalfOpen: true, noDelay: true }, this.ctx.readBuffers);
     this.conn.upstream = up;
     const timer = systemClock.setTimer(() => up.destroy(), this.cfg.connect_timeout);
     const failed = (): void => {

@@ -2,15 +2,15 @@
  * The `tcp` listener's protocol: none. An admitted connection (after TLS
  * termination, when configured) is relayed to the fixed upstream.
  */
-import net from "node:net";
 import { systemClock } from "../../core/clock.js";
 import type { ListenerConfig } from "../../config/schema.js";
 import type { Connection } from "../connection.js";
+import { connectPumped } from "../read-pump.js";
 import { relay } from "../relay.js";
 
 export function relayToUpstream(conn: Connection, cfg: ListenerConfig): void {
   const target = cfg.upstream!;
-  const up = net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+  const up = connectPumped({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true }, conn.readBuffers);
   conn.upstream = up;
   const timer = systemClock.setTimer(() => up.destroy(), cfg.connect_timeout);
   up.once("connect", () => timer.cancel());

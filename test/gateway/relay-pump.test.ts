@@ -1,0 +1,100 @@
+/**
+ * A tcp listener relays through read pumps: every read lands in a buffer
+ * the gateway owns and is written straight on. These tests drive it with
+ * receivers slow enough that writes stay pending (the case where a reused
+ * buffer could be overwritten before it is sent) and check every byte.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import net from "node:net";
+import { startGateway, withTimeout } from "./fixtures.js";
+
+const sha = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
+
+/** Reads `s` to its end, pausing for `pauseMs` after every `everyBytes`, and resolves with the digest and length. */
+function slowDigest(s: net.Socket, everyBytes: number, pauseMs: number): Promise<{ digest: string; length: number }> {
+  return new Promise((resolve, reject) => {
+    const h = createHash("sha256");
+    let length = 0;
+    let sincePause = 0;
+    s.on("data", (d: Buffer) => {
+      h.update(d);
+      length += d.length;
+      sincePause += d.length;
+      if (sincePause >= everyBytes) {
+        sincePause = 0;
+        s.pause();
+        setTimeout(() => s.resume(), pauseMs);
+      }
+    });
+    s.once("end", () => resolve({ digest: h.digest("hex"), length }));
+    s.once("error", reject);
+  });
+}
+
+function tcpDoc(upstreamPort: number): Record<string, unknown> {
+  return { log: { format: "json" }, listener: [{ name: "relay", kind: "tcp", bind: "127.0.0.1:0", upstream: `127.0.0.1:${upstreamPort}` }] };
+}
+
+describe("tcp relay through read pumps", () => {
+  test("24 MiB each way arrive intact while both receivers read slowly", { timeout: 60_000 }, async () => {
+    const up = randomBytes(24 * 1024 * 1024);
+    const down = randomBytes(24 * 1024 * 1024);
+    let upstreamGot: Promise<{ digest: string; length: number }> | undefined;
+    const upstream = net.createServer({ allowHalfOpen: true }, (s) => {
+      upstreamGot = slowDigest(s, 1024 * 1024, 3);
+      s.end(down);
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const gw = await startGateway(tcpDoc((upstream.address() as net.AddressInfo).port));
+    try {
+      const c = net.connect({ port: gw.port, host: "127.0.0.1", allowHalfOpen: true });
+      const clientGot = slowDigest(c, 1024 * 1024, 3);
+      c.end(up);
+      const got = await withTimeout(clientGot, 45_000, "the client's copy");
+      assert.equal(got.length, down.length);
+      assert.equal(got.digest, sha(down));
+      const at = await withTimeout(upstreamGot!, 45_000, "the upstream's copy");
+      assert.equal(at.length, up.length);
+      assert.equal(at.digest, sha(up));
+      c.destroy();
+      // A bulk stream read into the pool's 64 KiB buffers, and gave them back when it closed.
+      const pool = gw.gateway["ctx"].readBuffers;
+      for (let i = 0; i < 100 && pool.idle === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(pool.idle >= 1, `64 KiB buffers back in the pool: ${pool.idle}`);
+    } finally {
+      await gw.stop();
+      upstream.close();
+    }
+  });
+
+  test("many small exchanges keep their order and content", { timeout: 30_000 }, async () => {
+    const upstream = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on("data", (d: Buffer) => s.write(Buffer.from(d.toString("utf8").toUpperCase())));
+      s.on("end", () => s.end());
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const gw = await startGateway(tcpDoc((upstream.address() as net.AddressInfo).port));
+    try {
+      const c = net.connect({ port: gw.port, host: "127.0.0.1", allowHalfOpen: true });
+      let got = "";
+      c.on("data", (d: Buffer) => (got += d.toString("utf8")));
+      const ended = new Promise<void>((r) => c.once("end", r));
+      let want = "";
+      for (let i = 0; i < 200; i++) {
+        const line = `line-${i}-${"x".repeat(i % 37)};`;
+        want += line.toUpperCase();
+        c.write(line);
+        if (i % 20 === 0) await new Promise((r) => setImmediate(r));
+      }
+      c.end();
+      await withTimeout(ended, 20_000, "the upstream's end");
+      assert.equal(got, want);
+      c.destroy();
+    } finally {
+      await gw.stop();
+      upstream.close();
+    }
+  });
+});

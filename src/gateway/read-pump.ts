@@ -19,7 +19,8 @@
  * Buffers: every socket has a small one of its own; a read that fills it
  * moves the socket (in direct mode) to a 64 KiB buffer from the listener's
  * pool, and a short read gives that back. An idle connection holds 8 KiB
- * per socket; a bulk one holds up to 72 KiB while it moves data.
+ * per socket; a bulk one holds up to 72 KiB while it moves data. A closed
+ * socket's buffers go back to the pool.
  */
 import net from "node:net";
 import type { Writable } from "node:stream";
@@ -27,21 +28,41 @@ import type { Writable } from "node:stream";
 const SMALL = 8 * 1024;
 const BIG = 64 * 1024;
 
-/** Free 64 KiB read buffers shared by the connections of one gateway. */
+/**
+ * Free read buffers shared by the connections of one gateway: 64 KiB ones
+ * for bulk streams, 8 KiB ones every pumped socket starts with (taken at
+ * connect, given back at close, so a new connection allocates none).
+ */
 export class ReadBufferPool {
   private readonly free: Buffer[] = [];
-  constructor(private readonly maxFree = 256) {}
+  private readonly freeSmall: Buffer[] = [];
+  constructor(
+    private readonly maxFree = 256,
+    private readonly maxFreeSmall = 1024,
+  ) {}
 
   take(): Buffer {
     return this.free.pop() ?? Buffer.allocUnsafeSlow(BIG);
   }
 
-  give(b: Buffer): void {
-    if (this.free.length < this.maxFree) this.free.push(b);
+  takeSmall(): Buffer {
+    return this.freeSmall.pop() ?? Buffer.allocUnsafeSlow(SMALL);
   }
 
+  give(b: Buffer): void {
+    if (b.length === BIG) {
+      if (this.free.length < this.maxFree) this.free.push(b);
+    } else if (b.length === SMALL && this.freeSmall.length < this.maxFreeSmall) this.freeSmall.push(b);
+  }
+
+  /** Free 64 KiB buffers. */
   get idle(): number {
     return this.free.length;
+  }
+
+  /** Free 8 KiB buffers. */
+  get idleSmall(): number {
+    return this.freeSmall.length;
   }
 }
 
@@ -52,8 +73,8 @@ interface Pumped {
 }
 
 export class ReadPump {
-  private readonly small = Buffer.allocUnsafeSlow(SMALL);
-  private current: Buffer = this.small;
+  private readonly small: Buffer;
+  private current: Buffer;
   private lastRead = 0;
   private src: net.Socket | undefined;
   private dst: Writable | undefined;
@@ -69,15 +90,19 @@ export class ReadPump {
     callback: (n: number, buf: Buffer): boolean => this.read(n, buf),
   };
 
-  constructor(private readonly pool: ReadBufferPool) {}
+  constructor(private readonly pool: ReadBufferPool) {
+    this.small = pool.takeSmall();
+    this.current = this.small;
+  }
 
   /** Ties the pump to the socket it reads (made with `onread`). */
   attach(s: net.Socket): net.Socket {
     this.src = s;
     (s as Pumped)[PUMP] = this;
-    // A closed socket reads no more: its big buffer can serve another, unless a write still holds it.
+    // A closed socket reads no more: its buffers can serve another, unless a write still holds one.
     s.once("close", () => {
       if (this.current !== this.small && this.current !== this.held) this.pool.give(this.current);
+      if (this.small !== this.held) this.pool.give(this.small);
       this.current = this.small;
     });
     return s;

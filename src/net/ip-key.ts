@@ -75,7 +75,8 @@ function v4FromGroups(g: number[]): string | undefined {
 export function normalizeIp(addr: string): string {
   if (typeof addr !== "string") throw new InvalidArgumentError("address", "must be a string");
   const noZone = addr.includes("%") ? addr.slice(0, addr.indexOf("%")) : addr;
-  if (isIPv4(noZone)) return noZone.split(".").map((x) => String(Number(x))).join(".");
+  // node:net's isIPv4 accepts no leading zeros, so a dotted quad it accepts is already canonical.
+  if (isIPv4(noZone)) return noZone;
   const g = parseV6(noZone);
   if (g === undefined) throw new InvalidArgumentError("address", `not an IP address: ${JSON.stringify(addr).slice(0, 64)}`);
   return v4FromGroups(g) ?? formatV6(g);

@@ -34,7 +34,10 @@ describe("read pump", () => {
       assert.equal(createHash("sha256").update(got).digest("hex"), createHash("sha256").update(payload).digest("hex"));
       // Push mode copies out of the socket's own small buffer; it never takes a big one.
       assert.equal(pool.idle, 0);
+      assert.equal(pool.idleSmall, 0, "the socket holds its small buffer while open");
       s.destroy();
+      await withTimeout(new Promise((r) => s.once("close", r)), 5000, "close");
+      assert.equal(pool.idleSmall, 1, "a closed socket gives its small buffer back");
     } finally {
       server.close();
     }
@@ -67,6 +70,11 @@ describe("read pump", () => {
       assert.equal(received, 4 * 1024 * 1024 + 5);
       assert.equal(pool.idle, 1, "a short read hands the 64 KiB buffer back");
       s.destroy();
+      await withTimeout(new Promise((r) => s.once("close", r)), 5000, "close");
+      // The next socket starts on the small buffer this one gave back.
+      assert.equal(pool.idleSmall, 1);
+      connectPumped({ host: "127.0.0.1", port }, pool).destroy();
+      assert.equal(pool.idleSmall, 0);
     } finally {
       peer?.destroy();
       server.close();

@@ -16,3 +16,5 @@ process.exitCode = await cli(process.argv.slice(2)).catch((err) => {
   console.error(`portcullis: ${err instanceof Error ? err.message : String(err)}`);
   return 1;
 });
+// The command is done: a handle left open somewhere must not keep the process alive past a stop.
+setTimeout(() => process.exit(), 3000).unref();

@@ -56,6 +56,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   cli(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
+      // The command is done (a gateway has stopped and flushed its log): a handle
+      // left open somewhere must not keep the process alive past a stop.
+      setTimeout(() => process.exit(code), 3000).unref();
     },
     (err: unknown) => {
       // Never a stack trace for the operator: one line, exit 1.

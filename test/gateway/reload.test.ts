@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import net from "node:net";
 import { join } from "node:path";
 import { configOf, connectDoc, probe, startGateway, userHash, withTimeout } from "./fixtures.js";
 
@@ -95,6 +96,50 @@ describe("reload", () => {
       assert.ok(!/\n\s+at /.test(proc.stderr));
     } finally {
       proc.child.kill("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("SIGTERM with relayed connections open (one mid-transfer) exits 0 within seconds", async () => {
+    const upstream = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on("error", () => s.destroy());
+      s.resume();
+      // Keeps sending until the gateway goes away.
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      const pump = (): void => {
+        while (!s.destroyed && s.write(chunk));
+      };
+      s.on("drain", pump);
+      pump();
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const dir = await mkdtemp(join(tmpdir(), "portcullis-stop-"));
+    const file = join(dir, "portcullis.toml");
+    const up = (upstream.address() as net.AddressInfo).port;
+    await writeFile(file, ["[log]", 'format = "json"', "[[listener]]", 'name = "relay"', 'kind = "tcp"', 'bind = "127.0.0.1:0"', `upstream = "127.0.0.1:${up}"`, ""].join("\n"));
+    const proc = new Proc(file);
+    const clients: net.Socket[] = [];
+    try {
+      await proc.waitFor(() => /up on 127\.0\.0\.1:\d+/.test(proc.stderr), "listener up");
+      const port = Number(/up on 127\.0\.0\.1:(\d+)/.exec(proc.stderr)![1]);
+      let received = 0;
+      for (let i = 0; i < 3; i++) {
+        const c = net.connect({ port, host: "127.0.0.1" });
+        c.on("error", () => undefined);
+        // The first reads; the others never do, so their relays sit with full buffers.
+        if (i === 0) c.on("data", (d: Buffer) => (received += d.length));
+        clients.push(c);
+      }
+      await proc.waitFor(() => received > 1024 * 1024, "data flowing");
+      const t0 = Date.now();
+      proc.child.kill("SIGTERM");
+      assert.equal(await proc.exit(), 0);
+      assert.ok(Date.now() - t0 < 5000, `stopped in ${Date.now() - t0} ms`);
+      assert.ok(!/\n\s+at /.test(proc.stderr));
+    } finally {
+      proc.child.kill("SIGKILL");
+      for (const c of clients) c.destroy();
+      upstream.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -1,8 +1,10 @@
 /**
- * Relays bytes both ways between two connected sockets. `pipe` carries the
- * data: it moves each chunk as Node received it (no copies, no per-chunk
- * allocations of ours) and pauses the reader whenever the writer's buffer is
- * full, so backpressure holds in both directions. Half-close is passed on:
+ * Relays bytes both ways between two connected sockets. A direction whose
+ * reader has a read pump (src/gateway/read-pump.ts: plain tcp clients and
+ * every upstream) writes each read straight on from a buffer the gateway
+ * owns, with no allocation per chunk; any other direction uses `pipe`,
+ * which moves each chunk as Node received it. Either way the reader waits
+ * while the writer is behind, so backpressure holds in both directions. Half-close is passed on:
  * when one side finishes sending, the other side's write half is ended and
  * data keeps flowing the other way (sockets must allow half-open). An error
  * or reset on either side, or no bytes either way for `idleTimeoutMs`,

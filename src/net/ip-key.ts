@@ -91,9 +91,11 @@ export function ipKey(addr: string, o: IpKeyOptions = {}): string {
   const ip = normalizeIp(addr);
   if (isIPv4(ip)) {
     if (v4Prefix === 32) return ip;
-    const n = ip.split(".").reduce((acc, x) => acc * 256 + Number(x), 0);
-    const net = Math.floor(n / Math.pow(2, 32 - v4Prefix)) * Math.pow(2, 32 - v4Prefix);
-    return `${[24, 16, 8, 0].map((sh) => Math.floor(net / Math.pow(2, sh)) % 256).join(".")}/${v4Prefix}`;
+    // 32-bit arithmetic on the four octets (the guard keys every new connection this way).
+    const o4 = ip.split(".");
+    const n = ((Number(o4[0]) << 24) | (Number(o4[1]) << 16) | (Number(o4[2]) << 8) | Number(o4[3])) >>> 0;
+    const net = v4Prefix === 0 ? 0 : (n & (0xffffffff << (32 - v4Prefix))) >>> 0;
+    return `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${v4Prefix}`;
   }
   if (v6Prefix === 128) return ip;
   const g = parseV6(ip)!;

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { BlockList } from "node:net";
+import fc from "fast-check";
 import { InvalidArgumentError, ipFamily, ipKey, normalizeIp } from "../../src/index.js";
 
 describe("ip keys", () => {
@@ -42,6 +44,22 @@ describe("ip keys", () => {
     assert.equal(ipKey("::ffff:192.168.7.9", { ipv4Prefix: 24 }), "192.168.7.0/24", "mapped addresses get the IPv4 prefix");
     assert.equal(ipKey("255.255.255.255", { ipv4Prefix: 17 }), "255.255.128.0/17");
     assert.equal(ipKey("10.1.2.3", { ipv4Prefix: 0 }), "0.0.0.0/0");
+  });
+
+  test("any IPv4 address and prefix: the key is the network holding the address, with no host bits", () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 31 }), (octets, prefix) => {
+        const ip = octets.join(".");
+        const [net, len] = ipKey(ip, { ipv4Prefix: prefix }).split("/");
+        assert.equal(Number(len), prefix);
+        const list = new BlockList();
+        list.addSubnet(net!, prefix, "ipv4");
+        assert.ok(list.check(ip, "ipv4"), `${ip} in ${net}/${prefix}`);
+        const n = net!.split(".").reduce((a, x) => a * 256n + BigInt(x), 0n);
+        assert.equal(n % (1n << BigInt(32 - prefix)), 0n, "host bits are zero");
+      }),
+      { numRuns: 500 },
+    );
   });
 
   test("garbage and bad prefixes are typed errors naming the parameter", () => {

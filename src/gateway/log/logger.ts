@@ -125,11 +125,22 @@ export function createGatewayLogger(opts: GatewayLoggerOptions): GatewayLogger {
   if (!LEVELS.has(level)) throw new InvalidArgumentError("log.level", `unknown level ${JSON.stringify(level)}`);
   const clock = opts.clock ?? systemClock;
   const audit = opts.auditDestinations === true;
+  // Lines within one millisecond share one formatted timestamp (a busy gateway writes several per ms).
+  let tsMs = NaN;
+  let tsText = "";
+  const timestamp = (): string => {
+    const ms = Math.floor(clock.wallNow());
+    if (ms !== tsMs) {
+      tsMs = ms;
+      tsText = `,"ts":"${new Date(ms).toISOString()}"`;
+    }
+    return tsText;
+  };
   const log = pino(
     {
       level,
       base: null,
-      timestamp: () => `,"ts":"${new Date(clock.wallNow()).toISOString()}"`,
+      timestamp,
       formatters: { level: (label) => ({ level: label }) },
     },
     destinationStream(opts),

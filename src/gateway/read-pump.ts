@@ -121,9 +121,11 @@ export class ReadPump {
     const src = this.src!;
     this.dst = dst;
     for (let chunk: Buffer | null; (chunk = src.read() as Buffer | null) !== null; ) dst.write(chunk);
-    src.once("end", () => {
+    const passEnd = (): void => {
       if (!dst.writableEnded && !dst.destroyed) dst.end();
-    });
+    };
+    if (src.readableEnded) passEnd();
+    else src.once("end", passEnd);
     src.resume();
   }
 

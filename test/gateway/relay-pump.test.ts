@@ -8,7 +8,10 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import net from "node:net";
-import { startGateway, withTimeout } from "./fixtures.js";
+import tls from "node:tls";
+import { rm } from "node:fs/promises";
+import { makeTestPki } from "../helpers/certs.js";
+import { connectDoc, connectHead, startGateway, withTimeout } from "./fixtures.js";
 
 const sha = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
 
@@ -33,8 +36,27 @@ function slowDigest(s: net.Socket, everyBytes: number, pauseMs: number): Promise
   });
 }
 
-function tcpDoc(upstreamPort: number): Record<string, unknown> {
-  return { log: { format: "json" }, listener: [{ name: "relay", kind: "tcp", bind: "127.0.0.1:0", upstream: `127.0.0.1:${upstreamPort}` }] };
+function tcpDoc(upstreamPort: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { log: { format: "json" }, listener: [{ name: "relay", kind: "tcp", bind: "127.0.0.1:0", upstream: `127.0.0.1:${upstreamPort}`, ...extra }] };
+}
+
+/** An upstream that sends `down` and digests, slowly, what it receives. */
+async function slowUpstream(down: Buffer): Promise<{ server: net.Server; port: number; got: () => Promise<{ digest: string; length: number }> }> {
+  let got: Promise<{ digest: string; length: number }> | undefined;
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    got = slowDigest(s, 1024 * 1024, 3);
+    s.end(down);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    server,
+    port,
+    got: async () => {
+      for (let i = 0; i < 500 && got === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+      return got!;
+    },
+  };
 }
 
 describe("tcp relay through read pumps", () => {
@@ -66,6 +88,71 @@ describe("tcp relay through read pumps", () => {
     } finally {
       await gw.stop();
       upstream.close();
+    }
+  });
+
+  test("TLS terminated at the listener: 8 MiB each way intact, the upstream's pump writing into the TLS socket", { timeout: 60_000 }, async () => {
+    const pki = await makeTestPki();
+    const up = randomBytes(8 * 1024 * 1024);
+    const down = randomBytes(8 * 1024 * 1024);
+    const origin = await slowUpstream(down);
+    const gw = await startGateway(tcpDoc(origin.port, { tls: { cert: pki.serverCertPath, key: pki.serverKeyPath } }));
+    try {
+      const c = tls.connect({ port: gw.port, host: "127.0.0.1", servername: "localhost", ca: pki.caCert, allowHalfOpen: true } as tls.ConnectionOptions);
+      await withTimeout(new Promise((r) => c.once("secureConnect", r)), 5000, "tls");
+      const clientGot = slowDigest(c as unknown as net.Socket, 1024 * 1024, 3);
+      c.end(up);
+      const got = await withTimeout(clientGot, 45_000, "the client's copy");
+      assert.deepEqual(got, { digest: sha(down), length: down.length });
+      const at = await withTimeout(origin.got(), 45_000, "the upstream's copy");
+      assert.deepEqual(at, { digest: sha(up), length: up.length });
+      c.destroy();
+    } finally {
+      await gw.stop();
+      origin.server.close();
+      await rm(pki.dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a CONNECT tunnel: 8 MiB each way intact through the upstream's pump and the client's piped side", { timeout: 60_000 }, async () => {
+    const up = randomBytes(8 * 1024 * 1024);
+    const down = randomBytes(8 * 1024 * 1024);
+    const origin = await slowUpstream(down);
+    const gw = await startGateway(await connectDoc());
+    try {
+      const c = net.connect({ port: gw.port, host: "127.0.0.1", allowHalfOpen: true });
+      c.write(connectHead(`127.0.0.1:${origin.port}`, { user: "alice", password: "s3cret" }));
+      // The answer head, then the tunnel's bytes.
+      const head = await withTimeout(
+        new Promise<Buffer>((resolve) => {
+          let acc = Buffer.alloc(0);
+          const onData = (d: Buffer): void => {
+            acc = Buffer.concat([acc, d]);
+            const end = acc.indexOf("\r\n\r\n");
+            if (end < 0) return;
+            c.removeListener("data", onData);
+            c.pause();
+            const rest = acc.subarray(end + 4);
+            if (rest.length > 0) c.unshift(rest);
+            resolve(acc.subarray(0, end));
+          };
+          c.on("data", onData);
+        }),
+        10_000,
+        "CONNECT answer",
+      );
+      assert.match(head.toString("latin1"), /^HTTP\/1\.1 200/);
+      const clientGot = slowDigest(c, 1024 * 1024, 3);
+      c.resume();
+      c.end(up);
+      const got = await withTimeout(clientGot, 45_000, "the client's copy");
+      assert.deepEqual(got, { digest: sha(down), length: down.length });
+      const at = await withTimeout(origin.got(), 45_000, "the upstream's copy");
+      assert.deepEqual(at, { digest: sha(up), length: up.length });
+      c.destroy();
+    } finally {
+      await gw.stop();
+      origin.server.close();
     }
   });
 

@@ -11,58 +11,48 @@
  * - `push` (the start): each read is copied and pushed into the socket's
  *   readable side, so 'data', `pipe` and the shaped relay work unchanged.
  * - `direct`: each read is written straight to the other socket inside
- *   the read callback. A write the kernel took at once leaves the buffer
- *   free; a write still pending holds it, and the socket reads nothing
- *   until that write is done (the same one-chunk-in-flight backpressure
- *   `pipe` gives a 64 KiB chunk).
+ *   the read callback.
  *
- * Buffers: every socket has a small one of its own; a read that fills it
- * moves the socket (in direct mode) to a 64 KiB buffer from the listener's
- * pool, and a short read gives that back. An idle connection holds 8 KiB
- * per socket; a bulk one holds up to 72 KiB while it moves data. A closed
- * socket's buffers go back to the pool.
+ * Buffers. Every socket starts on the pool's one *shared* 64 KiB buffer:
+ * whatever lands there is copied out before the read callback returns
+ * (a push, or in direct mode a short read), so it is free again for the
+ * next socket and an idle connection holds no buffer at all. In direct
+ * mode a read of 16 KiB or more moves the socket to a 64 KiB buffer of its
+ * own from the pool, which it writes from without a copy: a write the
+ * kernel took at once leaves the buffer free; a write still pending holds
+ * it, and the socket reads nothing until that write is done (the one chunk
+ * in flight that `pipe` allows a 64 KiB chunk). A short read sends the
+ * socket back to the shared buffer and its own goes back to the pool, as it
+ * does when the socket closes.
  */
 import net from "node:net";
 import type { Writable } from "node:stream";
 
-const SMALL = 8 * 1024;
-const BIG = 64 * 1024;
+const SIZE = 64 * 1024;
+/** Reads at least this long are written from a buffer of the socket's own; shorter ones are copied. */
+const BULK = 16 * 1024;
 
 /**
- * Free read buffers shared by the connections of one gateway: 64 KiB ones
- * for bulk streams, 8 KiB ones every pumped socket starts with (taken at
- * connect, given back at close, so a new connection allocates none).
+ * The read buffers of one gateway: the shared landing buffer, and free
+ * 64 KiB buffers for sockets that move bulk data.
  */
 export class ReadBufferPool {
+  /** Every pumped socket reads here until it moves bulk data; nothing stays in it past a read callback. */
+  readonly shared = Buffer.allocUnsafeSlow(SIZE);
   private readonly free: Buffer[] = [];
-  private readonly freeSmall: Buffer[] = [];
-  constructor(
-    private readonly maxFree = 256,
-    private readonly maxFreeSmall = 1024,
-  ) {}
+  constructor(private readonly maxFree = 256) {}
 
   take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(BIG);
-  }
-
-  takeSmall(): Buffer {
-    return this.freeSmall.pop() ?? Buffer.allocUnsafeSlow(SMALL);
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(SIZE);
   }
 
   give(b: Buffer): void {
-    if (b.length === BIG) {
-      if (this.free.length < this.maxFree) this.free.push(b);
-    } else if (b.length === SMALL && this.freeSmall.length < this.maxFreeSmall) this.freeSmall.push(b);
+    if (b !== this.shared && this.free.length < this.maxFree) this.free.push(b);
   }
 
   /** Free 64 KiB buffers. */
   get idle(): number {
     return this.free.length;
-  }
-
-  /** Free 8 KiB buffers. */
-  get idleSmall(): number {
-    return this.freeSmall.length;
   }
 }
 
@@ -73,14 +63,17 @@ interface Pumped {
 }
 
 export class ReadPump {
-  private readonly small: Buffer;
   private current: Buffer;
   private lastRead = 0;
   private src: net.Socket | undefined;
   private dst: Writable | undefined;
   /** The buffer a pending write still reads from; nothing is read until it is done. */
   private held: Buffer | undefined;
-  /** The big buffer goes back to the pool when the write holding it is done. */
+  /** Reading stopped until every write issued so far is done (writes finish in order). */
+  private paused = false;
+  private issued = 0;
+  private done = 0;
+  /** The socket's own buffer goes back to the pool when the write holding it is done. */
   private giveBackWhenDone = false;
   private readonly onWritten = (err?: Error | null): void => this.written(err);
 
@@ -91,19 +84,17 @@ export class ReadPump {
   };
 
   constructor(private readonly pool: ReadBufferPool) {
-    this.small = pool.takeSmall();
-    this.current = this.small;
+    this.current = pool.shared;
   }
 
   /** Ties the pump to the socket it reads (made with `onread`). */
   attach(s: net.Socket): net.Socket {
     this.src = s;
     (s as Pumped)[PUMP] = this;
-    // A closed socket reads no more: its buffers can serve another, unless a write still holds one.
+    // A closed socket reads no more: its own buffer can serve another, unless a write still holds it.
     s.once("close", () => {
-      if (this.current !== this.small && this.current !== this.held) this.pool.give(this.current);
-      if (this.small !== this.held) this.pool.give(this.small);
-      this.current = this.small;
+      if (this.current !== this.held) this.pool.give(this.current);
+      this.current = this.pool.shared;
     });
     return s;
   }
@@ -132,19 +123,30 @@ export class ReadPump {
   private read(n: number, buf: Buffer): boolean {
     this.lastRead = n;
     const dst = this.dst;
+    // The shared buffer is copied out before returning: the next socket's read lands in it.
     if (dst === undefined) return this.src!.push(Buffer.from(buf.subarray(0, n)));
     if (dst.destroyed) return false;
+    this.issued++;
+    if (buf === this.pool.shared) {
+      // A copy: the writer may keep it; read on while the writer keeps up.
+      if (dst.write(Buffer.from(buf.subarray(0, n)), this.onWritten)) return true;
+      this.paused = true;
+      return false;
+    }
     dst.write(buf.subarray(0, n), this.onWritten);
     if (dst.writableLength === 0) return true;
     this.held = buf;
+    this.paused = true;
     return false;
   }
 
   private written(err?: Error | null): void {
+    this.done++;
+    if (!this.paused || this.done !== this.issued) return;
+    this.paused = false;
     const held = this.held;
-    if (held === undefined) return;
     this.held = undefined;
-    if (this.giveBackWhenDone) {
+    if (held !== undefined && this.giveBackWhenDone) {
       this.giveBackWhenDone = false;
       this.pool.give(held);
     }
@@ -154,11 +156,12 @@ export class ReadPump {
   /** The buffer for the next read. No read happens while a write holds a buffer, so any choice is free to fill. */
   private next(): Buffer {
     const cur = this.current;
+    const shared = this.pool.shared;
     if (this.dst === undefined) return cur;
-    if (cur === this.small) {
-      if (this.lastRead === SMALL) this.current = this.pool.take();
-    } else if (this.lastRead < SMALL) {
-      this.current = this.small;
+    if (cur === shared) {
+      if (this.lastRead >= BULK) this.current = this.pool.take();
+    } else if (this.lastRead < BULK) {
+      this.current = shared;
       if (this.held === cur) this.giveBackWhenDone = true;
       else this.pool.give(cur);
     }

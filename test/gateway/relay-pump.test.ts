@@ -156,6 +156,42 @@ describe("tcp relay through read pumps", () => {
     }
   });
 
+  test("short and bulk reads mixed, to receivers that keep pausing: every byte arrives in order", { timeout: 60_000 }, async () => {
+    // Short reads land in the shared buffer and must be copied out; bulk reads use the socket's own
+    // buffer and must not be read into again while a write still holds it. This mix exercises both.
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < 400; i++) pieces.push(randomBytes(i % 2 === 0 ? 1 + ((i * 977) % 12_000) : 48 * 1024 + ((i * 7919) % 150_000)));
+    const all = Buffer.concat(pieces);
+    const send = async (s: net.Socket): Promise<void> => {
+      for (const [i, p] of pieces.entries()) {
+        if (!s.write(p)) await new Promise((r) => s.once("drain", r));
+        // Gaps between writes keep reads short now and then.
+        if (i % 3 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+      s.end();
+    };
+    let upstreamGot: Promise<{ digest: string; length: number }> | undefined;
+    const upstream = net.createServer({ allowHalfOpen: true }, (s) => {
+      upstreamGot = slowDigest(s, 128 * 1024, 5);
+      void send(s);
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const gw = await startGateway(tcpDoc((upstream.address() as net.AddressInfo).port));
+    try {
+      const c = net.connect({ port: gw.port, host: "127.0.0.1", allowHalfOpen: true });
+      const clientGot = slowDigest(c, 128 * 1024, 5);
+      await new Promise((r) => c.once("connect", r));
+      void send(c);
+      assert.deepEqual(await withTimeout(clientGot, 45_000, "the client's copy"), { digest: sha(all), length: all.length });
+      for (let i = 0; i < 500 && upstreamGot === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(await withTimeout(upstreamGot!, 45_000, "the upstream's copy"), { digest: sha(all), length: all.length });
+      c.destroy();
+    } finally {
+      await gw.stop();
+      upstream.close();
+    }
+  });
+
   test("many small exchanges keep their order and content", { timeout: 30_000 }, async () => {
     const upstream = net.createServer({ allowHalfOpen: true }, (s) => {
       s.on("data", (d: Buffer) => s.write(Buffer.from(d.toString("utf8").toUpperCase())));

@@ -59,27 +59,27 @@ async function slowUpstream(down: Buffer): Promise<{ server: net.Server; port: n
   };
 }
 
+/**
+ * Sends `up` on `c` (then ends it) while reading, slowly, what comes back,
+ * and checks both copies: the client's against `down`, the upstream's against `up`.
+ */
+async function exchangeSlowly(c: net.Socket, origin: { got: () => Promise<{ digest: string; length: number }> }, up: Buffer, down: Buffer): Promise<void> {
+  const clientGot = slowDigest(c, 1024 * 1024, 3);
+  c.resume();
+  c.end(up);
+  assert.deepEqual(await withTimeout(clientGot, 45_000, "the client's copy"), { digest: sha(down), length: down.length });
+  assert.deepEqual(await withTimeout(origin.got(), 45_000, "the upstream's copy"), { digest: sha(up), length: up.length });
+}
+
 describe("tcp relay through read pumps", () => {
   test("24 MiB each way arrive intact while both receivers read slowly", { timeout: 60_000 }, async () => {
     const up = randomBytes(24 * 1024 * 1024);
     const down = randomBytes(24 * 1024 * 1024);
-    let upstreamGot: Promise<{ digest: string; length: number }> | undefined;
-    const upstream = net.createServer({ allowHalfOpen: true }, (s) => {
-      upstreamGot = slowDigest(s, 1024 * 1024, 3);
-      s.end(down);
-    });
-    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
-    const gw = await startGateway(tcpDoc((upstream.address() as net.AddressInfo).port));
+    const origin = await slowUpstream(down);
+    const gw = await startGateway(tcpDoc(origin.port));
     try {
       const c = net.connect({ port: gw.port, host: "127.0.0.1", allowHalfOpen: true });
-      const clientGot = slowDigest(c, 1024 * 1024, 3);
-      c.end(up);
-      const got = await withTimeout(clientGot, 45_000, "the client's copy");
-      assert.equal(got.length, down.length);
-      assert.equal(got.digest, sha(down));
-      const at = await withTimeout(upstreamGot!, 45_000, "the upstream's copy");
-      assert.equal(at.length, up.length);
-      assert.equal(at.digest, sha(up));
+      await exchangeSlowly(c, origin, up, down);
       c.destroy();
       // A bulk stream read into the pool's 64 KiB buffers, and gave them back when it closed.
       const pool = gw.gateway["ctx"].readBuffers;
@@ -87,7 +87,7 @@ describe("tcp relay through read pumps", () => {
       assert.ok(pool.idle >= 1, `64 KiB buffers back in the pool: ${pool.idle}`);
     } finally {
       await gw.stop();
-      upstream.close();
+      origin.server.close();
     }
   });
 
@@ -100,12 +100,7 @@ describe("tcp relay through read pumps", () => {
     try {
       const c = tls.connect({ port: gw.port, host: "127.0.0.1", servername: "localhost", ca: pki.caCert, allowHalfOpen: true } as tls.ConnectionOptions);
       await withTimeout(new Promise((r) => c.once("secureConnect", r)), 5000, "tls");
-      const clientGot = slowDigest(c as unknown as net.Socket, 1024 * 1024, 3);
-      c.end(up);
-      const got = await withTimeout(clientGot, 45_000, "the client's copy");
-      assert.deepEqual(got, { digest: sha(down), length: down.length });
-      const at = await withTimeout(origin.got(), 45_000, "the upstream's copy");
-      assert.deepEqual(at, { digest: sha(up), length: up.length });
+      await exchangeSlowly(c, origin, up, down);
       c.destroy();
     } finally {
       await gw.stop();
@@ -142,13 +137,7 @@ describe("tcp relay through read pumps", () => {
         "CONNECT answer",
       );
       assert.match(head.toString("latin1"), /^HTTP\/1\.1 200/);
-      const clientGot = slowDigest(c, 1024 * 1024, 3);
-      c.resume();
-      c.end(up);
-      const got = await withTimeout(clientGot, 45_000, "the client's copy");
-      assert.deepEqual(got, { digest: sha(down), length: down.length });
-      const at = await withTimeout(origin.got(), 45_000, "the upstream's copy");
-      assert.deepEqual(at, { digest: sha(up), length: up.length });
+      await exchangeSlowly(c, origin, up, down);
       c.destroy();
     } finally {
       await gw.stop();

@@ -144,3 +144,19 @@ export async function queueAcrossTwoInstances(a: RedisRateLimiter, b: RedisRateL
   assert.equal(admitted.filter((x) => x === "a").length, 6);
   assert.equal(admitted.filter((x) => x === "b").length, 6);
 }
+
+/** Unhandled rejections seen between `start()` and `stop()`: tests of Redis failures assert there were none. */
+export class UnhandledRejections {
+  readonly seen: unknown[] = [];
+  private readonly onRejection = (e: unknown): void => {
+    this.seen.push(e);
+  };
+
+  start(): void {
+    process.on("unhandledRejection", this.onRejection);
+  }
+
+  stop(): void {
+    process.off("unhandledRejection", this.onRejection);
+  }
+}

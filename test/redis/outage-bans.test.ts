@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { Redis } from "ioredis";
 import { ManualClock } from "../../src/index.js";
 import { RedisPenaltyBox, RedisStore, type RedisStoreOptions } from "../../src/redis.js";
-import { ThrowawayRedis, uniquePrefix, waitFor } from "./helpers.js";
+import { ThrowawayRedis, UnhandledRejections, uniquePrefix, waitFor } from "./helpers.js";
 
 type BoxOptions = Partial<ConstructorParameters<typeof RedisPenaltyBox>[0]>;
 
@@ -17,13 +17,10 @@ let server: ThrowawayRedis;
 let admin: Redis;
 const prefix = uniquePrefix("outage-bans");
 const opened: { close(): Promise<void> }[] = [];
-const unhandled: unknown[] = [];
-const onUnhandled = (e: unknown): void => {
-  unhandled.push(e);
-};
+const unhandled = new UnhandledRejections();
 
 before(async () => {
-  process.on("unhandledRejection", onUnhandled);
+  unhandled.start();
   server = await ThrowawayRedis.create();
   admin = new Redis(server.url, { maxRetriesPerRequest: 1 });
   admin.on("error", () => {
@@ -35,7 +32,7 @@ after(async () => {
   for (const c of opened.reverse()) await c.close();
   admin.disconnect();
   await server.kill();
-  process.off("unhandledRejection", onUnhandled);
+  unhandled.stop();
 });
 
 /** One gateway instance: its own store (own connections) and its box, started on a live Redis. */
@@ -129,7 +126,7 @@ describe("bans recorded while Redis is down", () => {
     assert.equal(await indexed("t1", "k2"), untilK2);
     assert.equal(a.box.isBanned("k"), true, "A's cache holds the ban it wrote back");
     assert.equal(await a.box.writeBack(), true, "nothing left to write back");
-    assert.deepEqual(unhandled, []);
+    assert.deepEqual(unhandled.seen, []);
   });
 
   test("a written-back ban survives: an instance started later loads it from the index", { timeout: 30_000 }, async () => {
@@ -277,6 +274,6 @@ describe("Redis failing again during the write-back", () => {
     const states = await Promise.all(ends.map((_, i) => stored("t4", `ip${i}`)));
     for (let i = 0; i < n; i++) assert.deepEqual(states[i]?.slice(5), [ends[i], 1], `ip${i}`);
     assert.deepEqual((await stored("t4", "re"))?.slice(5), [re, 1], "the ban made after the forget");
-    assert.deepEqual(unhandled, []);
+    assert.deepEqual(unhandled.seen, []);
   });
 });

@@ -13,24 +13,21 @@ import {
   type StoreMode,
 } from "../../src/redis.js";
 import { RATE_SCRIPT } from "../../src/stores/redis/scripts/rate.js";
-import { ThrowawayRedis, uniquePrefix, waitFor } from "./helpers.js";
+import { ThrowawayRedis, UnhandledRejections, uniquePrefix, waitFor } from "./helpers.js";
 
 const RATE_SHA = createHash("sha1").update(RATE_SCRIPT).digest("hex");
 
 // These tests flush and kill Redis, so they run on a redis-server of their own.
 let server: ThrowawayRedis;
-const unhandled: unknown[] = [];
-const onUnhandled = (e: unknown): void => {
-  unhandled.push(e);
-};
+const unhandled = new UnhandledRejections();
 
 before(async () => {
-  process.on("unhandledRejection", onUnhandled);
+  unhandled.start();
   server = await ThrowawayRedis.create();
 });
 
 after(async () => {
-  process.off("unhandledRejection", onUnhandled);
+  unhandled.stop();
   await server.kill();
 });
 
@@ -60,7 +57,7 @@ describe("SCRIPT FLUSH during use", () => {
       assert.equal(store.counters.fallbackDecisions, 0);
       assert.equal(store.counters.failovers, 0);
       assert.equal(store.mode, "redis");
-      assert.deepEqual(unhandled, []);
+      assert.deepEqual(unhandled.seen, []);
     } finally {
       admin.disconnect();
       await store.close();
@@ -130,7 +127,7 @@ describe("Redis stopped mid-run and started again", () => {
         assert.equal(ds.filter((d) => d.allowed).length, 10);
       }
       assert.deepEqual(stores.map((s) => s.counters.fallbackDecisions), fallbacks);
-      assert.deepEqual(unhandled, []);
+      assert.deepEqual(unhandled.seen, []);
     } finally {
       for (const s of stores) await s.close();
       if (!(await server.answers())) await server.start();
@@ -177,7 +174,7 @@ describe("every API while Redis is unreachable", () => {
       await r1.reset("a");
       assert.ok(store.counters.fallbackDecisions > 0);
       assert.equal(store.mode, "insurance");
-      assert.deepEqual(unhandled, []);
+      assert.deepEqual(unhandled.seen, []);
     } finally {
       await store.close();
     }
@@ -199,7 +196,7 @@ describe("closed mode while Redis is unreachable", () => {
       const c = await new RedisLimiterSet([r2, r1]).check(["k", "k"]);
       assert.deepEqual([c.allowed, c.rejectedBy, c.decisions.at(-1)!.reason], [false, "c2", "store_unavailable"]);
       assert.equal(store.mode, "closed");
-      assert.deepEqual(unhandled, []);
+      assert.deepEqual(unhandled.seen, []);
     } finally {
       await store.close();
     }

@@ -100,6 +100,8 @@ describe("gateway connect listener with a postgres policy", () => {
       const url = `http://127.0.0.5:${origin.port}/`;
       await until(async () => (await curlVia(gw.port, pki, agent, url)).stderr.includes("403"), 5000, "a refusal before any grant");
       const rowId = await grant(f, { identity, dest: "127.0.0.5", ports: String(origin.port), cidr: "127.0.0.0/8", key }, systemClock.wallNow());
+      // The grant reaches the gateway's cache by NOTIFY, a moment after the insert commits.
+      await until(async () => (await curlVia(gw.port, pki, agent, url)).code === 0, 5000, "the grant seen");
       const ok = await curlVia(gw.port, pki, agent, url);
       assert.deepEqual([ok.code, ok.body], [0, "hello from origin"], ok.stderr);
       // Another identity has no row.

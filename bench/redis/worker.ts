@@ -3,8 +3,10 @@
  * <url> <prefix>` prints one JSON line {opsPerSec, p50Ms, p99Ms}.
  * impl: portcullis (batched) | portcullis-unbatched (one script call per
  * decision) | rlf (rate-limiter-flexible RateLimiterRedis on ioredis).
- * scenario: hot (one key) | keys (100,000 distinct keys, round-robin).
- * 64 decisions are in flight at all times.
+ * scenario: hot (one key) | keys (100,000 distinct keys, round-robin, each
+ * touched once before the measurement: the steady state of 100,000 active
+ * subjects) | cold (100,000 keys never seen before, each decided once: every
+ * decision creates its key). 64 decisions are in flight at all times.
  */
 import { Redis } from "ioredis";
 import { RateLimiterRedis } from "rate-limiter-flexible";
@@ -13,8 +15,9 @@ import { RedisRateLimiter, RedisStore } from "../../src/redis.js";
 const [impl = "portcullis", scenario = "hot", url = "redis://127.0.0.1:6379", prefix = "bench:"] = process.argv.slice(2);
 const IN_FLIGHT = 64;
 const KEYS = 100_000;
-const OPS = Number(process.env.BENCH_REDIS_OPS ?? 200_000);
-const WARMUP = Math.floor(OPS / 10);
+const OPS = scenario === "cold" ? KEYS : Number(process.env.BENCH_REDIS_OPS ?? 200_000);
+// Warms the code; in the keys scenario, also creates every key once.
+const WARMUP = scenario === "keys" ? KEYS : Math.floor(OPS / 10);
 // Limits that never reject (the decision path is measured, not rejections)
 // and whose keys expire on their own within seconds.
 const BIG = 1e9;
@@ -44,10 +47,14 @@ async function make(): Promise<{ check: Check; close: () => Promise<void> }> {
   };
 }
 
-const keys = Array.from({ length: KEYS }, (_, i) => `k:${i}`);
+// Cold keys are new to every run (and their warm-up uses other new keys).
+const run = `${process.pid}:${Date.now()}`;
+const keys = Array.from({ length: KEYS }, (_, i) => (scenario === "cold" ? `c:${run}:${i}` : `k:${i}`));
+const warmKeys = scenario === "cold" ? Array.from({ length: KEYS }, (_, i) => `w:${run}:${i}`) : keys;
 const keyOf = scenario === "hot" ? () => "hot" : (i: number) => keys[i % KEYS]!;
+const warmKeyOf = scenario === "hot" ? () => "hot" : (i: number) => warmKeys[i % KEYS]!;
 
-async function drive(check: Check, ops: number, lat: Float64Array | undefined): Promise<number> {
+async function drive(check: Check, ops: number, lat: Float64Array | undefined, keyOf: (i: number) => string): Promise<number> {
   let next = 0;
   const t0 = process.hrtime.bigint();
   async function lane(): Promise<void> {
@@ -63,9 +70,9 @@ async function drive(check: Check, ops: number, lat: Float64Array | undefined): 
 }
 
 const { check, close } = await make();
-await drive(check, WARMUP, undefined);
+await drive(check, WARMUP, undefined, warmKeyOf);
 const lat = new Float64Array(OPS);
-const secs = await drive(check, OPS, lat);
+const secs = await drive(check, OPS, lat, keyOf);
 await close();
 lat.sort();
 console.log(JSON.stringify({ impl, scenario, opsPerSec: OPS / secs, p50Ms: lat[Math.floor(OPS * 0.5)], p99Ms: lat[Math.floor(OPS * 0.99)] }));

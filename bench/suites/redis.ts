@@ -2,8 +2,10 @@
  * The Redis store: Portcullis GCRA (batched: the decisions of one tick are
  * one script call) against rate-limiter-flexible's RateLimiterRedis on
  * ioredis, and Portcullis without batching (one EVALSHA per decision), on
- * the same Redis in the same run, 64 decisions in flight, on one hot key and
- * over 100,000 distinct keys. The ceiling of one script call per decision is
+ * the same Redis in the same run, 64 decisions in flight, on one hot key,
+ * over 100,000 distinct keys that exist (each touched once before the
+ * measurement) and over 100,000 keys that do not (every decision creates
+ * its key). The ceiling of one script call per decision is
  * measured with redis-benchmark (pipeline 16) running EVALSHA of the same
  * rate script with one operation. Each measurement runs in a fresh process;
  * the table shows the median of BENCH_RUNS (default 3) interleaved runs.
@@ -60,7 +62,7 @@ export async function run(): Promise<void> {
   const impls = ["portcullis", "rlf", "portcullis-unbatched"];
   const res: Record<string, Record<string, Result>> = {};
   const ceil: Record<string, number> = {};
-  for (const scenario of ["hot", "keys"]) {
+  for (const scenario of ["hot", "keys", "cold"]) {
     const samples: Record<string, Result[]> = Object.fromEntries(impls.map((i) => [i, []]));
     for (let r = 0; r < runs; r++) {
       // Rotate the order so no implementation always runs first (or last) on a shared machine.
@@ -70,19 +72,22 @@ export async function run(): Promise<void> {
       }
     }
     for (const impl of impls) (res[impl] ??= {})[scenario] = median(samples[impl]!);
-    ceil[scenario] = ceiling(scenario, prefix);
+    if (scenario !== "cold") ceil[scenario] = ceiling(scenario, prefix);
   }
-  console.log("| implementation | hot key | p50 / p99 | 100,000 keys | p50 / p99 |");
-  console.log("|---|---|---|---|---|");
+  console.log("| implementation | hot key | p50 / p99 | 100,000 keys | p50 / p99 | 100,000 new keys | p50 / p99 |");
+  console.log("|---|---|---|---|---|---|---|");
   for (const impl of impls) {
-    const h = res[impl]!.hot!;
-    const d = res[impl]!.keys!;
-    console.log(`| ${impl} | ${k(h.opsPerSec)} | ${ms(h.p50Ms)} / ${ms(h.p99Ms)} | ${k(d.opsPerSec)} | ${ms(d.p50Ms)} / ${ms(d.p99Ms)} |`);
+    const cells = ["hot", "keys", "cold"].map((s) => {
+      const r = res[impl]![s]!;
+      return `${k(r.opsPerSec)} | ${ms(r.p50Ms)} / ${ms(r.p99Ms)}`;
+    });
+    console.log(`| ${impl} | ${cells.join(" | ")} |`);
   }
-  console.log(`| redis-benchmark EVALSHA, 1 decision per call, -P 16 (ceiling) | ${k(ceil.hot!)} | | ${k(ceil.keys!)} | |`);
+  console.log(`| redis-benchmark EVALSHA, 1 decision per call, -P 16 (ceiling) | ${k(ceil.hot!)} | | ${k(ceil.keys!)} | | | |`);
   const p = res.portcullis!;
   const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
   console.log("");
   console.log(`hot key:     portcullis / rlf = ${ratio(p.hot!.opsPerSec, res.rlf!.hot!.opsPerSec)} (target >= 2x); / one-call-per-decision ceiling = ${ratio(p.hot!.opsPerSec, ceil.hot!)}`);
   console.log(`100k keys:   portcullis / rlf = ${ratio(p.keys!.opsPerSec, res.rlf!.keys!.opsPerSec)} (target >= 2x); / one-call-per-decision ceiling = ${ratio(p.keys!.opsPerSec, ceil.keys!)}`);
+  console.log(`new keys:    portcullis / rlf = ${ratio(p.cold!.opsPerSec, res.rlf!.cold!.opsPerSec)} (every decision creates its key)`);
 }

@@ -51,20 +51,68 @@ describe("RedisRateLimiter", () => {
     assert.equal((await r.check("k")).allowed, true);
   });
 
-  test("keys carry a TTL that ends when their state reads as fresh", async () => {
+  test("keys carry a TTL that ends no sooner than their state reads as fresh, and at most one floor (1 s) later", async () => {
     const s = await store();
     const g = new RedisRateLimiter({ store: s, name: "ttl-g", algorithm: "gcra", rate: 1, periodMs: 10_000, burst: 5 });
     await g.check("k", 3); // 3 units of 10 s each ahead of now
     const gt = await admin.pttl(g.redisKey("k"));
-    assert.ok(gt > 29_000 && gt <= 30_001, `gcra pttl ${gt}`);
+    assert.ok(gt > 30_000 && gt <= 31_001, `gcra pttl ${gt}`);
     const f = new RedisRateLimiter({ store: s, name: "ttl-f", algorithm: "fixed_window", permitLimit: 5, windowMs: 1000 });
     await f.check("k");
     const ft = await admin.pttl(f.redisKey("k"));
-    assert.ok(ft > 0 && ft <= 1001, `fixed window pttl ${ft}`);
+    assert.ok(ft > 1000 && ft <= 2001, `fixed window pttl ${ft}`);
     const w = new RedisRateLimiter({ store: s, name: "ttl-s", algorithm: "sliding_window", limit: 5, windowMs: 5000 });
     await w.check("k");
     const wt = await admin.pttl(w.redisKey("k"));
-    assert.ok(wt > 5000 && wt <= 10_001, `sliding window pttl ${wt}`);
+    assert.ok(wt > 6000 && wt <= 11_001, `sliding window pttl ${wt}`);
+  });
+
+  test("a write whose expiry is still covered keeps the key's TTL; one that needs a later expiry moves it", async () => {
+    const s = await store();
+    // The expiry the key was given is the value's last double; Redis's own expiry must match it.
+    const expiry = async (key: string): Promise<{ stored: number; actual: number }> => {
+      const raw = await admin.getBuffer(key);
+      assert.ok(raw !== null);
+      const [[, [sec, usec]], [, pttl]] = (await admin.multi().time().pttl(key).exec()) as [[null, [string, string]], [null, number]];
+      return { stored: raw.readDoubleLE(raw.length - 8), actual: Number(sec) * 1000 + Number(usec) / 1000 + pttl };
+    };
+    // Both checks fall in one hour-long window; 5 s later the state needs an earlier expiry than the key has.
+    const clock = new ManualClock(0);
+    const f = new RedisRateLimiter({ store: s, name: "keep-f", algorithm: "fixed_window", permitLimit: 5, windowMs: 3_600_000, clock });
+    await f.check("k");
+    const first = await expiry(f.redisKey("k"));
+    assert.ok(Math.abs(first.actual - first.stored) <= 2, `stored ${first.stored} vs Redis ${first.actual}`);
+    clock.advance(5000);
+    await f.check("k");
+    const second = await expiry(f.redisKey("k"));
+    assert.equal(second.stored, first.stored, "the second write kept the expiry");
+    assert.ok(Math.abs(second.actual - first.stored) <= 2, "and Redis's TTL was not replaced");
+    // GCRA: 3 more units of 10 s need 30 s more than the expiry the key has.
+    const g = new RedisRateLimiter({ store: s, name: "keep-g", algorithm: "gcra", rate: 1, periodMs: 10_000, burst: 5 });
+    await g.check("k");
+    const before = await expiry(g.redisKey("k"));
+    await g.check("k", 3);
+    const moved = await expiry(g.redisKey("k"));
+    assert.ok(moved.stored >= before.stored + 29_000, `moved ${moved.stored - before.stored} ms`);
+    assert.ok(Math.abs(moved.actual - moved.stored) <= 2);
+    const pttl = await admin.pttl(g.redisKey("k"));
+    assert.ok(pttl > 40_000 && pttl <= 41_001, `gcra pttl ${pttl}`);
+  });
+
+  test("a state stored without its expiry (the earlier format) still loads, and is rewritten with one", async () => {
+    const s = await store();
+    const clock = new ManualClock(1000);
+    const g = new RedisRateLimiter({ store: s, name: "old-format", algorithm: "gcra", rate: 1, periodMs: 10_000, burst: 5, clock });
+    // Tag 'G', debt 20 s (two units) as of clock reading 1000.
+    const old = Buffer.alloc(17);
+    old.writeUInt8(71, 0);
+    old.writeDoubleLE(20_000, 1);
+    old.writeDoubleLE(1000, 9);
+    await admin.set(g.redisKey("k"), old);
+    assert.equal((await g.check("k")).remaining, 2, "three units owed of five; a fresh key would leave four");
+    const raw = await admin.getBuffer(g.redisKey("k"));
+    assert.equal(raw?.length, 25);
+    assert.ok((await admin.pttl(g.redisKey("k"))) > 600_000, "an injected clock's floor of 10 minutes");
   });
 
   test("a stored value of another shape reads as a fresh key and does not fail the store", async () => {

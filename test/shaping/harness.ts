@@ -82,7 +82,8 @@ export async function startUpstream(o: { send: boolean }): Promise<Upstream> {
     s.on("data", (d: Buffer) => m.record(d.length));
     if (o.send) blasts.push(blast(s));
   });
-  server.listen(0, "127.0.0.1");
+  // A backlog for thousands of connections opened at once: an overflowing one drops SYNs, retried only after 1, 3, 7... s.
+  server.listen({ port: 0, host: "127.0.0.1", backlog: 4096 });
   await once(server, "listening");
   return {
     server,
@@ -127,7 +128,8 @@ export async function startRelay(
       r.done.finally(() => shaping.close()).catch(() => {});
     });
   });
-  server.listen(0, "127.0.0.1");
+  // A backlog for thousands of connections opened at once: an overflowing one drops SYNs, retried only after 1, 3, 7... s.
+  server.listen({ port: 0, host: "127.0.0.1", backlog: 4096 });
   await once(server, "listening");
   return {
     port: (server.address() as net.AddressInfo).port,

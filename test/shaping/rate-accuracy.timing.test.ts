@@ -196,8 +196,8 @@ describe("shaped relays under load (real sockets)", { timeout: 180_000 }, () => 
       const base = await ask<number>(child, "rss", "rss");
       const t0 = systemClock.now();
       // Clients from 100 addresses (127.0.1.1 .. 127.0.1.100), 20 connections each, opened in batches.
-      for (let i = 0; i < CONNS; i += 500) {
-        const batch = Array.from({ length: 500 }, (_, k) => {
+      for (let i = 0; i < CONNS; i += 250) {
+        const batch = Array.from({ length: 250 }, (_, k) => {
           const s = net.connect({ port: hello.port, host: "127.0.0.1", localAddress: `127.0.1.${((i + k) % 100) + 1}` });
           s.on("error", () => {});
           clients.push(s);

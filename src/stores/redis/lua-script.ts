@@ -6,6 +6,8 @@ export class LuaScript {
   constructor(
     readonly name: string,
     readonly body: string,
+    /** The reply is binary: delivered as a Buffer, not decoded as UTF-8 text. */
+    readonly binary = false,
   ) {
     this.sha = createHash("sha1").update(body).digest("hex");
   }

@@ -133,18 +133,32 @@ export function pushGroup(args: string[], spec: string, now: string, flag: strin
   else args.push("0", ...costs);
 }
 
-/** Decodes the script's reply (five fields per operation) into outcomes; undefined for operations it did not decide. */
+/** Settles each resolver with its operation's outcome, in reply order; undefined for operations the reply does not decide. */
 export function settle(resolvers: ((o: Outcome | undefined) => void)[], reply: unknown): void {
-  const fields = typeof reply === "string" && reply.length > 0 ? reply.split(" ") : [];
-  for (let i = 0; i < resolvers.length; i++) resolvers[i]!(fields.length < (i + 1) * 5 ? undefined : decodeOutcome(fields, i * 5));
+  const outcomes = decodeReply(reply);
+  for (let i = 0; i < resolvers.length; i++) resolvers[i]!(outcomes[i]);
 }
 
-/** One operation's answer, starting at field `at`. */
-export function decodeOutcome(f: string[], at: number): Outcome {
-  const o = new Outcome();
-  const remaining = Number(f[at + 1]);
-  const resetMs = Number(f[at + 2]);
-  if (f[at] === "1") o.allow(remaining, resetMs);
-  else o.reject(f[at + 4] as RejectReason, remaining, resetMs, Number(f[at + 3]));
-  return o;
+const REASONS: Record<number, RejectReason> = { 2: "rate_limited", 3: "insufficient_capacity" };
+
+/**
+ * Decodes the rate script's reply: four little-endian doubles per operation
+ * decided (code, remaining, resetMs, retryAfterMs; code 1 allowed, 2 and 3
+ * the rejection reasons). Anything that is not such a reply (an error, a
+ * failed call) decodes to no outcomes; a truncated last record is dropped.
+ */
+export function decodeReply(reply: unknown): Outcome[] {
+  const out: Outcome[] = [];
+  if (!(reply instanceof Uint8Array)) return out;
+  const view = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
+  for (let at = 0; at + 32 <= reply.byteLength; at += 32) {
+    const o = new Outcome();
+    const code = view.getFloat64(at, true);
+    const remaining = view.getFloat64(at + 8, true);
+    const resetMs = view.getFloat64(at + 16, true);
+    if (code === 1) o.allow(remaining, resetMs);
+    else o.reject(REASONS[code] ?? "rate_limited", remaining, resetMs, view.getFloat64(at + 24, true));
+    out.push(o);
+  }
+  return out;
 }

@@ -6,7 +6,7 @@ import { InvalidArgumentError } from "../../core/errors.js";
 import { MemoryStore } from "../memory-store.js";
 import { validPrefix } from "./keys.js";
 import { LuaScript, isNoScript } from "./lua-script.js";
-import { RateBatcher, decodeOutcome, pushGroup } from "./rate-batcher.js";
+import { RateBatcher, decodeReply, pushGroup } from "./rate-batcher.js";
 import { RATE_SCRIPT } from "./scripts/rate.js";
 import { type FailureMode, type HealthCounters, type RedisStoreEvents, type StoreMode, StoreHealth } from "./store-health.js";
 
@@ -40,7 +40,7 @@ export interface RedisStoreOptions {
   events?: RedisStoreEvents;
 }
 
-const RATE = new LuaScript("rate", RATE_SCRIPT);
+const RATE = new LuaScript("rate", RATE_SCRIPT, true);
 
 /** One rate operation as the script takes it. */
 export interface RateOp {
@@ -158,11 +158,8 @@ export class RedisStore {
       pushGroup(args, o.spec, o.now, o.flag, 1, o.cost === 1 ? undefined : [String(o.cost)]);
     }
     const reply = await this.run(RATE, keys, args);
-    if (typeof reply !== "string") return undefined;
-    const f = reply.length > 0 ? reply.split(" ") : [];
-    const out: Outcome[] = [];
-    for (let i = 0; (i + 1) * 5 <= f.length; i++) out.push(decodeOutcome(f, i * 5));
-    return out;
+    if (!(reply instanceof Uint8Array)) return undefined;
+    return decodeReply(reply);
   }
 
   /**
@@ -233,11 +230,13 @@ export class RedisStore {
   private async evalsha(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
     try {
       // One array, flattened by ioredis: no spread of hundreds of arguments.
+      if (script.binary) return await this.client.callBuffer("EVALSHA", [script.sha, keys.length].concat(keys, args));
       return await this.client.evalsha(script.sha, keys.length, keys.concat(args));
     } catch (err) {
       // After SCRIPT FLUSH or a restart Redis has forgotten the script:
       // EVAL sends it in full, which also caches it for the next EVALSHA.
       if (!isNoScript(err)) throw err;
+      if (script.binary) return await this.client.callBuffer("EVAL", [script.body, keys.length].concat(keys, args));
       return await this.client.eval(script.body, keys.length, keys.concat(args));
     }
   }

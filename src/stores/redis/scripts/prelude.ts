@@ -6,8 +6,13 @@
  * platform-defined. Replies are strings too: Redis would truncate a Lua
  * number to an integer. Rate and lease state (read and written for every
  * decision) is packed binary instead: see packGcra.
+ *
+ * A script's top level runs on every call, so every function defined here
+ * is built again each time: the rate script takes only the parts it uses.
  */
-export const PRELUDE = `
+
+/** Infinity and the text encoding of numbers (each value formatted once per call). */
+export const PRELUDE_NUMBERS = `
 local INF = math.huge
 -- %.17g costs a sprintf; a call encodes the same values again and again
 -- (the clock reading of every key, a new state and its resetMs), so each
@@ -38,6 +43,33 @@ local function encInt(x)
   ints[x] = s
   return s
 end
+`;
+
+/** The clock: Redis TIME (read once per call) or the caller's, and the rounding of waits. */
+export const PRELUDE_CLOCK = `
+local function msUntil(now, at)
+  if not (at > now) then return 0 end
+  local r = math.ceil(at - now)
+  if now + r < at then r = r + 1 end
+  return r
+end
+local tnow
+-- Redis TIME is the shared clock: gateways with skewed clocks agree.
+local function redisNow()
+  if not tnow then
+    local t = redis.call('TIME')
+    tnow = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  end
+  return tnow
+end
+local function clockArg(v)
+  if v == nil or v == '' then return redisNow() end
+  return tonumber(v)
+end
+`;
+
+/** The whole prelude, for the scripts that read and write text state and keys one at a time. */
+export const PRELUDE = `${PRELUDE_NUMBERS}
 local function dec(v)
   if v == '-inf' then return -INF end
   if v == 'inf' then return INF end
@@ -61,35 +93,16 @@ end
 -- doubles: exact like %.17g text, but struct.pack / unpack are single C
 -- calls where text costs a format per number written and a parse per read.
 local function packGcra(debt, at) return struct.pack('<Bdd', 71, debt, at) end
--- Anything else under the key (another algorithm, an older format, foreign
--- data) reads as a fresh bucket.
+-- The rate script appends the key's expiry (25 bytes in all); anything else
+-- under the key (another algorithm, foreign data) reads as a fresh bucket.
 local function unpackGcra(raw)
-  if raw and #raw == 17 and string.byte(raw) == 71 then
+  if raw and (#raw == 17 or #raw == 25) and string.byte(raw) == 71 then
     local debt, at = struct.unpack('<dd', raw, 2)
     return debt, at
   end
   return 0, -INF
 end
-local function msUntil(now, at)
-  if not (at > now) then return 0 end
-  local r = math.ceil(at - now)
-  if now + r < at then r = r + 1 end
-  return r
-end
-local tnow
--- Redis TIME is the shared clock: gateways with skewed clocks agree.
-local function redisNow()
-  if not tnow then
-    local t = redis.call('TIME')
-    tnow = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-  end
-  return tnow
-end
-local function clockArg(v)
-  if v == nil or v == '' then return redisNow() end
-  return tonumber(v)
-end
--- Milliseconds of key lifetime: until the state reads as fresh, never below the floor.
+${PRELUDE_CLOCK}-- Milliseconds of key lifetime: until the state reads as fresh, never below the floor.
 -- Returned as text (formatted once per value): a Lua number argument to
 -- redis.call would be formatted again for every key.
 local function ttlMs(idle, least)

@@ -51,7 +51,7 @@ async function instructions(script: string): Promise<number> {
         r = c;
       } catch (err) {
         c.disconnect();
-        if (Date.now() > deadline) throw new Error(`redis-server under valgrind did not start: ${String(err)}`);
+        if (Date.now() > deadline) throw new Error(`redis-server under valgrind did not start: ${String(err)}`, { cause: err });
         await new Promise((res) => setTimeout(res, 200));
       }
     }

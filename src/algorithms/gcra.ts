@@ -39,9 +39,18 @@ export function gcraParams(o: GcraOptions): GcraParams {
   // Finite inputs can still overflow the derived times; Infinity would make every check pass.
   if (!Number.isFinite(intervalMs)) throw new InvalidArgumentError("rate", `too small for periodMs ${periodMs}, got ${rate}`);
   if (!Number.isFinite(toleranceMs)) throw new InvalidArgumentError("burst", `too large for the emission interval, got ${burst}`);
-  const slack = intervalMs * 1e-9 + (burst + 4) * Number.EPSILON * toleranceMs;
+  const slack = gcraSlackMs(intervalMs, toleranceMs, burst);
   // Derived once per parameter set because the check's hot path should not recompute them.
   return { rate, periodMs, burst, intervalMs, toleranceMs, slackMs: slack, ceilingMs: toleranceMs + slack };
+}
+
+/**
+ * The rounding allowance: a billionth of a unit plus the worst rounding of
+ * `burst` additions to the debt. The Redis script computes the same
+ * expression in the same order, so both stores draw the line at the same double.
+ */
+export function gcraSlackMs(intervalMs: number, toleranceMs: number, burst: number): number {
+  return intervalMs * 1e-9 + (burst + 4) * Number.EPSILON * toleranceMs;
 }
 
 // State: the debt (ms of emission time owed; 0 when the bucket is full) and
@@ -61,14 +70,17 @@ function debtAt(s: Float64Array, o: number, now: number): number {
   return d > 0 ? d : 0;
 }
 
+/** What `remaining` is derived from: the limit's ceiling, interval and burst. */
+export type GcraRemainingParams = Pick<GcraParams, "ceilingMs" | "intervalMs" | "burst">;
+
 /** Whole units of cost that fit on top of `debt`, within [0, floor(burst)]. */
-function remainingAt(debt: number, p: GcraParams): number {
+export function remainingAt(debt: number, p: GcraRemainingParams): number {
   const r = Math.floor((p.ceilingMs - debt) / p.intervalMs);
   return r < 0 ? 0 : r > p.burst ? Math.floor(p.burst) : r;
 }
 
 /** remainingAt as an Outcome derives it, only when a caller reads it. */
-const remainingOf = remainingAt as (debt: number, p: unknown) => number;
+export const remainingOf = remainingAt as (debt: number, p: unknown) => number;
 
 /** Wait (whole ms, >= 1) until the debt has drained enough for `need` to fit. */
 function waitMs(debt: number, need: number, p: GcraParams): number {

@@ -6,7 +6,7 @@ import { InvalidArgumentError } from "../../core/errors.js";
 import { MemoryStore } from "../memory-store.js";
 import { validPrefix } from "./keys.js";
 import { LuaScript, isNoScript } from "./lua-script.js";
-import { RateBatcher, decodeReply, pushGroup } from "./rate-batcher.js";
+import { RateBatcher, decodeReply, deriveParams, pushGroup } from "./rate-batcher.js";
 import { RATE_SCRIPT } from "./scripts/rate.js";
 import { type FailureMode, type HealthCounters, type RedisStoreEvents, type StoreMode, StoreHealth } from "./store-health.js";
 
@@ -159,7 +159,7 @@ export class RedisStore {
     }
     const reply = await this.run(RATE, keys, args);
     if (!(reply instanceof Uint8Array)) return undefined;
-    return decodeReply(reply);
+    return decodeReply(reply, (i) => deriveParams(ops[i]!.spec));
   }
 
   /**

@@ -28,9 +28,11 @@ import { PRELUDE_CLOCK, PRELUDE_NUMBERS } from "./prelude.js";
  * call uses it, GCRA checks of cost 1 run inlined, and each operation's
  * answer is packed once.
  *
- * Reply: one binary string, four little-endian doubles per operation decided
- * (exact, and read without parsing text): code (1 allowed, 2 rejected as
- * rate_limited, 3 as insufficient_capacity), remaining, resetMs, retryAfterMs.
+ * Reply: one binary string of little-endian doubles (exact, and read without
+ * parsing text), per operation decided: code (1 allowed, 2 rejected as
+ * rate_limited, 3 as insufficient_capacity), remaining, resetMs,
+ * retryAfterMs; or, for an allowed GCRA check of cost 1, code 4 and the
+ * debt (its resetMs), from which the caller derives remaining.
  */
 export const RATE_SCRIPT = `${PRELUDE_NUMBERS}${PRELUDE_CLOCK}
 -- Locals, not global lookups: these run several times per operation.
@@ -304,7 +306,6 @@ while a <= nArgs and not rejected do
     -- verdict; rejections take the general way.
     local iv, burst = p[1], p[3]
     local room = p[2] + p.slack
-    local cap = mfloor(burst)
     for _ = 1, n do
       i = i + 1
       local key = KEYS[i]
@@ -328,10 +329,10 @@ while a <= nArgs and not rejected do
           if now > st[2] then st[2] = now end
           st[4] = now
         end
-        local r = mfloor((room - debt) / iv)
-        if r < 0 then r = 0 elseif r > burst then r = cap end
+        -- Code 4: remaining is derived from the debt in Node (rate-batcher.ts),
+        -- with the same parameters and arithmetic; half the reply to pack.
         o = o + 1
-        out[o] = spack('<dddd', 1, r, debt, 0)
+        out[o] = spack('<dd', 4, debt)
       end
     end
   else

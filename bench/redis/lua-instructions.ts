@@ -64,7 +64,9 @@ async function instructions(script: string): Promise<number> {
     }
     await r.call("SHUTDOWN", "NOSAVE").catch(() => {});
     r.disconnect();
-    await exited;
+    // callgrind writes its totals as redis-server exits; bounded, then killed.
+    const stopped = await Promise.race([exited.then(() => true), new Promise((res) => setTimeout(() => res(false), 60_000))]);
+    if (!stopped) throw new Error("redis-server under valgrind did not exit after SHUTDOWN");
     const out = readdirSync(dir).find((f) => f.startsWith("out."));
     const m = out && /^(?:summary|totals): (\d+)/m.exec(readFileSync(path.join(dir, out), "utf8"));
     if (!m) throw new Error("callgrind wrote no totals");

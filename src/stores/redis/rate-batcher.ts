@@ -23,12 +23,13 @@ class Batch {
   size = 0;
   private last: Group | undefined;
 
-  group(spec: string, derive: GcraRemainingParams | undefined, now: string, flag: string): Group {
+  group(spec: string, now: string, flag: string): Group {
     const l = this.last;
     if (l !== undefined && l.spec === spec && l.now === now && l.flag === flag) return l;
     let g = this.groups.find((x) => x.spec === spec && x.now === now && x.flag === flag);
     if (g === undefined) {
-      g = { spec, derive, now, flag, keys: [], costs: undefined, resolvers: [] };
+      // Parsed once per group (a batch has a few), not per operation.
+      g = { spec, derive: deriveParams(spec), now, flag, keys: [], costs: undefined, resolvers: [] };
       this.groups.push(g);
     }
     this.last = g;
@@ -53,8 +54,6 @@ export class RateBatcher {
   private pending: Batch | undefined;
   private bySlot: Map<number, Batch> | undefined;
   private scheduled = false;
-  /** Parsed once per limit: the derive parameters of each spec string seen. */
-  private readonly derived = new Map<string, GcraRemainingParams | undefined>();
 
   constructor(
     private readonly call: RateCall,
@@ -66,12 +65,7 @@ export class RateBatcher {
     return new Promise((resolve) => {
       const slot = this.cluster ? slotOf(key) : -1;
       const b = this.batchFor(slot);
-      let derive = this.derived.get(spec);
-      if (derive === undefined && !this.derived.has(spec)) {
-        derive = deriveParams(spec);
-        this.derived.set(spec, derive);
-      }
-      const g = b.group(spec, derive, now, flag);
+      const g = b.group(spec, now, flag);
       g.keys.push(key);
       if (cost !== 1 || g.costs !== undefined) {
         g.costs ??= new Array<string>(g.keys.length - 1).fill("1");

@@ -18,6 +18,7 @@ export const TOOLS = [
   { cmd: "fail2ban-regex", pkg: "fail2ban", marker: /fail2ban/ },
   { cmd: "promtool", pkg: "prometheus", marker: /promtool/ },
   { file: "/usr/bin/chromium", pkg: "chromium", marker: /\/usr\/bin\/chromium/ },
+  { cmd: "systemd-analyze", pkg: "systemd", marker: /systemd-analyze/ },
 ];
 
 /** Needed by the benchmarks only (`npm run bench`), never by a test. */

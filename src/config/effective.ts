@@ -33,6 +33,8 @@ const DURATION_KEYS = new Set([
   "ceiling",
   "total_timeout",
   "cache_ttl",
+  // top level
+  "shutdown_timeout",
 ]);
 
 function render(v: unknown, key: string): unknown {

@@ -49,6 +49,12 @@ export const duration = leaf('a duration such as "30s", "10m", "1h", "00:01:00" 
   return ms !== undefined && ms > 0 ? ms : undefined;
 });
 
+/** Milliseconds; 0 allowed (as 0 or "0s"), meaning "none". */
+export const durationOrZero = leaf('a duration such as "30s", "10m" or 0', (v) => {
+  const ms = v === 0 ? 0 : typeof v === "string" ? parseDuration(v) : undefined;
+  return ms !== undefined && ms >= 0 ? ms : undefined;
+});
+
 export const size = leaf('a size such as "10MiB", "512KiB" or 1_000_000', (v) => {
   const n = parseSize(v);
   return n !== undefined && n > 0 ? n : undefined;

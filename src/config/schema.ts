@@ -13,6 +13,7 @@ import {
   cidr,
   dottedOid,
   duration,
+  durationOrZero,
   hostPort,
   intInRange,
   nonEmptyString,
@@ -242,6 +243,8 @@ export const configSchema = z.strictObject({
   policy: z.strictObject({ rule: z.array(rule).default([]) }).prefault({}),
   /** Reload when the file changes (also across the symlink swap of a Kubernetes ConfigMap), besides SIGHUP. */
   watch: bool.default(false),
+  /** On SIGTERM/SIGINT, how long open connections may finish after accepting stops; 0 = cut at once. */
+  shutdown_timeout: durationOrZero.default(30_000),
   listener: z.array(listener).min(1, "expected at least one [[listener]]"),
   admin: admin.prefault({}),
   /** Rules of the http listeners: trusted proxies, profile, headers, routes, lockout. */

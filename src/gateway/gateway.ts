@@ -177,12 +177,29 @@ export class Gateway {
     return [...this.listeners.values()].map((l) => l.bound());
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops the gateway. With `drainMs` > 0 it is a graceful stop: every
+   * listener stops accepting at once, open connections get up to `drainMs`
+   * to finish by themselves (or until `cutNow` aborts the wait), then the
+   * rest are cut. Without it everything is cut at once.
+   */
+  async stop(o: StopOptions = {}): Promise<StopResult> {
     const all = [...this.listeners.values()];
     this.listeners.clear();
+    // UDP flows have no end to wait for: only TCP connections drain.
+    const streams = all.filter((l): l is Listener => l instanceof Listener);
+    const open = (): number => streams.reduce((n, l) => n + l.connections, 0);
+    const before = open();
+    const drainMs = o.drainMs ?? 0;
+    if (drainMs > 0 && before > 0 && o.cutNow?.aborted !== true) {
+      for (const l of streams) l.stopAccepting();
+      await drained(streams, drainMs, this.ctx.clock, o.cutNow);
+    }
+    const cut = open();
     await Promise.all(all.map((l) => l.close()));
     this.ctx.guard.registry.closeEverything("stopping");
     this.ctx.bandwidth.close();
+    return { drained: before - cut, cut };
   }
 
   /**
@@ -258,4 +275,32 @@ export class Gateway {
   private policyOf(c: Config): DestinationPolicy {
     return new DestinationPolicy(c.policy.rule, this.o.resolve ? { resolve: this.o.resolve } : undefined);
   }
+}
+
+export interface StopOptions {
+  /** How long open connections may take to finish after accepting stops (default 0: cut at once). */
+  drainMs?: number;
+  /** Aborting it ends the wait early and cuts what is still open (a second SIGTERM). */
+  cutNow?: AbortSignal;
+}
+
+export interface StopResult {
+  /** Connections open when the stop began that ended by themselves. */
+  drained: number;
+  /** Connections still open at the end of the drain, closed by the gateway. */
+  cut: number;
+}
+
+/** Resolves when every listener is idle, `ms` have passed, or `cutNow` aborts, whichever comes first. */
+function drained(listeners: readonly { idle(): Promise<void> }[], ms: number, clock: Clock, cutNow: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = clock.setTimer(done, ms);
+    cutNow?.addEventListener("abort", done, { once: true });
+    void Promise.all(listeners.map((l) => l.idle())).then(done);
+    function done(): void {
+      timer.cancel();
+      cutNow?.removeEventListener("abort", done);
+      resolve();
+    }
+  });
 }

@@ -30,6 +30,10 @@ export interface BoundListener {
 export class Listener {
   private readonly server: net.Server;
   private readonly open = new Set<Connection>();
+  /** Callers of idle() waiting for the last connection to end. */
+  private waiters: (() => void)[] = [];
+  /** Set once the server stops accepting; resolves when it has closed. */
+  private serverClosed: Promise<void> | undefined;
   private secure: tls.SecureContext | undefined;
   private cfg: ListenerConfig;
   /** http kind: the reverse proxy admitted sockets are handed to (made on first use). */
@@ -91,13 +95,40 @@ export class Listener {
     return { name: this.cfg.name, kind: this.cfg.kind, host: a.address, port: a.port, tls: this.cfg.tls !== undefined };
   }
 
-  /** Stops accepting and closes this listener's connections. */
-  close(): Promise<void> {
+  /**
+   * Stops accepting new connections; the open ones go on (a graceful stop
+   * drains them). HTTP keep-alive connections are closed once idle, so a
+   * drain does not wait on a client that merely keeps its socket open.
+   */
+  stopAccepting(): void {
+    if (this.serverClosed !== undefined) return;
+    this.serverClosed = new Promise((resolve) => this.server.close(() => resolve()));
+    this.http?.drain();
+  }
+
+  /** Resolves when every open connection of this listener has ended. */
+  idle(): Promise<void> {
+    if (this.open.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
-      this.server.close(() => void this.permissions.close().finally(resolve));
-      this.http?.close();
-      for (const c of [...this.open]) c.close("stopping");
+      this.waiters.push(resolve);
     });
+  }
+
+  /** Stops accepting and cuts this listener's remaining connections. */
+  async close(): Promise<void> {
+    this.stopAccepting();
+    this.http?.close();
+    for (const c of [...this.open]) c.close("stopping");
+    await this.serverClosed;
+    await this.permissions.close();
+  }
+
+  private ended(c: Connection): void {
+    this.open.delete(c);
+    if (this.open.size > 0 || this.waiters.length === 0) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
   }
 
   /** A fault in handling one connection costs that connection, never the process. */
@@ -130,7 +161,7 @@ export class Listener {
     // A plain tcp relay reads the client through a pump (no allocation per read); nothing parses its bytes first.
     if (cfg.kind === "tcp" && !cfg.tls) raw = adopt(raw, this.ctx.readBuffers) ?? raw;
     raw.on("error", () => raw.destroy());
-    const conn = new Connection(raw, remote, admitted, cfg.name, this.ctx, (c) => this.open.delete(c));
+    const conn = new Connection(raw, remote, admitted, cfg.name, this.ctx, (c) => this.ended(c));
     this.open.add(conn);
     const transport = cfg.tls ? "tls" : "tcp";
     this.ctx.logger.connOpen({ remote_addr: remote, transport, listener: cfg.name });

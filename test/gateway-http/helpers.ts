@@ -81,7 +81,7 @@ export async function startFromToml(text: string, o: { clock?: Clock } = {}): Pr
   const log = new LogSink();
   const gateway = new Gateway(configFromToml(text), { clock: o.clock, logDestination: log });
   const bound = await gateway.start();
-  return { gateway, ports: Object.fromEntries(bound.map((b) => [b.name, b.port])), log, stop: () => gateway.stop() };
+  return { gateway, ports: Object.fromEntries(bound.map((b) => [b.name, b.port])), log, stop: async () => void (await gateway.stop()) };
 }
 
 export interface CurlReply {

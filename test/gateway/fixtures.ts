@@ -66,7 +66,7 @@ export async function startGateway(doc: Record<string, unknown>, o: { clock?: Cl
   const gateway = new Gateway(configOf(doc), { clock: o.clock, logDestination: log });
   const bound = await gateway.start();
   const ports = Object.fromEntries(bound.map((b) => [b.name, b.port]));
-  return { gateway, port: bound[0]!.port, ports, log, stop: () => gateway.stop() };
+  return { gateway, port: bound[0]!.port, ports, log, stop: async () => void (await gateway.stop()) };
 }
 
 /** A connect listener document with one user and a rule that lets it reach loopback. */

@@ -100,7 +100,7 @@ describe("reload", () => {
     }
   });
 
-  test("SIGTERM with relayed connections open (one mid-transfer) exits 0 within seconds", async () => {
+  test("shutdown_timeout = 0: SIGTERM with relayed connections open (one mid-transfer) exits 0 within seconds", async () => {
     const upstream = net.createServer({ allowHalfOpen: true }, (s) => {
       s.on("error", () => s.destroy());
       s.resume();
@@ -116,7 +116,8 @@ describe("reload", () => {
     const dir = await mkdtemp(join(tmpdir(), "portcullis-stop-"));
     const file = join(dir, "portcullis.toml");
     const up = (upstream.address() as net.AddressInfo).port;
-    await writeFile(file, ["[log]", 'format = "json"', "[[listener]]", 'name = "relay"', 'kind = "tcp"', 'bind = "127.0.0.1:0"', `upstream = "127.0.0.1:${up}"`, ""].join("\n"));
+    // shutdown_timeout = 0: cut at once (the drain itself is test/gateway/shutdown.test.ts).
+    await writeFile(file, ["shutdown_timeout = 0", "[log]", 'format = "json"', "[[listener]]", 'name = "relay"', 'kind = "tcp"', 'bind = "127.0.0.1:0"', `upstream = "127.0.0.1:${up}"`, ""].join("\n"));
     const proc = new Proc(file);
     const clients: net.Socket[] = [];
     try {

@@ -16,7 +16,9 @@ const HELP = `usage: portcullis run -c FILE
 Starts the gateway with the configuration in FILE (TOML, or YAML for
 .yaml/.yml); PORTCULLIS__SECTION__KEY=value environment variables override
 file values. Prints which listeners are up and where, then runs until
-SIGINT or SIGTERM. SIGHUP reloads FILE; an invalid new configuration is
+SIGINT or SIGTERM: the first signal stops accepting and lets open
+connections finish for up to shutdown_timeout (default 30s), then cuts the
+rest; a second signal cuts at once. SIGHUP reloads FILE; an invalid new configuration is
 refused with a log line and the running one stays. With watch = true the
 file is also reloaded when it changes (including the symlink swap of a
 Kubernetes ConfigMap).
@@ -120,6 +122,9 @@ export async function main(argv: string[]): Promise<number> {
   };
   const reload = (why: string): void => void reloadNow(why);
 
+  /** Set by the first SIGTERM/SIGINT. */
+  let stopping = false;
+
   // The admin listener's own settings apply at start; changing them takes a restart.
   let obs: Observability | undefined;
   if (first.config.admin.enabled) {
@@ -129,6 +134,8 @@ export async function main(argv: string[]): Promise<number> {
       gateway.logger.info("admin listener up", { bind: obs.url });
       // Signed PostgreSQL permissions: /readyz fails while a listener's policy cannot see the table.
       obs.readiness.add("permissions", () => permissionsReadiness(gateway));
+      // A draining gateway accepts nothing new: load balancers should stop sending at once.
+      obs.readiness.add("accepting", () => (stopping ? { ok: false, detail: "stopping: draining open connections" } : { ok: true }));
     } catch (err) {
       console.error(`portcullis run: cannot start the admin listener: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`);
       await gateway.stop();
@@ -154,17 +161,28 @@ export async function main(argv: string[]): Promise<number> {
 
   return new Promise<number>((resolve) => {
     const onHup = (): void => reload("SIGHUP");
+    // The first SIGTERM/SIGINT drains (up to shutdown_timeout); a second one cuts what is still open.
+    const cut = new AbortController();
     const onStop = (signal: string): void => {
+      if (stopping) {
+        gateway.logger.info("cutting open connections", { signal });
+        cut.abort();
+        return;
+      }
+      stopping = true;
       process.removeListener("SIGHUP", onHup);
-      process.removeListener("SIGINT", onInt);
-      process.removeListener("SIGTERM", onTerm);
       watcher?.close();
       clearTimeout(debounce);
-      gateway.logger.info("stopping", { signal });
+      const drainMs = first.config.shutdown_timeout;
+      gateway.logger.info("stopping", { signal, drain_ms: drainMs });
       void reloading
-        .then(() => obs?.close())
-        .then(() => gateway.stop())
-        .then(() => {
+        .then(() => gateway.stop({ drainMs, cutNow: cut.signal }))
+        .then(async (r) => {
+          // The admin listener stays up through the drain, so /metrics and /readyz can be watched.
+          await obs?.close();
+          gateway.logger.stopped({ signal, drained: r.drained, cut: r.cut });
+          process.removeListener("SIGINT", onInt);
+          process.removeListener("SIGTERM", onTerm);
           clearInterval(flusher);
           flushLog(logOut);
           resolve(0);

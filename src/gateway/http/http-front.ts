@@ -11,6 +11,7 @@
  * its open connections until they end.
  */
 import type { EventEmitter } from "node:events";
+import type { TimerHandle } from "../../core/clock.js";
 import type { Config, ListenerConfig } from "../../config/schema.js";
 import { HttpLimiter } from "../../http/http-limiter.js";
 import { type HttpProxyServer, createHttpProxyServer } from "../../http/proxy/server.js";
@@ -26,6 +27,9 @@ interface Served {
   retired: boolean;
 }
 
+/** How often a draining front closes keep-alive connections whose response has just finished. */
+const DRAIN_SWEEP_MS = 100;
+
 export class HttpFront {
   private limiter: HttpLimiter | undefined;
   /** The configuration the limiter was built from, and its `[http]` section as text (to tell a real change). */
@@ -33,6 +37,9 @@ export class HttpFront {
   private current: Served | undefined;
   /** Servers with open connections (the current one and retired ones still draining). */
   private readonly servers = new Set<Served>();
+  /** A graceful stop is under way: keep-alive connections are closed once idle. */
+  private draining = false;
+  private sweeper: TimerHandle | undefined;
   private readonly onReload = (e: { ok: boolean }): void => {
     if (e.ok) this.refreshRules();
   };
@@ -57,8 +64,32 @@ export class HttpFront {
     served.server.emit("connection", conn.stream);
   }
 
+  /**
+   * Graceful stop: closes keep-alive connections as soon as they are idle
+   * (now, and after each response in flight), so open requests finish and
+   * nothing waits on a client that only keeps its socket.
+   */
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    for (const s of this.servers) {
+      s.server.closeIdleConnections();
+      // Responses from now on say "Connection: close"; the ones in flight are swept once they are done.
+      s.server.prependListener("request", (_req: unknown, res: import("node:http").ServerResponse) => {
+        res.shouldKeepAlive = false;
+      });
+    }
+    const sweep = (): void => {
+      for (const s of this.servers) s.server.closeIdleConnections();
+      if (this.draining) this.sweeper = this.ctx.clock.setTimer(sweep, DRAIN_SWEEP_MS);
+    };
+    this.sweeper = this.ctx.clock.setTimer(sweep, DRAIN_SWEEP_MS);
+  }
+
   /** Closes every server and the limiter (the Listener closes the connections). */
   close(): void {
+    this.draining = false;
+    this.sweeper?.cancel();
     this.ctx.events.off("reload", this.onReload);
     for (const s of [...this.servers]) this.drop(s);
     this.current = undefined;

@@ -74,6 +74,13 @@ export interface AuditEvent {
   listener: string;
 }
 
+/** The end of a stop: connections that finished during the drain, and those cut at its end. */
+export interface StoppedEvent {
+  signal: string;
+  drained: number;
+  cut: number;
+}
+
 export interface GatewayLogger {
   connOpen(e: ConnOpenEvent): void;
   auth(e: AuthEvent): void;
@@ -83,6 +90,7 @@ export interface GatewayLogger {
   unban(e: UnbanEvent): void;
   /** A destination record; does nothing unless auditDestinations is on. */
   audit(e: AuditEvent): void;
+  stopped(e: StoppedEvent): void;
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
@@ -176,6 +184,9 @@ export function createGatewayLogger(opts: GatewayLoggerOptions): GatewayLogger {
     audit(e) {
       if (!audit) return;
       log.info({ event: "audit", remote_addr: addr(e.remote_addr), listener: e.listener, user: e.user, destination: e.destination });
+    },
+    stopped(e) {
+      log.info({ event: "stopped", signal: e.signal, drained: e.drained, cut: e.cut });
     },
     info(msg, fields) {
       log.info(freeFields(fields), msg);

@@ -33,6 +33,9 @@ const DURATION_KEYS = new Set([
   "ceiling",
   "total_timeout",
   "cache_ttl",
+  // [auth]
+  "max_verification_wait",
+  "trusted_ttl",
 ]);
 
 function render(v: unknown, key: string): unknown {

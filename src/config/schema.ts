@@ -22,6 +22,7 @@ import {
   size,
 } from "./leaves.js";
 import { bandwidthSection } from "../gateway/bandwidth/config-schema.js";
+import { authSection } from "../gateway/identity/config-schema.js";
 // http listener kind: its listener fields and the [http] section live in their own module.
 import { httpListenerFields, httpSection, refineHttpListener, upstreamTarget } from "../gateway/http/config-schema.js";
 // Probe resistance (masking) and signed PostgreSQL permissions: their listener fields live in their own modules.
@@ -238,6 +239,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** Proxy Basic-auth users: name -> scrypt hash (make one with `portcullis hash-password`). */
   users: z.record(z.string().min(1), passwordHash).default({}),
+  /** How password checks are bounded under load: concurrency, queue, credential cache (docs/identity.md). */
+  auth: authSection.prefault({}),
   guard: guard.prefault({}),
   policy: z.strictObject({ rule: z.array(rule).default([]) }).prefault({}),
   /** Reload when the file changes (also across the symlink swap of a Kubernetes ConfigMap), besides SIGHUP. */

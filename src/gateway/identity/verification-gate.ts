@@ -89,10 +89,9 @@ export class VerificationGate {
     }
     return new Promise<GateOutcome<T>>((resolve, reject) => {
       const queue = priority === "trusted" ? this.trusted : this.unknown;
-      let timer: TimerHandle | undefined;
       const leave = (): void => {
         queue.delete(waiter);
-        timer?.cancel();
+        timer.cancel();
         signal?.removeEventListener("abort", onAbort);
       };
       const waiter: Waiter = {
@@ -112,7 +111,8 @@ export class VerificationGate {
       const onAbort = (): void => waiter.drop("closed");
       queue.add(waiter);
       signal?.addEventListener("abort", onAbort, { once: true });
-      timer = this.clock.setTimer(() => waiter.drop("timeout"), this.limits.maxWaitMs);
+      // Declared last: leave() can only run after this line (no timer or abort fires synchronously).
+      const timer: TimerHandle = this.clock.setTimer(() => waiter.drop("timeout"), this.limits.maxWaitMs);
     });
   }
 

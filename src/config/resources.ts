@@ -6,11 +6,12 @@
 import tls from "node:tls";
 import { readFileSync } from "node:fs";
 import type { Config } from "./schema.js";
+import { adminTokenProblems } from "../admin/config.js";
 import { authEnvironmentProblems } from "../gateway/identity/config-schema.js";
 
 export function checkResources(c: Config, env: NodeJS.ProcessEnv = process.env): string[] {
-  // What the environment decides: libuv's thread pool size.
-  const problems: string[] = [...authEnvironmentProblems(c.auth, env)];
+  // What the environment decides: the admin token (from token_env) and libuv's thread pool size.
+  const problems: string[] = [...adminTokenProblems(c.admin, env), ...authEnvironmentProblems(c.auth, env)];
   c.listener.forEach((l, i) => {
     if (!l.tls) return;
     const files: Array<["cert" | "key" | "client_ca", string | undefined]> = [

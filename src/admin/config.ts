@@ -45,6 +45,20 @@ export function resolveAdminToken(c: AdminConfig, env: NodeJS.ProcessEnv = proce
   return token;
 }
 
+/**
+ * What keeps an enabled admin listener from starting, as configuration
+ * problems naming the key path (never the token): checked by check-config,
+ * and by run before any listener opens.
+ */
+export function adminTokenProblems(c: { enabled: boolean; token?: string; token_env: string }, env: NodeJS.ProcessEnv = process.env): string[] {
+  if (!c.enabled) return [];
+  if (c.token !== undefined) return c.token.length < MIN_TOKEN_LENGTH ? [`admin.token: expected at least ${MIN_TOKEN_LENGTH} characters (the token is not shown)`] : [];
+  const t = env[c.token_env];
+  if (t === undefined || t.length === 0) return [`admin.token_env: the environment variable ${c.token_env} is not set (an enabled admin listener needs a token)`];
+  if (t.length < MIN_TOKEN_LENGTH) return [`admin.token_env: the token in ${c.token_env} is shorter than ${MIN_TOKEN_LENGTH} characters`];
+  return [];
+}
+
 export function adminBind(c: AdminConfig): { host: string; port: number } {
   const hp = typeof c.bind === "string" ? parseHostPort(c.bind) : c.bind;
   if (hp === undefined) throw new Error(`admin: bind must be "host:port", got ${JSON.stringify(c.bind)}`);

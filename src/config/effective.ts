@@ -35,6 +35,9 @@ const DURATION_KEYS = new Set([
   "cache_ttl",
   // top level
   "shutdown_timeout",
+  // [auth]
+  "max_verification_wait",
+  "trusted_ttl",
 ]);
 
 function render(v: unknown, key: string): unknown {

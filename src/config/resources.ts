@@ -1,14 +1,17 @@
 /**
  * Checks what the schema cannot: that the files a configuration names can be
- * read and make a usable TLS context. Problems name the key path like
+ * read and make a usable TLS context, and what the environment must supply. Problems name the key path like
  * schema problems do.
  */
 import tls from "node:tls";
 import { readFileSync } from "node:fs";
 import type { Config } from "./schema.js";
+import { adminTokenProblems } from "../admin/config.js";
+import { authEnvironmentProblems } from "../gateway/identity/config-schema.js";
 
-export function checkResources(c: Config): string[] {
-  const problems: string[] = [];
+export function checkResources(c: Config, env: NodeJS.ProcessEnv = process.env): string[] {
+  // What the environment decides: the admin token (from token_env) and libuv's thread pool size.
+  const problems: string[] = [...adminTokenProblems(c.admin, env), ...authEnvironmentProblems(c.auth, env)];
   c.listener.forEach((l, i) => {
     if (!l.tls) return;
     const files: Array<["cert" | "key" | "client_ca", string | undefined]> = [

@@ -23,6 +23,8 @@ import {
   size,
 } from "./leaves.js";
 import { bandwidthSection } from "../gateway/bandwidth/config-schema.js";
+import { authSection } from "../gateway/identity/config-schema.js";
+import { MIN_TOKEN_LENGTH } from "../admin/config.js";
 // http listener kind: its listener fields and the [http] section live in their own module.
 import { httpListenerFields, httpSection, refineHttpListener, upstreamTarget } from "../gateway/http/config-schema.js";
 // Probe resistance (masking) and signed PostgreSQL permissions: their listener fields live in their own modules.
@@ -126,9 +128,21 @@ const tls = z.strictObject({
 
 export const LISTENER_KINDS = ["connect", "tcp", "http", "udp"] as const;
 
+/**
+ * A listener's name goes unquoted into logfmt lines, metric labels and
+ * fail2ban filters: 1-64 ASCII letters, digits, ".", "_" or "-", starting
+ * with a letter or digit (so no control characters, spaces or quotes).
+ */
+const LISTENER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const listenerName = z.unknown().transform((v, ctx): string => {
+  if (typeof v === "string" && LISTENER_NAME.test(v)) return v;
+  ctx.addIssue({ code: "custom", message: `expected 1-64 ASCII letters, digits, ".", "_" or "-" (starting with a letter or digit), got ${shown(v)}` });
+  return z.NEVER;
+});
+
 const listener = z
   .strictObject({
-    name: nonEmptyString,
+    name: listenerName,
     kind: oneOf(LISTENER_KINDS),
     bind: hostPort,
     tls: tls.optional(),
@@ -210,8 +224,15 @@ const passwordHash = z.unknown().transform((v, ctx): string => {
 const admin = z.strictObject({
   enabled: bool.default(false),
   bind: hostPort.default({ host: "127.0.0.1", port: 9090 }),
-  /** Prefer token_env: a token in a file is a token in backups. */
-  token: nonEmptyString.optional(),
+  /** Prefer token_env: a token in a file is a token in backups. At least MIN_TOKEN_LENGTH characters; never echoed. */
+  token: z
+    .unknown()
+    .transform((v, ctx): string => {
+      if (typeof v === "string" && v.length >= MIN_TOKEN_LENGTH) return v;
+      ctx.addIssue({ code: "custom", message: `expected a string of at least ${MIN_TOKEN_LENGTH} characters (the value is not shown)` });
+      return z.NEVER;
+    })
+    .optional(),
   token_env: nonEmptyString.default("PORTCULLIS_ADMIN_TOKEN"),
   rate_limit: z
     .strictObject({
@@ -239,6 +260,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** Proxy Basic-auth users: name -> scrypt hash (make one with `portcullis hash-password`). */
   users: z.record(z.string().min(1), passwordHash).default({}),
+  /** How password checks are bounded under load: concurrency, queue, credential cache (docs/identity.md). */
+  auth: authSection.prefault({}),
   guard: guard.prefault({}),
   policy: z.strictObject({ rule: z.array(rule).default([]) }).prefault({}),
   /** Reload when the file changes (also across the symlink swap of a Kubernetes ConfigMap), besides SIGHUP. */

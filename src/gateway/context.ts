@@ -11,6 +11,7 @@ import type { GatewayBandwidth } from "./bandwidth/gateway-bandwidth.js";
 import type { GatewayEvents } from "./events.js";
 import type { ConnectionGuard } from "./guard/connection-guard.js";
 import type { UserTable } from "./identity/basic-auth.js";
+import type { PasswordVerifier } from "./identity/password-verifier.js";
 import type { GatewayLogger } from "./log/logger.js";
 import type { DestinationPolicy } from "./policy/destination-policy.js";
 import type { ReadBufferPool } from "./read-pump.js";
@@ -20,6 +21,8 @@ export interface GatewayContext {
   clock: Clock;
   guard: ConnectionGuard;
   users: UserTable;
+  /** Checks passwords against `users` with a bounded, prioritized queue and a credential cache; survives reloads. */
+  verifier: PasswordVerifier;
   policy: DestinationPolicy;
   logger: GatewayLogger;
   events: EventEmitter<GatewayEvents>;

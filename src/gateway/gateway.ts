@@ -19,12 +19,15 @@ import type { GatewayContext } from "./context.js";
 import type { GatewayEvents } from "./events.js";
 import { ConnectionGuard } from "./guard/connection-guard.js";
 import { UserTable } from "./identity/basic-auth.js";
+import { verifierSettings } from "./identity/config-schema.js";
+import { PasswordVerifier } from "./identity/password-verifier.js";
 import { Listener, type BoundListener } from "./listener.js";
 import { createGatewayLogger, type GatewayLogger } from "./log/logger.js";
 import { DestinationPolicy } from "./policy/destination-policy.js";
 import { UdpListener } from "./udp/udp-listener.js";
 import type { UdpRelayCounters } from "../udp/udp-relay.js";
 import type { PolicyStats } from "../permissions/pg-policy.js";
+import type { ObservabilityEvents } from "../metrics/observability-events.js";
 import { ReadBufferPool } from "./read-pump.js";
 
 export interface GatewayOptions {
@@ -65,11 +68,18 @@ export class Gateway {
         this.events.emit("refused", { listener: "", remote_addr: address, limiter: hit.limiter, reason: hit.reason, shadow: true });
       },
     });
+    const users = new UserTable(config.users);
+    // Password-check waits and drops feed metrics on the same emitter (their types live with the metrics).
+    const observed = this.events as unknown as EventEmitter<ObservabilityEvents>;
     this.ctx = {
       config,
       clock,
       guard,
-      users: new UserTable(config.users),
+      users,
+      verifier: new PasswordVerifier(users, verifierSettings(config.auth), clock, {
+        waited: (ms, priority) => observed.emit("verification_wait", { seconds: ms / 1000, priority }),
+        dropped: (reason) => observed.emit("verification_drop", { reason }),
+      }),
       policy: this.policyOf(config),
       logger,
       events: this.events,
@@ -152,6 +162,12 @@ export class Gateway {
     return out;
   }
 
+  /** Password checks waiting and running now. */
+  get verifications(): { queued: number; running: number } {
+    const g = this.ctx.verifier.gate;
+    return { queued: g.queued, running: g.running };
+  }
+
   // --- end metrics accessors ---
 
   /** Binds every listener. On a bind failure the ones already bound are closed again and the error is thrown. */
@@ -222,6 +238,8 @@ export class Gateway {
     }
     this.ctx.guard.configure(next.guard);
     this.ctx.users = users;
+    this.ctx.verifier.useUsers(users);
+    this.ctx.verifier.configure(verifierSettings(next.auth));
     this.ctx.policy = policy;
     this.ctx.config = next;
     const wanted = new Set(next.listener.map((l) => l.name));

@@ -32,6 +32,7 @@ import {
   oneOfOr,
 } from "./labels.js";
 import type { ObservabilityEvents } from "./observability-events.js";
+import { VERIFICATION_DROPS } from "../gateway/identity/verification-gate.js";
 import { OffenderTracker } from "./offenders.js";
 import { registerSnapshotMetrics, type SnapshotSource } from "./snapshot-metrics.js";
 
@@ -41,6 +42,8 @@ export interface ObservedGateway extends SnapshotSource {
   readonly penaltyBox: PenaltyBox;
   readonly config: Config;
   keyOf(address: string): string;
+  /** Password checks waiting and running now (absent: reported as 0). */
+  readonly verifications?: { queued: number; running: number };
 }
 
 export interface GatewayMetricsOptions {
@@ -85,6 +88,11 @@ export class GatewayMetrics {
   readonly topOffender: Gauge<"window">;
   /** Requests the http listeners' route limits and lockout refused. */
   readonly httpRejections: Counter<"route" | "limiter">;
+  /** Password checks: waiting and running now, time waited for a slot, and checks dropped unstarted. */
+  readonly verificationsQueued: Gauge;
+  readonly verificationsRunning: Gauge;
+  readonly verificationWait: Histogram<"priority">;
+  readonly verificationDrops: Counter<"reason">;
   private readonly httpLabels = new Set<string>();
   private readonly listenerNames = new Set<string>();
   private readonly detach: Array<() => void> = [];
@@ -152,6 +160,35 @@ export class GatewayMetrics {
       labelNames: ["route", "limiter"],
       registers,
     });
+    this.verificationsQueued = new Gauge({
+      name: "portcullis_auth_verifications_queued",
+      help: "Password checks waiting for a slot now.",
+      registers,
+      collect() {
+        this.set(gw.verifications?.queued ?? 0);
+      },
+    });
+    this.verificationsRunning = new Gauge({
+      name: "portcullis_auth_verifications_running",
+      help: "Password checks (scrypt runs) in progress now.",
+      registers,
+      collect() {
+        this.set(gw.verifications?.running ?? 0);
+      },
+    });
+    this.verificationWait = new Histogram({
+      name: "portcullis_auth_verification_wait_seconds",
+      help: "Time a password check waited for a slot, by priority class (trusted: recent success or client certificate; unknown).",
+      labelNames: ["priority"],
+      buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.verificationDrops = new Counter({
+      name: "portcullis_auth_verification_drops_total",
+      help: "Password checks dropped before they ran, by reason (queue_full, closed, timeout).",
+      labelNames: ["reason"],
+      registers,
+    });
     if (o.processMetrics ?? true) {
       collectDefaultMetrics({ register: this.registry });
       // These are gauges named like counters, which `promtool check metrics` refuses; the per-type gauges beside them carry the same numbers.
@@ -212,6 +249,7 @@ export class GatewayMetrics {
     for (const m of STORE_FALLBACK_MODES) this.storeFallback.set({ mode: m }, 0);
     for (const d of DIRECTIONS) this.throttleSeconds.inc({ direction: d }, 0);
     for (const r of ["ok", "failed"]) this.reloads.inc({ result: r }, 0);
+    for (const r of VERIFICATION_DROPS) this.verificationDrops.inc({ reason: r }, 0);
     for (const l of this.gateway.config.listener) {
       const listener = this.listener(l.name);
       this.connectionsActive.set({ listener }, 0);
@@ -307,6 +345,10 @@ export class GatewayMetrics {
     this.on("store_latency", (e) => {
       if (Number.isFinite(e.seconds) && e.seconds >= 0) this.storeLatency.observe(e.seconds);
     });
+    this.on("verification_wait", (e) => {
+      if (Number.isFinite(e.seconds) && e.seconds >= 0) this.verificationWait.observe({ priority: e.priority === "trusted" ? "trusted" : "unknown" }, e.seconds);
+    });
+    this.on("verification_drop", (e) => this.verificationDrops.inc({ reason: oneOfOr(VERIFICATION_DROPS, e.reason, "queue_full") }));
     this.on("store_fallback", (e) => {
       for (const m of STORE_FALLBACK_MODES) this.storeFallback.set({ mode: m }, m === e.mode ? 1 : 0);
     });

@@ -16,4 +16,8 @@ export interface ObservabilityEvents {
   store_fallback: [{ mode: "insurance" | "open" | "closed" | "none" }];
   /** An http listener refused a request: `route` and `limiter` are names from the configuration ("lockout" for a locked subject). */
   http_rejection: [{ listener: string; route: string; limiter: string }];
+  /** A password check started after waiting `seconds` for a slot. */
+  verification_wait: [{ seconds: number; priority: "trusted" | "unknown" }];
+  /** A password check never ran: its queue was full, its connection closed, or it waited too long. */
+  verification_drop: [{ reason: "queue_full" | "closed" | "timeout" }];
 }

@@ -29,9 +29,22 @@ export const upstreamTarget = z.unknown().transform((v, ctx): UpstreamTarget => 
     const hp = parseHostPort(v);
     if (hp !== undefined) return hp;
   }
+  if (typeof v === "string" && USERINFO.test(v)) {
+    // Never echo credentials: the message (and any log of it) must not carry the password.
+    ctx.addIssue({ code: "custom", message: `expected an upstream without credentials (no "user:password@"), got ${shown(withoutUserinfo(v))}` });
+    return z.NEVER;
+  }
   ctx.addIssue({ code: "custom", message: `expected "host:port" or an http:// URL such as "http://127.0.0.1:9000", got ${shown(v)}` });
   return z.NEVER;
 });
+
+/** Anything up to an "@": a "user[:password]@" (a password may hold "/" or "#", so the last "@" counts). */
+const USERINFO = /^(?:[A-Za-z][A-Za-z0-9+.-]*:\/\/)?.*@/s;
+
+/** `v` with everything between the scheme and its last "@" replaced, so no part of the credentials is shown. */
+function withoutUserinfo(v: string): string {
+  return v.replace(USERINFO, (m) => `${/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(m)?.[0] ?? ""}<redacted>@`);
+}
 
 function urlOf(text: string): URL | undefined {
   try {

@@ -42,7 +42,8 @@ export function parseProxyAuthorization(header: string | undefined): { user: str
  * Users and their password hashes. `verify` costs one scrypt run whether or
  * not the user exists (an unknown user is checked against a dummy hash with
  * the table's usual parameters), so response time does not tell which user
- * names exist.
+ * names exist. The gateway never calls it directly: it goes through a
+ * PasswordVerifier, which bounds how many run at once.
  */
 export class UserTable {
   private readonly users = new Map<string, string>();
@@ -68,6 +69,11 @@ export class UserTable {
 
   has(user: string): boolean {
     return this.users.has(user);
+  }
+
+  /** The stored hash of `user` (undefined for an unknown user), so a cache can tell when it changed. */
+  hashOf(user: string): string | undefined {
+    return this.users.get(user);
   }
 
   async verify(user: string, password: string): Promise<boolean> {

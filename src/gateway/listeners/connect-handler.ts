@@ -49,6 +49,9 @@ export class ConnectSession {
   /** The parsed head, kept while masking is possible so a masked client's bytes are relayed verbatim. */
   private head: Buffer | undefined;
   private endedEarly = false;
+  private readonly certified: boolean;
+  /** Aborts when the client's socket closes, so its queued password check is dropped before it runs. */
+  private readonly closed = new AbortController();
 
   constructor(
     private readonly conn: Connection,
@@ -58,6 +61,8 @@ export class ConnectSession {
     /** With a postgres policy: signed permissions decide instead of [[policy.rule]]. */
     private readonly signed?: SignedDestinations,
   ) {
+    // A certificate that verified (tls-setup passes only those) earns priority for a password check too.
+    this.certified = peer !== undefined;
     if (peer !== undefined && cfg.tls) {
       const id = identityFromCertificate(peer, cfg.tls.identity);
       if (id !== undefined) this.certWho = { identity: id, user: id, fingerprint: certificateFingerprint(peer) };
@@ -71,7 +76,10 @@ export class ConnectSession {
     s.on("error", () => this.conn.close("error"));
     s.on("end", this.onEnd);
     // Pending deadlines go with the connection, so a flood of short connections leaves no timers behind.
-    this.conn.raw.once("close", () => this.deadline?.cancel());
+    this.conn.raw.once("close", () => {
+      this.deadline?.cancel();
+      this.closed.abort();
+    });
     this.armDeadline();
   }
 
@@ -198,12 +206,17 @@ export class ConnectSession {
       const gate = this.conn.admission.exempt ? undefined : guard.authCheck(key);
       if (gate !== undefined && !gate.allowed) {
         reason = gate.reason === "banned" ? "banned" : "backoff";
-      } else if (await this.ctx.users.verify(creds.user, creds.password)) {
-        logger.auth({ remote_addr: this.conn.remote, user: creds.user, key_fingerprint: undefined, result: "accept", listener: this.cfg.name });
-        this.ctx.events.emit("auth", { listener: this.cfg.name, remote_addr: this.conn.remote, user: creds.user, result: "accept", reason: undefined });
-        return { identity: creds.user, user: creds.user, fingerprint: undefined };
       } else {
-        reason = "bad_credentials";
+        // Bounded and prioritized (src/gateway/identity/password-verifier.ts); dropped unstarted if this connection closes.
+        const verdict = await this.ctx.verifier.verify({ user: creds.user, password: creds.password, key, certified: this.certified, signal: this.closed.signal });
+        if (verdict === "accept") {
+          logger.auth({ remote_addr: this.conn.remote, user: creds.user, key_fingerprint: undefined, result: "accept", listener: this.cfg.name });
+          this.ctx.events.emit("auth", { listener: this.cfg.name, remote_addr: this.conn.remote, user: creds.user, result: "accept", reason: undefined });
+          return { identity: creds.user, user: creds.user, fingerprint: undefined };
+        }
+        if (verdict === "closed") return undefined;
+        // Not checked (queue full, waited too long) answers like a wrong password, but is not counted against the address.
+        reason = verdict === "reject" ? "bad_credentials" : verdict;
       }
     }
     if (this.gone) return undefined;

@@ -32,46 +32,61 @@ async function client(localAddress = "127.0.0.1"): Promise<dgram.Socket & { got:
 }
 
 describe("UDP relay", { timeout: 30_000 }, () => {
-  test("relays datagrams both ways and a flood at 10x the packet cap delivers the cap (±5%) and drops the rest", async () => {
+  test("relays datagrams both ways and a flood at 10x the packet cap delivers exactly the cap and drops the rest", async () => {
+    // The caps run on the injected clock: each 20 ms step of virtual time the client sends 40
+    // datagrams (2,000/s, 10x the cap), and the clock advances only once every one of them, and
+    // every echo, has been relayed or dropped. What is admitted is then a function of the clock
+    // alone (burst + rate x elapsed), however slowly the machine delivers the datagrams.
     const up = await echoUpstream();
+    const clock = new ManualClock(0);
     const pps = 200;
+    const burst = 10;
     const relay = await createUdpRelay({
       bind: { host: "127.0.0.1", port: 0 },
       upstream: { host: "127.0.0.1", port: up.port },
-      perClient: { bytesPerSecond: 10 * 1024 * 1024, packetsPerSecond: pps, burstPackets: 10 },
+      perClient: { bytesPerSecond: 10 * 1024 * 1024, packetsPerSecond: pps, burstPackets: burst },
       maxFlows: 100,
       flowIdleMs: 10_000,
       maxFlowsPerIp: 10,
-      clock: systemClock,
+      clock,
     });
     const c = await client("127.0.0.2");
     try {
-    const payload = Buffer.alloc(100, 1);
-    // 2,000 datagrams/s for 3 s, paced in 10 ms steps of 20 (the 10-packet burst absorbs the batching).
-    const start = systemClock.now();
-    let sent = 0;
-    for (let step = 0; step < 300; step++) {
-      for (let k = 0; k < 20; k++) c.send(payload, relay.address.port, "127.0.0.1");
-      sent += 20;
-      const due = start + (step + 1) * 10;
-      const wait = due - systemClock.now();
-      if (wait > 0) await sleep(wait);
-    }
-    const elapsed = (systemClock.now() - start) / 1000;
-    await sleep(300);
-    const k = relay.counters;
-    const expected = pps * elapsed + 10;
-    console.log(`# UDP flood: sent ${sent} in ${elapsed.toFixed(2)} s, relayed ${k.packetsUp} (cap ${expected.toFixed(0)}), dropped ${k.packetsDroppedUp}, echoed back ${c.got()}`);
-    assert.ok(Math.abs(k.packetsUp - expected) <= expected * 0.05, `relayed ${k.packetsUp} vs ${expected}`);
-    assert.equal(up.received(), k.packetsUp, "everything admitted reached upstream");
-    assert.ok(k.packetsUp + k.packetsDroppedUp <= sent);
-    assert.ok(k.packetsDroppedUp >= sent - k.packetsUp - 20, "the rest were dropped and counted (minus kernel losses)");
-    assert.equal(c.got(), k.packetsDown, "replies come back through the same flow");
-    assert.equal(k.packetsDown + k.packetsDroppedDown, k.packetsUp, "every echo was relayed or dropped by the download cap");
+      const payload = Buffer.alloc(100, 1);
+      const steps = 150;
+      const perStep = 40;
+      const stepMs = 20;
+      let sent = 0;
+      const deadline = systemClock.now() + 20_000;
+      for (let step = 0; step < steps; step++) {
+        for (let k = 0; k < perStep; k++) c.send(payload, relay.address.port, "127.0.0.1");
+        sent += perStep;
+        const k = relay.counters;
+        const settled = (): boolean =>
+          k.packetsUp + k.packetsDroppedUp === sent && up.received() === k.packetsUp && k.packetsDown + k.packetsDroppedDown === k.packetsUp && c.got() === k.packetsDown;
+        while (!settled()) {
+          if (systemClock.now() > deadline) assert.fail(`step ${step}: datagrams not settled: ${JSON.stringify(k)}, upstream ${up.received()}, client ${c.got()}`);
+          await sleep(1);
+        }
+        clock.advance(stepMs);
+      }
+      const k = relay.counters;
+      // Tokens: the burst at t = 0, then pps x 20 ms = 4 per step for the 149 steps after the first.
+      const expected = burst + (pps * stepMs * (steps - 1)) / 1000;
+      console.log(`# UDP flood: sent ${sent} over ${(steps * stepMs) / 1000} s of clock, relayed ${k.packetsUp} (cap ${expected}), dropped ${k.packetsDroppedUp}, echoed back ${c.got()}`);
+      assert.equal(k.packetsUp, expected, "the cap, to the datagram");
+      assert.equal(k.packetsDroppedUp, sent - expected, "the rest dropped and counted");
+      assert.equal(k.bytesUp, expected * payload.length);
+      assert.equal(k.bytesDroppedUp, (sent - expected) * payload.length);
+      assert.equal(up.received(), k.packetsUp, "everything admitted reached upstream");
+      assert.equal(k.packetsDown, k.packetsUp, "the echoes are within the download cap: all relayed back");
+      assert.equal(k.packetsDroppedDown, 0);
+      assert.equal(c.got(), k.packetsDown, "replies come back through the same flow");
+      assert.equal(relay.flows, 1);
     } finally {
-    c.close();
-    await relay.close();
-    up.close();
+      c.close();
+      await relay.close();
+      up.close();
     }
   });
 

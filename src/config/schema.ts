@@ -84,6 +84,17 @@ const ban = z.strictObject({
   shadow: bool.default(false),
 });
 
+/** Defensive mode: what the guard does while its failed-login table is full of live entries (docs/gateway.md). */
+const saturation = z.strictObject({
+  /** How long the mode lasts after the table last had to drop (or would have dropped) a live entry. */
+  duration: duration.default(600_000),
+  /** While it lasts, failures of untracked addresses count against these prefixes. */
+  ipv4_prefix: intInRange(1, 32).default(24),
+  ipv6_prefix: intInRange(1, 128).default(48),
+  /** Size of the prefix table. */
+  max_prefixes: positiveInt.default(16_384),
+});
+
 const guard = z.strictObject({
   max_connections_per_ip: cap(100),
   max_connections: cap(10_000),
@@ -91,6 +102,9 @@ const guard = z.strictObject({
   prefix_connection_rate: prefixRate.optional(),
   max_auth_attempts: positiveInt.default(3),
   ban: ban.prefault({}),
+  /** Addresses (IPv6: prefixes) the failed-login table tracks; memory per entry in docs/memory.md. */
+  max_tracked: positiveInt.default(65_536),
+  saturation: saturation.prefault({}),
   ban_closes_connections: bool.default(true),
   /** IPv6 clients are counted and banned by this prefix (one /64 is usually one subscriber). */
   ipv6_prefix: intInRange(1, 128).default(64),

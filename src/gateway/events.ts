@@ -17,6 +17,8 @@ export interface GatewayEvents {
   /** A key (address or IPv6 prefix) was banned until `until` (wall-clock ms). */
   ban: [{ key: string; until: number; failures: number; closed: number; shadow: boolean }];
   unban: [{ key: string; reason: string }];
+  /** Defensive mode started (the failed-login table is full of live entries) or ended. */
+  saturation: [{ active: boolean; reason: string }];
   /**
    * Bytes an admitted connection relayed, as totals sent once per direction
    * when it closes ("in": client to upstream, "out": upstream to client).

@@ -17,7 +17,7 @@ import type { PenaltyBox } from "../limiter/penalty-box.js";
 import { GatewayBandwidth } from "./bandwidth/gateway-bandwidth.js";
 import type { GatewayContext } from "./context.js";
 import type { GatewayEvents } from "./events.js";
-import { ConnectionGuard } from "./guard/connection-guard.js";
+import { ConnectionGuard, type SaturationStats } from "./guard/connection-guard.js";
 import { UserTable } from "./identity/basic-auth.js";
 import { verifierSettings } from "./identity/config-schema.js";
 import { PasswordVerifier } from "./identity/password-verifier.js";
@@ -67,6 +67,15 @@ export class Gateway {
         logger.limited({ remote_addr: address, limiter: hit.limiter, reason: `shadow_${hit.reason}` });
         this.events.emit("refused", { listener: "", remote_addr: address, limiter: hit.limiter, reason: hit.reason, shadow: true });
       },
+      onDefensiveMode: (t) => {
+        if (t.log) {
+          const s = guard.saturation();
+          const fields = { reason: t.reason, tracked: s.tracked, max_tracked: s.maxTracked, prefixes: s.prefixes, live_evictions: s.liveEvictions, suppressed_starts: t.suppressed };
+          logger.warn(t.active ? "defensive mode on: failed-login table full, tracking prefixes" : "defensive mode off", fields);
+        }
+        this.events.emit("saturation", { active: t.active, reason: t.reason });
+      },
+      onPrefixBan: (prefix, until, failures, shadow) => this.announceBan(prefix, prefix, until, failures, shadow),
     });
     const users = new UserTable(config.users);
     // Password-check waits and drops feed metrics on the same emitter (their types live with the metrics).
@@ -112,6 +121,11 @@ export class Gateway {
   /** Bans, back-offs and failure streaks by address key. */
   get penaltyBox(): PenaltyBox {
     return this.ctx.guard.penaltyBox;
+  }
+
+  /** The failed-login table, the prefix table and defensive mode (for metrics). */
+  saturation(): SaturationStats {
+    return this.ctx.guard.saturation();
   }
 
   /** Refusals so far by `limiter:reason`. */
@@ -214,6 +228,7 @@ export class Gateway {
     const cut = open();
     await Promise.all(all.map((l) => l.close()));
     this.ctx.guard.registry.closeEverything("stopping");
+    this.ctx.guard.close();
     this.ctx.bandwidth.close();
     return { drained: before - cut, cut };
   }
@@ -273,7 +288,8 @@ export class Gateway {
   /** Lifts a ban (and the failure record) of an address or key. */
   unban(addressOrKey: string, reason = "manual"): boolean {
     const key = addressOrKey.includes("/") ? addressOrKey : this.keyOf(addressOrKey);
-    const had = this.penaltyBox.forget(key);
+    // A prefix banned in defensive mode is lifted by its CIDR key.
+    const had = this.penaltyBox.forget(key) || this.ctx.guard.defensiveMode.forget(key);
     if (had) {
       this.ctx.logger.unban({ remote_addr: key, reason });
       this.events.emit("unban", { key, reason });

@@ -12,7 +12,8 @@ import type { GatewayContext } from "./context.js";
 import { ConnectSession } from "./listeners/connect-handler.js";
 import { relayToUpstream } from "./listeners/tcp-handler.js";
 import { adopt } from "./read-pump.js";
-import { HttpFront } from "./http/http-front.js";
+// The http reverse proxy (undici and the route limits) is loaded by http listeners only, when they bind.
+import type { HttpFront } from "./http/http-front.js";
 import { secureContextOf, serverHandshake } from "./tls-setup.js";
 // Signed PostgreSQL permissions of a connect listener (src/gateway/permissions/).
 import { PermissionSlot } from "./permissions/permission-slot.js";
@@ -36,7 +37,7 @@ export class Listener {
   private serverClosed: Promise<void> | undefined;
   private secure: tls.SecureContext | undefined;
   private cfg: ListenerConfig;
-  /** http kind: the reverse proxy admitted sockets are handed to (made on first use). */
+  /** http kind: the reverse proxy admitted sockets are handed to (made when the listener binds). */
   private http: HttpFront | undefined;
   /** connect kind with `policy = { source = "postgres" }`: the signed permission policy, opened here. */
   private readonly permissions: PermissionSlot;
@@ -79,7 +80,11 @@ export class Listener {
     this.cfg = next;
   }
 
-  listen(): Promise<BoundListener> {
+  async listen(): Promise<BoundListener> {
+    if (this.cfg.kind === "http" && this.http === undefined) {
+      const { HttpFront } = await import("./http/http-front.js");
+      this.http = new HttpFront(this.cfg.name, this.ctx);
+    }
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.server.once("error", onError);
@@ -191,7 +196,9 @@ export class Listener {
 
   private run(conn: Connection, cfg: ListenerConfig, peer: import("node:crypto").X509Certificate | undefined): void {
     if (cfg.kind === "connect") new ConnectSession(conn, cfg, this.ctx, peer, this.permissions.destinations).start();
-    else if (cfg.kind === "http") (this.http ??= new HttpFront(cfg.name, this.ctx)).accept(conn, cfg);
-    else relayToUpstream(conn, cfg);
+    else if (cfg.kind !== "http") relayToUpstream(conn, cfg);
+    // The front is made before the server listens, so an http connection always finds it.
+    else if (this.http !== undefined) this.http.accept(conn, cfg);
+    else conn.close("internal");
   }
 }

@@ -84,6 +84,11 @@ export class PenaltyBox {
     return this.entries.size;
   }
 
+  /** Whether `key` has a record (a newcomer would need a place in the table). */
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
   /** Live entries evicted because the table was full. */
   get evictions(): number {
     return this.saturatedEvictions;

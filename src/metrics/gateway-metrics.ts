@@ -17,6 +17,7 @@ import type { Config } from "../config/schema.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { GatewayEvents } from "../gateway/events.js";
 import type { PenaltyBox } from "../limiter/penalty-box.js";
+import type { SaturationStats } from "../gateway/guard/connection-guard.js";
 import {
   BAN_REASONS,
   type BanReason,
@@ -44,6 +45,8 @@ export interface ObservedGateway extends SnapshotSource {
   keyOf(address: string): string;
   /** Password checks waiting and running now (absent: reported as 0). */
   readonly verifications?: { queued: number; running: number };
+  /** The failed-login tables and defensive mode (absent: those series read 0). */
+  saturation?(): SaturationStats;
 }
 
 export interface GatewayMetricsOptions {
@@ -93,6 +96,11 @@ export class GatewayMetrics {
   readonly verificationsRunning: Gauge;
   readonly verificationWait: Histogram<"priority">;
   readonly verificationDrops: Counter<"reason">;
+  /** Failed-login tables: entries tracked, live entries dropped, defensive mode (docs/gateway.md, "Saturation"). */
+  readonly guardTracked: Gauge<"table">;
+  readonly guardLiveEvictions: Counter;
+  readonly guardDefensiveMode: Gauge;
+  readonly guardDefensiveStarts: Counter;
   private readonly httpLabels = new Set<string>();
   private readonly listenerNames = new Set<string>();
   private readonly detach: Array<() => void> = [];
@@ -188,6 +196,49 @@ export class GatewayMetrics {
       help: "Password checks dropped before they ran, by reason (queue_full, closed, timeout).",
       labelNames: ["reason"],
       registers,
+      });
+    const saturation = (): SaturationStats | undefined => gw.saturation?.();
+    this.guardTracked = new Gauge({
+      name: "portcullis_guard_tracked_entries",
+      help: "Keys the failed-login tables track now (table: address, or prefix in defensive mode); guard.max_tracked bounds the address table.",
+      labelNames: ["table"],
+      registers,
+      collect() {
+        const st = saturation();
+        this.set({ table: "address" }, st?.tracked ?? 0);
+        this.set({ table: "prefix" }, st?.prefixes ?? 0);
+      },
+    });
+    // Counters fed from the guard's running totals on scrape: each scrape adds what is new since the last one.
+    let seenEvictions = 0;
+    this.guardLiveEvictions = new Counter({
+      name: "portcullis_guard_live_evictions_total",
+      help: "Live records (bans, failure streaks) the full failed-login table had to drop.",
+      registers,
+      collect() {
+        const n = saturation()?.liveEvictions ?? 0;
+        if (n > seenEvictions) this.inc(n - seenEvictions);
+        seenEvictions = Math.max(seenEvictions, n);
+      },
+    });
+    this.guardDefensiveMode = new Gauge({
+      name: "portcullis_guard_defensive_mode",
+      help: "1 while the guard is in defensive mode (failed-login table saturated: untracked addresses are counted by prefix).",
+      registers,
+      collect() {
+        this.set(saturation()?.active ? 1 : 0);
+      },
+    });
+    let seenStarts = 0;
+    this.guardDefensiveStarts = new Counter({
+      name: "portcullis_guard_defensive_mode_starts_total",
+      help: "Times the guard entered defensive mode.",
+      registers,
+      collect() {
+        const n = saturation()?.starts ?? 0;
+        if (n > seenStarts) this.inc(n - seenStarts);
+        seenStarts = Math.max(seenStarts, n);
+      },
     });
     if (o.processMetrics ?? true) {
       collectDefaultMetrics({ register: this.registry });

@@ -1,4 +1,5 @@
-import pg from "pg";
+import type pg from "pg";
+import { pgModule } from "./pg-module.js";
 import type { Clock, TimerHandle } from "../core/clock.js";
 
 /**
@@ -70,7 +71,7 @@ export class NotifyListener {
   private async connect(): Promise<void> {
     if (this.closed) return;
     const attempt = ++this.attempt;
-    const client = new pg.Client({ ...this.o.clientConfig, keepAlive: true });
+    const client = new (pgModule().Client)({ ...this.o.clientConfig, keepAlive: true });
     this.client = client;
     client.on("error", (e) => this.lost(client, e.message));
     client.on("end", () => this.lost(client, "connection ended"));
@@ -79,7 +80,7 @@ export class NotifyListener {
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${pg.escapeIdentifier(this.o.channel)}`);
+      await client.query(`LISTEN ${pgModule().escapeIdentifier(this.o.channel)}`);
     } catch (e) {
       if (attempt === this.attempt && !this.closed) this.lost(client, (e as Error).message);
       return;

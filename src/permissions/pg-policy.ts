@@ -1,4 +1,5 @@
-import pg from "pg";
+import type pg from "pg";
+import { pgModule } from "./pg-module.js";
 import { systemClock, type Clock } from "../core/clock.js";
 import { integerAtLeast, nonNegative } from "../core/validate.js";
 import { CidrMatcher } from "./cidr.js";
@@ -170,7 +171,7 @@ export class PgPermissionPolicy {
       ttlMs: nonNegative("cacheTtlMs", o.cacheTtlMs ?? 5000),
       maxEntries: o.cacheMaxEntries ?? 100_000,
     });
-    this.pool = new pg.Pool({
+    this.pool = new (pgModule().Pool)({
       ...clientConfig,
       max: integerAtLeast("poolSize", o.poolSize ?? 4, 1),
       connectionTimeoutMillis: timeout,

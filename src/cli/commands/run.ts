@@ -2,12 +2,10 @@ import { createHash } from "node:crypto";
 import { readFileSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import { parseArgs } from "node:util";
-import pino from "pino";
-import { loadConfigFile, type LoadResult } from "../../config/load.js";
-import { checkResources } from "../../config/resources.js";
-import { Gateway } from "../../gateway/gateway.js";
-import { attachObservability, type Observability } from "../../admin/observability.js";
-import { permissionsReadiness } from "../../gateway/permissions/readiness.js";
+import type { LoadResult } from "../../config/load.js";
+// The admin listener (API, metrics, dashboard) is loaded only when it is enabled: an idle gateway pays for what it uses.
+import type { Observability } from "../../admin/observability.js";
+import { holdYoungGeneration } from "../young-generation.js";
 
 export const summary = "start the gateway";
 
@@ -27,11 +25,15 @@ A bad configuration prints one line per problem and exits with code 2.
 
   -c, --config FILE   the configuration file`;
 
-function load(file: string): LoadResult {
-  const r = loadConfigFile(file);
-  if (!r.ok) return r;
-  const problems = checkResources(r.config);
-  return problems.length ? { ok: false, problems } : r;
+/** Reads, validates and resource-checks the configuration (the modules are loaded by main, after the young generation is held). */
+async function configLoader(): Promise<(file: string) => LoadResult> {
+  const [{ loadConfigFile }, { checkResources }] = await Promise.all([import("../../config/load.js"), import("../../config/resources.js")]);
+  return (file) => {
+    const r = loadConfigFile(file);
+    if (!r.ok) return r;
+    const problems = checkResources(r.config);
+    return problems.length ? { ok: false, problems } : r;
+  };
 }
 
 /** Content hash, so a watch event that changed nothing does not reload. */
@@ -68,11 +70,21 @@ export async function main(argv: string[]): Promise<number> {
     console.error("portcullis run: -c FILE is required");
     return 2;
   }
+  const startedUp = holdYoungGeneration();
+  try {
+    return await serve(file, await configLoader(), startedUp);
+  } finally {
+    startedUp();
+  }
+}
+
+async function serve(file: string, load: (file: string) => LoadResult, startedUp: () => void): Promise<number> {
   const first = load(file);
   if (!first.ok) {
     for (const p of first.problems) console.error(p);
     return 2;
   }
+  const [{ default: pino }, { Gateway }] = await Promise.all([import("pino"), import("../../gateway/gateway.js")]);
   // Buffered, asynchronous log writes: two sync writes per connection would cost more than the guard itself.
   // Flushed on stop; at most a few KiB wait in the buffer, and never longer than the flush interval.
   const logOut = pino.destination({ dest: 1, sync: false, minLength: 4096 });
@@ -129,6 +141,8 @@ export async function main(argv: string[]): Promise<number> {
   let obs: Observability | undefined;
   if (first.config.admin.enabled) {
     try {
+      const { attachObservability } = await import("../../admin/observability.js");
+      const { permissionsReadiness } = await import("../../gateway/permissions/readiness.js");
       obs = await attachObservability(gateway, first.config.admin, { reload: () => reloadNow("admin") });
       console.error(`portcullis: admin listener up on ${obs.url}`);
       gateway.logger.info("admin listener up", { bind: obs.url });
@@ -143,6 +157,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
+  startedUp();
   let watcher: FSWatcher | undefined;
   let debounce: NodeJS.Timeout | undefined;
   if (first.config.watch) {

@@ -19,6 +19,7 @@ import type { MemoryStore } from "../../stores/memory-store.js";
 import { blockListOf } from "../../config/leaves.js";
 import type { GuardConfig } from "../../config/schema.js";
 import { ConnectionRegistry } from "./connection-registry.js";
+import { DefensiveMode, type DefensiveModeSettings, type DefensiveModeStats, type DefensiveTransition } from "./defensive-mode.js";
 
 /** Which rule refused (or would have refused, in shadow mode) a connection. */
 export type GuardLimiter =
@@ -49,12 +50,24 @@ export interface ConnectionGuardOptions {
   store: MemoryStore;
   /** A shadow rule matched: counted and logged by the caller, not enforced. */
   onShadow?: (address: string, hit: GuardHit) => void;
+  /** Defensive mode started or ended (docs/gateway.md, "Saturation"). */
+  onDefensiveMode?: (t: DefensiveTransition) => void;
+  /** A network prefix was banned by failures counted in defensive mode (the caller logs and announces it). */
+  onPrefixBan?: (prefix: string, bannedUntil: number, failures: number, shadow: boolean) => void;
+}
+
+/** What the guard tracks for failed logins, for metrics. */
+export interface SaturationStats extends DefensiveModeStats {
+  /** Address keys in the failed-login table now, and its size. */
+  tracked: number;
+  maxTracked: number;
 }
 
 function penaltyOptions(cfg: GuardConfig, clock: Clock): PenaltyBoxOptions {
   const b = cfg.ban;
   return {
     clock,
+    maxKeys: cfg.max_tracked,
     shadow: b.shadow,
     banFailures: b.failures,
     banWindowMs: b.window,
@@ -69,12 +82,21 @@ function penaltyOptions(cfg: GuardConfig, clock: Clock): PenaltyBoxOptions {
   };
 }
 
+function defensiveSettings(cfg: GuardConfig, clock: Clock): DefensiveModeSettings {
+  const s = cfg.saturation;
+  const { clock: _clock, maxKeys: _maxKeys, ...penalty } = penaltyOptions(cfg, clock);
+  return { durationMs: s.duration, ipv4Prefix: s.ipv4_prefix, ipv6Prefix: s.ipv6_prefix, maxPrefixes: s.max_prefixes, penalty };
+}
+
 const NO_LEASE: Lease = { key: "", id: 0, release: () => {}, renew: () => false };
 
 export class ConnectionGuard {
   readonly registry = new ConnectionRegistry();
   private cfg!: GuardConfig;
   private box!: PenaltyBox;
+  private defense!: DefensiveMode;
+  /** The box's eviction count already passed on to the defensive mode. */
+  private seenEvictions = 0;
   private perIp!: ConcurrencyLimiter;
   private global!: ConcurrencyLimiter;
   private rate: RateLimiter | undefined;
@@ -95,6 +117,11 @@ export class ConnectionGuard {
   /** The penalty box: ban listing, manual bans and unbans. */
   get penaltyBox(): PenaltyBox {
     return this.box;
+  }
+
+  /** Defensive mode: the prefix table and whether the mode is on. */
+  get defensiveMode(): DefensiveMode {
+    return this.defense;
   }
 
   get config(): GuardConfig {
@@ -126,11 +153,20 @@ export class ConnectionGuard {
       : undefined;
     const opts = penaltyOptions(cfg, clock);
     const fresh = new PenaltyBox(opts);
-    if (oldBox === undefined) this.box = fresh;
-    else if (JSON.stringify(oldBox.params) !== JSON.stringify(fresh.params) || oldBox.shadow !== fresh.shadow) {
-      const now = oldBox.now();
-      for (const b of oldBox.banned()) fresh.ban(b.key, b.bannedUntil - now);
+    if (oldBox === undefined) {
       this.box = fresh;
+      this.defense = new DefensiveMode(defensiveSettings(cfg, clock), clock, this.o.onDefensiveMode);
+    } else {
+      this.defense.configure(defensiveSettings(cfg, clock));
+      if (JSON.stringify(oldBox.params) !== JSON.stringify(fresh.params) || oldBox.shadow !== fresh.shadow || oldBox.maxKeys !== fresh.maxKeys) {
+        this.observeEvictions();
+        const now = oldBox.now();
+        for (const b of oldBox.banned()) fresh.ban(b.key, b.bannedUntil - now);
+        this.box = fresh;
+        this.seenEvictions = 0;
+        // A smaller table may have dropped bans while they were copied.
+        this.observeEvictions();
+      }
     }
     this.allow = blockListOf(cfg.allow);
     this.deny = blockListOf(cfg.deny);
@@ -156,6 +192,11 @@ export class ConnectionGuard {
     const ban = this.box.check(key);
     if (ban.reason === "banned") {
       const hit = this.hit(address, "ban", ban);
+      if (hit) return hit;
+    }
+    const prefixBan = this.defense.check(key);
+    if (prefixBan?.reason === "banned") {
+      const hit = this.hit(address, "ban", prefixBan);
       if (hit) return hit;
     }
     const g = this.global.tryAcquire("*");
@@ -253,14 +294,53 @@ export class ConnectionGuard {
     }
   }
 
-  /** Whether `key` may try to authenticate now (not banned, not backing off). */
+  /** Whether `key` may try to authenticate now (neither it nor its prefix banned or backing off). */
   authCheck(key: string): Decision {
-    return this.box.check(key);
+    const d = this.box.check(key);
+    if (!d.allowed) return d;
+    return this.defense.check(key) ?? d;
   }
 
-  /** Records a failed authentication; reports whether it started a ban. */
+  /**
+   * Records a failed authentication; reports whether it started a ban of
+   * `key`. A newcomer that would push a live record out of a full table
+   * starts (or extends) defensive mode, and while the mode lasts the
+   * failures of untracked keys count against their prefix instead; a prefix
+   * ban that follows is reported to `onPrefixBan`, not here.
+   */
   recordAuthFailure(key: string): { banned: boolean; bannedUntil: number; failures: number; shadow: boolean } {
-    const r = this.box.recordFailure(key);
-    return { banned: r.banned, bannedUntil: r.bannedUntil, failures: r.streak, shadow: this.box.shadow };
+    const box = this.box;
+    if (!box.has(key)) {
+      const full = box.saturated;
+      if (full) this.defense.trigger("table_full");
+      if (full || this.defense.active) {
+        const p = this.defense.recordFailure(key);
+        if (p.banned) this.o.onPrefixBan?.(p.key, p.bannedUntil, p.streak, this.defense.prefixes.shadow);
+        return { banned: false, bannedUntil: -Infinity, failures: p.streak, shadow: box.shadow };
+      }
+    }
+    const r = box.recordFailure(key);
+    this.observeEvictions();
+    return { banned: r.banned, bannedUntil: r.bannedUntil, failures: r.streak, shadow: box.shadow };
+  }
+
+  /** Failed-login table, prefix table and defensive mode, for metrics. */
+  saturation(): SaturationStats {
+    this.observeEvictions();
+    return { ...this.defense.stats(), tracked: this.box.size, maxTracked: this.box.maxKeys };
+  }
+
+  /** Stops the defensive mode's timer (the gateway is stopping). */
+  close(): void {
+    this.defense.close();
+  }
+
+  /** Passes live evictions of the address table (from failures, manual bans or a reload) to the defensive mode. */
+  private observeEvictions(): void {
+    const n = this.box.evictions;
+    if (n > this.seenEvictions) {
+      this.defense.noteEvictions(n - this.seenEvictions);
+      this.seenEvictions = n;
+    }
   }
 }

@@ -1,6 +1,8 @@
 import { createHash, type X509Certificate } from "node:crypto";
-import { AsnConvert } from "@peculiar/asn1-schema";
-import { Certificate, SubjectAlternativeName, id_ce_subjectAltName, type Extension } from "@peculiar/asn1-x509";
+import { createRequire } from "node:module";
+import type * as Asn1Schema from "@peculiar/asn1-schema";
+import type * as Asn1X509 from "@peculiar/asn1-x509";
+import type { Certificate, Extension } from "@peculiar/asn1-x509";
 import { extensionText } from "./extension-text.js";
 import { identityText } from "./identity-text.js";
 
@@ -17,9 +19,16 @@ export type IdentitySource = { kind: "cn" } | { kind: "san_uri" } | { kind: "oid
 
 const OID_COMMON_NAME = "2.5.4.3";
 
+// The X.509 parser (several MB in memory) is loaded with the first client
+// certificate, not with the gateway: listeners without mTLS never need it.
+// These packages are CommonJS, so `require` loads them synchronously (and caches them).
+const load = createRequire(import.meta.url);
+const schema = (): typeof Asn1Schema => load("@peculiar/asn1-schema") as typeof Asn1Schema;
+const x509 = (): typeof Asn1X509 => load("@peculiar/asn1-x509") as typeof Asn1X509;
+
 function parseCertificate(cert: X509Certificate): Certificate | undefined {
   try {
-    return AsnConvert.parse(cert.raw, Certificate);
+    return schema().AsnConvert.parse(cert.raw, x509().Certificate);
   } catch {
     return undefined;
   }
@@ -43,9 +52,10 @@ function onlyExtension(c: Certificate, oid: string): Extension | undefined {
 
 /** The one URI subjectAltName (SPIFFE requires exactly one); several are ambiguous. */
 function sanUri(c: Certificate): string | undefined {
+  const { SubjectAlternativeName, id_ce_subjectAltName } = x509();
   const ext = onlyExtension(c, id_ce_subjectAltName);
   if (!ext) return undefined;
-  const names = AsnConvert.parse(ext.extnValue, SubjectAlternativeName);
+  const names = schema().AsnConvert.parse(ext.extnValue, SubjectAlternativeName);
   const uris = names.filter((n) => n.uniformResourceIdentifier !== undefined);
   if (uris.length !== 1) return undefined;
   return identityText(uris[0]!.uniformResourceIdentifier);

@@ -11,7 +11,7 @@
 import { EventEmitter } from "node:events";
 import { type Clock, TurnCachedClock, systemClock } from "../core/clock.js";
 import type { Rng } from "../core/random.js";
-import type { Config } from "../config/schema.js";
+import type { Config } from "./config/schema.js";
 import { MemoryStore } from "../stores/memory-store.js";
 import type { PenaltyBox } from "../limiter/penalty-box.js";
 import { GatewayBandwidth } from "./bandwidth/gateway-bandwidth.js";

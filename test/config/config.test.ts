@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDuration } from "../../src/config/duration.js";
 import { parseSize } from "../../src/config/size.js";
-import { loadConfigFile, validateConfig } from "../../src/config/load.js";
+import { loadConfigFile, validateConfig } from "../../src/gateway/config/load.js";
 import { hashPassword } from "../../src/gateway/identity/passwords.js";
 
 const root = new URL("../..", import.meta.url).pathname;

@@ -1,17 +1,15 @@
 #!/usr/bin/env node
-// In a checkout, run the TypeScript source through tsx (never a stale build);
-// in an installed package (no src/), run the compiled CLI from dist/.
+// Runs the compiled CLI (dist/). In a checkout, `npm ci` builds dist/ (the
+// `prepare` script) and `npm run build` refreshes it; the test runner and
+// `npm start` build before they run, so neither drives a stale build.
 import { existsSync } from "node:fs";
 
-const source = new URL("../src/cli/main.ts", import.meta.url);
-let cli;
-if (existsSync(source)) {
-  const { register } = await import("tsx/esm/api");
-  register();
-  ({ cli } = await import(source.href));
-} else {
-  ({ cli } = await import(new URL("../dist/cli/main.js", import.meta.url).href));
+const main = new URL("../dist/cli/main.js", import.meta.url);
+if (!existsSync(main)) {
+  console.error("portcullis: dist/ is missing; run `npm run build` in this checkout");
+  process.exit(1);
 }
+const { cli } = await import(main.href);
 process.exitCode = await cli(process.argv.slice(2)).catch((err) => {
   console.error(`portcullis: ${err instanceof Error ? err.message : String(err)}`);
   return 1;

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // Runs the whole test suite with Node's test runner (TypeScript through tsx).
+// It first builds dist/ (incremental, scripts/build.mjs): tests that spawn the
+// CLI drive the built bin/portcullis.js, and a stale build is never tested.
 // Before the tests it makes sure Redis and PostgreSQL answer: it uses
 // REDIS_URL / DATABASE_URL (default: the local services), and when nothing
 // answers it starts a throw-away redis-server / PostgreSQL cluster from PATH
@@ -12,7 +14,7 @@
 //
 // Files named *.timing.test.ts measure rates on real sockets; they run after
 // the others, one file at a time, so no other test competes for the CPU.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { ensureServices } from "./services.mjs";
@@ -45,6 +47,13 @@ if (files.length === 0) {
 const lacking = missingFor(root, files);
 if (lacking.length > 0) {
   console.error(`these tests need Debian packages that are not installed: apt-get install -y ${lacking.join(" ")}`);
+  process.exit(1);
+}
+
+// The CLI the tests spawn is the built one: build before anything runs (a few seconds when nothing changed).
+const build = spawnSync(process.execPath, [join(root, "scripts/build.mjs")], { cwd: root, stdio: "inherit" });
+if (build.status !== 0) {
+  console.error("tests: the build failed (see above); no test was run");
   process.exit(1);
 }
 

@@ -1,6 +1,8 @@
 /**
- * Portcullis: keyed rate limiters with memory and Redis stores, and the
- * pieces of the gateway built on them.
+ * Portcullis, the library: keyed rate limiters over the memory store.
+ * This entry loads the engine alone (no gateway dependency: test/packaging
+ * checks it); Redis is `portcullis/redis`, the gateway `portcullis/gateway`,
+ * the features `portcullis/http`, `/shaping`, `/probe`, `/permissions`, `/udp`.
  */
 export { type Clock, type TimerHandle, ManualClock, TurnCachedClock, systemClock } from "./core/clock.js";
 export { type Rng, seededRng, systemRng } from "./core/random.js";
@@ -33,17 +35,3 @@ export {
 export { PenaltyBox, type PenaltyBoxOptions, type FailureResult } from "./limiter/penalty-box.js";
 
 export { normalizeIp, ipKey, ipFamily, type IpKeyOptions } from "./net/ip-key.js";
-
-// The gateway and its configuration.
-export { Gateway, type GatewayOptions } from "./gateway/gateway.js";
-export type { GatewayEvents } from "./gateway/events.js";
-export { ConnectionGuard, type GuardHit, type Admission } from "./gateway/guard/connection-guard.js";
-export { loadConfigFile, validateConfig } from "./config/load.js";
-export { configSchema, type Config } from "./config/schema.js";
-export { createGatewayLogger, type GatewayLogger } from "./gateway/log/logger.js";
-export { DestinationPolicy, type DestinationRule } from "./gateway/policy/destination-policy.js";
-export { identityFromCertificate, certificateFingerprint, type IdentitySource } from "./gateway/identity/client-cert.js";
-export { hashPassword, verifyPassword } from "./gateway/identity/passwords.js";
-export { attachObservability, type Observability, type ObservabilityOptions } from "./admin/observability.js";
-export type { AdminConfig } from "./admin/config.js";
-export { GatewayMetrics } from "./metrics/gateway-metrics.js";

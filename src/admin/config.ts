@@ -4,6 +4,9 @@
  * bearer token, and it limits its own request rate.
  */
 import { parseHostPort } from "../config/leaves.js";
+import { MIN_TOKEN_LENGTH } from "../gateway/config/admin-token.js";
+
+export { MIN_TOKEN_LENGTH, adminTokenProblems } from "../gateway/config/admin-token.js";
 
 export const ADMIN_RATE_STRATEGIES = ["path", "endpoint", "global"] as const;
 /** What the admin limiter counts by: the exact path, the route (method + template), or all requests together. */
@@ -33,9 +36,6 @@ export const DEFAULT_ADMIN_CONFIG: AdminConfig = {
   rate_limit: { strategy: "endpoint", limit: 20, window: 1000, burst: 40 },
 };
 
-/** Shortest token accepted: a guessable token on an API that can unban is worse than none. */
-export const MIN_TOKEN_LENGTH = 16;
-
 /** The token from the config or its environment variable; throws when there is none, or it is too short. */
 export function resolveAdminToken(c: AdminConfig, env: NodeJS.ProcessEnv = process.env): string {
   const name = c.token_env ?? "PORTCULLIS_ADMIN_TOKEN";
@@ -43,20 +43,6 @@ export function resolveAdminToken(c: AdminConfig, env: NodeJS.ProcessEnv = proce
   if (token === undefined || token.length === 0) throw new Error(`admin: no token (set admin.token or the ${name} environment variable)`);
   if (token.length < MIN_TOKEN_LENGTH) throw new Error(`admin: the token must be at least ${MIN_TOKEN_LENGTH} characters`);
   return token;
-}
-
-/**
- * What keeps an enabled admin listener from starting, as configuration
- * problems naming the key path (never the token): checked by check-config,
- * and by run before any listener opens.
- */
-export function adminTokenProblems(c: { enabled: boolean; token?: string; token_env: string }, env: NodeJS.ProcessEnv = process.env): string[] {
-  if (!c.enabled) return [];
-  if (c.token !== undefined) return c.token.length < MIN_TOKEN_LENGTH ? [`admin.token: expected at least ${MIN_TOKEN_LENGTH} characters (the token is not shown)`] : [];
-  const t = env[c.token_env];
-  if (t === undefined || t.length === 0) return [`admin.token_env: the environment variable ${c.token_env} is not set (an enabled admin listener needs a token)`];
-  if (t.length < MIN_TOKEN_LENGTH) return [`admin.token_env: the token in ${c.token_env} is shorter than ${MIN_TOKEN_LENGTH} characters`];
-  return [];
 }
 
 export function adminBind(c: AdminConfig): { host: string; port: number } {

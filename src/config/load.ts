@@ -1,7 +1,9 @@
 /**
  * Loads a configuration file (TOML, or YAML by extension), applies
- * environment overrides, and validates it. Problems come back as lines
- * naming the key path; nothing here throws for bad input.
+ * environment overrides, and validates it against a schema the caller
+ * gives (the gateway composes its schema from the features' sections in
+ * src/gateway/config/schema.ts; this module knows no feature). Problems come
+ * back as lines naming the key path; nothing here throws for bad input.
  */
 import { readFileSync } from "node:fs";
 import { extname } from "node:path";
@@ -9,9 +11,8 @@ import { parse as parseToml } from "smol-toml";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { applyEnvOverrides } from "./env-overrides.js";
-import { type Config, configSchema } from "./schema.js";
 
-export type LoadResult = { ok: true; config: Config } | { ok: false; problems: string[] };
+export type LoadResult<T> = { ok: true; config: T } | { ok: false; problems: string[] };
 
 /** Largest configuration file read; a config is never megabytes. */
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
@@ -42,9 +43,9 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
   return [...new Set(lines)];
 }
 
-/** Validates an already parsed document (after overrides). */
-export function validateConfig(doc: unknown): LoadResult {
-  const r = configSchema.safeParse(doc);
+/** Validates an already parsed document (after overrides) against `schema`. */
+export function validateWith<S extends z.ZodType>(schema: S, doc: unknown): LoadResult<z.output<S>> {
+  const r = schema.safeParse(doc);
   if (r.success) return { ok: true, config: r.data };
   return { ok: false, problems: formatIssues(r.error.issues) };
 }
@@ -68,8 +69,8 @@ export function formatOf(file: string): "toml" | "yaml" {
   return ext === ".yaml" || ext === ".yml" ? "yaml" : "toml";
 }
 
-/** Reads, overrides from `env` and validates `file`. */
-export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+/** Reads `file`, applies overrides from `env` and validates the result against `schema`. */
+export function loadWith<S extends z.ZodType>(schema: S, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult<z.output<S>> {
   let text: string;
   try {
     const buf = readFileSync(file);
@@ -84,7 +85,7 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   if (typeof parsed.doc !== "object" || Array.isArray(parsed.doc)) return { ok: false, problems: ["(top level): expected a table"] };
   const doc = parsed.doc as Record<string, unknown>;
   const { problems } = applyEnvOverrides(doc, env);
-  const result = validateConfig(doc);
+  const result = validateWith(schema, doc);
   if (problems.length === 0) return result;
   return { ok: false, problems: [...problems, ...(result.ok ? [] : result.problems)] };
 }

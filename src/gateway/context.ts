@@ -6,7 +6,7 @@
 import type { EventEmitter } from "node:events";
 import type { Clock } from "../core/clock.js";
 import type { Rng } from "../core/random.js";
-import type { Config } from "../config/schema.js";
+import type { Config } from "./config/schema.js";
 import type { GatewayBandwidth } from "./bandwidth/gateway-bandwidth.js";
 import type { GatewayEvents } from "./events.js";
 import type { ConnectionGuard } from "./guard/connection-guard.js";

@@ -11,7 +11,7 @@
 import { EventEmitter } from "node:events";
 import { type Clock, TurnCachedClock, systemClock } from "../core/clock.js";
 import type { Rng } from "../core/random.js";
-import type { Config } from "../config/schema.js";
+import type { Config } from "./config/schema.js";
 import { MemoryStore } from "../stores/memory-store.js";
 import type { PenaltyBox } from "../limiter/penalty-box.js";
 import { GatewayBandwidth } from "./bandwidth/gateway-bandwidth.js";
@@ -27,7 +27,7 @@ import { DestinationPolicy } from "./policy/destination-policy.js";
 import { UdpListener } from "./udp/udp-listener.js";
 import type { UdpRelayCounters } from "../udp/udp-relay.js";
 import type { PolicyStats } from "../permissions/pg-policy.js";
-import type { ObservabilityEvents } from "../metrics/observability-events.js";
+import type { ObservabilityEvents } from "./observability-events.js";
 import { ReadBufferPool } from "./read-pump.js";
 
 export interface GatewayOptions {

@@ -6,7 +6,7 @@
 import net from "node:net";
 import type tls from "node:tls";
 import { systemClock } from "../core/clock.js";
-import type { ListenerConfig } from "../config/schema.js";
+import type { ListenerConfig } from "./config/schema.js";
 import { Connection } from "./connection.js";
 import type { GatewayContext } from "./context.js";
 import { ConnectSession } from "./listeners/connect-handler.js";

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import tls from "node:tls";
-import type { TlsConfig } from "../config/schema.js";
+import type { TlsConfig } from "./config/schema.js";
 
 export function secureContextOf(t: TlsConfig): tls.SecureContext {
   return tls.createSecureContext({

@@ -13,7 +13,7 @@ import { isIPv4 } from "node:net";
 import type { EventEmitter } from "node:events";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { blockListOf } from "../config/leaves.js";
-import type { Config } from "../config/schema.js";
+import type { Config } from "../gateway/config/schema.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { GatewayEvents } from "../gateway/events.js";
 import type { PenaltyBox } from "../limiter/penalty-box.js";
@@ -32,7 +32,7 @@ import {
   UNBAN_REASONS,
   oneOfOr,
 } from "./labels.js";
-import type { ObservabilityEvents } from "./observability-events.js";
+import type { ObservabilityEvents } from "../gateway/observability-events.js";
 import { VERIFICATION_DROPS } from "../gateway/identity/verification-gate.js";
 import { OffenderTracker } from "./offenders.js";
 import { registerSnapshotMetrics, type SnapshotSource } from "./snapshot-metrics.js";

@@ -13,7 +13,7 @@
  * fixed reason vocabularies. No address, identity or destination is a label.
  */
 import { Counter, Gauge, type Registry } from "prom-client";
-import type { Config } from "../config/schema.js";
+import type { Config } from "../gateway/config/schema.js";
 import type { PolicyStats } from "../permissions/pg-policy.js";
 import { ROW_REJECTIONS } from "../permissions/permission.js";
 import type { BandwidthMetrics } from "../shaping/bandwidth-registry.js";

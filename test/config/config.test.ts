@@ -6,14 +6,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDuration } from "../../src/config/duration.js";
 import { parseSize } from "../../src/config/size.js";
-import { loadConfigFile, validateConfig } from "../../src/config/load.js";
+import { loadConfigFile, validateConfig } from "../../src/gateway/config/load.js";
 import { hashPassword } from "../../src/gateway/identity/passwords.js";
+import { CLI } from "../helpers/cli.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", join(root, "src/cli/main.ts"), ...args], { cwd: root, env: { ...process.env, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: root, env: { ...process.env, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });

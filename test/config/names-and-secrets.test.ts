@@ -11,7 +11,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { validateConfig } from "../../src/config/load.js";
+import { validateConfig } from "../../src/gateway/config/load.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 

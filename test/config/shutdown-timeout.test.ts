@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { validateConfig } from "../../src/config/load.js";
+import { validateConfig } from "../../src/gateway/config/load.js";
 
 const listener = [{ name: "a", kind: "tcp", bind: "127.0.0.1:1", upstream: "127.0.0.1:2" }];
 

@@ -6,8 +6,8 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { validateConfig } from "../../src/config/load.js";
-import { effectiveConfig } from "../../src/config/effective.js";
+import { validateConfig } from "../../src/gateway/config/load.js";
+import { effectiveConfig } from "../../src/gateway/config/effective.js";
 import { parseBandwidthConfig } from "../../src/shaping/bandwidth-config.js";
 
 const LISTENER = [{ name: "egress", kind: "connect", bind: "127.0.0.1:0" }];

@@ -10,8 +10,8 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Clock } from "../../src/core/clock.js";
-import { loadConfigFile } from "../../src/config/load.js";
-import type { Config } from "../../src/config/schema.js";
+import { loadConfigFile } from "../../src/gateway/config/load.js";
+import type { Config } from "../../src/gateway/config/schema.js";
 import { Gateway } from "../../src/gateway/gateway.js";
 import { LogSink } from "../gateway/fixtures.js";
 

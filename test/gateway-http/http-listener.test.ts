@@ -11,6 +11,7 @@ import { makeTestPki } from "../helpers/certs.js";
 import { ManualClock } from "../../src/core/clock.js";
 import { GatewayMetrics } from "../../src/metrics/gateway-metrics.js";
 import { configFromToml, curl, curlTimes, startFromToml, startUpstream, type RunningHttp, type Upstream } from "./helpers.js";
+import { CLI } from "../helpers/cli.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -302,7 +303,7 @@ limit = { algorithm = "fixed_window", permit_limit = 1, window = "00:01:00" }
 describe("configuration of http listeners", () => {
   const run = (args: string[]) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, ["--import", "tsx", join(root, "src/cli/main.ts"), ...args], { cwd: root, timeout: 30_000 }, (err, stdout, stderr) => {
+      execFile(process.execPath, [CLI, ...args], { cwd: root, timeout: 30_000 }, (err, stdout, stderr) => {
         resolve({ code: err ? Number((err as { code?: unknown }).code) : 0, stdout, stderr });
       });
     });

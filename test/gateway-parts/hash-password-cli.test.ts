@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { test } from "node:test";
 import { verifyPassword } from "../../src/gateway/identity/passwords.js";
+import { CLI } from "../helpers/cli.js";
 
-const BIN = new URL("../../bin/portcullis.js", import.meta.url).pathname;
+const BIN = CLI;
 
 interface Result {
   code: number | null;

@@ -7,7 +7,7 @@ import { PasswordVerifier, type VerifierSettings } from "../../src/gateway/ident
 import { hashPassword } from "../../src/gateway/identity/passwords.js";
 import type { VerificationPriority } from "../../src/gateway/identity/verification-gate.js";
 import { authEnvironmentProblems, threadPoolSize, verifierSettings } from "../../src/gateway/identity/config-schema.js";
-import { validateConfig } from "../../src/config/load.js";
+import { validateConfig } from "../../src/gateway/config/load.js";
 
 // Cheap parameters: what is tested is which checks run, not their cost.
 const FAST = { N: 1024, r: 8, p: 1 };

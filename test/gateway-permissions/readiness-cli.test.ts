@@ -12,6 +12,7 @@ import { describe, test } from "node:test";
 import { generateSigningKey, publicKeyPem } from "../../src/permissions/keys.js";
 import { closedPort } from "../probe/fixtures.js";
 import { pgFixture, until } from "../permissions/pg-fixture.js";
+import { CLI } from "../helpers/cli.js";
 
 const TOKEN = "readiness-test-token-0123456789abcdef";
 
@@ -40,7 +41,7 @@ async function readyzOf(policyUrl: string, schema: string, wantOk: boolean): Pro
       "",
     ].join("\n"),
   );
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "run", "-c", file], { env: { ...process.env, PORTCULLIS_ADMIN_TOKEN: TOKEN }, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [CLI, "run", "-c", file], { env: { ...process.env, PORTCULLIS_ADMIN_TOKEN: TOKEN }, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((r) => child.once("exit", () => r()));

@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { effectiveConfig } from "../../src/config/effective.js";
-import { validateConfig } from "../../src/config/load.js";
+import { effectiveConfig } from "../../src/gateway/config/effective.js";
+import { validateConfig } from "../../src/gateway/config/load.js";
 
 function listenerDoc(l: Record<string, unknown>): Record<string, unknown> {
   return { listener: [{ name: "l", bind: "127.0.0.1:0", ...l }] };

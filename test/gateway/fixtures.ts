@@ -9,8 +9,8 @@ import http from "node:http";
 import net from "node:net";
 import { Writable } from "node:stream";
 import type { Clock } from "../../src/core/clock.js";
-import { validateConfig } from "../../src/config/load.js";
-import type { Config } from "../../src/config/schema.js";
+import { validateConfig } from "../../src/gateway/config/load.js";
+import type { Config } from "../../src/gateway/config/schema.js";
 import { Gateway } from "../../src/gateway/gateway.js";
 import { hashPassword } from "../../src/gateway/identity/passwords.js";
 

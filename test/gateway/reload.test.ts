@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import net from "node:net";
 import { join } from "node:path";
 import { configOf, connectDoc, probe, startGateway, userHash, withTimeout } from "./fixtures.js";
+import { CLI } from "../helpers/cli.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -31,7 +32,7 @@ class Proc {
   stdout = "";
   stderr = "";
   constructor(file: string) {
-    this.child = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli/main.ts"), "run", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    this.child = spawn(process.execPath, [CLI, "run", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     this.child.stdout!.on("data", (d: Buffer) => (this.stdout += d.toString()));
     this.child.stderr!.on("data", (d: Buffer) => (this.stderr += d.toString()));
   }

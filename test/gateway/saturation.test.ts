@@ -9,7 +9,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
-import { validateConfig } from "../../src/config/load.js";
+import { validateConfig } from "../../src/gateway/config/load.js";
 import { ConnectionGuard, type GuardHit } from "../../src/gateway/guard/connection-guard.js";
 import type { DefensiveTransition } from "../../src/gateway/guard/defensive-mode.js";
 import { MemoryStore } from "../../src/stores/memory-store.js";

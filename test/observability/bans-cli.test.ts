@@ -8,6 +8,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { connectDoc, probe } from "../gateway/fixtures.js";
 import { TOKEN, type Observed, startObserved } from "./fixtures.js";
+import { CLI } from "../helpers/cli.js";
 
 interface Run {
   code: number;
@@ -19,7 +20,7 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["--import", "tsx", "src/cli/main.ts", "bans", ...args],
+      [CLI, "bans", ...args],
       { timeout: 30_000, env: { ...process.env, PORTCULLIS_ADMIN_TOKEN: "", PORTCULLIS_ADMIN_URL: "", ...env } },
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );

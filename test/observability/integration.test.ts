@@ -11,6 +11,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Client, connectDoc, connectHead, probe, startOrigin, userHash, withTimeout } from "../gateway/fixtures.js";
 import { TOKEN, sample, startObserved } from "./fixtures.js";
+import { CLI } from "../helpers/cli.js";
 
 describe("observability wired into the gateway", () => {
   test("relayed bytes are counted in totals per direction after real traffic", async () => {
@@ -92,7 +93,7 @@ describe("observability wired into the gateway", () => {
           "",
         ].join("\n"),
       );
-      const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "run", "-c", file], { env: { ...process.env, PORTCULLIS_ADMIN_TOKEN: TOKEN }, stdio: ["ignore", "ignore", "pipe"] });
+      const child = spawn(process.execPath, [CLI, "run", "-c", file], { env: { ...process.env, PORTCULLIS_ADMIN_TOKEN: TOKEN }, stdio: ["ignore", "ignore", "pipe"] });
       let stderr = "";
       child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));

@@ -11,6 +11,7 @@ import { main as db, type CommandIo } from "../../src/cli/commands/db.js";
 import { Keyring, loadPublicKey } from "../../src/permissions/keys.js";
 import { PgPermissionPolicy } from "../../src/permissions/pg-policy.js";
 import { DATABASE_URL } from "./pg-fixture.js";
+import { CLI } from "../helpers/cli.js";
 
 interface Run {
   code: number;
@@ -25,7 +26,7 @@ async function run(cmd: typeof permit, argv: string[], env: Record<string, strin
   return r;
 }
 
-const BIN = new URL("../../bin/portcullis.js", import.meta.url).pathname;
+const BIN = CLI;
 
 function spawnCli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

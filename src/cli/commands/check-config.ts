@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
 import { stringify as toToml } from "smol-toml";
-import { effectiveConfig } from "../../config/effective.js";
-import { loadConfigFile } from "../../config/load.js";
-import { checkResources } from "../../config/resources.js";
+import { effectiveConfig } from "../../gateway/config/effective.js";
+import { loadConfigFile } from "../../gateway/config/load.js";
+import { checkResources } from "../../gateway/config/resources.js";
 
 export const summary = "validate a configuration file and print the effective configuration";
 

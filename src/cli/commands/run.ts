@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import { parseArgs } from "node:util";
-import type { LoadResult } from "../../config/load.js";
+import type { LoadResult } from "../../gateway/config/load.js";
 // The admin listener (API, metrics, dashboard) is loaded only when it is enabled: an idle gateway pays for what it uses.
 import type { Observability } from "../../admin/observability.js";
 import { holdYoungGeneration } from "../young-generation.js";
@@ -27,7 +27,7 @@ A bad configuration prints one line per problem and exits with code 2.
 
 /** Reads, validates and resource-checks the configuration (the modules are loaded by main, after the young generation is held). */
 async function configLoader(): Promise<(file: string) => LoadResult> {
-  const [{ loadConfigFile }, { checkResources }] = await Promise.all([import("../../config/load.js"), import("../../config/resources.js")]);
+  const [{ loadConfigFile }, { checkResources }] = await Promise.all([import("../../gateway/config/load.js"), import("../../gateway/config/resources.js")]);
   return (file) => {
     const r = loadConfigFile(file);
     if (!r.ok) return r;

@@ -17,7 +17,7 @@ import type { RateLimiter } from "../../limiter/rate-limiter.js";
 import { ipKey } from "../../net/ip-key.js";
 import type { MemoryStore } from "../../stores/memory-store.js";
 import { blockListOf } from "../../config/leaves.js";
-import type { GuardConfig } from "../../config/schema.js";
+import type { GuardConfig } from "../config/schema.js";
 import { ConnectionRegistry } from "./connection-registry.js";
 import { DefensiveMode, type DefensiveModeSettings, type DefensiveModeStats, type DefensiveTransition } from "./defensive-mode.js";
 

@@ -12,13 +12,14 @@
  */
 import type { EventEmitter } from "node:events";
 import type { TimerHandle } from "../../core/clock.js";
-import type { Config, ListenerConfig } from "../../config/schema.js";
+import type { Config, ListenerConfig } from "../config/schema.js";
 import { HttpLimiter } from "../../http/http-limiter.js";
 import { type HttpProxyServer, createHttpProxyServer } from "../../http/proxy/server.js";
-import type { ObservabilityEvents } from "../../metrics/observability-events.js";
+import type { ObservabilityEvents } from "../observability-events.js";
 import type { Connection } from "../connection.js";
 import type { GatewayContext } from "../context.js";
-import { limiterOptionsOf, proxyOptionsOf } from "./options.js";
+import { limiterOptionsOf } from "./config-schema.js";
+import { proxyOptionsOf } from "./options.js";
 
 interface Served {
   cfg: ListenerConfig;

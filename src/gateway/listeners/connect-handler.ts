@@ -8,7 +8,7 @@
  */
 import type { X509Certificate } from "node:crypto";
 import { systemClock } from "../../core/clock.js";
-import type { ListenerConfig } from "../../config/schema.js";
+import type { ListenerConfig } from "../config/schema.js";
 import type { Connection } from "../connection.js";
 import type { GatewayContext } from "../context.js";
 import { parseProxyAuthorization } from "../identity/basic-auth.js";

@@ -3,7 +3,7 @@
  * termination, when configured) is relayed to the fixed upstream.
  */
 import { systemClock } from "../../core/clock.js";
-import type { ListenerConfig } from "../../config/schema.js";
+import type { ListenerConfig } from "../config/schema.js";
 import type { Connection } from "../connection.js";
 import { connectPumped } from "../read-pump.js";
 import { relay } from "../relay.js";

@@ -11,7 +11,6 @@ import type { Socket } from "node:net";
 import type { Duplex, Writable } from "node:stream";
 import { systemRng } from "../../core/random.js";
 import { IptWriter } from "../../probe/ipt.js";
-import type { Connection } from "../connection.js";
 import type { GatewayContext } from "../context.js";
 
 /** Bytes one paced connection holds before its upstream is paused (the writer's buffer holds as much again). */
@@ -24,8 +23,8 @@ interface Paced {
   [PACING]?: GatewayContext;
 }
 
-/** Whether `conn`'s listener enables IPT; if so, marks `upstream` for the relay. */
-export function attachIpt(conn: Connection, upstream: Socket, ctx: GatewayContext): void {
+/** Whether `conn`'s listener enables IPT; if so, marks `upstream` for the relay. (Only the listener's name: the connection imports this stage, not the other way round.) */
+export function attachIpt(conn: { readonly listener: string }, upstream: Socket, ctx: GatewayContext): void {
   const cfg = ctx.config.listener.find((l) => l.name === conn.listener);
   if (cfg?.probe_resistance?.ipt.enabled === true) (upstream as Paced)[PACING] = ctx;
 }

@@ -11,7 +11,7 @@
  */
 import type net from "node:net";
 import type tls from "node:tls";
-import type { ListenerConfig } from "../../config/schema.js";
+import type { ListenerConfig } from "../config/schema.js";
 import { handleMaskedTlsConnection } from "../../probe/masked-tls-listener.js";
 import type { RejectionDeadline } from "../../probe/rejection-delay.js";
 import type { Connection } from "../connection.js";

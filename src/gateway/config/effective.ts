@@ -2,7 +2,7 @@
  * The effective configuration as the operator would write it: defaults
  * filled in, durations printed as durations, secrets redacted.
  */
-import { formatDuration } from "./duration.js";
+import { formatDuration } from "../../config/duration.js";
 import type { Config } from "./schema.js";
 
 export const REDACTED = "<redacted>";

@@ -4,10 +4,15 @@
  * listener's name, kind and bind address; a tcp listener's upstream), so a
  * file written before a field existed keeps loading. Unknown keys are
  * refused: a typo must not silently fall back to a default.
+ *
+ * The gateway composes it: each feature's section or listener fields live
+ * with the feature (../http, ../bandwidth, ../masking, ../permissions
+ * config-schema.ts), the leaves and the loader in src/config, which knows no
+ * feature.
  */
 import { z } from "zod";
-import { isPasswordHash } from "../gateway/identity/passwords.js";
-import { isCanonicalHostPattern } from "../permissions/host-pattern.js";
+import { isPasswordHash } from "../identity/passwords.js";
+import { isCanonicalHostPattern } from "../../permissions/host-pattern.js";
 import {
   bool,
   cidr,
@@ -21,15 +26,15 @@ import {
   positiveInt,
   shown,
   size,
-} from "./leaves.js";
-import { bandwidthSection } from "../gateway/bandwidth/config-schema.js";
-import { authSection } from "../gateway/identity/config-schema.js";
-import { MIN_TOKEN_LENGTH } from "../admin/config.js";
+} from "../../config/leaves.js";
+import { bandwidthSection } from "../bandwidth/config-schema.js";
+import { authSection } from "../identity/config-schema.js";
+import { MIN_TOKEN_LENGTH } from "./admin-token.js";
 // http listener kind: its listener fields and the [http] section live in their own module.
-import { httpListenerFields, httpSection, refineHttpListener, upstreamTarget } from "../gateway/http/config-schema.js";
+import { httpListenerFields, httpSection, refineHttpListener, upstreamTarget } from "../http/config-schema.js";
 // Probe resistance (masking) and signed PostgreSQL permissions: their listener fields live in their own modules.
-import { probeListenerFields, refineProbeListener } from "../gateway/masking/config-schema.js";
-import { permissionListenerFields, refinePermissionListener } from "../gateway/permissions/config-schema.js";
+import { probeListenerFields, refineProbeListener } from "../masking/config-schema.js";
+import { permissionListenerFields, refinePermissionListener } from "../permissions/config-schema.js";
 
 /**
  * A limit written either as a bare number or as a table with `shadow`:

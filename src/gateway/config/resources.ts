@@ -6,8 +6,8 @@
 import tls from "node:tls";
 import { readFileSync } from "node:fs";
 import type { Config } from "./schema.js";
-import { adminTokenProblems } from "../admin/config.js";
-import { authEnvironmentProblems } from "../gateway/identity/config-schema.js";
+import { adminTokenProblems } from "./admin-token.js";
+import { authEnvironmentProblems } from "../identity/config-schema.js";
 
 export function checkResources(c: Config, env: NodeJS.ProcessEnv = process.env): string[] {
   // What the environment decides: the admin token (from token_env) and libuv's thread pool size.

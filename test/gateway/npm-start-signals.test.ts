@@ -25,8 +25,10 @@ function listening(port: number): Promise<boolean> {
 
 test("npm start, then SIGTERM to npm's PID: nothing left listening within 5 s, and the gateway logs its stop", async () => {
   // The example config listens on 8080; a free port keeps this test apart from anything else on the machine.
+  // Its own process group, so a failing test can still kill npm and everything under it.
   const child = spawn("npm", ["start", "--silent"], {
     cwd: root,
+    detached: true,
     env: { ...process.env, PORTCULLIS__LISTENER__0__BIND: "127.0.0.1:0", PORTCULLIS__SHUTDOWN_TIMEOUT: "2s" },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -44,7 +46,8 @@ test("npm start, then SIGTERM to npm's PID: nothing left listening within 5 s, a
         };
         tick();
       }),
-      30_000,
+      // npm start builds dist/ first (incremental): bounded generously, it is a start, not a measured speed.
+      120_000,
       "gateway up under npm start",
     );
     assert.ok(await listening(port));
@@ -71,6 +74,12 @@ test("npm start, then SIGTERM to npm's PID: nothing left listening within 5 s, a
       "event=stopped",
     );
   } finally {
-    child.kill("SIGKILL");
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      // The group is already gone.
+    }
+    child.stdout!.destroy();
+    child.stderr!.destroy();
   }
 });

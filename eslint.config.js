@@ -11,7 +11,7 @@ import importX, { createNodeResolver } from "eslint-plugin-import-x";
  */
 const FEATURES = ["http", "shaping", "probe", "permissions", "udp"];
 const ENGINE = ["limiter", "stores", "algorithms", "core"];
-const LAYERS = {
+export const LAYERS = {
   core: [],
   algorithms: ["core"],
   stores: ["algorithms", "core"],
@@ -30,7 +30,7 @@ const LAYERS = {
   cli: ["admin", "metrics", "gateway", ...FEATURES, ...ENGINE, "net", "config"],
 };
 /** The package's entry modules: they compose layers, and nothing in src/ imports them. */
-const ENTRIES = {
+export const ENTRIES = {
   // `import "portcullis"`: the engine and the memory store only (no gateway dependency is loaded).
   "src/index.ts": { may: ["limiter", "stores", "algorithms", "core", "net"], never: ["src/stores/redis"] },
   "src/redis.ts": { may: ["shaping", ...ENGINE], never: [] },

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
+import { readdirSync } from "node:fs";
 import { ESLint } from "eslint";
 
 const root = new URL("../..", import.meta.url).pathname;
@@ -77,4 +78,14 @@ describe("a downward import passes", () => {
       assert.deepEqual(await layerErrors(file, code), []);
     });
   }
+});
+
+test("every folder of src/ is a layer and every module at its top an entry (so none escapes the rule)", async () => {
+  const { LAYERS, ENTRIES } = (await import(`${root}eslint.config.js`)) as { LAYERS: Record<string, string[]>; ENTRIES: Record<string, unknown> };
+  const dirs = readdirSync(`${root}src`, { withFileTypes: true });
+  const folders = dirs.filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  assert.deepEqual(folders.filter((f) => !(f in LAYERS)), [], "add the folder to LAYERS in eslint.config.js and to docs/architecture.md");
+  const topModules = dirs.filter((d) => d.isFile() && d.name.endsWith(".ts")).map((d) => `src/${d.name}`);
+  assert.deepEqual(topModules.filter((f) => !(f in ENTRIES)), [], "add the entry to ENTRIES in eslint.config.js");
+  assert.ok(Object.keys(LAYERS).length >= 12);
 });

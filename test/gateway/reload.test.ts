@@ -37,14 +37,20 @@ class Proc {
     this.child.stderr!.on("data", (d: Buffer) => (this.stderr += d.toString()));
   }
   async waitFor(pred: () => boolean, what: string, ms = 15_000): Promise<void> {
-    await withTimeout(
-      new Promise<void>((resolve) => {
-        const tick = (): void => (pred() ? resolve() : void setTimeout(tick, 25));
-        tick();
-      }),
-      ms,
-      what,
-    );
+    // The polling stops with the wait: a poll left running after a timeout keeps the test file's process alive forever.
+    let waiting = true;
+    try {
+      await withTimeout(
+        new Promise<void>((resolve) => {
+          const tick = (): void => (pred() ? resolve() : void (waiting && setTimeout(tick, 25)));
+          tick();
+        }),
+        ms,
+        what,
+      );
+    } finally {
+      waiting = false;
+    }
   }
   count(s: string): number {
     return this.stdout.split(s).length - 1;

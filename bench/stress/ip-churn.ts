@@ -30,6 +30,8 @@ export interface IpChurnOptions {
   maxTracked?: number;
   /** Clients at a time (default 64). */
   concurrency?: number;
+  /** ban.duration and ban.max_duration (default: the gateway's, 10m and 24h); records expire this plus ban.window (10 s here) after their last failure. */
+  banDuration?: string;
   /** Quiet time after the flood before the last memory sample (default 0). */
   settleMs?: number;
   /** Whole run (default 30 minutes). */
@@ -42,8 +44,8 @@ export interface IpChurnResult {
   addresses: number;
   /** Answers to failed logins received (a ban may close a connection before its last answer). */
   failedLogins: number;
-  /** Connections refused at accept (banned, or the prefix banned). */
-  refusedAtAccept: number;
+  /** Connections closed with no answer: refused at accept (banned, or the prefix banned), or closed by the ban their own failure started. */
+  closedUnanswered: number;
   /** Offenders re-checked afterwards, and how many of them were served again. */
   rechecked: number;
   servedAgain: number;
@@ -117,7 +119,9 @@ export async function ipChurn(o: IpChurnOptions = {}): Promise<IpChurnResult> {
     `alice = "${await hashPassword("s3cret", SCRYPT)}"`,
     "[guard]",
     "max_auth_attempts = " + String(failures),
-    `ban = { failures = ${failures}, backoff_after = ${failures + 1} }`,
+    o.banDuration === undefined
+      ? `ban = { failures = ${failures}, backoff_after = ${failures + 1} }`
+      : `ban = { failures = ${failures}, backoff_after = ${failures + 1}, window = "10s", duration = "${o.banDuration}", max_duration = "${o.banDuration}" }`,
     ...(o.maxTracked !== undefined ? [`max_tracked = ${o.maxTracked}`] : []),
     "[[listener]]",
     'name = "egress"',
@@ -146,7 +150,7 @@ export async function ipChurn(o: IpChurnOptions = {}): Promise<IpChurnResult> {
     const tracked = o.maxTracked ?? 65_536;
     let rssFullMiB = NaN;
     let failedLogins = 0;
-    let refusedAtAccept = 0;
+    let closedUnanswered = 0;
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < n && Date.now() < deadline) {
@@ -154,7 +158,7 @@ export async function ipChurn(o: IpChurnOptions = {}): Promise<IpChurnResult> {
         if (i === tracked) rssFullMiB = rssMiB(pid);
         const r = await client(port, address(i), failures, 30_000);
         failedLogins += r.answers;
-        if (r.refused) refusedAtAccept++;
+        if (r.refused) closedUnanswered++;
       }
     };
     await Promise.all(Array.from({ length: concurrency }, () => worker()));
@@ -170,7 +174,7 @@ export async function ipChurn(o: IpChurnOptions = {}): Promise<IpChurnResult> {
     const seconds = (Date.now() - started) / 1000;
     if (o.settleMs) await new Promise((r) => setTimeout(r, o.settleMs));
     clearInterval(sampler);
-    return { addresses: n, failedLogins, refusedAtAccept, rechecked, servedAgain, seconds, rssIdleMiB, rssPeakMiB, rssFullMiB, rssEndMiB, rssSettledMiB: rssMiB(pid) };
+    return { addresses: n, failedLogins, closedUnanswered, rechecked, servedAgain, seconds, rssIdleMiB, rssPeakMiB, rssFullMiB, rssEndMiB, rssSettledMiB: rssMiB(pid) };
   } finally {
     child.kill("SIGTERM");
     await new Promise((r) => setTimeout(r, 500));

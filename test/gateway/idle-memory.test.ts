@@ -43,15 +43,20 @@ test(`an idle one-listener gateway (portcullis run, as installed) stays under ${
       60_000,
       "listener up",
     );
-    // Settled: sample for two seconds after startup and keep the largest.
-    await new Promise((r) => setTimeout(r, 1000));
-    let peak = 0;
-    for (let i = 0; i < 10; i++) {
-      peak = Math.max(peak, rssMiB(child.pid!));
-      await new Promise((r) => setTimeout(r, 200));
+    // Startup leaves garbage that V8 gives back within a second or two (longer on a loaded machine):
+    // settled is when two seconds of samples differ by at most 1 MiB; the largest of them is compared.
+    const window: number[] = [];
+    const until = Date.now() + 45_000;
+    for (;;) {
+      window.push(rssMiB(child.pid!));
+      if (window.length > 8) window.shift();
+      const settled = window.length === 8 && Math.max(...window) - Math.min(...window) <= 1;
+      if (settled || Date.now() > until) break;
+      await new Promise((r) => setTimeout(r, 250));
     }
-    t.diagnostic(`idle RSS ${peak.toFixed(1)} MiB (bound ${IDLE_RSS_BOUND_MB})`);
-    assert.ok(peak <= IDLE_RSS_BOUND_MB, `idle RSS ${peak.toFixed(1)} MiB > ${IDLE_RSS_BOUND_MB} MiB`);
+    const rss = Math.max(...window);
+    t.diagnostic(`idle RSS ${rss.toFixed(1)} MiB (bound ${IDLE_RSS_BOUND_MB})`);
+    assert.ok(rss <= IDLE_RSS_BOUND_MB, `idle RSS ${rss.toFixed(1)} MiB > ${IDLE_RSS_BOUND_MB} MiB`);
   } finally {
     child.kill("SIGTERM");
     await withTimeout(exited, 15_000, "exit").catch(() => child.kill("SIGKILL"));

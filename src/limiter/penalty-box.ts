@@ -165,6 +165,19 @@ export class PenaltyBox {
     return true;
   }
 
+  /** Removes up to `max` stale records from the oldest end (O(max)), so an owner can give memory back after a flood; returns how many. */
+  sweep(max: number): number {
+    const now = this.now();
+    let n = 0;
+    while (n < max) {
+      const e = this.staleEntry(now, true);
+      if (e === undefined) break;
+      this.remove(e);
+      n++;
+    }
+    return n;
+  }
+
   /** Keys banned now with their ban end (O(n); for admin listings). */
   *banned(): IterableIterator<{ key: string; bannedUntil: number; bans: number }> {
     const now = this.now();

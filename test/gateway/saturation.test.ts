@@ -12,6 +12,7 @@ import { ManualClock } from "../../src/core/clock.js";
 import { validateConfig } from "../../src/gateway/config/load.js";
 import { ConnectionGuard, type GuardHit } from "../../src/gateway/guard/connection-guard.js";
 import type { DefensiveTransition } from "../../src/gateway/guard/defensive-mode.js";
+import { SWEEP_INTERVAL_MS } from "../../src/gateway/guard/table-sweeper.js";
 import { MemoryStore } from "../../src/stores/memory-store.js";
 import { configOf } from "./fixtures.js";
 
@@ -194,6 +195,25 @@ describe("defensive mode ends by itself", () => {
     assert.equal(refused(guard, "10.7.0.99"), true, "the prefix ban outlives the mode");
     clock.advance(10 * 60_000);
     assert.equal(refused(guard, "10.7.0.99"), false, "and ends with its duration");
+  });
+});
+
+describe("the tables give their memory back", () => {
+  test("stale records are swept after the flood without new failures; live ones stay; no timer is left when the tables are empty", () => {
+    const { guard, clock } = guardOf({ ban: { failures: 3, window: "10s", duration: "20s", max_duration: "20s" }, max_tracked: 500, saturation: { duration: "15s" } });
+    // 600 addresses: 500 tracked and banned, the rest by prefix in defensive mode.
+    for (let i = 0; i < 600; i++) failLogins(guard, churnAddress(i), 3);
+    assert.equal(guard.saturation().tracked, 500);
+    assert.ok(guard.saturation().prefixes > 0);
+    clock.advance(SWEEP_INTERVAL_MS);
+    assert.equal(guard.saturation().tracked, 500, "banned records are live: nothing swept");
+    assert.equal(refused(guard, churnAddress(0)), true);
+    // Records expire 30 s after their last failure (the ban plus the counting window); a sweep follows within its interval.
+    clock.advance(30_000 + SWEEP_INTERVAL_MS);
+    assert.equal(guard.saturation().tracked, 0);
+    assert.equal(guard.saturation().prefixes, 0);
+    assert.equal(guard.saturation().active, false);
+    assert.equal(clock.pendingTimers(), 0);
   });
 });
 

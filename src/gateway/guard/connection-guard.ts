@@ -19,6 +19,7 @@ import type { MemoryStore } from "../../stores/memory-store.js";
 import { blockListOf } from "../../config/leaves.js";
 import type { GuardConfig } from "../config/schema.js";
 import { ConnectionRegistry } from "./connection-registry.js";
+import { TableSweeper } from "./table-sweeper.js";
 import { DefensiveMode, type DefensiveModeSettings, type DefensiveModeStats, type DefensiveTransition } from "./defensive-mode.js";
 
 /** Which rule refused (or would have refused, in shadow mode) a connection. */
@@ -97,6 +98,7 @@ export class ConnectionGuard {
   private defense!: DefensiveMode;
   /** The box's eviction count already passed on to the defensive mode. */
   private seenEvictions = 0;
+  private readonly sweeper: TableSweeper;
   private perIp!: ConcurrencyLimiter;
   private global!: ConcurrencyLimiter;
   private rate: RateLimiter | undefined;
@@ -111,6 +113,7 @@ export class ConnectionGuard {
     cfg: GuardConfig,
     private readonly o: ConnectionGuardOptions,
   ) {
+    this.sweeper = new TableSweeper(o.clock, () => [this.box, this.defense.prefixes]);
     this.configure(cfg);
   }
 
@@ -310,6 +313,7 @@ export class ConnectionGuard {
    */
   recordAuthFailure(key: string): { banned: boolean; bannedUntil: number; failures: number; shadow: boolean } {
     const box = this.box;
+    this.sweeper.arm();
     if (!box.has(key)) {
       const full = box.saturated;
       if (full) this.defense.trigger("table_full");
@@ -330,9 +334,10 @@ export class ConnectionGuard {
     return { ...this.defense.stats(), tracked: this.box.size, maxTracked: this.box.maxKeys };
   }
 
-  /** Stops the defensive mode's timer (the gateway is stopping). */
+  /** Stops the defensive mode's and the sweeper's timers (the gateway is stopping). */
   close(): void {
     this.defense.close();
+    this.sweeper.close();
   }
 
   /** Passes live evictions of the address table (from failures, manual bans or a reload) to the defensive mode. */

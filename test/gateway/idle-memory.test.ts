@@ -1,0 +1,98 @@
+/**
+ * Memory budget of an idle gateway (docs/memory.md): a real `portcullis run`
+ * with one connect listener, run as installed (compiled, no TypeScript
+ * loader), stays under IDLE_RSS_BOUND_MB of resident memory once started.
+ * RSS is a size, not a rate: a loaded machine makes startup slower, not
+ * the process bigger. And the modules a one-listener gateway loads never
+ * include what only other configurations use.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { installedCli } from "../helpers/installed-cli.js";
+import { withTimeout } from "./fixtures.js";
+
+/** The documented bound (docs/memory.md), in MiB. */
+const IDLE_RSS_BOUND_MB = 70;
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]) / 1024;
+}
+
+test(`an idle one-listener gateway (portcullis run, as installed) stays under ${IDLE_RSS_BOUND_MB} MiB RSS`, { timeout: 120_000 }, async (t) => {
+  const cli = installedCli();
+  const dir = mkdtempSync(join(tmpdir(), "portcullis-idle-"));
+  const file = join(dir, "gateway.toml");
+  writeFileSync(file, ['[[listener]]', 'name = "egress"', 'kind = "connect"', 'bind = "127.0.0.1:0"', ""].join("\n"));
+  const child = spawn(process.execPath, [cli.bin, "run", "-c", file], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  try {
+    await withTimeout(
+      (async () => {
+        while (!/listener egress \(connect\) up/.test(stderr)) {
+          if (child.exitCode !== null) throw new Error(`gateway exited: ${stderr}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })(),
+      60_000,
+      "listener up",
+    );
+    // Startup leaves garbage that V8 gives back within a second or two (longer on a loaded machine):
+    // settled is when two seconds of samples differ by at most 1 MiB; the largest of them is compared.
+    const window: number[] = [];
+    const until = Date.now() + 45_000;
+    for (;;) {
+      window.push(rssMiB(child.pid!));
+      if (window.length > 8) window.shift();
+      const settled = window.length === 8 && Math.max(...window) - Math.min(...window) <= 1;
+      if (settled || Date.now() > until) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const rss = Math.max(...window);
+    t.diagnostic(`idle RSS ${rss.toFixed(1)} MiB (bound ${IDLE_RSS_BOUND_MB})`);
+    assert.ok(rss <= IDLE_RSS_BOUND_MB, `idle RSS ${rss.toFixed(1)} MiB > ${IDLE_RSS_BOUND_MB} MiB`);
+  } finally {
+    child.kill("SIGTERM");
+    await withTimeout(exited, 15_000, "exit").catch(() => child.kill("SIGKILL"));
+    rmSync(dir, { recursive: true, force: true });
+    cli.remove();
+  }
+});
+
+/** Packages reached from `entry` through static imports (type-only imports and dynamic import() are not followed). */
+function staticPackages(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const pkgs = new Set<string>();
+  const queue = [resolve(entry)];
+  while (queue.length > 0) {
+    const f = queue.pop()!;
+    if (seen.has(f)) continue;
+    seen.add(f);
+    const src = readFileSync(f, "utf8");
+    for (const m of src.matchAll(/^(?:import|export)\s(?!type\s)[^;]*?\sfrom\s+"([^"]+)"|^import\s+"([^"]+)"/gms)) {
+      const spec = (m[1] ?? m[2])!;
+      if (spec.startsWith("node:")) continue;
+      if (spec.startsWith(".")) queue.push(resolve(dirname(f), spec).replace(/\.js$/, ".ts"));
+      else pkgs.add(spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!);
+    }
+  }
+  return pkgs;
+}
+
+test("portcullis run, the configuration and the gateway import no PostgreSQL, Redis, HTTP client, X.509 parser or metrics library up front", () => {
+  // What each entry surely loads, so a walk that found nothing cannot pass.
+  const sure: Record<string, string> = { "src/cli/commands/run.ts": "", "src/config/load.ts": "zod", "src/gateway/gateway.ts": "pino" };
+  for (const [entry, must] of Object.entries(sure)) {
+    const reached = staticPackages(entry);
+    if (must !== "") assert.ok(reached.has(must), `${entry}: the walk finds ${must}`);
+    for (const heavy of ["pg", "ioredis", "undici", "prom-client", "@peculiar/asn1-x509", "@peculiar/asn1-schema"]) {
+      assert.equal(reached.has(heavy), false, `${entry} loads ${heavy} statically`);
+    }
+  }
+});

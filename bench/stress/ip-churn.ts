@@ -19,7 +19,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { hashPassword } from "../../src/gateway/identity/passwords.js";
 import { PenaltyBox } from "../../src/limiter/penalty-box.js";
-import { installedCli } from "../../test/helpers/installed-cli.js";
+import { CLI } from "../../test/helpers/cli.js";
 
 export interface IpChurnOptions {
   /** Distinct source addresses (default 100,000; at most the 4 million of 127.64.0.0/10). */
@@ -109,7 +109,6 @@ export async function ipChurn(o: IpChurnOptions = {}): Promise<IpChurnResult> {
   const failures = o.failures ?? 3;
   const concurrency = o.concurrency ?? 64;
   const deadline = Date.now() + (o.timeLimitMs ?? 30 * 60_000);
-  const cli = installedCli();
   const dir = mkdtempSync(join(tmpdir(), "portcullis-churn-"));
   const file = join(dir, "gateway.toml");
   const lines = [
@@ -130,7 +129,7 @@ export async function ipChurn(o: IpChurnOptions = {}): Promise<IpChurnResult> {
     "",
   ];
   writeFileSync(file, lines.join("\n"));
-  const child = spawn(process.execPath, [cli.bin, "run", "-c", file], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [CLI, "run", "-c", file], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const started = Date.now();
@@ -180,7 +179,6 @@ export async function ipChurn(o: IpChurnOptions = {}): Promise<IpChurnResult> {
     await new Promise((r) => setTimeout(r, 500));
     if (child.exitCode === null) child.kill("SIGKILL");
     rmSync(dir, { recursive: true, force: true });
-    cli.remove();
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * Memory budget of an idle gateway (docs/memory.md): a real `portcullis run`
- * with one connect listener, run as installed (compiled, no TypeScript
+ * with one connect listener, run as installed (the built dist/, no TypeScript
  * loader), stays under IDLE_RSS_BOUND_MB of resident memory once started.
  * RSS is a size, not a rate: a loaded machine makes startup slower, not
  * the process bigger. And the modules a one-listener gateway loads never
@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { installedCli } from "../helpers/installed-cli.js";
+import { CLI } from "../helpers/cli.js";
 import { withTimeout } from "./fixtures.js";
 
 /** The documented bound (docs/memory.md), in MiB. */
@@ -24,11 +24,10 @@ function rssMiB(pid: number): number {
 }
 
 test(`an idle one-listener gateway (portcullis run, as installed) stays under ${IDLE_RSS_BOUND_MB} MiB RSS`, { timeout: 120_000 }, async (t) => {
-  const cli = installedCli();
   const dir = mkdtempSync(join(tmpdir(), "portcullis-idle-"));
   const file = join(dir, "gateway.toml");
   writeFileSync(file, ['[[listener]]', 'name = "egress"', 'kind = "connect"', 'bind = "127.0.0.1:0"', ""].join("\n"));
-  const child = spawn(process.execPath, [cli.bin, "run", "-c", file], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [CLI, "run", "-c", file], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
@@ -61,7 +60,6 @@ test(`an idle one-listener gateway (portcullis run, as installed) stays under ${
     child.kill("SIGTERM");
     await withTimeout(exited, 15_000, "exit").catch(() => child.kill("SIGKILL"));
     rmSync(dir, { recursive: true, force: true });
-    cli.remove();
   }
 });
 
@@ -87,7 +85,7 @@ function staticPackages(entry: string): Set<string> {
 
 test("portcullis run, the configuration and the gateway import no PostgreSQL, Redis, HTTP client, X.509 parser or metrics library up front", () => {
   // What each entry surely loads, so a walk that found nothing cannot pass.
-  const sure: Record<string, string> = { "src/cli/commands/run.ts": "", "src/config/load.ts": "zod", "src/gateway/gateway.ts": "pino" };
+  const sure: Record<string, string> = { "src/cli/commands/run.ts": "", "src/gateway/config/load.ts": "zod", "src/gateway/gateway.ts": "pino" };
   for (const [entry, must] of Object.entries(sure)) {
     const reached = staticPackages(entry);
     if (must !== "") assert.ok(reached.has(must), `${entry}: the walk finds ${must}`);

@@ -12,32 +12,11 @@
  *   npm run stress -- soak --soak-seconds 60
  *   npm run stress -- --quick               small versions of everything
  */
-import { existsSync } from "node:fs";
 import os from "node:os";
 import { fuzz } from "./fuzz.js";
 import type { StressOptions, StressResult, StressScenario } from "./scenario.js";
+import { authFloodScenario, ipChurnScenario } from "./scenarios.js";
 import { soak } from "./soak.js";
-
-/** Scenarios written in modules of their own; a missing one is listed as not installed. */
-const OPTIONAL: { name: string; file: string }[] = [
-  { name: "ip-churn", file: "ip-churn.ts" },
-  { name: "auth-flood", file: "auth-flood.ts" },
-];
-
-function isScenario(x: unknown): x is StressScenario {
-  return typeof x === "object" && x !== null && typeof (x as StressScenario).name === "string" && typeof (x as StressScenario).run === "function";
-}
-
-async function optional(name: string, file: string): Promise<StressScenario> {
-  const url = new URL(`./${file}`, import.meta.url);
-  if (existsSync(url)) {
-    const mod = (await import(url.href)) as Record<string, unknown>;
-    const found = [mod.default, mod.scenario, ...Object.values(mod)].find(isScenario);
-    if (found !== undefined) return found;
-    return { name, run: () => Promise.reject(new Error(`bench/stress/${file} exports no { name, run } scenario`)) };
-  }
-  return { name, run: async () => ({ params: "-", status: `not installed (bench/stress/${file})`, pass: "n/a" }) };
-}
 
 /** Flags that take no value: a word after them is a scenario name. */
 const BOOLEAN_FLAGS = new Set(["quick"]);
@@ -75,7 +54,7 @@ function table(rows: string[][]): string {
 }
 
 const { words, opts } = parseArgs(process.argv.slice(2));
-const all: StressScenario[] = [...(await Promise.all(OPTIONAL.map((o) => optional(o.name, o.file)))), fuzz, soak];
+const all: StressScenario[] = [ipChurnScenario, authFloodScenario, fuzz, soak];
 const chosen = all.filter((s) => words.length === 0 || words.some((w) => s.name.includes(w)));
 if (chosen.length === 0) {
   console.error(`no scenario matches ${words.join(" ")}; scenarios: ${all.map((s) => s.name).join(", ")}`);

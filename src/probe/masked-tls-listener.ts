@@ -36,6 +36,8 @@ export interface MaskedTlsOptions {
   unknownSniAction?: UnknownSniAction;
   /** Dynamic record sizing on terminated connections (default true). */
   drs?: boolean;
+  /** DRS: how long a partial record waits for more data (DrsOptions.flushMs). */
+  drsFlushMs?: number;
   /** Peek bounds: bytes (default ~18 KiB) and time (default 10 s). */
   peekMaxBytes?: number;
   peekTimeoutMs?: number;
@@ -116,7 +118,7 @@ export async function handleMaskedTlsConnection(socket: net.Socket, o: MaskedTls
     deadline.cancel();
     early?.discard();
     const tlsSocket = replayIntoTls(socket, bytes, { ...o.tlsOptions, secureContext: o.secureContext });
-    const drs = applyDrs(tlsSocket, o.drs ?? true);
+    const drs = applyDrs(tlsSocket, o.drs ?? true, { flushMs: o.drsFlushMs, clock });
     o.onTerminated(tlsSocket, { serverName: verdict.serverName, drs });
     return { kind: "terminated", serverName: verdict.serverName };
   }

@@ -181,7 +181,9 @@ export function tlsExchange(port: number, servername: string | undefined, reques
     const chunks: Buffer[] = [];
     let fp: string | undefined;
     let settled = false;
-    const sock = tls.connect({ port, host: "127.0.0.1", localAddress, servername, rejectUnauthorized: false, minVersion: "TLSv1.2" });
+    // tls.connect hands localAddress on to net.connect (its type does not list it).
+    const options: tls.ConnectionOptions & { localAddress?: string } = { port, host: "127.0.0.1", localAddress, servername, rejectUnauthorized: false, minVersion: "TLSv1.2" };
+    const sock = tls.connect(options);
     const done = (error?: string) => {
       if (settled) return;
       settled = true;

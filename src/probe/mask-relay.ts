@@ -341,7 +341,11 @@ export function relayToMask(client: net.Socket, initial: Buffer, o: MaskRelayOpt
         // Connect failed: nothing was relayed, so nothing distinguishes this from a slow, silent server.
         teardown("unreachable");
       } else {
-        teardown("error");
+        // The mask host reset the connection (nginx does, closing with unread bytes): the prober gets a reset too,
+        // as it would from the site itself or through a port-forward.
+        outcome ??= "error";
+        client.resetAndDestroy();
+        mask.destroy();
       }
     });
 
@@ -372,7 +376,10 @@ export function relayToMask(client: net.Socket, initial: Buffer, o: MaskRelayOpt
       if (early?.ended) endClient();
       else mask.on("end", endClient);
       if (early?.failed && !early.ended) {
-        teardown("error");
+        // Reset by the mask host before the hand-over: reset, as the site itself would.
+        outcome ??= "error";
+        client.resetAndDestroy();
+        mask.destroy();
         return;
       }
       toMask.start();

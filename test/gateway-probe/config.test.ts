@@ -32,7 +32,7 @@ describe("probe resistance and signed policy keys", () => {
         ipt: { enabled: false },
         // No added delay: the mask relay carries the mask host's own timing.
         delay: { floor: 0, ceiling: 0 },
-        classify_window: "20ms",
+        classify_window: "0ms",
         max_bytes: 5 * 1024 * 1024,
         // Relay caps longer than the mask host's own waits (nginx: 60 s).
         total_timeout: 600_000,

@@ -20,11 +20,11 @@ import { type RejectionDeadline, startRejectionDelay } from "./rejection-delay.j
 import type { ShapePaddingOptions } from "./shape-padding.js";
 
 /**
- * 0: the mask host is dialled on the next turn of the event loop unless the
- * first read already classified the connection (a ClientHello sent right
- * after the TCP handshake usually does). Any window delays the mask host's
- * own timeouts by as much: measured on loopback, a 20 ms window let a
- * classifier tell silent probes apart by their close time alone.
+ * 0: the mask host is dialled at accept, in parallel with the peek (a served
+ * client's mask connection is closed unused, without a byte). Any window
+ * delays the mask host's own timeouts by as much: measured on loopback, a
+ * 20 ms window let a classifier tell silent probes apart by their close time
+ * alone, and even a timer of 0 left them a few ms late.
  */
 export const DEFAULT_CLASSIFY_WINDOW_MS = 0;
 
@@ -53,7 +53,7 @@ export interface MaskedTlsOptions {
   delayCeilingMs?: number;
   /**
    * A connection not classified this long after the call gets its mask
-   * connection now (default 0: at once), so the mask host's own timeouts start
+   * connection now (default 0: at accept), so the mask host's own timeouts start
    * with the prober's connection; the peek goes on until a verdict, and
    * stops as soon as the mask host speaks or closes.
    */
@@ -111,13 +111,14 @@ export async function handleMaskedTlsConnection(socket: net.Socket, o: MaskedTls
   let early: EarlyMask | undefined;
   const stop = new AbortController();
   const mask = o.mask;
-  const window =
-    mask === undefined
-      ? undefined
-      : clock.setTimer(() => {
-          early = new EarlyMask(mask, o.localAddress);
-          early.onActivity(() => stop.abort());
-        }, o.classifyWindowMs ?? DEFAULT_CLASSIFY_WINDOW_MS);
+  const dial = (target: MaskTarget) => {
+    early = new EarlyMask(target, o.localAddress);
+    early.onActivity(() => stop.abort());
+  };
+  const windowMs = o.classifyWindowMs ?? DEFAULT_CLASSIFY_WINDOW_MS;
+  // Window 0: dial now, at accept, like a port-forward would (even a timer of 0 put the mask host's clock a few ms late).
+  if (mask !== undefined && windowMs <= 0) dial(mask);
+  const window = mask === undefined || windowMs <= 0 ? undefined : clock.setTimer(() => dial(mask), windowMs);
   const { verdict, bytes } = await peekClientHello(socket, { maxBytes: o.peekMaxBytes, timeoutMs: o.peekTimeoutMs, clock, signal: stop.signal });
   window?.cancel();
 

@@ -82,12 +82,16 @@ export class ConnectMasker {
   watch(onMaskFirst: () => void): void {
     const target = this.p.mask === false ? undefined : parseHostPort(this.p.mask);
     if (target === undefined) return;
-    this.window = this.ctx.clock.setTimer(() => {
+    const dial = () => {
       this.window = undefined;
       if (this.started || this.conn.raw.destroyed) return;
       this.early = new EarlyMask(target);
       this.early.onActivity(onMaskFirst);
-    }, classifyWindowMs(this.p));
+    };
+    const ms = classifyWindowMs(this.p);
+    // Window 0: at accept, like a port-forward.
+    if (ms <= 0) dial();
+    else this.window = this.ctx.clock.setTimer(dial, ms);
   }
 
   /** A whole head arrived (or the connection ended): no early dial from now on. */

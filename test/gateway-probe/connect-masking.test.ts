@@ -5,6 +5,7 @@
  * credentials still tunnel; probing feeds the penalty box.
  */
 import assert from "node:assert/strict";
+import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { seededRng } from "../../src/core/random.js";
 import { connectDoc, curl, startGateway, startOrigin, type Origin, type Running as Gw } from "../gateway/fixtures.js";
@@ -178,6 +179,27 @@ describe("probe_resistance and the guard", () => {
     } finally {
       await gw.stop();
       await mask.close();
+    }
+  });
+
+  test("the mask connection dialled at accept goes away with a client that leaves before it is classified", async () => {
+    const seen: net.Socket[] = [];
+    const mask = net.createServer((s) => {
+      seen.push(s);
+      s.on("error", () => {});
+      s.resume();
+    });
+    await new Promise<void>((r) => mask.listen(0, "127.0.0.1", () => r()));
+    const gw = await startGateway(await connectDoc({ listener: { probe_resistance: { mask: `127.0.0.1:${(mask.address() as net.AddressInfo).port}` } } }));
+    try {
+      const c = net.connect(gw.port, "127.0.0.1", () => c.write("CONN"));
+      c.on("error", () => {});
+      await until(() => seen.length === 1, 3_000, "the mask host is dialled at accept");
+      c.destroy();
+      await until(() => seen[0]!.readableEnded || seen[0]!.destroyed, 3_000, "the mask connection closed");
+    } finally {
+      await gw.stop();
+      mask.close();
     }
   });
 

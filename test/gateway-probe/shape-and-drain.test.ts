@@ -188,7 +188,8 @@ describe("mask = false drains, then closes with a FIN", () => {
         });
       const started = performance.now();
       while (!(await up())) {
-        assert.ok(performance.now() - started < 15_000 && child.exitCode === null, `gateway did not start: ${stderr}`);
+        // A bound, not a measurement: starting the CLI through tsx takes tens of seconds on a loaded 2-core machine.
+        assert.ok(performance.now() - started < 90_000 && child.exitCode === null, `gateway did not start: ${stderr}`);
         await new Promise((r) => setTimeout(r, 50));
       }
       const r = await withTimeout(
@@ -202,7 +203,7 @@ describe("mask = false drains, then closes with a FIN", () => {
           });
           c.on("error", () => resolve({ bytes, end: "reset" }));
         }),
-        5_000,
+        10_000,
         "the close",
       );
       assert.equal(r.end, "fin");
@@ -210,7 +211,7 @@ describe("mask = false drains, then closes with a FIN", () => {
       assert.equal(r.bytes, 0);
     } finally {
       child.kill("SIGTERM");
-      await withTimeout(new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r))), 10_000, "exit");
+      await withTimeout(new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r))), 30_000, "exit");
     }
   });
 
@@ -224,7 +225,7 @@ describe("mask = false drains, then closes with a FIN", () => {
     const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli/main.ts"), "run", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const code = await withTimeout(new Promise<number | null>((r) => child.once("exit", (c) => r(c))), 20_000, "exit");
+    const code = await withTimeout(new Promise<number | null>((r) => child.once("exit", (c) => r(c))), 90_000, "exit");
     assert.equal(code, 2);
     assert.match(stderr, /probe_resistance\.shape_padding\.bucket_cap/);
     assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");

@@ -66,7 +66,12 @@ export class ConnectMasker {
   ) {
     // Started at accept, so parsing, auth and the relay all hide inside one sampled delay.
     this.deadline = rejectionDeadlineOf(p, ctx);
-    conn.raw.once("close", () => this.classified());
+    // A client gone before it was masked or served: its early mask connection goes too.
+    conn.raw.once("close", () => {
+      this.classified();
+      this.early?.discard();
+      this.early = undefined;
+    });
   }
 
   /** Whether the connection was handed to the mask host. */

@@ -19,13 +19,14 @@ export const TOOLS = [
   { cmd: "promtool", pkg: "prometheus", marker: /promtool/ },
   { file: "/usr/bin/chromium", pkg: "chromium", marker: /\/usr\/bin\/chromium/ },
   { cmd: "systemd-analyze", pkg: "systemd", marker: /systemd-analyze/ },
+  // A real nginx as the mask site (and the reference for reject_handshake) in the probe-resistance tests.
+  { cmd: "nginx", pkg: "nginx", marker: /spawn\("nginx"/ },
 ];
 
 /** Needed by the benchmarks only (`npm run bench`), never by a test. */
 export const BENCH_TOOLS = [
   { cmd: "iperf3", pkg: "iperf3" },
   { cmd: "haproxy", pkg: "haproxy" },
-  { cmd: "nginx", pkg: "nginx" },
   { file: "/usr/lib/nginx/modules/ngx_stream_module.so", pkg: "libnginx-mod-stream" },
   { cmd: "redis-benchmark", pkg: "redis-tools" },
 ];

@@ -15,6 +15,12 @@ export class Connection implements Closable {
   stream: Duplex;
   /** Who authenticated on this connection (connect listeners), once known. */
   identity: string | undefined;
+  /**
+   * Handed to the mask host (probe resistance). A ban does not close it: a
+   * prober must see the mask site before, during and after its ban alike;
+   * the relay's own caps bound it.
+   */
+  masked = false;
   private up: Socket | undefined;
   private finished = false;
   private readonly openedAt: number;
@@ -51,7 +57,8 @@ export class Connection implements Closable {
   }
 
   /** Closes without a word: no banner, no error text on the wire. */
-  close(_reason: string): void {
+  close(reason: string): void {
+    if (this.masked && reason === "banned") return;
     this.upstream?.destroy();
     if (this.stream !== this.raw) this.stream.destroy();
     this.raw.destroy();

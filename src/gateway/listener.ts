@@ -19,6 +19,8 @@ import { secureContextOf, serverHandshake } from "./tls-setup.js";
 import { PermissionSlot } from "./permissions/permission-slot.js";
 // Probe resistance on TLS tcp listeners: ClientHello peek, mask host (src/gateway/masking/).
 import { acceptMaskedTls, masksTls } from "./masking/tls-masking.js";
+import { MaskedSlots } from "./masking/masked-slots.js";
+import type { Admission, GuardHit } from "./guard/connection-guard.js";
 
 export interface BoundListener {
   name: string;
@@ -41,6 +43,8 @@ export class Listener {
   private http: HttpFront | undefined;
   /** connect kind with `policy = { source = "postgres" }`: the signed permission policy, opened here. */
   private readonly permissions: PermissionSlot;
+  /** probe_resistance: masked connections of addresses the guard refuses, per address key. */
+  private readonly maskedSlots = new MaskedSlots();
 
   constructor(
     cfg: ListenerConfig,
@@ -154,7 +158,10 @@ export class Listener {
       return;
     }
     const { guard } = this.ctx;
-    const admitted = guard.admit(remote);
+    let admitted: Admission | GuardHit = guard.admit(remote);
+    // A masking listener keeps showing the mask site to a banned or throttled prober; only its served paths are gone.
+    const refusedBy = "limiter" in admitted ? this.maskInsteadOfRefusing(remote, admitted) : undefined;
+    if (refusedBy !== undefined) admitted = refusedBy.admission;
     if ("limiter" in admitted) {
       // Silent close: no banner, no reason on the wire. Counted by the guard, told to the log and watchers.
       raw.destroy();
@@ -172,10 +179,23 @@ export class Listener {
     this.ctx.logger.connOpen({ remote_addr: remote, transport, listener: cfg.name });
     this.ctx.events.emit("connection", { listener: cfg.name, remote_addr: remote, transport });
     if (this.secure && masksTls(cfg)) {
-      acceptMaskedTls(conn, cfg, this.secure, this.ctx, (tlsSocket) => {
-        conn.stream = tlsSocket;
-        this.run(conn, cfg, undefined);
-      });
+      acceptMaskedTls(
+        conn,
+        cfg,
+        this.secure,
+        this.ctx,
+        (tlsSocket) => {
+          conn.stream = tlsSocket;
+          this.run(conn, cfg, undefined);
+        },
+        refusedBy?.reason,
+      );
+      return;
+    }
+    if (refusedBy !== undefined) {
+      // A connect listener: straight to the mask host with whatever the client sends.
+      new ConnectSession(conn, cfg, this.ctx, undefined, this.permissions.destinations).start(refusedBy.reason);
+      raw.resume();
       return;
     }
     if (cfg.tls && this.secure) {
@@ -192,6 +212,24 @@ export class Listener {
     }
     this.run(conn, cfg, undefined);
     raw.resume();
+  }
+
+  /**
+   * With probe_resistance, an address refused for a ban or a connection rate
+   * is masked instead (within max_masked_per_address connections open at
+   * once); deny lists and connection caps still refuse.
+   */
+  private maskInsteadOfRefusing(remote: string, hit: GuardHit): { admission: Admission; reason: string } | undefined {
+    const p = this.cfg.probe_resistance;
+    if (p === undefined || hit.shadow) return undefined;
+    if (hit.limiter !== "ban" && hit.limiter !== "connection_rate" && hit.limiter !== "prefix_connection_rate") return undefined;
+    if (this.cfg.kind === "tcp" && !masksTls(this.cfg)) return undefined;
+    const key = this.ctx.guard.keyOf(remote);
+    const release = this.maskedSlots.acquire(key, p.max_masked_per_address);
+    if (release === undefined) return undefined;
+    this.ctx.logger.limited({ remote_addr: remote, limiter: hit.limiter, reason: `${hit.reason}_masked`, listener: this.cfg.name });
+    this.ctx.events.emit("refused", { listener: this.cfg.name, remote_addr: remote, limiter: hit.limiter, reason: `${hit.reason}_masked`, shadow: false });
+    return { admission: { key, exempt: false, release }, reason: hit.limiter === "ban" ? "banned" : "throttled" };
   }
 
   private run(conn: Connection, cfg: ListenerConfig, peer: import("node:crypto").X509Certificate | undefined): void {

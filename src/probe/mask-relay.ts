@@ -5,13 +5,21 @@
  * from becoming a free open relay to that site: bytes per direction, total
  * time, idle time, and an optional throttle after a number of bytes. The
  * gateway never writes a byte of its own: when the mask host cannot be
- * reached the client gets a silent close after the normalized delay.
+ * reached the client gets a silent close (after the deadline, if one is
+ * configured). The mask host's timing is the prober's timing: closes pass
+ * at once both ways, and a configured delay holds back only the first
+ * thing the client receives.
  */
 import net from "node:net";
+import type { Writable } from "node:stream";
 import { type Clock, type TimerHandle, systemClock } from "../core/clock.js";
 import { InvalidArgumentError } from "../core/errors.js";
+import type { Rng } from "../core/random.js";
 import { integerAtLeast, positive } from "../core/validate.js";
+import type { EarlyMaskState } from "./early-mask.js";
+import { IptWriter } from "./ipt.js";
 import { type RejectionDeadline, startRejectionDelay } from "./rejection-delay.js";
+import { type ShapePaddingOptions, shapePadding, shapePaddingOptions } from "./shape-padding.js";
 
 export interface MaskTarget {
   host: string;
@@ -30,19 +38,27 @@ export interface MaskRelayLimits {
   maxBytesToMask?: number;
   /** Mask -> client byte cap (default 5 MiB). */
   maxBytesToClient?: number;
-  /** Whole relay, from the call (default 60 s). */
+  /** Whole relay, from the call (default 10 min). Never shorter than the mask host's own timeouts, or the prober sees ours. */
   totalTimeoutMs?: number;
-  /** No byte in either direction for this long ends the relay (default 5 s). */
+  /** No byte in either direction for this long ends the relay (default 120 s: longer than nginx's 60 s waits). */
   idleTimeoutMs?: number;
-  /** Longest wait for the TCP connection to the mask host (default: the idle timeout). */
+  /** Longest wait for the TCP connection to the mask host (default: the idle timeout, at most 10 s). */
   connectTimeoutMs?: number;
   throttle?: MaskThrottle;
 }
 
 export interface MaskRelayOptions extends MaskRelayLimits {
   mask: MaskTarget;
-  /** The client is closed no earlier than this; default: a deadline started now with the default bounds. */
+  /** The first byte (or the close, when the mask host sends nothing) reaches the client no earlier than this; default: no delay. */
   deadline?: RejectionDeadline;
+  /** A mask connection dialled before the client was classified (EarlyMask.handOver()); default: dial now. */
+  early?: EarlyMaskState;
+  /** Inter-packet timing on the mask host -> client path. */
+  ipt?: { rng?: Rng };
+  /** Pad what goes to the mask host when the client finishes sending (shape-padding.ts); default off. */
+  shapePadding?: ShapePaddingOptions;
+  /** Randomness of the shape padding. */
+  rng?: Rng;
   clock?: Clock;
   /** Source address for the connection to the mask host. */
   localAddress?: string;
@@ -72,8 +88,8 @@ export interface MaskRelaySummary {
 export const MASK_DEFAULTS = {
   maxBytesToMask: 5 * 1024 * 1024,
   maxBytesToClient: 5 * 1024 * 1024,
-  totalTimeoutMs: 60_000,
-  idleTimeoutMs: 5_000,
+  totalTimeoutMs: 600_000,
+  idleTimeoutMs: 120_000,
 } as const;
 
 /** Validated limits with defaults applied; throws InvalidArgumentError naming the field. */
@@ -84,7 +100,7 @@ export function maskRelayLimits(o: MaskRelayLimits = {}): Required<Omit<MaskRela
     maxBytesToClient: integerAtLeast("maxBytesToClient", o.maxBytesToClient ?? MASK_DEFAULTS.maxBytesToClient, 1),
     totalTimeoutMs: positive("totalTimeoutMs", o.totalTimeoutMs ?? MASK_DEFAULTS.totalTimeoutMs),
     idleTimeoutMs: idle,
-    connectTimeoutMs: positive("connectTimeoutMs", o.connectTimeoutMs ?? idle),
+    connectTimeoutMs: positive("connectTimeoutMs", o.connectTimeoutMs ?? Math.min(idle, 10_000)),
   };
   if (o.throttle === undefined) return out;
   return {
@@ -106,7 +122,7 @@ class Direction {
 
   constructor(
     readonly src: net.Socket,
-    readonly dst: net.Socket,
+    readonly dst: Writable,
     readonly cap: number,
     private readonly throttle: MaskThrottle | undefined,
     private readonly clock: Clock,
@@ -168,16 +184,19 @@ class Direction {
 /**
  * Relays `client` (already read: `initial`) to the mask host until one of
  * the caps or both sides end. Never throws and never writes a byte that did
- * not come from the mask host. The client is closed no earlier than the
- * deadline. Resolves once both sockets are closed.
+ * not come from the mask host. The first thing the client receives (a byte,
+ * or the close when the mask host sends nothing) waits for the deadline;
+ * everything after it, and every close, passes at once. Resolves once both
+ * sockets are closed.
  */
 export function relayToMask(client: net.Socket, initial: Buffer, o: MaskRelayOptions): Promise<MaskRelaySummary> {
   const limits = maskRelayLimits(o);
   if (!o.mask || typeof o.mask.host !== "string" || !Number.isInteger(o.mask.port)) {
     throw new InvalidArgumentError("mask", "must be { host, port }");
   }
+  const padding = o.shapePadding === undefined ? undefined : shapePaddingOptions(o.shapePadding);
   const clock = o.clock ?? systemClock;
-  const deadline = o.deadline ?? startRejectionDelay({ clock });
+  const deadline = o.deadline ?? startRejectionDelay({ clock, floorMs: 0, ceilingMs: 0 });
   const startedAt = clock.now();
   // A prober's FIN must reach the mask host as a FIN, and the mask host's answer must still reach the prober.
   client.allowHalfOpen = true;
@@ -185,6 +204,7 @@ export function relayToMask(client: net.Socket, initial: Buffer, o: MaskRelayOpt
 
   if (client.destroyed) {
     // The client is already gone (reset while its first bytes were read): nobody to relay for.
+    o.early?.socket.destroy();
     return Promise.resolve({ outcome: "error", bytesToMask: 0, bytesToClient: 0, durationMs: 0 });
   }
   return new Promise((resolve) => {
@@ -197,8 +217,27 @@ export function relayToMask(client: net.Socket, initial: Buffer, o: MaskRelayOpt
     let maskClosed = false;
     let resolved = false;
     const timers: TimerHandle[] = [];
+    // What the mask host sends goes to the client through this (IPT pacing when enabled).
+    const towardClient: Writable = o.ipt === undefined ? client : new IptWriter(client, { clock, rng: o.ipt.rng, highWaterMark: 64 * 1024 });
+    if (towardClient !== client) towardClient.on("error", () => client.destroy());
 
-    const mask = net.connect({ host: o.mask.host, port: o.mask.port, localAddress: o.localAddress, allowHalfOpen: true });
+    // Until the deadline, what goes toward the client waits here, in order (the delay covers the first byte only).
+    let held: Array<() => void> | undefined;
+    if (!deadline.due) {
+      held = [];
+      deadline.after(() => {
+        const q = held ?? [];
+        held = undefined;
+        for (const fn of q) fn();
+      });
+    }
+    const gated = (fn: () => void): void => {
+      if (held !== undefined) held.push(fn);
+      else fn();
+    };
+
+    const early = o.early;
+    const mask = early?.socket ?? net.connect({ host: o.mask.host, port: o.mask.port, localAddress: o.localAddress, allowHalfOpen: true });
     mask.pause();
 
     const maybeResolve = () => {
@@ -216,7 +255,17 @@ export function relayToMask(client: net.Socket, initial: Buffer, o: MaskRelayOpt
       });
     };
 
-    /** Ends the relay: the mask side at once, the client side silently at the deadline. */
+    /** FIN toward the client after everything relayed is flushed; a client that will not read is cut after the idle time. */
+    let clientEnded = false;
+    const endClient = () =>
+      gated(() => {
+        if (clientEnded) return;
+        clientEnded = true;
+        towardClient.end();
+        timers.push(clock.setTimer(() => client.destroy(), limits.idleTimeoutMs));
+      });
+
+    /** Ends the relay: the mask side at once, the client side with a FIN (the deadline still holds for a first event). */
     let tornDown = false;
     const teardown = (why: MaskRelayOutcome) => {
       outcome ??= why;
@@ -227,11 +276,7 @@ export function relayToMask(client: net.Socket, initial: Buffer, o: MaskRelayOpt
       client.on("data", () => {});
       client.resume();
       mask.destroy();
-      deadline.after(() => {
-        // FIN after whatever was already relayed has been flushed; a client that will not read is cut after the idle time.
-        client.end();
-        timers.push(clock.setTimer(() => client.destroy(), limits.idleTimeoutMs));
-      });
+      endClient();
     };
 
     const onClientData = (chunk: Buffer) => {
@@ -242,6 +287,15 @@ export function relayToMask(client: net.Socket, initial: Buffer, o: MaskRelayOpt
     const onMaskData = (chunk: Buffer) => {
       if (outcome !== undefined) return;
       lastActivity = clock.now();
+      if (held !== undefined) {
+        // The first byte waits for the deadline; hold the mask host meanwhile.
+        mask.pause();
+        gated(() => {
+          if (outcome === undefined && toClient!.forward(chunk)) teardown("byte-cap");
+          else toClient!.start();
+        });
+        return;
+      }
       if (toClient!.forward(chunk)) teardown("byte-cap");
     };
 
@@ -254,6 +308,16 @@ export function relayToMask(client: net.Socket, initial: Buffer, o: MaskRelayOpt
         if (quiet >= limits.idleTimeoutMs) teardown("idle-timeout");
         else armIdle(limits.idleTimeoutMs - quiet);
       }, ms);
+    };
+
+    /** The client finished sending: pass its FIN on at once (after the shape padding, when configured). */
+    const clientFinished = () => {
+      if (outcome !== undefined) return;
+      if (padding !== undefined && toMask !== undefined) {
+        const pad = shapePadding(toMask.bytes, padding, o.rng);
+        if (pad.length > 0) toMask.forward(pad);
+      }
+      mask.end();
     };
 
     client.on("error", () => {
@@ -270,41 +334,59 @@ export function relayToMask(client: net.Socket, initial: Buffer, o: MaskRelayOpt
       maskClosed = true;
       maybeResolve();
     });
+    if (mask.closed) queueMicrotask(() => mask.emit("close"));
+    const connected = () => toMask !== undefined;
     mask.on("error", () => {
-      if (toMask === undefined) {
+      if (!connected()) {
         // Connect failed: nothing was relayed, so nothing distinguishes this from a slow, silent server.
-        outcome ??= "unreachable";
         teardown("unreachable");
       } else {
-        teardown("error");
+        // The mask host reset the connection (nginx does, closing with unread bytes): the prober gets a reset too,
+        // as it would from the site itself or through a port-forward.
+        outcome ??= "error";
+        client.resetAndDestroy();
+        mask.destroy();
       }
     });
 
     const connectTimer = clock.setTimer(() => {
-      if (toMask === undefined) teardown("unreachable");
+      if (!connected()) teardown("unreachable");
     }, limits.connectTimeoutMs);
     timers.push(connectTimer);
     timers.push(clock.setTimer(() => teardown("total-timeout"), limits.totalTimeoutMs));
 
-    mask.once("connect", () => {
+    const onConnect = () => {
       connectTimer.cancel();
       if (outcome !== undefined) return;
       toMask = new Direction(client, mask, limits.maxBytesToMask, limits.throttle, clock);
-      toClient = new Direction(mask, client, limits.maxBytesToClient, limits.throttle, clock);
+      toClient = new Direction(mask, towardClient, limits.maxBytesToClient, limits.throttle, clock);
       lastActivity = clock.now();
       armIdle(limits.idleTimeoutMs);
       if (initial.length > 0 && toMask.forward(initial)) {
         teardown("byte-cap");
         return;
       }
+      // What an early mask connection already received goes first, then its FIN if it sent one.
+      for (const chunk of early?.pending ?? []) onMaskData(chunk);
       client.on("data", onClientData);
       mask.on("data", onMaskData);
       // The client may have sent EOF while its first bytes were being classified.
-      if (client.readableEnded) mask.end();
-      else client.on("end", () => mask.end());
-      mask.on("end", () => deadline.after(() => client.end()));
+      if (client.readableEnded) clientFinished();
+      else client.on("end", clientFinished);
+      if (early?.ended) endClient();
+      else mask.on("end", endClient);
+      if (early?.failed && !early.ended) {
+        // Reset by the mask host before the hand-over: reset, as the site itself would.
+        outcome ??= "error";
+        client.resetAndDestroy();
+        mask.destroy();
+        return;
+      }
       toMask.start();
       toClient.start();
-    });
+    };
+    if (early?.connected) onConnect();
+    else if (early?.failed) teardown("unreachable");
+    else mask.once("connect", onConnect);
   });
 }

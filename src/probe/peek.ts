@@ -13,7 +13,7 @@ import { type ClientHelloVerdict, DEFAULT_MAX_HELLO_BYTES, parseClientHello } fr
 export type PeekVerdict =
   | Exclude<ClientHelloVerdict, { kind: "need-more-bytes" }>
   /** The client stopped (EOF, error) or the time bound passed before a verdict. */
-  | { kind: "incomplete"; reason: "timeout" | "eof" | "error" };
+  | { kind: "incomplete"; reason: "timeout" | "eof" | "error" | "stopped" };
 
 export interface PeekResult {
   verdict: PeekVerdict;
@@ -27,6 +27,8 @@ export interface PeekOptions {
   /** Longest wait for a verdict in ms (default 10,000). */
   timeoutMs?: number;
   clock?: Clock;
+  /** Ends the peek without a verdict ("stopped"), e.g. when the mask host dialled early has answered or closed. */
+  signal?: AbortSignal;
 }
 
 export const DEFAULT_PEEK_TIMEOUT_MS = 10_000;
@@ -48,6 +50,7 @@ export function peekClientHello(socket: net.Socket, o: PeekOptions = {}): Promis
       if (done) return;
       done = true;
       timer.cancel();
+      o.signal?.removeEventListener("abort", onAbort);
       socket.pause();
       socket.removeListener("data", onData);
       socket.removeListener("end", onEnd);
@@ -64,7 +67,13 @@ export function peekClientHello(socket: net.Socket, o: PeekOptions = {}): Promis
     const onEnd = () => finish({ kind: "incomplete", reason: "eof" });
     const onError = () => finish({ kind: "incomplete", reason: "error" });
     const onClose = () => finish({ kind: "incomplete", reason: "error" });
+    const onAbort = () => finish({ kind: "incomplete", reason: "stopped" });
     const timer = clock.setTimer(() => finish({ kind: "incomplete", reason: "timeout" }), o.timeoutMs ?? DEFAULT_PEEK_TIMEOUT_MS);
+    if (o.signal?.aborted) {
+      queueMicrotask(onAbort);
+    } else {
+      o.signal?.addEventListener("abort", onAbort, { once: true });
+    }
     socket.on("data", onData);
     socket.on("end", onEnd);
     socket.on("error", onError);

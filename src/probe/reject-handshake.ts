@@ -21,17 +21,21 @@ export function unrecognizedNameAlert(): Buffer {
 }
 
 /**
- * Writes the alert at once and closes the connection (FIN) no earlier than
- * `deadline`, if given. Nothing the client sends afterwards is answered.
+ * Writes the alert (at `deadline`, if given: a configured delay holds back
+ * the first byte) and closes the connection with a FIN right after it.
+ * Nothing the client sends afterwards is answered.
  */
 export function rejectHandshake(socket: net.Socket, deadline?: RejectionDeadline): void {
   socket.on("error", () => socket.destroy());
   // Whatever follows the ClientHello is read and dropped so the close is a FIN, not a reset.
   socket.on("data", () => {});
   socket.resume();
-  socket.write(unrecognizedNameAlert());
   // destroySoon: FIN once the alert is flushed, then release the socket whatever the client does.
-  const close = () => socket.destroySoon();
-  if (deadline === undefined) close();
-  else deadline.after(close);
+  const answer = () => {
+    if (socket.destroyed) return;
+    socket.write(unrecognizedNameAlert());
+    socket.destroySoon();
+  };
+  if (deadline === undefined || deadline.due) answer();
+  else deadline.after(answer);
 }

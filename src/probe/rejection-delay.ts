@@ -10,16 +10,21 @@ import { type Rng, systemRng } from "../core/random.js";
 import { normalizeBounds, sampleBoundedLogNormal } from "./lognormal.js";
 
 export interface RejectionDelayOptions {
-  /** Lower bound in ms (default 100). 0 selects a uniform draw on [0, ceiling]. */
+  /** Lower bound in ms (default 0). 0 selects a uniform draw on [0, ceiling]. */
   floorMs?: number;
-  /** Upper bound in ms (default 1000). Equal to floor: a fixed delay. */
+  /** Upper bound in ms (default 0: no delay). Equal to floor: a fixed delay. */
   ceilingMs?: number;
   clock?: Clock;
   rng?: Rng;
 }
 
-export const DEFAULT_REJECTION_FLOOR_MS = 100;
-export const DEFAULT_REJECTION_CEILING_MS = 1000;
+/**
+ * No added delay by default: a byte-for-byte mask relay already carries the
+ * mask host's own timing, and a delay on top of it (100 ms - 1 s was the old
+ * default) made the gateway's closes measurably later than the mask host's.
+ */
+export const DEFAULT_REJECTION_FLOOR_MS = 0;
+export const DEFAULT_REJECTION_CEILING_MS = 0;
 
 /**
  * The earliest moment a rejection may complete. Start one when a connection

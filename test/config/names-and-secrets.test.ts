@@ -5,6 +5,7 @@
  * password in the message), and a listener name with control characters.
  */
 import assert from "node:assert/strict";
+import { CLI } from "../helpers/cli.js";
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
@@ -19,7 +20,7 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
   const base = { ...process.env };
   delete base.PORTCULLIS_ADMIN_TOKEN;
   return new Promise((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", join(root, "src/cli/main.ts"), ...args], { cwd: root, env: { ...base, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: root, env: { ...base, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });

@@ -25,7 +25,22 @@ describe("probe resistance and signed policy keys", () => {
     const p = r.config.listener[0]!.probe_resistance!;
     assert.deepEqual(
       { ...p },
-      { mask: "www.example.org:443", unknown_sni_action: "mask", drs: true, ipt: { enabled: false }, delay: { floor: 100, ceiling: 1000 }, max_bytes: 5 * 1024 * 1024, total_timeout: 60_000, idle_timeout: 5_000 },
+      {
+        mask: "www.example.org:443",
+        unknown_sni_action: "mask",
+        drs: true,
+        ipt: { enabled: false },
+        // No added delay: the mask relay carries the mask host's own timing.
+        delay: { floor: 0, ceiling: 0 },
+        classify_window: "0ms",
+        max_bytes: 5 * 1024 * 1024,
+        // Relay caps longer than the mask host's own waits (nginx: 60 s).
+        total_timeout: 600_000,
+        idle_timeout: 120_000,
+        max_masked_per_address: 8,
+        shape_padding: { enabled: false, bucket_floor: 512, bucket_cap: 4096, blur_max: 0, aggressive: false },
+        drain: { max_bytes: 5 * 1024 * 1024, total_timeout: 60_000, idle_timeout: 5_000 },
+      },
     );
     assert.equal(r.config.listener[0]!.revoke_closes_tunnels, false);
     assert.equal(r.config.listener[0]!.policy, undefined);
@@ -42,6 +57,21 @@ describe("probe resistance and signed policy keys", () => {
     }
   });
 
+  test("mask = false, shape padding and the classify window load", () => {
+    const r = validateConfig(
+      listenerDoc({
+        kind: "connect",
+        probe_resistance: { mask: false, classify_window: "5ms", shape_padding: { enabled: true, blur_max: "1KiB", aggressive: true }, drain: { max_bytes: "1MiB" } },
+      }),
+    );
+    assert.ok(r.ok, r.ok ? "" : r.problems.join("; "));
+    const p = r.config.listener[0]!.probe_resistance!;
+    assert.equal(p.mask, false);
+    assert.equal(p.classify_window, "5ms");
+    assert.deepEqual(p.shape_padding, { enabled: true, bucket_floor: 512, bucket_cap: 4096, blur_max: 1024, aggressive: true });
+    assert.equal(p.drain.max_bytes, 1024 * 1024);
+  });
+
   test("a listener without the new keys loads as before", () => {
     const r = validateConfig(listenerDoc({ kind: "connect" }));
     assert.ok(r.ok);
@@ -55,6 +85,12 @@ describe("probe resistance and signed policy keys", () => {
     assert.match(problems({ kind: "connect", probe_resistance: { mask: "a:1", ipt: { burst: 1 } } }), /ipt/);
     assert.match(problems({ kind: "connect", probe_resistance: { mask: "a:1", delay: { floor: "2s", ceiling: "1s" } } }), /floor must not exceed ceiling/);
     assert.match(problems({ kind: "connect", probe_resistance: { mask: "a:1", unknown_sni_action: "drop" } }), /unknown_sni_action/);
+    assert.match(problems({ kind: "connect", probe_resistance: { mask: true } }), /probe_resistance\.mask/);
+    assert.match(problems({ kind: "connect", probe_resistance: { mask: "a:1", classify_window: "5s" } }), /probe_resistance\.classify_window/);
+    assert.match(problems({ kind: "connect", probe_resistance: { mask: "a:1", max_masked_per_address: 0 } }), /probe_resistance\.max_masked_per_address/);
+    assert.match(problems({ kind: "connect", probe_resistance: { mask: "a:1", shape_padding: { bucket_floor: "4KiB", bucket_cap: "1KiB" } } }), /probe_resistance\.shape_padding\.bucket_cap/);
+    assert.match(problems({ kind: "connect", probe_resistance: { mask: "a:1", shape_padding: { blur_max: -1 } } }), /probe_resistance\.shape_padding\.blur_max/);
+    assert.match(problems({ kind: "connect", probe_resistance: { mask: "a:1", drain: { idle_timeout: "0s" } } }), /probe_resistance\.drain\.idle_timeout/);
     assert.match(problems({ kind: "connect", server_names: ["a.test"] }), /server_names/);
     assert.match(problems({ kind: "tcp", upstream: "127.0.0.1:1", policy: { source: "postgres", url: "postgres://x", public_key: "k.pem" } }), /policy/);
     assert.match(problems({ kind: "connect", policy: { source: "mysql", public_key: "k.pem" } }), /policy\.source/);

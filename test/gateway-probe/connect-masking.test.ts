@@ -5,10 +5,11 @@
  * credentials still tunnel; probing feeds the penalty box.
  */
 import assert from "node:assert/strict";
+import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { seededRng } from "../../src/core/random.js";
 import { connectDoc, curl, startGateway, startOrigin, type Origin, type Running as Gw } from "../gateway/fixtures.js";
-import { type Running, closedPort, exchange, startHttpMask } from "../probe/fixtures.js";
+import { type Running, closedPort, exchange, startHttpMask, until } from "../probe/fixtures.js";
 
 function randomBytes(n: number, seed: number): Buffer {
   const rng = seededRng(seed);
@@ -100,6 +101,7 @@ describe("connect listener with probe_resistance", () => {
 describe("probe_resistance and the guard", () => {
   test("masked wrong-credential attempts feed the penalty box until the prober is banned", async () => {
     const mask = await startHttpMask();
+    const origin = await startOrigin();
     const gw = await startGateway(
       await connectDoc({
         guard: { ban: { failures: 3, window: "1m", backoff_after: 100 } },
@@ -116,15 +118,88 @@ describe("probe_resistance and the guard", () => {
       assert.equal(gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.7")).streak, 2);
       await exchange(gw.port, wrong, { localAddress: "127.0.0.7" });
       assert.equal(gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.7")).bans, 1);
-      // Banned: even the right credentials get nothing now (closed at accept), while others are unaffected.
-      const good = Buffer.from(`CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\nProxy-Authorization: ${basic("alice", "s3cret")}\r\n\r\n`);
+      // Banned: the authenticated path is refused (the right credentials are masked too), while others are unaffected.
+      const good = Buffer.from(`CONNECT 127.0.0.1:${origin.port} HTTP/1.1\r\nHost: 127.0.0.1\r\nProxy-Authorization: ${basic("alice", "s3cret")}\r\n\r\n`);
       const banned = await exchange(gw.port, good, { localAddress: "127.0.0.7" });
-      assert.equal(banned.bytes.length, 0);
+      assert.deepEqual(banned.bytes, (await exchange(mask.port, good)).bytes, "a banned address still sees the mask host, never a tunnel");
+      assert.doesNotMatch(banned.bytes.toString("latin1"), /Connection established/);
       assert.equal(gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.8")).bans, 0);
       assert.equal(gw.log.events("ban").length, 1);
+      const other = await curl(["-p", "-x", `http://127.0.0.1:${gw.port}`, "--proxy-user", "alice:s3cret", `http://127.0.0.1:${origin.port}/`]);
+      assert.equal(other.stdout, "hello from origin");
     } finally {
       await gw.stop();
       await mask.close();
+      await origin.close();
+    }
+  });
+
+  test("repetition never changes a probe's treatment: with the default guard the 11th and the 20th probe still get the mask host's bytes", async () => {
+    const mask = await startHttpMask();
+    // The default guard: 10 failures ban an address.
+    const gw = await startGateway(await connectDoc({ listener: { probe_resistance: { mask: `127.0.0.1:${mask.port}` } } }));
+    try {
+      for (const [name, probe] of [PROBES[1]!, PROBES[3]!]) {
+        const direct = await exchange(mask.port, probe);
+        for (let i = 1; i <= 20; i++) {
+          const via = await exchange(gw.port, probe, { localAddress: "127.0.0.11", timeoutMs: 4_000 });
+          assert.deepEqual(via.bytes, direct.bytes, `${name}: probe ${i} gets the mask host's bytes`);
+          assert.equal(via.end, "closed", `${name}: probe ${i} is closed as the mask host closes it`);
+        }
+      }
+      // The failures still count for the operator: the address is banned and the log says so.
+      const status = gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.11"));
+      assert.ok(status.bans >= 1, JSON.stringify(status));
+      assert.ok(gw.log.events("ban").length >= 1);
+      assert.ok(gw.log.events("limited").some((e) => e.reason === "banned_masked"), "masked refusals are logged");
+    } finally {
+      await gw.stop();
+      await mask.close();
+    }
+  });
+
+  test("a banned prober holds at most max_masked_per_address masked connections at once", async () => {
+    const mask = await startHttpMask();
+    const gw = await startGateway(
+      await connectDoc({
+        guard: { ban: { failures: 1, window: "1m", backoff_after: 100 } },
+        listener: { probe_resistance: { ...FAST, mask: `127.0.0.1:${mask.port}`, max_masked_per_address: 2 } },
+      }),
+    );
+    try {
+      await exchange(gw.port, PROBES[1]![1], { localAddress: "127.0.0.12" });
+      await until(() => gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.12")).bans === 1, 3_000, "the ban");
+      // Two held-open masked connections (no request yet), then a third is refused at accept.
+      const held = [0, 1].map(() => exchange(gw.port, Buffer.alloc(0), { halfClose: false, localAddress: "127.0.0.12", timeoutMs: 1_500 }));
+      await until(() => gw.gateway.openConnections >= 2, 3_000, "two masked connections");
+      const third = await exchange(gw.port, PROBES[3]![1], { localAddress: "127.0.0.12", timeoutMs: 1_500 });
+      assert.equal(third.bytes.length, 0);
+      assert.notEqual(third.end, "timeout");
+      await Promise.all(held);
+    } finally {
+      await gw.stop();
+      await mask.close();
+    }
+  });
+
+  test("the mask connection dialled at accept goes away with a client that leaves before it is classified", async () => {
+    const seen: net.Socket[] = [];
+    const mask = net.createServer((s) => {
+      seen.push(s);
+      s.on("error", () => {});
+      s.resume();
+    });
+    await new Promise<void>((r) => mask.listen(0, "127.0.0.1", () => r()));
+    const gw = await startGateway(await connectDoc({ listener: { probe_resistance: { mask: `127.0.0.1:${(mask.address() as net.AddressInfo).port}` } } }));
+    try {
+      const c = net.connect(gw.port, "127.0.0.1", () => c.write("CONN"));
+      c.on("error", () => {});
+      await until(() => seen.length === 1, 3_000, "the mask host is dialled at accept");
+      c.destroy();
+      await until(() => seen[0]!.readableEnded || seen[0]!.destroyed, 3_000, "the mask connection closed");
+    } finally {
+      await gw.stop();
+      mask.close();
     }
   });
 

@@ -16,7 +16,7 @@ import { after, before, describe, test } from "node:test";
 import { type Rng, seededRng } from "../../src/core/random.js";
 import { Gateway } from "../../src/gateway/gateway.js";
 import { Client, LogSink, configOf, connectDoc, withTimeout } from "../gateway/fixtures.js";
-import { type Running, fingerprint, selfSigned, startHttpMask, tlsExchange } from "../probe/fixtures.js";
+import { type Running, exchange, fingerprint, selfSigned, startHttpMask, tlsExchange } from "../probe/fixtures.js";
 
 const MIB = 1024 * 1024;
 /** Generous: the unit tests hold the precise overhead; here only "bounded, not stalled" is the point. */
@@ -147,6 +147,23 @@ describe("inter-packet timing in the gateway", () => {
       // A reader that stops for a while: the paced path holds back (bounded) and still delivers everything.
       const slow = await withTimeout(tunnel(paced.port, source.port, 300), 25_000, "paced tunnel, slow reader");
       assert.equal(sha256(slow.body), sha256(payload));
+    } finally {
+      await Promise.all([paced.gateway.stop(), plain.gateway.stop()]);
+    }
+  });
+
+  test("masked connections are paced too: the mask host's answer goes through the IPT controller, byte for byte", async () => {
+    const [paced, plain] = await Promise.all([connectGateway(true), connectGateway(false)]);
+    try {
+      const probe = Buffer.from("GET /index.html HTTP/1.1\r\nHost: www.example.test\r\n\r\n");
+      const direct = await exchange(mask.port, probe);
+      const before = paced.rng.draws;
+      const via = await exchange(paced.port, probe);
+      assert.deepEqual(via.bytes, direct.bytes);
+      assert.ok(paced.rng.draws > before, "the mask host -> client path went through the IPT controller");
+      const unpaced = await exchange(plain.port, probe);
+      assert.deepEqual(unpaced.bytes, direct.bytes);
+      assert.equal(plain.rng.draws, 0, "without ipt no delay is drawn");
     } finally {
       await Promise.all([paced.gateway.stop(), plain.gateway.stop()]);
     }

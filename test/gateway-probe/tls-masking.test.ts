@@ -166,10 +166,18 @@ describe("TLS probes and the guard", () => {
       await exchange(gw.port, probes[2]!, { localAddress: "127.0.0.9" });
       await until(() => gw.log.events("ban").length === 1, 3_000, "the ban is announced");
       assert.equal(gw.gateway.penaltyBox.status(key("127.0.0.9")).bans, 1);
-      // Banned: even the served name gets nothing now (closed at accept), while other addresses are unaffected.
-      const banned = await exchange(gw.port, served, { localAddress: "127.0.0.9", halfClose: false, timeoutMs: 2_000 });
-      assert.equal(banned.bytes.length, 0);
-      assert.notEqual(banned.end, "timeout");
+      // Banned: the served name is refused, which on a masking listener means the mask host answers it (its certificate),
+      // exactly as every probe before the ban; other addresses are unaffected.
+      for (let i = 0; i < 2; i++) {
+        const banned = await tlsExchange(gw.port, "gw.example.test", GET, 5_000, "127.0.0.9");
+        assert.equal(banned.error, undefined);
+        assert.equal(banned.fingerprint, fingerprint(maskCert.cert), "the mask host's certificate, not the gateway's");
+        assert.doesNotMatch(banned.bytes.toString(), /hello from origin/);
+      }
+      for (const [i, probe] of probes.slice(0, 2).entries()) {
+        const via = await exchange(gw.port, probe, { localAddress: "127.0.0.9" });
+        assert.ok(via.bytes.length > 0, `banned: probe ${i + 1} is still masked`);
+      }
       const other = await tlsExchange(gw.port, "gw.example.test", GET);
       assert.match(other.bytes.toString(), /hello from origin$/);
       assert.equal(gw.gateway.penaltyBox.status(key("127.0.0.1")).bans, 0);
@@ -188,8 +196,11 @@ describe("TLS probes and the guard", () => {
       }
       await until(() => gw.log.events("ban").length === 1, 3_000, "the ban is announced");
       assert.equal(gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.10")).bans, 1);
-      const banned = await exchange(gw.port, hello, { localAddress: "127.0.0.10", halfClose: false, timeoutMs: 2_000 });
-      assert.equal(banned.bytes.length, 0);
+      // The ban changes nothing the prober sees: the same alert, again and again.
+      for (let i = 0; i < 3; i++) {
+        const banned = await exchange(gw.port, hello, { localAddress: "127.0.0.10", halfClose: false, timeoutMs: 2_000 });
+        assert.deepEqual(banned.bytes, unrecognizedNameAlert(), `banned attempt ${i + 1} gets the alert`);
+      }
     } finally {
       await gw.stop();
     }

@@ -6,6 +6,7 @@
  * tunnels, exit 0, one `event=stopped` line with the counts).
  */
 import { describe, test } from "node:test";
+import { CLI } from "../helpers/cli.js";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -137,7 +138,7 @@ class Proc {
   stdout = "";
   stderr = "";
   constructor(file: string) {
-    this.child = spawn(process.execPath, [join(root, "bin/portcullis.js"), "run", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    this.child = spawn(process.execPath, [CLI, "run", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     this.child.stdout!.on("data", (d: Buffer) => (this.stdout += d.toString()));
     this.child.stderr!.on("data", (d: Buffer) => (this.stderr += d.toString()));
   }

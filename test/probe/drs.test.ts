@@ -80,12 +80,13 @@ describe("dynamic record sizing on the wire", () => {
     cert = await selfSigned("gw.test");
   });
 
-  async function run(drs: boolean, onTerminated: MaskedTlsOptions["onTerminated"], client: tls.ConnectionOptions) {
+  async function run(drs: boolean, onTerminated: MaskedTlsOptions["onTerminated"], client: tls.ConnectionOptions, extra: Partial<MaskedTlsOptions> = {}) {
     const front: TlsFront = await startTlsFront({
       names: ["gw.test"],
       secureContext: tls.createSecureContext({ cert: cert.cert, key: cert.key }),
       drs,
       onTerminated,
+      ...extra,
     });
     const tap = await startTap(front.port);
     try {
@@ -130,7 +131,7 @@ describe("dynamic record sizing on the wire", () => {
     assert.equal(app.reduce((a, b) => a + b, 0), data.length);
   });
 
-  test("small writes count as records: the ramp is by records, and it never restarts once saturated", async () => {
+  test("small writes that go out alone count as records: the ramp is by records, and it never restarts once saturated", async () => {
     const small = Array.from({ length: 70 }, (_, i) => payload(100, i));
     const big = payload(200_000, 9);
     const late = Array.from({ length: 5 }, (_, i) => payload(5_000, 100 + i));
@@ -138,8 +139,15 @@ describe("dynamic record sizing on the wire", () => {
       true,
       (t) => {
         t.on("error", () => t.destroy());
-        for (const c of small) t.write(c);
-        t.write(big);
+        // Each small write after a pause longer than the flush wait: nothing follows it in time, so it goes out short.
+        const writeSmall = (i: number): void => {
+          if (i === small.length) return writeBig();
+          t.write(small[i]!, () => setTimeout(() => writeSmall(i + 1), 8));
+        };
+        const writeBig = (): void => {
+          t.write(big);
+          t.write(Buffer.alloc(0), () => writeLate(0));
+        };
         // Later writes on the long-lived connection, one at a time: each is one full record, no new ramp.
         const writeLate = (i: number): void => {
           if (i === late.length) {
@@ -148,20 +156,98 @@ describe("dynamic record sizing on the wire", () => {
           }
           t.write(late[i]!, () => writeLate(i + 1));
         };
-        t.write(Buffer.alloc(0), () => writeLate(0));
+        writeSmall(0);
       },
       TLS12,
+      { drsFlushMs: 1 },
     );
     assert.equal(sha(plain), sha(Buffer.concat([...small, big, ...late])));
     const app = records.filter((r) => r.type === 23).map((r) => r.length - TLS12_OVERHEAD);
     // The first 60 records are the first 60 small writes, one record each.
     assert.deepEqual(app.slice(0, 60), Array(60).fill(100));
-    // After the ramp: small writes (possibly coalesced by the socket), the big write in full records, the late writes whole.
+    // After the ramp: the small writes, the big write in full records, the late writes whole.
     const rest = app.slice(60);
+    assert.deepEqual(rest.slice(0, 10), Array(10).fill(100));
     assert.ok(rest.filter((n) => n === DRS_FULL_RECORD).length >= 12, `full records after the ramp: ${rest.join(",")}`);
-    assert.ok(rest.filter((n) => n !== 100 && n !== DRS_FULL_RECORD).length <= 1 + late.length);
     assert.deepEqual(app.slice(-5), Array(5).fill(5_000));
     assert.equal(app.reduce((a, b) => a + b, 0), 70 * 100 + big.length + 5 * 5_000);
+  });
+
+  test("queued small writes are carried into whole records: 40 x 1369, then 4096", async () => {
+    const small = Array.from({ length: 700 }, (_, i) => payload(100, i));
+    const { plain, records } = await run(true, writeThenEnd(...small), TLS12);
+    assert.equal(sha(plain), sha(Buffer.concat(small)));
+    const app = records.filter((r) => r.type === 23).map((r) => r.length - TLS12_OVERHEAD);
+    assert.deepEqual(app.slice(0, 40), Array(40).fill(DRS_SMALL_RECORD));
+    // 70,000 - 40 x 1369 = 3 x 4096 + 2952: the last one goes out short when nothing follows.
+    assert.deepEqual(app.slice(40), [DRS_MEDIUM_RECORD, DRS_MEDIUM_RECORD, DRS_MEDIUM_RECORD, 2952]);
+  });
+
+  /** 200 KB written in 64 KiB pieces, each only once the previous one is written (a relay's read boundaries). */
+  const inReads =
+    (data: Buffer, piece = 64 * 1024): MaskedTlsOptions["onTerminated"] =>
+    (t) => {
+      t.on("error", () => t.destroy());
+      const writeFrom = (at: number): void => {
+        if (at >= data.length) {
+          t.end();
+          return;
+        }
+        t.write(data.subarray(at, at + piece), () => writeFrom(at + piece));
+      };
+      writeFrom(0);
+    };
+
+  /** Exact ramp: 40 x 1369, 20 x 4096, then full records but for the last; the payload adds up. */
+  function assertExactRamp(app: number[], total: number): void {
+    assert.deepEqual(app.slice(0, 40), Array(40).fill(DRS_SMALL_RECORD), `records 1-40: ${app.slice(0, 40).join(",")}`);
+    assert.deepEqual(app.slice(40, 60), Array(20).fill(DRS_MEDIUM_RECORD), `records 41-60: ${app.slice(40, 60).join(",")}`);
+    for (const n of app.slice(60)) assert.ok(n <= DRS_FULL_RECORD);
+    assert.equal(app.reduce((a, b) => a + b, 0), total);
+  }
+
+  test("TLS 1.2: a 200 KB download at 64 KiB read boundaries has exact record sizes", async () => {
+    const data = payload(200 * 1024, 11);
+    const { plain, records } = await run(true, inReads(data), TLS12);
+    assert.equal(sha(plain), sha(data));
+    assertExactRamp(records.filter((r) => r.type === 23).map((r) => r.length - TLS12_OVERHEAD), data.length);
+  });
+
+  test("TLS 1.3: a 200 KB download at 64 KiB read boundaries has exact record sizes", async () => {
+    const data = payload(200 * 1024, 12);
+    const { plain, records } = await run(true, inReads(data), { minVersion: "TLSv1.3" });
+    assert.equal(sha(plain), sha(data));
+    const enc = records.filter((r) => r.type === 23).map((r) => r.length - TLS13_OVERHEAD);
+    // The encrypted handshake flight and session tickets come first (also type 23); the data starts at the first 1369.
+    const first = enc.indexOf(DRS_SMALL_RECORD);
+    assert.ok(first >= 0 && first <= 8, `handshake and tickets before the data: ${enc.slice(0, 10).join(",")}`);
+    // TLS 1.3 encrypts the closing alert too: a last record of 2 bytes (close_notify) after the data.
+    const data13 = enc.slice(first);
+    if (data13.at(-1) === 2) data13.pop();
+    assertExactRamp(data13, data.length);
+  });
+
+  test("through a real socket pipe (upstream read boundaries as the kernel gives them) the sizes are exact too", async () => {
+    const data = payload(200 * 1024, 13);
+    const upstream = net.createServer((s) => s.end(data));
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", () => r()));
+    const upPort = (upstream.address() as net.AddressInfo).port;
+    try {
+      const { plain, records } = await run(
+        true,
+        (t) => {
+          t.on("error", () => t.destroy());
+          net.connect(upPort, "127.0.0.1").pipe(t);
+        },
+        TLS12,
+        // Generous, so a loaded machine's scheduling gaps between reads do not cut records.
+        { drsFlushMs: 200 },
+      );
+      assert.equal(sha(plain), sha(data));
+      assertExactRamp(records.filter((r) => r.type === 23).map((r) => r.length - TLS12_OVERHEAD), data.length);
+    } finally {
+      upstream.close();
+    }
   });
 
   test("TLS 1.3: every record (handshake flight included) stays within its phase limit", async () => {

@@ -176,12 +176,14 @@ export interface TlsExchange {
 }
 
 /** A real TLS client: handshake (trusting nothing, recording the certificate), send `request`, read until close. */
-export function tlsExchange(port: number, servername: string | undefined, request: Buffer, timeoutMs = 5_000): Promise<TlsExchange> {
+export function tlsExchange(port: number, servername: string | undefined, request: Buffer, timeoutMs = 5_000, localAddress?: string): Promise<TlsExchange> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let fp: string | undefined;
     let settled = false;
-    const sock = tls.connect({ port, host: "127.0.0.1", servername, rejectUnauthorized: false, minVersion: "TLSv1.2" });
+    // tls.connect hands localAddress on to net.connect (its type does not list it).
+    const options: tls.ConnectionOptions & { localAddress?: string } = { port, host: "127.0.0.1", localAddress, servername, rejectUnauthorized: false, minVersion: "TLSv1.2" };
+    const sock = tls.connect(options);
     const done = (error?: string) => {
       if (settled) return;
       settled = true;

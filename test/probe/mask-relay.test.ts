@@ -222,7 +222,7 @@ describe("mask relay", () => {
     assert.equal(s.bytesToMask, 0);
   });
 
-  test("a mask host that answers and closes at once: the answer flows now, the close waits for the delay", async () => {
+  test("a configured delay holds back the first byte only: the answer and the close pass together at the deadline", async () => {
     const mask = await rawMask((s) => s.end("HTTP/1.1 400 Bad Request\r\n\r\n"));
     const clock = new ManualClock();
     const h = await relayHarness(Buffer.from("\x00\x01garbage"), {
@@ -230,11 +230,12 @@ describe("mask relay", () => {
       clock,
       deadline: startRejectionDelay({ clock, floorMs: 400, ceilingMs: 400 }),
     });
-    await until(() => total(h.got) > 0, 3_000, "the answer");
+    await until(() => mask.sockets.length === 1, 3_000, "mask connection");
     await pause(80);
+    assert.equal(total(h.got), 0, "nothing before the deadline");
     assert.equal(h.closed(), false);
     clock.advance(400);
-    await until(h.closed, 3_000, "the close");
+    await until(h.closed, 3_000, "the close right after the answer");
     assert.equal(Buffer.concat(h.got).toString(), "HTTP/1.1 400 Bad Request\r\n\r\n");
     h.close();
     await h.relay;
@@ -255,9 +256,10 @@ describe("mask relay", () => {
     assert.deepEqual(maskRelayLimits(), {
       maxBytesToMask: 5 * 1024 * 1024,
       maxBytesToClient: 5 * 1024 * 1024,
-      totalTimeoutMs: 60_000,
-      idleTimeoutMs: 5_000,
-      connectTimeoutMs: 5_000,
+      // Longer than a web server's own waits (nginx: 60 s), so the prober always meets the mask host's timeouts, never ours.
+      totalTimeoutMs: 600_000,
+      idleTimeoutMs: 120_000,
+      connectTimeoutMs: 10_000,
     });
     assert.throws(() => maskRelayLimits({ maxBytesToMask: 0 }), (e: unknown) => e instanceof InvalidArgumentError && e.param === "maxBytesToMask");
     assert.throws(() => maskRelayLimits({ idleTimeoutMs: Number.NaN }), (e: unknown) => e instanceof InvalidArgumentError && e.param === "idleTimeoutMs");

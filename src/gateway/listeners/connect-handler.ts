@@ -70,7 +70,13 @@ export class ConnectSession {
     if (cfg.probe_resistance !== undefined) this.masker = new ConnectMasker(conn, cfg.probe_resistance, ctx, cfg.name);
   }
 
-  start(): void {
+  /**
+   * `refusedBy`: the guard refused this address (banned, throttled) and the
+   * listener masks: the client goes to the mask host at once, whatever it
+   * sends, so it sees what it saw before the ban; only its authenticated
+   * path is gone.
+   */
+  start(refusedBy?: string): void {
     const s = this.conn.stream;
     s.on("data", this.onData);
     s.on("error", () => this.conn.close("error"));
@@ -80,7 +86,15 @@ export class ConnectSession {
       this.deadline?.cancel();
       this.closed.abort();
     });
+    if (refusedBy !== undefined && this.masker !== undefined) {
+      this.refuse(refusedBy);
+      return;
+    }
     this.armDeadline();
+    // The mask host, dialled if no whole head arrives within the classify window, may end the wait.
+    this.masker?.watch(() => {
+      if (!this.busy) this.refuse("mask_first");
+    });
   }
 
   /** The whole head must arrive in request_timeout: a client sending one byte a second is closed on time. */
@@ -152,6 +166,7 @@ export class ConnectSession {
       this.buffered = [buf];
       return;
     }
+    this.masker?.classified();
     const rest = buf.subarray(end);
     this.buffered = rest.length ? [rest] : [];
     this.bytes = rest.length;
@@ -179,6 +194,7 @@ export class ConnectSession {
     }
     who ??= await this.basicAuth(authorization);
     if (who === undefined || this.gone) return;
+    this.masker?.served();
     if (this.endedEarly) return this.conn.close("end");
     const decision = await decideDestination(this.ctx, this.signed, who.identity, host, port);
     if (this.gone) return;

@@ -6,8 +6,11 @@
  */
 import { z } from "zod";
 import { parseDuration } from "../../config/duration.js";
-import { bool, duration, nonEmptyString, oneOf, parseHostPort, shown, size } from "../../config/leaves.js";
+import { bool, duration, nonEmptyString, oneOf, parseHostPort, positiveInt, shown, size } from "../../config/leaves.js";
+import { DRAIN_DEFAULTS } from "../../probe/drain.js";
 import { MASK_DEFAULTS } from "../../probe/mask-relay.js";
+import { DEFAULT_CLASSIFY_WINDOW_MS } from "../../probe/masked-tls-listener.js";
+import { SHAPE_DEFAULTS } from "../../probe/shape-padding.js";
 import { DEFAULT_REJECTION_CEILING_MS, DEFAULT_REJECTION_FLOOR_MS } from "../../probe/rejection-delay.js";
 
 /** A duration that may be zero (a delay floor of 0 selects a uniform draw). */
@@ -18,12 +21,34 @@ const durationOrZero = z.unknown().transform((v, ctx): number => {
   return z.NEVER;
 });
 
-/** The mask host, kept as written (so the effective configuration prints it back) and checked here. */
-const maskTarget = z.unknown().transform((v, ctx): string => {
-  if (parseHostPort(v) !== undefined) return v as string;
-  ctx.addIssue({ code: "custom", message: `expected the mask host as "host:port" such as "www.example.org:443", got ${shown(v)}` });
+/** A size that may be zero. */
+const sizeOrZero = z.unknown().transform((v, ctx): number => {
+  if (v === 0) return 0;
+  const r = size.safeParse(v);
+  if (r.success) return r.data;
+  ctx.addIssue({ code: "custom", message: `expected 0 or a size such as "1KiB", got ${shown(v)}` });
   return z.NEVER;
 });
+
+/** Masked connections per address key open at once (what a prober that keeps coming back can hold). */
+export const DEFAULT_MAX_MASKED_PER_ADDRESS = 8;
+
+/** The mask host, kept as written (so the effective configuration prints it back) and checked here; false: no mask host (drain, then FIN). */
+const maskTarget = z.unknown().transform((v, ctx): string | false => {
+  if (v === false) return false;
+  if (parseHostPort(v) !== undefined) return v as string;
+  ctx.addIssue({ code: "custom", message: `expected the mask host as "host:port" such as "www.example.org:443", or false, got ${shown(v)}` });
+  return z.NEVER;
+});
+
+/** A short duration up to `maxMs` (zero allowed), kept as written so the effective configuration prints it back; read with classifyWindowMs. */
+const durationUpTo = (maxMs: number) =>
+  z.unknown().transform((v, ctx): string => {
+    const ms = typeof v === "string" ? parseDuration(v) : undefined;
+    if (ms !== undefined && ms >= 0 && ms <= maxMs) return v as string;
+    ctx.addIssue({ code: "custom", message: `expected a duration from "0ms" to "${maxMs}ms", got ${shown(v)}` });
+    return z.NEVER;
+  });
 
 export const probeResistance = z
   .strictObject({
@@ -33,21 +58,51 @@ export const probeResistance = z
     unknown_sni_action: oneOf(["mask", "reject_handshake"] as const).default("mask"),
     /** Dynamic record sizing on connections this listener terminates. */
     drs: bool.default(true),
-    /** Inter-packet timing on the upstream -> client path of tunnels and terminated TLS connections (costs throughput; off by default). */
+    /** Inter-packet timing toward the client: tunnels, terminated TLS connections and masked connections (costs throughput; off by default). */
     ipt: z.strictObject({ enabled: bool.default(false) }).prefault({}),
-    /** Every rejection completes no earlier than a delay drawn from [floor, ceiling] at accept time. */
+    /**
+     * The first byte a rejected client receives comes no earlier than a delay drawn from [floor, ceiling] at accept
+     * time. Default 0: the mask relay already carries the mask host's own timing, and an added delay is a fingerprint.
+     */
     delay: z
       .strictObject({ floor: durationOrZero.default(DEFAULT_REJECTION_FLOOR_MS), ceiling: durationOrZero.default(DEFAULT_REJECTION_CEILING_MS) })
       .prefault({}),
-    /** Caps so the gateway is no free relay to the mask site: bytes per direction, total and idle time. */
+    /** A connection not classified within this window is given its mask connection (the mask host's timeouts start then). */
+    classify_window: durationUpTo(1000).default(`${DEFAULT_CLASSIFY_WINDOW_MS}ms`),
+    /** Caps so the gateway is no free relay to the mask site: bytes per direction, total and idle time (never shorter than the mask site's own). */
     max_bytes: size.default(MASK_DEFAULTS.maxBytesToMask),
     total_timeout: duration.default(MASK_DEFAULTS.totalTimeoutMs),
     idle_timeout: duration.default(MASK_DEFAULTS.idleTimeoutMs),
     throttle: z.strictObject({ after: size, rate: size }).optional(),
+    /** Masked connections open at once per address key, counting those of banned or throttled addresses (which are masked, not refused). */
+    max_masked_per_address: positiveInt.default(DEFAULT_MAX_MASKED_PER_ADDRESS),
+    /** Shape padding of the gateway -> mask host stream when the prober finishes sending (off by default). */
+    shape_padding: z
+      .strictObject({
+        enabled: bool.default(false),
+        bucket_floor: size.default(SHAPE_DEFAULTS.floor),
+        bucket_cap: size.default(SHAPE_DEFAULTS.cap),
+        blur_max: sizeOrZero.default(SHAPE_DEFAULTS.blurMax),
+        aggressive: bool.default(false),
+      })
+      .prefault({}),
+    /** With mask = false: how a client that is not served is drained before its FIN. */
+    drain: z
+      .strictObject({
+        max_bytes: size.default(DRAIN_DEFAULTS.maxBytes),
+        total_timeout: duration.default(DRAIN_DEFAULTS.totalTimeoutMs),
+        idle_timeout: duration.default(DRAIN_DEFAULTS.idleTimeoutMs),
+      })
+      .prefault({}),
   })
   .optional();
 
 export type ProbeResistanceConfig = NonNullable<z.output<typeof probeResistance>>;
+
+/** The classify window in milliseconds (validated when the configuration loaded). */
+export function classifyWindowMs(p: ProbeResistanceConfig): number {
+  return parseDuration(p.classify_window) ?? DEFAULT_CLASSIFY_WINDOW_MS;
+}
 
 /** Listener fields, spread into the listener schema. */
 export const probeListenerFields = {
@@ -77,4 +132,6 @@ export function refineProbeListener(
     ctx.addIssue({ code: "custom", path: ["tls", "client_ca"], message: 'not with probe_resistance on a "tcp" listener (client certificates are not checked after the ClientHello peek)' });
   }
   if (p.delay.floor > p.delay.ceiling) ctx.addIssue({ code: "custom", path: ["probe_resistance", "delay"], message: "floor must not exceed ceiling" });
+  const sp = p.shape_padding;
+  if (sp.bucket_cap < sp.bucket_floor) ctx.addIssue({ code: "custom", path: ["probe_resistance", "shape_padding", "bucket_cap"], message: "must not be below bucket_floor" });
 }

@@ -4,44 +4,71 @@
  * here (with dynamic record sizing unless `drs = false`) and relayed to the
  * upstream as usual; anything else (another name, no name, not TLS) is
  * spliced raw to the mask host, or, with unknown_sni_action =
- * "reject_handshake", answered with the alert a web server gives. Rejections
- * complete no earlier than the sampled delay. Probing costs the prober as on
- * a `connect` listener: every connection that is not served records one
- * failure in the penalty box.
+ * "reject_handshake", answered with the alert a web server gives; with
+ * `mask = false` it is drained and closed with a FIN. Probing counts for the
+ * operator as on a `connect` listener (one penalty-box failure per
+ * connection not served) and never changes what the prober sees.
  */
 import type net from "node:net";
 import type tls from "node:tls";
 import type { ListenerConfig } from "../config/schema.js";
-import { handleMaskedTlsConnection } from "../../probe/masked-tls-listener.js";
+import { type MaskedTlsOptions, handleMaskedTlsConnection } from "../../probe/masked-tls-listener.js";
 import type { RejectionDeadline } from "../../probe/rejection-delay.js";
 import type { Connection } from "../connection.js";
 import type { GatewayContext } from "../context.js";
-import { maskOptionsOf, rejectionDeadlineOf } from "./connect-masker.js";
+import { classifyWindowMs } from "./config-schema.js";
+import { drainOptionsOf, maskOptionsOf, rejectionDeadlineOf } from "./connect-masker.js";
 
 /** Whether a listener's TLS connections go through the ClientHello peek. */
 export function masksTls(cfg: ListenerConfig): boolean {
   return cfg.kind === "tcp" && cfg.tls !== undefined && cfg.probe_resistance !== undefined;
 }
 
-/**
- * Runs the peek on an admitted raw socket. `serve` receives the server-side
- * TLS socket of a served name; the listener's protocol runs on it from there.
- */
-export function acceptMaskedTls(conn: Connection, cfg: ListenerConfig, secureContext: tls.SecureContext, ctx: GatewayContext, serve: (tlsSocket: tls.TLSSocket) => void): void {
+/** Options of the masked-TLS flow from a listener's configuration (everything but the names and the callback). */
+function tlsMaskOptions(cfg: ListenerConfig, conn: Connection, ctx: GatewayContext, deadline: RejectionDeadline): Omit<MaskedTlsOptions, "names" | "secureContext" | "onTerminated"> {
   const p = cfg.probe_resistance!;
-  const { mask, clock, ...maskLimits } = maskOptionsOf(p, ctx);
-  const deadline = rejectionDeadlineOf(p, ctx);
-  void handleMaskedTlsConnection(conn.raw as net.Socket, {
-    names: cfg.server_names ?? [],
-    secureContext,
-    mask,
-    maskLimits,
+  const masked = p.mask === false ? undefined : maskOptionsOf(p, ctx);
+  return {
+    mask: masked?.mask,
+    maskLimits: masked,
     unknownSniAction: p.unknown_sni_action,
     drs: p.drs,
     // The hello must arrive within the handshake bound, like any TLS handshake on this listener.
     peekTimeoutMs: cfg.tls!.handshake_timeout,
+    classifyWindowMs: classifyWindowMs(p),
+    ipt: p.ipt.enabled,
+    shapePadding: masked?.shapePadding,
+    drain: drainOptionsOf(p),
     deadline,
-    clock,
+    clock: ctx.clock,
+    rng: ctx.rng,
+    // Once the flow decides not to serve, bans leave the connection alone.
+    onUnserved: () => (conn.masked = true),
+  };
+}
+
+/**
+ * Runs the peek on an admitted raw socket. `serve` receives the server-side
+ * TLS socket of a served name; the listener's protocol runs on it from there.
+ * `refusedBy`: the guard refused this address (banned, throttled): nothing is
+ * served to it, everything is masked at once, served names included.
+ */
+export function acceptMaskedTls(
+  conn: Connection,
+  cfg: ListenerConfig,
+  secureContext: tls.SecureContext,
+  ctx: GatewayContext,
+  serve: (tlsSocket: tls.TLSSocket) => void,
+  refusedBy?: string,
+): void {
+  const p = cfg.probe_resistance!;
+  const deadline = rejectionDeadlineOf(p, ctx);
+  const o = tlsMaskOptions(cfg, conn, ctx, deadline);
+  // A refused address is served nothing: every name, the listener's own included, is treated as unknown.
+  const flow = handleMaskedTlsConnection(conn.raw as net.Socket, {
+    ...o,
+    names: refusedBy === undefined ? (cfg.server_names ?? []) : [],
+    secureContext,
     onTerminated: (tlsSocket) => {
       tlsSocket.on("error", () => conn.close("tls_error"));
       // A served name that never finishes its handshake is closed on the same bound.
@@ -50,7 +77,8 @@ export function acceptMaskedTls(conn: Connection, cfg: ListenerConfig, secureCon
       tlsSocket.once("close", () => timer.cancel());
       serve(tlsSocket);
     },
-  })
+  });
+  flow
     .then((outcome) => {
       if (outcome.kind === "terminated") return;
       ctx.logger.info("tls probe masked", { listener: cfg.name, remote_addr: conn.remote, outcome: outcome.kind, verdict: outcome.verdict.kind });
@@ -64,10 +92,10 @@ export function acceptMaskedTls(conn: Connection, cfg: ListenerConfig, secureCon
 
 /**
  * One penalty-box failure per connection that was not served, whatever the
- * path (masked, reject_handshake, closed), so every probe costs the same.
- * The outcome is known once the rejection is over, which is never before the
- * deadline; a ban it starts is still announced through the deadline so the
- * ban step looks like any other probe.
+ * path (masked, reject_handshake, drained), so every probe counts the same
+ * for the operator. The outcome is known once the rejection is over; the
+ * ban it may start refuses the address's served names from then on and
+ * leaves masked connections alone.
  */
 function recordMaskedProbe(conn: Connection, ctx: GatewayContext, deadline: RejectionDeadline): void {
   if (conn.admission.exempt) return;

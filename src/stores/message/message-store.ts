@@ -110,6 +110,8 @@ export class MessageStore implements Store<false>, StoreFailure {
     this.insurance = new MemoryStore({ maxKeys: integerAtLeast("insuranceMaxKeys", o.insuranceMaxKeys ?? 100_000, 1) });
     this.health = new StoreHealth(mode, this.probeIntervalMs, () => this.ping(), o.events ?? {}, "remote");
     this.stopListening = o.channel.onMessage((m) => this.onMessage(m));
+    // The host that answers again may be a new one that knows no table yet.
+    this.health.onRecovery(() => this.defined.clear());
   }
 
   get failure(): StoreFailure {
@@ -179,17 +181,31 @@ export class MessageStore implements Store<false>, StoreFailure {
   async rateAll(ops: readonly RateOp<false>[]): Promise<Outcome[] | Failed> {
     const tables = ops.map((o) => o.table as MessageRateTable);
     // Every table must be known to the host before the composite op: defined earlier in the same message.
-    for (const t of tables) this.define(t.ref);
     const list = ops.map((o, i) => [tables[i]!.ref.id, o.key, o.cost, o.now, o.shadow ? 1 : 0]);
-    const r = await this.send(["all", 0, list]);
+    const r = await this.retrying(
+      tables.map((t) => t.ref),
+      ["all", 0, list],
+    );
     if (!Array.isArray(r)) return FAILED;
     return r.map((w) => outcome(w as WireOutcome));
   }
 
   /** @internal One operation on table `ref` (defining it first if the host does not know it yet). */
   call(ref: TableRef, op: unknown[]): Promise<unknown> {
-    this.define(ref);
-    return this.send(op);
+    return this.retrying([ref], op);
+  }
+
+  /** Sends `op` after the definitions of `refs`; once more, defining them again, if the host did not know them. */
+  private async retrying(refs: readonly TableRef[], op: unknown[]): Promise<unknown> {
+    for (const ref of refs) this.define(ref);
+    let r = await this.send(op);
+    if (r === UNKNOWN_TABLE) {
+      // A host that restarted: its tables are gone.
+      this.defined.clear();
+      for (const ref of refs) this.define(ref);
+      r = await this.send(op);
+    }
+    return r === UNKNOWN_TABLE || r === null || r === undefined ? FAILED : r;
   }
 
   private define(ref: TableRef): void {
@@ -207,7 +223,7 @@ export class MessageStore implements Store<false>, StoreFailure {
     return { id, def };
   }
 
-  /** Queues one op for this tick's message; resolves its result, or FAILED (never rejects). */
+  /** Queues one op for this tick's message; resolves its result (UNKNOWN_TABLE included), or FAILED (never rejects). */
   private send(op: unknown[]): Promise<unknown> {
     if (this.closed || !this.health.up || this.waiting >= this.maxInFlight) return Promise.resolve(FAILED);
     return new Promise((resolve) => {
@@ -250,9 +266,7 @@ export class MessageStore implements Store<false>, StoreFailure {
     this.waiting -= b.counted;
     for (let i = 0; i < b.resolvers.length; i++) {
       const r = results?.[i];
-      // The host restarted and lost its tables: define them again on their next use.
-      if (r === UNKNOWN_TABLE) this.defined.clear();
-      b.resolvers[i]!(r === undefined || r === null || r === UNKNOWN_TABLE ? FAILED : r);
+      b.resolvers[i]!(r === undefined || r === null ? FAILED : r);
     }
   }
 

@@ -23,6 +23,8 @@ export class RedisLeaseTable implements LeaseTable<false> {
     readonly name: string,
     private readonly limit: number,
     ttlMs: number,
+    /** Shortest key lifetime: an injected clock's milliseconds are not real ones. */
+    private readonly floor: string,
   ) {
     this.ttl = ttlMs === Infinity ? "inf" : String(ttlMs);
   }
@@ -51,7 +53,7 @@ export class RedisLeaseTable implements LeaseTable<false> {
   }
 
   private async call(op: string, key: string, id: string, now: number): Promise<{ ok: boolean; held: number; retry: number } | undefined> {
-    const reply = await this.store.run(CONCURRENCY, [stateKey(this.store.prefix, this.name, key)], [op, nowArg(now), id, this.ttl, String(this.limit)]);
+    const reply = await this.store.run(CONCURRENCY, [stateKey(this.store.prefix, this.name, key)], [op, nowArg(now), id, this.ttl, String(this.limit), this.floor]);
     if (typeof reply !== "string") return undefined;
     const f = reply.split(" ").map(Number);
     return { ok: f[0] === 1, held: f[1]!, retry: f[2]! };

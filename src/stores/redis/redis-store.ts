@@ -143,7 +143,7 @@ export class RedisStore implements Store<false>, StoreFailure {
   }
 
   leaseTable(name: string, o: LeaseTableOptions): RedisLeaseTable {
-    return new RedisLeaseTable(this, validName(name), o.limit, o.ttlMs);
+    return new RedisLeaseTable(this, validName(name), o.limit, o.ttlMs, o.clockInjected ? "600000" : "1");
   }
 
   penaltyTable(name: string, params: PenaltyParams, o: PenaltyTableOptions = {}): RedisPenaltyTable {

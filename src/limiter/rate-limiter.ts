@@ -43,7 +43,7 @@ export type MemoryLimiterOptions = RateLimiterOptions<true>;
  * failure mode decides (see failure-modes.ts); a check never rejects for a
  * store reason.
  */
-export class RateLimiter<S extends boolean = true> implements LimiterInfo {
+export class RateLimiter<S extends boolean = true> implements LimiterInfo, DecisionPolicy {
   readonly sync: S;
   readonly name: string;
   readonly algorithm: string;
@@ -53,9 +53,10 @@ export class RateLimiter<S extends boolean = true> implements LimiterInfo {
   readonly store: Store<S>;
   /** @internal The store's table of this limit. */
   readonly table: RateTable<S>;
-  private readonly policy: DecisionPolicy;
-  /** Undefined: the store reads its own clock. */
-  private readonly clock: Clock | undefined;
+  /** @internal remaining at or below this is near the limit (limit × nearLimitRatio). */
+  readonly nearThreshold: number;
+  /** STORE_CLOCK when the store reads its own clock. */
+  private readonly clock: Clock;
   private readonly out = new Outcome();
   private readonly queue: FixedWindowQueue<S> | undefined;
   private insuranceLimiter: RateLimiter<true> | undefined;
@@ -70,13 +71,15 @@ export class RateLimiter<S extends boolean = true> implements LimiterInfo {
     this.algorithm = this.spec.kind;
     this.limit = this.spec.algorithm.limit(this.spec.params as never);
     this.shadow = o.shadow ?? false;
-    this.policy = decisionPolicy(this.limit, o.nearLimitRatio, this.shadow);
-    this.clock = o.clock ?? (this.store.storeTime ? undefined : new TurnCachedClock());
+    // The limit is its own decision policy: decide() then reads these fields
+    // where they are, and the memory hot path boxes no number for the Decision.
+    this.nearThreshold = decisionPolicy(this.limit, o.nearLimitRatio, this.shadow).nearThreshold;
+    this.clock = o.clock ?? (this.store.storeTime ? STORE_CLOCK : new TurnCachedClock());
     this.table = this.store.rateTable(this.name, this.spec, { clockInjected: o.clock !== undefined, keyTtlFloorMs: o.keyTtlFloorMs });
     if (this.spec.kind === "fixed_window" && this.spec.queue) {
-      this.queue = new FixedWindowQueue(this.spec.queue, this.spec.params, this.clock ?? systemClock, {
+      this.queue = new FixedWindowQueue(this.spec.queue, this.spec.params, this.clock === STORE_CLOCK ? systemClock : this.clock, {
         sync: this.sync,
-        aligned: this.clock !== undefined,
+        aligned: this.clock !== STORE_CLOCK,
         now: () => this.localNow(),
         consume: (key, c) => this.settled(this.table.consume(key, c, this.now(), this.out), key, c, false),
         peek: (key, c) => this.settled(this.table.peek(key, c, this.now(), this.out), key, c, true),
@@ -89,7 +92,7 @@ export class RateLimiter<S extends boolean = true> implements LimiterInfo {
       const err = invalid(key, cost);
       if (err !== undefined) return refuse(this.sync, err);
     }
-    if (this.queue !== undefined && this.queue.hasWaiters(key)) return then(this.sync, this.queue.behind(key, cost), (o) => decide(o, this.policy));
+    if (this.queue !== undefined && this.queue.hasWaiters(key)) return then(this.sync, this.queue.behind(key, cost), (o) => decide(o, this));
     const r = this.table.consume(key, cost, this.now(), this.out);
     if (this.sync) return this.decide(r as Outcome | Failed, key, cost) as Reply<S, Decision>;
     // The async hot path: one promise from the store, one continuation.
@@ -116,8 +119,8 @@ export class RateLimiter<S extends boolean = true> implements LimiterInfo {
     const err = invalid(key, cost);
     if (err !== undefined) return refuse(this.sync, err);
     // Waiters stand between this key and its free permits: answer as check would.
-    if (this.queue !== undefined && this.queue.hasWaiters(key)) return then(this.sync, this.queue.peekBehind(key, cost), (o) => decide(o, this.policy));
-    return then(this.sync, this.table.peek(key, cost, this.now(), this.out), (o: Outcome | Failed) => decide(o ?? this.fallback(key, cost, true), this.policy));
+    if (this.queue !== undefined && this.queue.hasWaiters(key)) return then(this.sync, this.queue.peekBehind(key, cost), (o) => decide(o, this));
+    return then(this.sync, this.table.peek(key, cost, this.now(), this.out), (o: Outcome | Failed) => decide(o ?? this.fallback(key, cost, true), this));
   }
 
   reset(key: string): Reply<S, void> {
@@ -131,7 +134,7 @@ export class RateLimiter<S extends boolean = true> implements LimiterInfo {
     if (err !== undefined) throw err;
     // A shadowed limit only reports: it never makes a caller wait.
     if (this.queue === undefined || this.shadow) return (await this.check(key, cost)) as Decision;
-    return decide(await this.queue.acquire(key, cost, options.signal), this.policy);
+    return decide(await this.queue.acquire(key, cost, options.signal), this);
   }
 
   /** Fails every queued waiter and stops the limit's timers. */
@@ -144,18 +147,20 @@ export class RateLimiter<S extends boolean = true> implements LimiterInfo {
     return this.table.size ?? 0;
   }
 
-  /** @internal The limit's clock reading as sent to the store: never earlier than any before it, or STORE_TIME. */
+  /** @internal The limit's clock reading as sent to the store: never earlier than any before it, or STORE_TIME (NaN). */
   now(): number {
-    const c = this.clock;
-    if (c === undefined) return STORE_TIME;
-    const t = c.now();
+    // Written so that every path yields an unboxed double: a branch that
+    // returned a constant NaN first made V8 box each reading (one allocation
+    // per check on the memory store).
+    const t = this.clock.now();
     if (t > this.lastNow) this.lastNow = t;
+    else if (t !== t) return t;
     return this.lastNow;
   }
 
   /** @internal The limit's time on this host (the local clock when the store keeps time). */
   localNow(): number {
-    return this.clock === undefined ? systemClock.now() : this.now();
+    return this.clock === STORE_CLOCK ? systemClock.now() : this.now();
   }
 
   /** @internal The queue of this limit, if it has one. */
@@ -170,7 +175,7 @@ export class RateLimiter<S extends boolean = true> implements LimiterInfo {
 
   /** @internal The decision for an outcome of this limit (the failure mode's when the store did not answer). */
   decide(o: Outcome | Failed, key: string, cost: number): Decision {
-    return decide(o === FAILED ? this.fallback(key, cost, false) : o, this.policy);
+    return decide(o === FAILED ? this.fallback(key, cost, false) : o, this);
   }
 
   /** @internal The store's answer, or the failure mode's when it did not answer. */
@@ -192,7 +197,7 @@ export class RateLimiter<S extends boolean = true> implements LimiterInfo {
     this.insuranceLimiter ??= new RateLimiter({
       ...insuranceRateOptions(this.spec, f.expectedInstances),
       store: f.insurance,
-      clock: this.clock ?? systemClock,
+      clock: this.clock === STORE_CLOCK ? systemClock : this.clock,
       // Named per algorithm: two limits sharing a name must not collide in the local store.
       name: `${this.name}:${this.spec.kind}`,
     });
@@ -203,6 +208,13 @@ export class RateLimiter<S extends boolean = true> implements LimiterInfo {
     return (o === FAILED ? this.fallback(key, cost, false).allowed : o.allowed) || this.shadow;
   }
 }
+
+/** The clock of a limit whose store reads its own: every reading is STORE_TIME. */
+const STORE_CLOCK: Clock = {
+  now: () => STORE_TIME,
+  wallNow: () => systemClock.wallNow(),
+  setTimer: (fn, ms) => systemClock.setTimer(fn, ms),
+};
 
 function invalid(key: unknown, cost: number): Error | undefined {
   if (typeof key !== "string") return new InvalidArgumentError("key", "must be a string");

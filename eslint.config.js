@@ -34,6 +34,7 @@ export const ENTRIES = {
   // `import "portcullis"`: the engine and the memory store only (no gateway dependency is loaded).
   "src/index.ts": { may: ["limiter", "stores", "algorithms", "core", "net"], never: ["src/stores/redis"] },
   "src/redis.ts": { may: ["shaping", ...ENGINE], never: [] },
+  "src/message.ts": { may: ENGINE, never: ["src/stores/redis"] },
   "src/gateway/index.ts": { may: ["admin", "metrics", "gateway", ...FEATURES, ...ENGINE, "net", "config"], never: [] },
 };
 
@@ -61,21 +62,6 @@ const layerBlocks = [
     files: [file],
     rules: restrict(file, may, never),
   })),
-  {
-    // TEMPORARY: the Redis limiters still extend the memory limiters. These files
-    // (and only these) may import src/limiter until the engine runs every limiter
-    // over one Store; remove this block then.
-    files: [
-      "src/stores/redis/async-window-queue.ts",
-      "src/stores/redis/leased-quota.ts",
-      "src/stores/redis/limit-script-spec.ts",
-      "src/stores/redis/redis-concurrency-limiter.ts",
-      "src/stores/redis/redis-limiter-set.ts",
-      "src/stores/redis/redis-penalty-box.ts",
-      "src/stores/redis/redis-rate-limiter.ts",
-    ],
-    rules: restrict("stores", ["limiter", "algorithms", "core"]),
-  },
 ];
 
 export default tseslint.config(

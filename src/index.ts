@@ -19,11 +19,35 @@ export { type PenaltyParams, type PenaltyOptions, penaltyParams, backoffMs, banL
 
 export { MemoryStore, type MemoryStoreOptions } from "./stores/memory-store.js";
 export { MemoryTable, type MemoryTableOptions } from "./stores/memory-table.js";
+export {
+  type Store,
+  type SyncStore,
+  type AsyncStore,
+  type Reply,
+  type Failed,
+  type FailureMode,
+  type StoreFailure,
+  type TableOptions,
+  type RateTable,
+  type RateOp,
+  type LeaseTable,
+  type LeaseTableOptions,
+  type LeaseGrant,
+  type LeaseId,
+  type PenaltyTable,
+  type PenaltyTableOptions,
+  type PenaltyView,
+  type PenaltyFailure,
+  type BanRow,
+  type BanEvent,
+  FAILED,
+  STORE_TIME,
+} from "./stores/store.js";
 
-export { Decision } from "./limiter/decision.js";
+export { Decision, type DecisionPolicy, type OutcomeView, decide, decisionPolicy } from "./limiter/decision.js";
 export type { Limiter, AsyncLimiter, AnyLimiter, AcquireOptions, LimiterInfo } from "./limiter/types.js";
-export { type RateLimitOptions, type LimitSpec, type QueueOrder, limitSpec } from "./limiter/limit-spec.js";
-export { RateLimiter, type MemoryLimiterOptions } from "./limiter/rate-limiter.js";
+export { type RateLimitOptions, type LimitSpec, type QueueOrder, limitSpec } from "./algorithms/limit-spec.js";
+export { RateLimiter, type RateLimiterOptions, type MemoryLimiterOptions } from "./limiter/rate-limiter.js";
 export { createLimiter } from "./limiter/create-limiter.js";
 export { LimiterSet, type CompositeDecision } from "./limiter/limiter-set.js";
 export {

@@ -13,7 +13,7 @@ import { AcquireAbortedError, InvalidArgumentError } from "../core/errors.js";
 import { positive } from "../core/validate.js";
 import type { Decision } from "../limiter/decision.js";
 import { LimiterSet } from "../limiter/limiter-set.js";
-import { RateLimiter } from "../limiter/rate-limiter.js";
+import { RateLimiter, type RateLimiterOptions } from "../limiter/rate-limiter.js";
 import { ipKey } from "../net/ip-key.js";
 import { MemoryStore } from "../stores/memory-store.js";
 import { TrustedProxies, resolveClientIp } from "./client-ip.js";
@@ -489,7 +489,7 @@ export class HttpLimiter {
     const base = { name: `http:${name}`, store, clock: this.clock, shadow: c.shadow ?? false };
     let limiter: RateLimiter;
     try {
-      limiter = new RateLimiter(limiterOptions(c, this.profile, base), base.name);
+      limiter = new RateLimiter(limiterOptions(c, this.profile, base));
     } catch (e) {
       if (e instanceof InvalidArgumentError) throw new InvalidArgumentError(`${param}.${e.param}`, e.message.slice(e.param.length + 2));
       throw e;
@@ -539,7 +539,7 @@ function limiterOptions(
   c: LimitConfig | PartialLimitConfig,
   p: ProfileSettings,
   base: { name: string; store: MemoryStore; clock: Clock; shadow: boolean },
-): ConstructorParameters<typeof RateLimiter>[0] {
+): RateLimiterOptions {
   switch (c.algorithm) {
     case undefined:
     case "fixed_window":

@@ -1,168 +1,151 @@
-import { msUntil } from "../algorithms/outcome.js";
-import {
-  concurrencyAcquire,
-  concurrencyEarliestExpiry,
-  concurrencyInit,
-  concurrencyIsIdle,
-  concurrencyPrune,
-  concurrencyRelease,
-  concurrencyRenew,
-  concurrencyWidth,
-} from "../algorithms/concurrency.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import { integerAtLeast, positive } from "../core/validate.js";
 import { MemoryStore } from "../stores/memory-store.js";
-import type { MemoryTable } from "../stores/memory-table.js";
-import { Decision } from "./decision.js";
+import { FAILED, type Failed, type LeaseGrant, type LeaseId, type LeaseTable, type Reply, STORE_TIME, type Store } from "../stores/store.js";
+import { type Decision, type DecisionPolicy, allowed, decide, decisionPolicy, rejected } from "./decision.js";
+import { fallback, insuranceShare } from "./failure-modes.js";
+import { refuse, then, value } from "./reply.js";
 
-export interface ConcurrencyLimiterOptions {
+export { MAX_TRACKED_LEASES } from "../stores/memory-lease-table.js";
+
+export interface ConcurrencyLimiterOptions<S extends boolean = true> {
+  /** Unique within its store (default: a generated name). */
   name?: string;
-  /** Most leases held at once per key. */
+  /** Most leases held at once per key (across every instance on a shared store). */
   limit: number;
-  /** A lease not renewed or released within this time frees its slot (default: never). */
+  /**
+   * A lease not renewed or released within this time frees its slot
+   * (default: never). Set it on a shared store: it is what frees the slots
+   * of an instance that crashed while holding them.
+   */
   leaseTtlMs?: number;
-  store?: MemoryStore;
+  /** Where the leases live (default: a memory store of its own). */
+  store?: Store<S>;
+  /** Default: the local clock on the memory store, the store's own clock on a store that keeps time. */
   clock?: Clock;
   shadow?: boolean;
+  /** Share of the limit at or below which `nearLimit` is set (default 0.2). */
+  nearLimitRatio?: number;
 }
 
 /** A held slot. `release()` is idempotent; `renew()` pushes the TTL back. */
-export interface Lease {
+export interface Lease<S extends boolean = true> {
   readonly key: string;
-  readonly id: number;
-  release(): void;
-  renew(): boolean;
+  readonly id: LeaseId;
+  release(): Reply<S, void>;
+  renew(): Reply<S, boolean>;
 }
 
-export interface ConcurrencyResult {
+export interface ConcurrencyResult<S extends boolean = true> {
   readonly decision: Decision;
   /** Present when allowed (also in shadow mode, so the slot count stays true). */
-  readonly lease: Lease | undefined;
+  readonly lease: Lease<S> | undefined;
 }
 
-/** Most slots per key with lease expiry: each live lease is tracked by id in the key's state. */
-export const MAX_TRACKED_LEASES = 4096;
-
 /**
- * Caps concurrent holders per key (connections per IP, in-flight requests per
- * user). Leases with a TTL are tracked one by one so that a lost lease
- * expires on its own; without a TTL only the count is kept.
+ * Caps concurrent holders per key (connections per IP, in-flight requests
+ * per user), on any store. With a TTL each lease is tracked by id, so a lost
+ * lease expires on its own. While a store that can fail is unavailable its
+ * failure mode decides (insurance: a local limiter with the limit divided
+ * by the expected instances).
  */
-export class ConcurrencyLimiter {
+export class ConcurrencyLimiter<S extends boolean = true> {
+  readonly sync: S;
   readonly name: string;
   readonly limit: number;
   readonly algorithm = "concurrency";
   readonly shadow: boolean;
+  readonly store: Store<S>;
   private readonly ttl: number;
-  private readonly table: MemoryTable;
-  private readonly clock: Clock;
-  private nextId = 1;
-  /** Counted mode: a fresh number for each life of a key's slot (see `lease`). */
-  private generation = 0;
+  private readonly table: LeaseTable<S>;
+  private readonly clock: Clock | undefined;
+  private readonly policy: DecisionPolicy;
+  private local: ConcurrencyLimiter<true> | undefined;
   private lastNow = -Infinity;
 
-  constructor(o: ConcurrencyLimiterOptions) {
+  constructor(o: ConcurrencyLimiterOptions<S>) {
     this.limit = integerAtLeast("limit", o.limit, 1);
     this.ttl = o.leaseTtlMs === undefined ? Infinity : positive("leaseTtlMs", o.leaseTtlMs);
     this.shadow = o.shadow ?? false;
-    this.clock = o.clock ?? systemClock;
-    const store = o.store ?? new MemoryStore();
-    this.name = o.name ?? store.generateName("concurrency");
-    const counted = this.ttl === Infinity;
-    if (!counted && this.limit > MAX_TRACKED_LEASES) {
-      throw new InvalidArgumentError("limit", `must be <= ${MAX_TRACKED_LEASES} when leaseTtlMs is set, got ${this.limit}`);
-    }
-    // Counted mode keeps [count, generation]: the generation tells a lease
-    // whether the slot it was taken from still exists (not reset or evicted
-    // since), so a stale release cannot free a newer holder's slot.
-    this.table = store.table(this.name, {
-      width: counted ? 2 : concurrencyWidth(this.limit),
-      init: counted ? countedInit : concurrencyInit,
-      isIdle: counted ? (s, off) => s[off] === 0 : concurrencyIsIdle,
-    });
+    this.policy = decisionPolicy(this.limit, o.nearLimitRatio, this.shadow);
+    this.store = o.store ?? (new MemoryStore() as unknown as Store<S>);
+    this.sync = this.store.sync;
+    this.clock = o.clock ?? (this.store.storeTime ? undefined : systemClock);
+    this.name = o.name ?? this.store.generateName("concurrency");
+    this.table = this.store.leaseTable(this.name, { limit: this.limit, ttlMs: this.ttl, clockInjected: o.clock !== undefined });
   }
 
-  tryAcquire(key: string): ConcurrencyResult {
-    if (typeof key !== "string") throw new InvalidArgumentError("key", "must be a string");
-    const now = this.now();
-    const t = this.table;
-    const off = t.slot(key, now) * t.width;
-    const id = this.nextId++;
-    let held: number;
-    let generation = 0;
-    if (this.ttl === Infinity) {
-      if (t.state[off + 1] === 0) t.state[off + 1] = ++this.generation;
-      generation = t.state[off + 1]!;
-      held = t.state[off]! < this.limit ? ++t.state[off]! : -1;
-    } else {
-      held = concurrencyAcquire(t.state, off, now, id, this.ttl, this.limit);
-    }
-    if (held >= 0) {
-      const remaining = this.limit - held;
-      return { decision: new Decision(true, remaining, this.limit, 0, 0, undefined, remaining <= this.limit * 0.2, false), lease: this.lease(key, id, generation) };
-    }
-    const retry = this.ttl === Infinity ? 0 : msUntil(now, concurrencyEarliestExpiry(t.state, off));
-    if (this.shadow) {
-      return { decision: new Decision(true, 0, this.limit, retry, 0, "concurrency_limit", true, true), lease: undefined };
-    }
-    return { decision: new Decision(false, 0, this.limit, retry, retry, "concurrency_limit", true, false), lease: undefined };
+  tryAcquire(key: string): Reply<S, ConcurrencyResult<S>> {
+    if (typeof key !== "string") return refuse(this.sync, new InvalidArgumentError("key", "must be a string"));
+    return then(this.sync, this.table.acquire(key, this.now()), (g: LeaseGrant | Failed) => (g === FAILED ? this.fallback(key) : this.granted(key, g)));
   }
 
-  /** Leases held by `key` now. */
-  held(key: string): number {
+  /** Leases held by `key` now (undefined when a store that can fail did not answer and no insurance stands in). */
+  held(key: string): Reply<S, S extends true ? number : number | undefined> {
     // Every operation observes the clock, so the clamp against clock
     // regressions does not depend on which keys happen to exist.
-    const now = this.now();
-    const slot = this.table.find(key);
-    if (slot < 0) return 0;
-    const off = slot * this.table.width;
-    return this.ttl === Infinity ? this.table.state[off]! : concurrencyPrune(this.table.state, off, now);
+    return then(this.sync, this.table.held(key, this.now()), (n: number | Failed) => n) as Reply<S, S extends true ? number : number | undefined>;
   }
 
-  reset(key: string): void {
-    this.table.delete(key);
+  reset(key: string): Reply<S, void> {
+    this.local?.reset(key);
+    return this.table.delete(key);
   }
 
-  /** `generation` identifies the slot's life in counted mode (0 with a TTL, where lease ids do that). */
-  private lease(key: string, id: number, generation: number): Lease {
+  private granted(key: string, g: LeaseGrant): ConcurrencyResult<S> {
+    if (g.held >= 0) return { decision: decide(allowed(this.limit - g.held), this.policy), lease: this.lease(key, g.id) };
+    return { decision: decide(rejected("concurrency_limit", g.retryAfterMs), this.policy), lease: undefined };
+  }
+
+  /** The failure mode's answer when the store did not answer an acquire. */
+  private fallback(key: string): ConcurrencyResult<S> {
+    let lease: Lease<S> | undefined;
+    const o = fallback(this.store.failure, this.limit, () => {
+      this.local ??= new ConcurrencyLimiter({
+        name: `${this.name}:concurrency`,
+        limit: insuranceShare(this.limit, this.store.failure!.expectedInstances),
+        ...(this.ttl === Infinity ? {} : { leaseTtlMs: this.ttl }),
+        store: this.store.failure!.insurance,
+        clock: this.clock ?? systemClock,
+      });
+      const r = this.local.tryAcquire(key);
+      const l = r.lease;
+      if (l !== undefined) {
+        lease = { key, id: `local:${l.id}`, release: () => value(this.sync, l.release()), renew: () => value(this.sync, l.renew()) };
+      }
+      return r.decision;
+    });
+    // Open: a lease that holds nothing (the store holds no slot to give back).
+    if (o.allowed && lease === undefined) lease = { key, id: "open", release: () => value(this.sync, undefined), renew: () => value(this.sync, true) };
+    return { decision: decide(o, this.policy), lease: o.allowed ? lease : undefined };
+  }
+
+  private lease(key: string, id: LeaseId): Lease<S> {
     let released = false;
-    const sameLife = (off: number): boolean => this.table.state[off + 1] === generation;
     return {
       key,
       id,
       release: () => {
         const now = this.now();
-        if (released) return;
+        if (released) return value(this.sync, undefined);
         released = true;
-        const slot = this.table.find(key);
-        if (slot < 0) return;
-        const off = slot * this.table.width;
-        if (this.ttl === Infinity) {
-          if (sameLife(off) && this.table.state[off]! > 0) this.table.state[off]!--;
-        } else {
-          concurrencyRelease(this.table.state, off, now, id);
-        }
+        // If a store that can fail does not answer, the lease TTL frees the slot.
+        return then(this.sync, this.table.release(key, id, now), () => undefined);
       },
       renew: () => {
         const now = this.now();
-        if (released) return false;
-        const slot = this.table.find(key);
-        if (slot < 0) return false;
-        if (this.ttl === Infinity) return sameLife(slot * this.table.width);
-        return concurrencyRenew(this.table.state, slot * this.table.width, now, id, this.ttl);
+        if (released) return value(this.sync, false);
+        return then(this.sync, this.table.renew(key, id, now), (ok: boolean | Failed) => ok ?? false);
       },
     };
   }
 
   private now(): number {
-    const t = this.clock.now();
+    const c = this.clock;
+    if (c === undefined) return STORE_TIME;
+    const t = c.now();
     if (t > this.lastNow) this.lastNow = t;
     return this.lastNow;
   }
-}
-
-function countedInit(s: Float64Array, o: number): void {
-  s[o] = 0;
-  s[o + 1] = 0;
 }

@@ -1,11 +1,10 @@
-import { MemoryStore } from "../stores/memory-store.js";
-import { type MemoryLimiterOptions, RateLimiter } from "./rate-limiter.js";
+import { type RateLimiterOptions, RateLimiter } from "./rate-limiter.js";
 
 /**
- * Creates a rate limit on the memory store. Without a `store` it gets a
- * store of its own; without a `name`, the store generates one.
+ * Creates a rate limit. Without a `store` it gets a memory store of its
+ * own; without a `name`, the store generates one. On a sync store (memory)
+ * it answers at once, on an async store (Redis, message) with promises.
  */
-export function createLimiter(options: MemoryLimiterOptions): RateLimiter {
-  const store = options.store ?? new MemoryStore();
-  return new RateLimiter({ ...options, store }, options.name ?? store.generateName(options.algorithm));
+export function createLimiter<S extends boolean = true>(options: RateLimiterOptions<S>): RateLimiter<S> {
+  return new RateLimiter(options);
 }

@@ -1,53 +1,71 @@
 import type { FixedWindowParams } from "../algorithms/fixed-window.js";
+import type { QueueOrder } from "../algorithms/limit-spec.js";
 import { Outcome, msUntil } from "../algorithms/outcome.js";
 import type { Clock, TimerHandle } from "../core/clock.js";
 import { AcquireAbortedError } from "../core/errors.js";
-import type { QueueOrder } from "./limit-spec.js";
-import { type KeyQueue, type QueueBounds, type Waiter, settle, windowsBehind } from "./queue-retry.js";
+import type { Reply } from "../stores/store.js";
+import { type KeyQueue as SharedKeyQueue, type QueueBounds, type Waiter, settle, windowsBehind } from "./queue-retry.js";
+import { then, value } from "./reply.js";
 
 /** Most keys with waiters at once, so a flood of distinct keys cannot grow the queues without bound. */
 export const MAX_QUEUED_KEYS = 10_000;
 
-export interface QueueHost {
+export interface QueueHost<S extends boolean> {
+  readonly sync: S;
+  /** The limit's time (its clock, clamped so it never goes back; the local clock when the store keeps time). */
   now(): number;
-  /** Runs the fixed-window transition for `key` (writing only when it allows). */
-  consume(key: string, cost: number, now: number): Outcome;
+  /** True when windows are aligned on `now()` (false: on the store's clock, learned from its replies). */
+  readonly aligned: boolean;
+  /** Runs the fixed-window transition on the store (consuming only when it allows); never fails (the failure mode answers). */
+  consume(key: string, cost: number): Reply<S, Outcome>;
+  /** The window's own answer for `cost`, consuming nothing. */
+  peek(key: string, cost: number): Reply<S, Outcome>;
+}
+
+interface KeyQueue extends SharedKeyQueue {
+  /** When the window that rejected the head ends, on the limit's time (host.now()). */
+  windowEnd: number;
+  timer: TimerHandle | undefined;
+  draining: boolean;
 }
 
 /**
  * The FIFO queue in front of a fixed window (the semantics of .NET's
- * FixedWindowRateLimiter). When a key's window is exhausted, up to
- * `queueLimit` permits wait, in order, and are admitted when the next window
- * opens. Oldest first, a newcomer never jumps a queued waiter, even when a
- * permit is free. In newest_first order the newest caller is served first
+ * FixedWindowRateLimiter), on any store. When a key's window is exhausted,
+ * up to `queueLimit` permits wait, in order, and are admitted when the next
+ * window opens. Oldest first, a newcomer never jumps a queued waiter, even
+ * when a permit is free. Newest first, the newest caller is served first
  * (so a newcomer takes a free permit at once) and a full queue drops its
  * oldest waiter to make room.
  *
- * Windows are aligned on the clock, so every key's next window opens at the
- * same instant: one timer per limit serves every waiting key.
+ * Waiting happens in this process; every admission is a consume on the
+ * store, so on a shared store admissions across instances never exceed
+ * permitLimit per window. When a window opens, the head waiters are
+ * admitted one by one until the store rejects; the rejection says when to
+ * try again (on a store with its own clock that absorbs the skew between
+ * the clocks). On a sync store, a call first admits the waiters that fit,
+ * so an answer never depends on whether the window's timer has fired yet.
  */
-export class FixedWindowQueue {
+export class FixedWindowQueue<S extends boolean> {
   private readonly queues = new Map<string, KeyQueue>();
-  private timer: TimerHandle | undefined;
   private disposed = false;
+  /** Store calls the queue has in flight (drains and newcomers), for `idle`. */
+  private inFlight = 0;
   private readonly bounds: QueueBounds;
+  private readonly sync: S;
 
   constructor(
     private readonly opts: { limit: number; order: QueueOrder },
     private readonly params: FixedWindowParams,
     private readonly clock: Clock,
-    private readonly host: QueueHost,
+    private readonly host: QueueHost<S>,
   ) {
     this.bounds = { permitLimit: params.permitLimit, queueLimit: opts.limit, order: opts.order };
+    this.sync = host.sync;
   }
 
   hasWaiters(key: string): boolean {
     return this.queues.has(key);
-  }
-
-  /** Admits the waiters of `key` that fit now (the timer does the same at each window start). */
-  drain(key: string, now: number): void {
-    this.drainKey(key, now);
   }
 
   /** Total permits waiting across keys. */
@@ -57,65 +75,99 @@ export class FixedWindowQueue {
     return n;
   }
 
-  /**
-   * Answer for an immediate check on a key that has waiters. Oldest first,
-   * it may not jump them. Newest first (as .NET's NewestFirst), the newcomer
-   * is the newest of all, so it takes a free permit if there is one.
-   */
-  behind(key: string, cost: number, now: number): Outcome {
-    this.drainKey(key, now);
-    const q = this.queues.get(key);
-    if (q === undefined) return this.host.consume(key, cost, now);
-    if (cost > this.params.permitLimit) return this.insufficient(now);
-    if (this.opts.order === "newest_first") {
-      const out = this.host.consume(key, cost, now);
-      if (out.allowed) return out;
-    }
-    return this.rejectBehind(q, cost, now, "rate_limited", false);
+  /** True when nothing of this queue waits on the store (no drain, no newcomer's call in flight). */
+  get idle(): boolean {
+    return this.inFlight === 0;
   }
 
-  /** What `behind` would answer, without admitting anyone; `free` is the window's own answer. */
-  peekBehind(key: string, cost: number, now: number, free: Outcome): Outcome {
+  /**
+   * True when a call on `key` is answered by the queue alone, without
+   * asking the store: oldest first a newcomer may not pass the waiters,
+   * and a cost no window can hold is insufficient capacity.
+   */
+  blocks(key: string, cost: number): boolean {
+    return this.queues.has(key) && (this.opts.order === "oldest_first" || cost > this.params.permitLimit);
+  }
+
+  /** On a sync store: admits the waiters of `key` that fit now (the timer does the same at each window start). */
+  drain(key: string): void {
+    const q = this.queues.get(key);
+    if (q !== undefined && this.sync) this.drainKey(key, q);
+  }
+
+  /** Answer for an immediate check on a key with waiters here. */
+  behind(key: string, cost: number): Reply<S, Outcome> {
+    this.drain(key);
+    if (this.blocks(key, cost) || !this.queues.has(key)) {
+      const a = this.answer(key, cost, undefined);
+      return a !== undefined ? value(this.sync, a) : this.call(this.host.consume(key, cost));
+    }
+    return then(this.sync, this.call(this.host.consume(key, cost)), (free) => this.answer(key, cost, free)!);
+  }
+
+  /** What `behind` would answer, consuming and admitting nothing. */
+  peekBehind(key: string, cost: number): Reply<S, Outcome> {
+    if (this.blocks(key, cost) || !this.queues.has(key)) {
+      const a = this.answer(key, cost, undefined);
+      return a !== undefined ? value(this.sync, a) : this.call(this.host.peek(key, cost));
+    }
+    return then(this.sync, this.call(this.host.peek(key, cost)), (free) => this.answer(key, cost, free)!);
+  }
+
+  /**
+   * The queue's answer for a call on `key`, given the window's own answer
+   * `free` (undefined when the store was not asked because the queue
+   * blocks): `free` itself when nobody waits or a newest-first newcomer
+   * fits, else the rejection behind the waiters.
+   */
+  answer(key: string, cost: number, free: Outcome | undefined): Outcome | undefined {
     const q = this.queues.get(key);
     if (q === undefined) return free;
-    if (cost > this.params.permitLimit) return this.insufficient(now);
-    if (this.opts.order === "newest_first" && free.allowed) return free;
-    return this.rejectBehind(q, cost, now, "rate_limited", false);
+    const now = this.host.now();
+    if (cost > this.params.permitLimit) return this.insufficient(q, now);
+    if (free !== undefined && (free.allowed || free.reason !== "rate_limited")) return free;
+    return this.rejectBehind(q, q.windowEnd, cost, now, "rate_limited", false);
   }
 
-  acquire(key: string, cost: number, signal: AbortSignal | undefined): Promise<Outcome> {
-    if (this.disposed) return Promise.reject(new AcquireAbortedError("limiter disposed", "disposed"));
-    if (signal?.aborted) return Promise.reject(new AcquireAbortedError("acquire aborted before it started"));
-    const now = this.host.now();
-    this.drainKey(key, now);
+  async acquire(key: string, cost: number, signal: AbortSignal | undefined): Promise<Outcome> {
+    if (this.disposed) throw new AcquireAbortedError("limiter disposed", "disposed");
+    if (signal?.aborted) throw new AcquireAbortedError("acquire aborted before it started");
+    // On a sync store this function runs to its end without yielding: the
+    // waiter is queued in the same turn as the consume that sent it there.
+    this.drain(key);
     let q = this.queues.get(key);
     // A cost no window can hold is answered at once and never queued: at the
     // head of the queue it would block every waiter behind it forever.
-    if (q !== undefined && cost > this.params.permitLimit) return Promise.resolve(this.insufficient(now));
-    if (q !== undefined && this.opts.order === "newest_first") {
-      // The newcomer is served first: it passes at once if the window has room.
-      const out = this.host.consume(key, cost, now);
-      if (out.allowed) return Promise.resolve(copy(out));
+    if (q !== undefined && cost > this.params.permitLimit) return this.insufficient(q, this.host.now());
+    // The window's end is measured from when the store was asked: the reply may come after the clock moved on.
+    let end = this.host.now();
+    if (q === undefined || this.opts.order === "newest_first") {
+      // No queue yet, or newest first (the newcomer is served first): the window decides.
+      const r = this.call(this.host.consume(key, cost));
+      const out = this.sync ? (r as Outcome) : await r;
+      if (out.allowed || out.reason !== "rate_limited") return copy(out);
+      if (this.disposed) throw new AcquireAbortedError("limiter disposed", "disposed");
+      if (signal?.aborted) throw new AcquireAbortedError("acquire aborted before it started");
+      end = this.windowEnd(end, out, false);
+      q = this.queues.get(key);
     }
+    const now = this.host.now();
     if (q === undefined) {
-      const out = this.host.consume(key, cost, now);
-      if (out.allowed || out.reason !== "rate_limited") return Promise.resolve(copy(out));
-      if (cost > this.opts.limit || this.queues.size >= MAX_QUEUED_KEYS) {
-        return Promise.resolve(this.rejectBehind(undefined, cost, now, "queue_full", false));
-      }
-      q = { waiters: [], permits: 0 };
+      if (cost > this.opts.limit || this.queues.size >= MAX_QUEUED_KEYS) return this.rejectBehind(undefined, end, cost, now, "queue_full", false);
+      q = { waiters: [], permits: 0, windowEnd: end, timer: undefined, draining: false };
       this.queues.set(key, q);
     }
-    if (q.permits + cost > this.opts.limit) {
+    const queue = q;
+    if (queue.permits + cost > this.opts.limit) {
       if (this.opts.order === "oldest_first" || cost > this.opts.limit) {
-        return Promise.resolve(this.rejectBehind(q, cost, now, "queue_full", cost <= this.opts.limit));
+        return this.rejectBehind(queue, queue.windowEnd, cost, now, "queue_full", cost <= this.opts.limit);
       }
       // newest_first: the oldest waiters give way to the newcomer.
-      while (q.waiters.length > 0 && q.permits + cost > this.opts.limit) {
-        const dropped = q.waiters.shift()!;
-        q.permits -= dropped.cost;
+      while (queue.waiters.length > 0 && queue.permits + cost > this.opts.limit) {
+        const dropped = queue.waiters.shift()!;
+        queue.permits -= dropped.cost;
         settle(dropped);
-        dropped.resolve(this.rejectBehind(q, dropped.cost, now, "queue_full", false));
+        dropped.resolve(this.rejectBehind(queue, queue.windowEnd, dropped.cost, now, "queue_full", false));
       }
     }
     return new Promise<Outcome>((resolve, reject) => {
@@ -124,23 +176,44 @@ export class FixedWindowQueue {
         w.onAbort = () => this.cancel(key, w);
         signal.addEventListener("abort", w.onAbort, { once: true });
       }
-      q.waiters.push(w);
-      q.permits += cost;
-      this.schedule(now);
+      queue.waiters.push(w);
+      queue.permits += cost;
+      this.schedule(key, queue);
     });
   }
 
   dispose(): void {
     this.disposed = true;
-    this.timer?.cancel();
-    this.timer = undefined;
     for (const q of this.queues.values()) {
+      q.timer?.cancel();
       for (const w of q.waiters) {
         settle(w);
         w.reject(new AcquireAbortedError("limiter disposed", "disposed"));
       }
     }
     this.queues.clear();
+  }
+
+  /** Counts a store call in flight until it answers (sync answers are never in flight). */
+  private call(r: Reply<S, Outcome>): Reply<S, Outcome> {
+    if (this.sync) return r;
+    this.inFlight++;
+    return (r as Promise<Outcome>).finally(() => {
+      this.inFlight--;
+    }) as Reply<S, Outcome>;
+  }
+
+  /**
+   * When the window that rejected a call sent at `sent` ends: aligned on the
+   * limit's clock, or learned from the store's reply (`atLeastOne`: a drain
+   * retries no sooner than 1 ms later).
+   */
+  private windowEnd(sent: number, out: Outcome, atLeastOne: boolean): number {
+    if (this.host.aligned) {
+      const w = this.params.windowMs;
+      return Math.floor(sent / w) * w + w;
+    }
+    return sent + (atLeastOne ? Math.max(1, out.resetMs) : out.resetMs);
   }
 
   private cancel(key: string, w: Waiter): void {
@@ -150,73 +223,128 @@ export class FixedWindowQueue {
     if (i < 0) return;
     q.waiters.splice(i, 1);
     q.permits -= w.cost;
-    if (q.waiters.length === 0) this.queues.delete(key);
+    if (q.waiters.length === 0 && !q.draining) this.drop(key, q);
     settle(w);
     w.reject(new AcquireAbortedError("acquire aborted while queued"));
   }
 
-  /** Answer for a cost no window can hold: never retry; the reset is the current window's end. */
-  private insufficient(now: number): Outcome {
+  private drop(key: string, q: KeyQueue): void {
+    q.timer?.cancel();
+    q.timer = undefined;
+    if (this.queues.get(key) === q) this.queues.delete(key);
+  }
+
+  private schedule(key: string, q: KeyQueue): void {
+    if (q.timer !== undefined || q.draining || this.disposed) return;
+    // windowEnd is on the limit's time, which never goes back; the timer runs
+    // on the clock, which may read earlier after a regression. Aiming from
+    // the earlier reading fires at the boundary instead of early and often.
+    const wait = q.windowEnd - Math.min(this.host.now(), this.clock.now());
+    // Already open (the clock moved on while the store answered): admit now rather than wait for the clock to move again.
+    if (wait <= 0) {
+      void this.drainKey(key, q);
+      return;
+    }
+    q.timer = this.clock.setTimer(() => {
+      q.timer = undefined;
+      void this.drainKey(key, q);
+    }, wait);
+  }
+
+  /** Admits head waiters while the store allows; then waits for the next window. */
+  private drainKey(key: string, q: KeyQueue): void | Promise<void> {
+    if (q.draining) return;
+    q.draining = true;
+    if (!this.sync) return this.drainAsync(key, q);
+    try {
+      while (q.waiters.length > 0 && !this.disposed) {
+        const w = this.head(q);
+        const sent = this.host.now();
+        if (!this.admit(q, w, sent, this.host.consume(key, w.cost) as Outcome)) break;
+      }
+    } finally {
+      q.draining = false;
+    }
+    this.afterDrain(key, q);
+  }
+
+  private async drainAsync(key: string, q: KeyQueue): Promise<void> {
+    this.inFlight++;
+    try {
+      while (q.waiters.length > 0 && !this.disposed) {
+        const w = this.head(q);
+        const sent = this.host.now();
+        if (!this.admit(q, w, sent, await this.host.consume(key, w.cost))) break;
+      }
+    } finally {
+      q.draining = false;
+      this.inFlight--;
+    }
+    this.afterDrain(key, q);
+  }
+
+  private head(q: KeyQueue): Waiter {
+    return this.opts.order === "newest_first" ? q.waiters[q.waiters.length - 1]! : q.waiters[0]!;
+  }
+
+  /** Settles head waiter `w` with `out` if it was allowed; false when the window is closed (draining stops). */
+  private admit(q: KeyQueue, w: Waiter, sent: number, out: Outcome): boolean {
+    if (!out.allowed) {
+      // Still closed (the store's time behind ours, or other instances took the window): retry when it ends.
+      q.windowEnd = this.windowEnd(sent, out, true);
+      return false;
+    }
+    const i = q.waiters.indexOf(w);
+    // Cancelled while its consume was in flight: the permit is taken, the next waiter is asked anew.
+    if (i < 0) return true;
+    q.waiters.splice(i, 1);
+    q.permits -= w.cost;
+    settle(w);
+    w.resolve(copy(out));
+    return true;
+  }
+
+  private afterDrain(key: string, q: KeyQueue): void {
+    if (q.waiters.length === 0) this.drop(key, q);
+    else this.schedule(key, q);
+  }
+
+  /** The first window boundary at or after `base` that lies ahead of `now` (or `base` itself when it does). */
+  private windowStart(base: number, now: number): number {
     const w = this.params.windowMs;
+    // At or past the boundary (its drain still on its way): the window that opened then is the first ahead.
+    return base > now ? base : base + Math.floor((now - base) / w) * w;
+  }
+
+  private insufficient(q: KeyQueue, now: number): Outcome {
+    const start = this.windowStart(q.windowEnd, now);
     const out = new Outcome();
-    out.reject("insufficient_capacity", 0, Math.floor(now / w) * w + w - now, 0);
+    out.reject("insufficient_capacity", 0, start > now ? start - now : start + this.params.windowMs - now, 0);
     return out;
   }
 
   /**
-   * Rejection for a call that cannot pass the waiters of `q` now. Its
-   * Retry-After is the earliest wait after which the same call succeeds,
-   * assuming no newcomers: the end of this window plus the windows the
-   * queue ahead of it still takes (see windowsBehind).
+   * Rejection for a call that cannot pass the waiters of `q` now. `base` is
+   * when the first window ahead opens. Retry-After is the earliest wait
+   * after which the same call succeeds, assuming no newcomers: the start of
+   * that window plus the windows the queue ahead still takes (see windowsBehind).
    */
-  private rejectBehind(q: KeyQueue | undefined, cost: number, now: number, reason: "rate_limited" | "queue_full", mayQueue: boolean): Outcome {
+  private rejectBehind(q: KeyQueue | undefined, base: number, cost: number, now: number, reason: "rate_limited" | "queue_full", mayQueue: boolean): Outcome {
     const w = this.params.windowMs;
-    const end = Math.floor(now / w) * w + w;
+    const start = this.windowStart(base, now);
     const windows = windowsBehind(q, cost, mayQueue, this.bounds);
     const out = new Outcome();
-    out.reject(reason, 0, end - now, msUntil(now, end) + windows * w);
+    const reset = start > now ? start - now : start + w - now;
+    // Never 0 for a rejection: a window that already opened is still being drained.
+    out.reject(reason, 0, reset, Math.max(1, msUntil(now, start + windows * w)));
     return out;
-  }
-
-  private drainKey(key: string, now: number): void {
-    const q = this.queues.get(key);
-    if (q === undefined) return;
-    while (q.waiters.length > 0) {
-      const newest = this.opts.order === "newest_first";
-      const w = newest ? q.waiters[q.waiters.length - 1]! : q.waiters[0]!;
-      const out = this.host.consume(key, w.cost, now);
-      if (!out.allowed) break;
-      if (newest) q.waiters.pop();
-      else q.waiters.shift();
-      q.permits -= w.cost;
-      settle(w);
-      w.resolve(copy(out));
-    }
-    if (q.waiters.length === 0) this.queues.delete(key);
-  }
-
-  private schedule(now: number): void {
-    if (this.timer !== undefined || this.disposed) return;
-    const w = this.params.windowMs;
-    const next = Math.floor(now / w) * w + w;
-    // The delay is measured on the timer's own clock: after a regression it
-    // reads earlier than `now` (the limit's clamped time), and aiming from
-    // `now` would fire early again and again until the clock caught up.
-    this.timer = this.clock.setTimer(() => {
-      this.timer = undefined;
-      const t = this.host.now();
-      for (const key of [...this.queues.keys()]) this.drainKey(key, t);
-      if (this.queues.size > 0) this.schedule(t);
-    }, next - Math.min(now, this.clock.now()));
   }
 }
 
+/** A settled waiter keeps its own outcome: a sync store reuses the one it writes into. */
 function copy(o: Outcome): Outcome {
   const c = new Outcome();
-  c.allowed = o.allowed;
-  c.remaining = o.remaining;
-  c.resetMs = o.resetMs;
-  c.retryAfterMs = o.retryAfterMs;
-  c.reason = o.reason;
+  if (o.allowed) c.allow(o.remaining, o.resetMs);
+  else c.reject(o.reason ?? "rate_limited", o.remaining, o.resetMs, o.retryAfterMs);
   return c;
 }

@@ -1,5 +1,5 @@
 import type { Outcome } from "../algorithms/outcome.js";
-import type { QueueOrder } from "./limit-spec.js";
+import type { QueueOrder } from "../algorithms/limit-spec.js";
 
 /**
  * The parts of a fixed window's FIFO queue that do not depend on where the

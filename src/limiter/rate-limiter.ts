@@ -1,180 +1,235 @@
+import { type LimitSpec, type RateLimitOptions, limitSpec } from "../algorithms/limit-spec.js";
 import { Outcome } from "../algorithms/outcome.js";
-import type { RateAlgorithm } from "../algorithms/rate-algorithm.js";
-import { type Clock, TurnCachedClock } from "../core/clock.js";
+import { type Clock, TurnCachedClock, systemClock } from "../core/clock.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import { cost as validCost } from "../core/validate.js";
-import type { MemoryTable } from "../stores/memory-table.js";
 import { MemoryStore } from "../stores/memory-store.js";
-import { Decision } from "./decision.js";
+import { FAILED, type Failed, type RateTable, type Reply, STORE_TIME, type Store } from "../stores/store.js";
+import { type Decision, type DecisionPolicy, type OutcomeView, decide, decisionPolicy } from "./decision.js";
+import { fallback, insuranceRateOptions } from "./failure-modes.js";
 import { FixedWindowQueue } from "./fixed-window-queue.js";
-import { type LimitSpec, type RateLimitOptions, limitSpec, nearLimitShare } from "./limit-spec.js";
-import type { AcquireOptions, Limiter } from "./types.js";
+import { refuse, then } from "./reply.js";
+import type { AcquireOptions, LimiterInfo } from "./types.js";
 
-export type MemoryLimiterOptions = RateLimitOptions & {
-  /** Unique within its store (default: a generated name). */
+export type RateLimiterOptions<S extends boolean = true> = RateLimitOptions & {
+  /** Unique within its store (default: a generated name, unique only within this store instance). */
   name?: string;
-  store?: MemoryStore;
+  /** Where the state lives (default: a memory store of its own). */
+  store?: Store<S>;
+  /**
+   * The clock to read. Default: a turn-cached local clock on the memory
+   * store; the store's own clock (Redis TIME) on a store that keeps time.
+   * An injected clock is sent with every call instead.
+   */
   clock?: Clock;
   /** Compute and report decisions, never enforce them. */
   shadow?: boolean;
   /** Share of the limit at or below which `nearLimit` is set (default 0.2). */
   nearLimitRatio?: number;
+  /** Shortest key lifetime in ms on stores that expire keys (Redis; default 1,000 with the store's clock, 600,000 with an injected one). */
+  keyTtlFloorMs?: number;
 };
 
+/** The options of a limit on the memory store (the name kept from earlier versions). */
+export type MemoryLimiterOptions = RateLimiterOptions<true>;
+
 /**
- * A rate limit on the memory store. The hot path is: clamp the clock, find
- * the key's slot, run the algorithm's transition on it in place, wrap the
- * outcome in a Decision. Nothing else is allocated.
+ * A rate limit over any store. On a sync store (memory) every method
+ * answers at once; on an async store (Redis, message) with a Promise. The
+ * memory hot path is: clamp the clock, run the algorithm's transition in
+ * place on the key's slot (the store writes into this limit's Outcome),
+ * build the Decision. `allow()` allocates nothing; `check()` only its
+ * Decision. When a store that can fail does not answer, the store's
+ * failure mode decides (see failure-modes.ts); a check never rejects for a
+ * store reason.
  */
-export class RateLimiter implements Limiter {
-  readonly sync = true as const;
+export class RateLimiter<S extends boolean = true> implements LimiterInfo, DecisionPolicy {
+  readonly sync: S;
   readonly name: string;
   readonly algorithm: string;
   readonly limit: number;
   readonly shadow: boolean;
   readonly spec: LimitSpec;
-  private readonly algo: RateAlgorithm<unknown>;
-  private readonly params: unknown;
-  private readonly table: MemoryTable;
+  readonly store: Store<S>;
+  /** @internal The store's table of this limit. */
+  readonly table: RateTable<S>;
+  /** @internal remaining at or below this is near the limit (limit × nearLimitRatio). */
+  readonly nearThreshold: number;
+  /** STORE_CLOCK when the store reads its own clock. */
   private readonly clock: Clock;
-  private readonly nearThreshold: number;
   private readonly out = new Outcome();
-  private readonly queue: FixedWindowQueue | undefined;
+  private readonly queue: FixedWindowQueue<S> | undefined;
+  private insuranceLimiter: RateLimiter<true> | undefined;
   private lastNow = -Infinity;
 
-  constructor(o: MemoryLimiterOptions, generatedName: string) {
+  constructor(o: RateLimiterOptions<S>) {
     this.spec = limitSpec(o);
-    this.name = o.name ?? generatedName;
+    this.store = o.store ?? (new MemoryStore() as unknown as Store<S>);
+    this.sync = this.store.sync;
+    this.name = o.name ?? this.store.generateName(o.algorithm);
     if (typeof this.name !== "string" || this.name.length === 0) throw new InvalidArgumentError("name", "must be a non-empty string");
     this.algorithm = this.spec.kind;
-    this.algo = this.spec.algorithm as RateAlgorithm<unknown>;
-    this.params = this.spec.params;
-    this.limit = this.algo.limit(this.params);
+    this.limit = this.spec.algorithm.limit(this.spec.params as never);
     this.shadow = o.shadow ?? false;
-    this.nearThreshold = this.limit * nearLimitShare(o.nearLimitRatio);
-    this.clock = o.clock ?? new TurnCachedClock();
-    const algo = this.algo;
-    const params = this.params;
-    this.table = (o.store ?? new MemoryStore()).table(this.name, {
-      width: algo.width,
-      init: (s, off) => algo.init(s, off),
-      isIdle: (s, off, now) => algo.isIdle(s, off, now, params),
-    });
+    // The limit is its own decision policy: decide() then reads these fields
+    // where they are, and the memory hot path boxes no number for the Decision.
+    this.nearThreshold = decisionPolicy(this.limit, o.nearLimitRatio, this.shadow).nearThreshold;
+    this.clock = o.clock ?? (this.store.storeTime ? STORE_CLOCK : new TurnCachedClock());
+    this.table = this.store.rateTable(this.name, this.spec, { clockInjected: o.clock !== undefined, keyTtlFloorMs: o.keyTtlFloorMs });
     if (this.spec.kind === "fixed_window" && this.spec.queue) {
-      this.queue = new FixedWindowQueue(this.spec.queue, this.spec.params, this.clock, {
-        now: () => this.now(),
-        consume: (key, c, now) => this.consumeAt(key, c, now),
+      this.queue = new FixedWindowQueue(this.spec.queue, this.spec.params, this.clock === STORE_CLOCK ? systemClock : this.clock, {
+        sync: this.sync,
+        aligned: this.clock !== STORE_CLOCK,
+        now: () => this.localNow(),
+        consume: (key, c) => this.settled(this.table.consume(key, c, this.now(), this.out), key, c, false),
+        peek: (key, c) => this.settled(this.table.peek(key, c, this.now(), this.out), key, c, true),
       });
     }
   }
 
-  check(key: string, cost = 1): Decision {
-    if (typeof key !== "string") throw new InvalidArgumentError("key", "must be a string");
-    if (cost !== 1) validCost(cost);
-    const now = this.now();
-    if (this.queue !== undefined && this.queue.hasWaiters(key)) return this.decide(this.queue.behind(key, cost, now));
-    return this.decide(this.consumeAt(key, cost, now));
+  check(key: string, cost = 1): Reply<S, Decision> {
+    if (typeof key !== "string" || cost !== 1) {
+      const err = invalid(key, cost);
+      if (err !== undefined) return refuse(this.sync, err);
+    }
+    if (this.queue !== undefined && this.queue.hasWaiters(key)) return then(this.sync, this.queue.behind(key, cost), (o) => decide(o, this));
+    const r = this.table.consume(key, cost, this.now(), this.out);
+    if (this.sync) return this.decide(r as Outcome | Failed, key, cost) as Reply<S, Decision>;
+    // The async hot path: one promise from the store, one continuation.
+    return (r as Promise<Outcome | Failed>).then((o) => this.decide(o, key, cost)) as Reply<S, Decision>;
   }
 
   /**
-   * The same check as `check`, answering only allowed or not. It allocates
-   * nothing, for hot paths that do not need the numbers (shadow mode answers
-   * true, like `check`).
+   * The same check as `check`, answering only allowed or not. On the memory
+   * store it allocates nothing, for hot paths that do not need the numbers
+   * (shadow mode answers true, like `check`).
    */
-  allow(key: string, cost = 1): boolean {
-    if (typeof key !== "string") throw new InvalidArgumentError("key", "must be a string");
-    if (cost !== 1) validCost(cost);
-    const now = this.now();
-    const out = this.queue !== undefined && this.queue.hasWaiters(key) ? this.queue.behind(key, cost, now) : this.consumeAt(key, cost, now);
-    return out.allowed || this.shadow;
-  }
-
-  peek(key: string, cost = 1): Decision {
-    if (typeof key !== "string") throw new InvalidArgumentError("key", "must be a string");
-    if (cost !== 1) validCost(cost);
-    const now = this.now();
-    const slot = this.table.find(key);
-    const out = this.out;
-    if (slot < 0) {
-      const fresh = new Float64Array(this.algo.width);
-      this.algo.init(fresh, 0);
-      this.algo.peek(fresh, 0, now, cost, this.params, out);
-    } else {
-      this.algo.peek(this.table.state, slot * this.algo.width, now, cost, this.params, out);
+  allow(key: string, cost = 1): Reply<S, boolean> {
+    if (typeof key !== "string" || cost !== 1) {
+      const err = invalid(key, cost);
+      if (err !== undefined) return refuse(this.sync, err);
     }
-    // Waiters stand between this key and its free permits: answer as check would.
-    if (this.queue !== undefined && this.queue.hasWaiters(key)) return this.decide(this.queue.peekBehind(key, cost, now, out));
-    return this.decide(out);
+    if (this.queue !== undefined && this.queue.hasWaiters(key)) return then(this.sync, this.queue.behind(key, cost), (o) => o.allowed || this.shadow);
+    const r = this.table.consume(key, cost, this.now(), this.out);
+    if (this.sync) return this.allowed(r as Outcome | Failed, key, cost) as Reply<S, boolean>;
+    return (r as Promise<Outcome | Failed>).then((o) => this.allowed(o, key, cost)) as Reply<S, boolean>;
   }
 
-  reset(key: string): void {
-    this.table.delete(key);
+  peek(key: string, cost = 1): Reply<S, Decision> {
+    const err = invalid(key, cost);
+    if (err !== undefined) return refuse(this.sync, err);
+    // Waiters stand between this key and its free permits: answer as check would.
+    if (this.queue !== undefined && this.queue.hasWaiters(key)) return then(this.sync, this.queue.peekBehind(key, cost), (o) => decide(o, this));
+    return then(this.sync, this.table.peek(key, cost, this.now(), this.out), (o: Outcome | Failed) => decide(o ?? this.fallback(key, cost, true), this));
+  }
+
+  reset(key: string): Reply<S, void> {
+    if (typeof key !== "string") return refuse(this.sync, new InvalidArgumentError("key", "must be a string"));
+    this.insuranceLimiter?.reset(key);
+    return this.table.delete(key);
   }
 
   async acquire(key: string, cost = 1, options: AcquireOptions = {}): Promise<Decision> {
-    if (typeof key !== "string") throw new InvalidArgumentError("key", "must be a string");
-    if (cost !== 1) validCost(cost);
+    const err = invalid(key, cost);
+    if (err !== undefined) throw err;
     // A shadowed limit only reports: it never makes a caller wait.
-    if (this.queue === undefined || this.shadow) return this.check(key, cost);
-    const out = await this.queue.acquire(key, cost, options.signal);
-    return this.decide(out);
+    if (this.queue === undefined || this.shadow) return (await this.check(key, cost)) as Decision;
+    return decide(await this.queue.acquire(key, cost, options.signal), this);
   }
 
+  /** Fails every queued waiter and stops the limit's timers. */
   dispose(): void {
     this.queue?.dispose();
   }
 
-  /** Keys this limit tracks now. */
+  /** Keys this limit tracks now (0 where the store cannot tell at no cost). */
   get size(): number {
-    return this.table.size;
+    return this.table.size ?? 0;
   }
 
-  /**
-   * Consumes like `check` but first copies the key's state into `undo`, so a
-   * composite check can put it back if a later limit rejects.
-   * @internal
-   */
-  consumeUndoable(key: string, cost: number, now: number, undo: Float64Array): Decision {
-    // Waiters owed this window are admitted before the snapshot (that is not
-    // this call's to undo); a newest-first newcomer may then take a permit,
-    // which is.
-    if (this.queue !== undefined) this.queue.drain(key, now);
-    const t = this.table;
-    const off = t.slot(key, now) * t.width;
-    for (let i = 0; i < t.width; i++) undo[i] = t.state[off + i]!;
-    if (this.queue !== undefined && this.queue.hasWaiters(key)) return this.decide(this.queue.behind(key, cost, now));
-    this.algo.consume(t.state, off, now, cost, this.params, this.out);
-    return this.decide(this.out);
-  }
-
-  /** @internal Restores the state saved by consumeUndoable (no-op if the key was evicted since). */
-  undo(key: string, undo: Float64Array): void {
-    const slot = this.table.find(key);
-    if (slot < 0) return;
-    const off = slot * this.table.width;
-    for (let i = 0; i < this.table.width; i++) this.table.state[off + i] = undo[i]!;
-  }
-
-  /** @internal The clock as this limit sees it: never earlier than any reading before it. */
+  /** @internal The limit's clock reading as sent to the store: never earlier than any before it, or STORE_TIME (NaN). */
   now(): number {
+    // Written so that every path yields an unboxed double: a branch that
+    // returned a constant NaN first made V8 box each reading (one allocation
+    // per check on the memory store).
     const t = this.clock.now();
     if (t > this.lastNow) this.lastNow = t;
+    else if (t !== t) return t;
     return this.lastNow;
   }
 
-  private consumeAt(key: string, cost: number, now: number): Outcome {
-    const t = this.table;
-    const slot = t.slot(key, now);
-    this.algo.consume(t.state, slot * t.width, now, cost, this.params, this.out);
-    return this.out;
+  /** @internal The limit's time on this host (the local clock when the store keeps time). */
+  localNow(): number {
+    return this.clock === STORE_CLOCK ? systemClock.now() : this.now();
   }
 
-  private decide(o: Outcome): Decision {
-    // Read once: an algorithm may derive it on read (see Outcome.remaining).
-    const remaining = o.remaining;
-    if (!o.allowed && this.shadow) {
-      return new Decision(true, remaining, this.limit, o.resetMs, 0, o.reason, remaining <= this.nearThreshold, true);
-    }
-    return new Decision(o.allowed, remaining, this.limit, o.resetMs, o.retryAfterMs, o.reason, remaining <= this.nearThreshold, false);
+  /** @internal The queue of this limit, if it has one. */
+  get waitQueue(): FixedWindowQueue<S> | undefined {
+    return this.queue;
   }
+
+  /** @internal True when the queue has no store call in flight (tests wait on it). */
+  queueIdle(): boolean {
+    return this.queue === undefined || this.queue.idle;
+  }
+
+  /** @internal The decision for an outcome of this limit (the failure mode's when the store did not answer). */
+  decide(o: Outcome | Failed, key: string, cost: number): Decision {
+    return decide(o === FAILED ? this.fallback(key, cost, false) : o, this);
+  }
+
+  /** @internal The store's answer, or the failure mode's when it did not answer. */
+  settled(r: Reply<S, Outcome | Failed>, key: string, cost: number, peek: boolean): Reply<S, Outcome> {
+    return then(this.sync, r, (o: Outcome | Failed) => (o === FAILED ? toOutcome(this.fallback(key, cost, peek)) : o));
+  }
+
+  /** @internal The failure mode's answer for a call this limit's store did not answer. */
+  fallback(key: string, cost: number, peek: boolean): OutcomeView {
+    return fallback(this.store.failure, this.limit, () => {
+      const ins = this.insurance();
+      return peek ? ins.peek(key, cost) : ins.check(key, cost);
+    });
+  }
+
+  /** @internal The local limit answering while the store is unavailable (failure mode "insurance"). */
+  insurance(): RateLimiter<true> {
+    const f = this.store.failure!;
+    this.insuranceLimiter ??= new RateLimiter({
+      ...insuranceRateOptions(this.spec, f.expectedInstances),
+      store: f.insurance,
+      clock: this.clock === STORE_CLOCK ? systemClock : this.clock,
+      // Named per algorithm: two limits sharing a name must not collide in the local store.
+      name: `${this.name}:${this.spec.kind}`,
+    });
+    return this.insuranceLimiter;
+  }
+
+  private allowed(o: Outcome | Failed, key: string, cost: number): boolean {
+    return (o === FAILED ? this.fallback(key, cost, false).allowed : o.allowed) || this.shadow;
+  }
+}
+
+/** The clock of a limit whose store reads its own: every reading is STORE_TIME. */
+const STORE_CLOCK: Clock = {
+  now: () => STORE_TIME,
+  wallNow: () => systemClock.wallNow(),
+  setTimer: (fn, ms) => systemClock.setTimer(fn, ms),
+};
+
+function invalid(key: unknown, cost: number): Error | undefined {
+  if (typeof key !== "string") return new InvalidArgumentError("key", "must be a string");
+  if (cost === 1) return undefined;
+  try {
+    validCost(cost);
+    return undefined;
+  } catch (err) {
+    return err as Error;
+  }
+}
+
+function toOutcome(v: OutcomeView): Outcome {
+  const o = new Outcome();
+  if (v.allowed) o.allow(v.remaining, v.resetMs);
+  else o.reject(v.reason ?? "rate_limited", v.remaining, v.resetMs, v.retryAfterMs);
+  return o;
 }

@@ -1,26 +1,42 @@
 /**
- * One conformance suite for every store: it drives limits made by the
- * store's factory with a ManualClock and compares each decision with the
- * reference models (test/property/models.ts), field by field.
+ * One conformance suite for every store: it runs every limiter kind of the
+ * one limiter family (rate limits with each algorithm, limiter sets,
+ * concurrency limits, penalty boxes, the fixed-window queue) over a store
+ * with a ManualClock, and compares each answer with the reference models
+ * (test/property/models.ts), field by field. The same cases run on the
+ * memory store, on Redis and on the message store; a store you write runs
+ * them too (see docs/library.md, "Writing your own store").
  *
  * What a store must do to pass:
- *  - read time only from `opts.clock` (the suite moves it by hand);
- *  - treat a clock reading earlier than one the limit has already seen as
- *    "no time has passed" (clamp per limit instance, before the transition);
- *  - keep limits of different `name`s apart (every case uses a fresh name).
- *
- * Only the factory and `check` are used, so the same table runs unchanged on
- * the memory store and on Redis.
+ *  - implement the Store contract (src/stores/store.ts);
+ *  - take time only from the `now` each operation carries (the suite moves
+ *    the clock by hand; limiters clamp it so it never goes back);
+ *  - keep limits of different names apart (every case uses a fresh name).
  */
 import { randomUUID } from "node:crypto";
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { type Decision, ManualClock, type RateLimitOptions, seededRng } from "../../src/index.js";
-import { type ModelDecision, type RateModel, modelFor } from "../property/models.js";
+import {
+  AcquireAbortedError,
+  ConcurrencyLimiter,
+  type Decision,
+  LimiterSet,
+  ManualClock,
+  PenaltyBox,
+  type RateLimitOptions,
+  type Store,
+  createLimiter,
+  seededRng,
+} from "../../src/index.js";
+import { ConcurrencyModel, type ModelDecision, PenaltyModel, type PenaltyModelParams, type RateModel, modelFor } from "../property/models.js";
 
-export type ConformanceFactory = (
-  opts: RateLimitOptions & { name: string; clock: ManualClock },
-) => Promise<{ check(key: string, cost?: number): Promise<Decision>; dispose(): Promise<void> | void }>;
+/** The store under test. */
+export interface ConformanceTarget {
+  /** The store a limit of the case runs on (a fresh one per limit, or a shared one). */
+  store(): Store;
+  /** Throws when the last answers did not come from the store itself (it fell back to its failure mode). */
+  answered?(): void;
+}
 
 /** One step of a scripted case. */
 type Step =
@@ -255,9 +271,9 @@ function expectMatch(got: Decision, want: ModelDecision, where: string): void {
   assert.ok(got.resetMs >= 0, `${where}: resetMs must not be negative, got ${got.resetMs}`);
 }
 
-async function runScript(factory: ConformanceFactory, name: string, options: RateLimitOptions, start: number, steps: readonly Step[]): Promise<void> {
+async function runScript(target: ConformanceTarget, name: string, options: RateLimitOptions, start: number, steps: readonly Step[]): Promise<void> {
   const clock = new ManualClock(start);
-  const limit = await factory({ ...options, name, clock });
+  const limit = createLimiter({ ...options, name, clock, store: target.store() });
   const model: RateModel = modelFor(options);
   let lastRetry = 0;
   try {
@@ -269,48 +285,334 @@ async function runScript(factory: ConformanceFactory, name: string, options: Rat
       else {
         const cost = s.cost ?? 1;
         const got = await limit.check(s.check, cost);
+        target.answered?.();
         const want = model.check(s.check, clock.now(), cost);
         expectMatch(got, want, `step ${i}: check(${s.check}, ${cost}) at t=${clock.now()}`);
         lastRetry = want.retryAfterMs;
       }
     }
   } finally {
-    await limit.dispose();
+    limit.dispose();
   }
 }
 
 /**
  * Registers the conformance tests for one store: a describe block named
- * `storeName` with one test per scripted case and one seeded random
- * sequence per algorithm.
+ * `storeName` with one test per scripted rate case, one seeded random
+ * sequence per algorithm, and the cases of the other limiter kinds.
  */
-export function conformanceSuite(
-  storeName: string,
-  factory: (
-    opts: RateLimitOptions & { name: string; clock: ManualClock },
-  ) => Promise<{ check(key: string, cost?: number): Promise<Decision>; dispose(): Promise<void> | void }>,
-): void {
+export function conformanceSuite(storeName: string, target: ConformanceTarget): void {
   // Limit names are unique per run, so a shared store (Redis) never sees a previous run's keys.
   const run = randomUUID().slice(0, 8);
   let n = 0;
   const uniqueName = (label: string): string => `conf-${run}-${++n}-${label.replace(/[^a-z0-9]+/gi, "-").slice(0, 40)}`;
 
   describe(storeName, () => {
-    describe("scripted cases", () => {
+    describe("rate limits: scripted cases", () => {
       for (const k of CASES) {
         test(k.name, async () => {
-          await runScript(factory, uniqueName(k.name), k.options, k.start ?? 0, k.steps);
+          await runScript(target, uniqueName(k.name), k.options, k.start ?? 0, k.steps);
         });
       }
     });
-    describe("seeded random sequences", () => {
+    describe("rate limits: seeded random sequences", () => {
       for (const plan of RANDOM_PLANS) {
         for (const seed of [1, 2]) {
           test(`${plan.name} (seed ${seed}, ${RANDOM_STEPS} steps)`, async () => {
-            await runScript(factory, uniqueName(`${plan.name}-${seed}`), plan.options, plan.start ?? 0, randomSteps(plan, seed));
+            await runScript(target, uniqueName(`${plan.name}-${seed}`), plan.options, plan.start ?? 0, randomSteps(plan, seed));
           });
         }
       }
     });
+    describe("limiter set", () => {
+      for (const seed of [1, 2, 3]) {
+        test(`all or nothing over three algorithms, against the models (seed ${seed})`, async () => {
+          await runSet(target, uniqueName(`set-${seed}`), seed);
+        });
+      }
+      test("a shadowed limit that would reject does not block the set", async () => {
+        const clock = new ManualClock(0);
+        const store = target.store();
+        const name = uniqueName("set-shadow");
+        const a = createLimiter({ algorithm: "fixed_window", permitLimit: 1, windowMs: 1000, name: `${name}-a`, clock, store, shadow: true });
+        const b = createLimiter({ algorithm: "fixed_window", permitLimit: 5, windowMs: 1000, name: `${name}-b`, clock, store });
+        const set = new LimiterSet([a, b] as never[]);
+        for (let i = 0; i < 3; i++) {
+          const r = await set.check(["k", "k"]);
+          target.answered?.();
+          assert.equal(r.allowed, true);
+          assert.equal(r.decisions[0]!.shadowed, i > 0, "the shadowed limit reports its would-be rejection");
+        }
+        assert.equal((await b.peek("k")).remaining, 2, "the enforced limit was charged every time");
+      });
+    });
+    describe("concurrency limits", () => {
+      for (const ttl of [undefined, 300]) {
+        test(`acquire, release, renew and expiry against the model (${ttl === undefined ? "no TTL" : `TTL ${ttl} ms`})`, async () => {
+          await runConcurrency(target, uniqueName(`conc-${ttl ?? "none"}`), ttl);
+        });
+      }
+      test("nearLimitRatio is honoured", async () => {
+        const c = new ConcurrencyLimiter({ limit: 10, nearLimitRatio: 0.5, name: uniqueName("conc-near"), clock: new ManualClock(0), store: target.store() });
+        const near: boolean[] = [];
+        for (let i = 0; i < 6; i++) near.push((await c.tryAcquire("k")).decision.nearLimit);
+        target.answered?.();
+        assert.deepEqual(near, [false, false, false, false, true, true], "remaining 9..4: near at or below 5");
+      });
+    });
+    describe("penalty box", () => {
+      for (const seed of [1, 2]) {
+        test(`streaks, back-off, bans and success against the model (seed ${seed})`, async () => {
+          await runPenalty(target, uniqueName(`penalty-${seed}`), seed);
+        });
+      }
+      test("a ban placed directly is listed and checked; forgetting lifts it", async () => {
+        const clock = new ManualClock(50_000);
+        const box = new PenaltyBox({ name: uniqueName("penalty-ban"), clock, store: target.store(), banDurationMs: 10_000 });
+        const until = await box.ban("k", 4000);
+        target.answered?.();
+        assert.equal(until, 54_000);
+        assert.deepEqual(
+          (await box.banned()).map((b) => [b.key, b.bannedUntil]),
+          [["k", 54_000]],
+        );
+        const d = await box.check("k");
+        assert.deepEqual([d.allowed, d.reason, d.retryAfterMs], [false, "banned", 4000]);
+        assert.equal(await box.forget("k"), true);
+        assert.equal((await box.check("k")).allowed, true);
+        assert.deepEqual(await box.banned(), []);
+      });
+    });
+    describe("fixed-window queue", () => {
+      for (const order of ["oldest_first", "newest_first"] as const) {
+        test(`waiters are admitted in ${order} order when the window opens; a full queue answers queue_full`, async () => {
+          await runQueue(target, uniqueName(`queue-${order}`), order);
+        });
+      }
+      test("an aborted waiter leaves the queue and the next one moves up", async () => {
+        const clock = new ManualClock(0);
+        const l = createLimiter({ algorithm: "fixed_window", permitLimit: 1, windowMs: 1000, queueLimit: 2, name: uniqueName("queue-abort"), clock, store: target.store() });
+        try {
+          assert.equal((await l.acquire("k")).allowed, true);
+          const abort = new AbortController();
+          const first = l.acquire("k", 1, { signal: abort.signal });
+          const second = l.acquire("k");
+          await settled(l);
+          abort.abort();
+          await assert.rejects(first, AcquireAbortedError);
+          clock.advance(1000);
+          await settled(l);
+          assert.equal((await second).allowed, true);
+        } finally {
+          l.dispose();
+        }
+      });
+    });
   });
+}
+
+/** Waits, bounded, until a limit's queue has no store call in flight and the continuations have run. */
+async function settled(l: { queueIdle(): boolean }): Promise<void> {
+  const deadline = performance.now() + 5000;
+  for (let quiet = 0; quiet < 3; ) {
+    await new Promise<void>((r) => setImmediate(r));
+    quiet = l.queueIdle() ? quiet + 1 : 0;
+    if (performance.now() > deadline) throw new Error("the queue's store calls did not finish within 5 s");
+  }
+}
+
+const SET_LIMITS: RateLimitOptions[] = [
+  { algorithm: "gcra", rate: 5, burst: 3 },
+  { algorithm: "sliding_window", limit: 4, windowMs: 700 },
+  { algorithm: "fixed_window", permitLimit: 6, windowMs: 1000 },
+];
+
+/** A model's copy: a set's trial runs on copies, kept only when every limit allows. */
+function cloneModel<T>(m: T): T {
+  if (m === null || typeof m !== "object") return m;
+  if (m instanceof Map) return new Map([...m].map(([k, v]) => [k, cloneModel(v)])) as T;
+  if (Array.isArray(m)) return m.map(cloneModel) as T;
+  const c = Object.create(Object.getPrototypeOf(m) as object) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(m)) c[k] = cloneModel(v);
+  return c as T;
+}
+
+async function runSet(target: ConformanceTarget, name: string, seed: number): Promise<void> {
+  const rng = seededRng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng.next() * xs.length)]!;
+  const clock = new ManualClock(0);
+  const store = target.store();
+  const limiters = SET_LIMITS.map((o, i) => createLimiter({ ...o, name: `${name}-${i}`, clock, store }));
+  const set = new LimiterSet(limiters as never[]);
+  let models = SET_LIMITS.map((o) => modelFor(o));
+  for (let step = 0; step < 120; step++) {
+    if (rng.next() < 0.25) {
+      clock.advance(Math.floor(rng.next() * 800));
+      continue;
+    }
+    const keys = [pick(["ip1", "ip2"]), pick(["alice", "bob"]), "global"];
+    const cost = 1 + Math.floor(rng.next() * 4);
+    const got = await set.check(keys, cost);
+    target.answered?.();
+    const trial = models.map(cloneModel);
+    const want: ModelDecision[] = [];
+    let rejectedBy: number | undefined;
+    for (let i = 0; i < trial.length; i++) {
+      const d = trial[i]!.check(keys[i]!, clock.now(), cost);
+      want.push(d);
+      if (!d.allowed) {
+        rejectedBy = i;
+        break;
+      }
+    }
+    if (rejectedBy === undefined) models = trial;
+    const where = `step ${step}: set.check([${keys.join(",")}], ${cost}) at t=${clock.now()}`;
+    assert.equal(got.allowed, rejectedBy === undefined, where);
+    assert.equal(got.rejectedBy, rejectedBy === undefined ? undefined : `${name}-${rejectedBy}`, where);
+    assert.deepEqual(
+      got.decisions.map((d) => [d.allowed, d.remaining, d.retryAfterMs, d.reason]),
+      want.map((d) => [d.allowed, d.remaining, d.retryAfterMs, d.reason]),
+      where,
+    );
+  }
+  limiters.forEach((l) => l.dispose());
+}
+
+async function runConcurrency(target: ConformanceTarget, name: string, ttl: number | undefined): Promise<void> {
+  const rng = seededRng(ttl ?? 7);
+  const clock = new ManualClock(1000);
+  const limit = 3;
+  const limiter = new ConcurrencyLimiter({ limit, name, clock, store: target.store(), ...(ttl === undefined ? {} : { leaseTtlMs: ttl }) });
+  const model = new ConcurrencyModel(limit, ttl ?? Infinity);
+  const held: { lease: { release(): unknown; renew(): unknown }; id: number; key: string }[] = [];
+  let nextId = 1;
+  for (let step = 0; step < 150; step++) {
+    const r = rng.next();
+    const key = ["a", "b"][Math.floor(rng.next() * 2)]!;
+    const where = `step ${step} at t=${clock.now()}`;
+    if (r < 0.45) {
+      const id = nextId++;
+      const want = model.acquire(key, id, clock.now());
+      const got = await limiter.tryAcquire(key);
+      target.answered?.();
+      assert.deepEqual(
+        [got.decision.allowed, got.decision.remaining, got.decision.retryAfterMs, got.decision.reason],
+        [want.allowed, want.remaining, want.retryAfterMs, want.reason],
+        `${where}: acquire(${key})`,
+      );
+      assert.equal(got.lease !== undefined, want.allowed, `${where}: a lease comes with every allowed acquire and only then`);
+      if (got.lease) held.push({ lease: got.lease, id, key });
+    } else if (r < 0.7 && held.length > 0) {
+      const h = held[Math.floor(rng.next() * held.length)]!;
+      await h.lease.release();
+      model.release(h.key, h.id, clock.now());
+    } else if (r < 0.8 && held.length > 0) {
+      const h = held[Math.floor(rng.next() * held.length)]!;
+      assert.equal(await h.lease.renew(), model.renew(h.key, h.id, clock.now()), `${where}: renew succeeds exactly while the lease is held`);
+    } else if (r < 0.95) {
+      clock.advance(Math.floor(rng.next() * 200));
+    } else {
+      clock.set(clock.now() - Math.floor(rng.next() * 100) - 1);
+    }
+    for (const k of ["a", "b"]) assert.equal(await limiter.held(k), model.held(k, clock.now()), `${where}: held(${k})`);
+  }
+}
+
+const PENALTY_PARAMS: PenaltyModelParams = {
+  throttleAfter: 2,
+  backoffBaseMs: 20,
+  backoffMaxMs: 300,
+  banFailures: 4,
+  banWindowMs: 1500,
+  banDurationMs: 1000,
+  banMultiplier: 2,
+  banMaxMs: 5000,
+  retentionMs: 3000,
+};
+
+async function runPenalty(target: ConformanceTarget, name: string, seed: number): Promise<void> {
+  const rng = seededRng(seed);
+  const clock = new ManualClock(10_000);
+  const box = new PenaltyBox({ ...PENALTY_PARAMS, name, clock, store: target.store() });
+  const model = new PenaltyModel(PENALTY_PARAMS);
+  for (let step = 0; step < 150; step++) {
+    const r = rng.next();
+    const key = ["a", "b", "c"][Math.floor(rng.next() * 3)]!;
+    const where = `step ${step} at t=${clock.now()}`;
+    if (r < 0.45) {
+      const got = await box.recordFailure(key);
+      target.answered?.();
+      const want = model.failure(key, clock.now());
+      assert.deepEqual(
+        { streak: got.streak, throttledUntil: got.throttledUntil, bannedUntil: got.bannedUntil, bans: got.bans, banned: got.banned },
+        want,
+        `${where}: recordFailure(${key})`,
+      );
+    } else if (r < 0.5) {
+      await box.recordSuccess(key);
+      model.success(key);
+    } else if (r < 0.7) {
+      const got = await box.check(key);
+      target.answered?.();
+      assert.deepEqual({ allowed: got.allowed, reason: got.reason, retryAfterMs: got.retryAfterMs }, model.check(key, clock.now()), `${where}: check(${key})`);
+    } else if (r < 0.95) {
+      clock.advance(Math.floor(rng.next() * (rng.next() < 0.8 ? 400 : 4000)));
+    } else {
+      clock.set(clock.now() - Math.floor(rng.next() * 300) - 1);
+    }
+    for (const k of ["a", "b", "c"]) assert.deepEqual({ ...(await box.status(k)) }, model.view(k, clock.now()), `${where}: status(${k})`);
+  }
+}
+
+async function runQueue(target: ConformanceTarget, name: string, order: "oldest_first" | "newest_first"): Promise<void> {
+  const clock = new ManualClock(0);
+  const l = createLimiter({ algorithm: "fixed_window", permitLimit: 2, windowMs: 1000, queueLimit: 3, queueOrder: order, name, clock, store: target.store() });
+  const settledAs: string[] = [];
+  const waiter = (label: string, cost: number): Promise<void> =>
+    l.acquire("k", cost).then(
+      (d) => {
+        settledAs.push(`${label}:${d.allowed ? "ok" : d.reason}`);
+      },
+      (e: unknown) => {
+        settledAs.push(`${label}:${e instanceof AcquireAbortedError ? "aborted" : "error"}`);
+      },
+    );
+  try {
+    const all: Promise<void>[] = [];
+    all.push(waiter("a1", 1));
+    await settled(l);
+    all.push(waiter("a2", 1));
+    await settled(l);
+    assert.deepEqual(settledAs, ["a1:ok", "a2:ok"], "the window's two permits pass at once");
+    all.push(waiter("w1", 1));
+    await settled(l);
+    all.push(waiter("w2", 2));
+    await settled(l);
+    // The queue holds 3 permits: one more does not fit. Oldest first it is refused; newest first it drops w1.
+    all.push(waiter("w3", 1));
+    await settled(l);
+    if (order === "oldest_first") {
+      assert.deepEqual(settledAs.slice(2), ["w3:queue_full"]);
+      const d = await l.check("k");
+      assert.deepEqual([d.allowed, d.reason], [false, "rate_limited"], "a newcomer does not pass the waiters");
+      clock.advance(1000);
+      await settled(l);
+      assert.deepEqual(settledAs.slice(3), ["w1:ok"], "w1 fits; w2 (cost 2) does not fit the permit left and blocks the rest");
+      clock.advance(1000);
+      await settled(l);
+      assert.deepEqual(settledAs.slice(4), ["w2:ok"]);
+    } else {
+      assert.deepEqual(settledAs.slice(2), ["w1:queue_full"], "the oldest waiter gives way to the newcomer");
+      clock.advance(1000);
+      await settled(l);
+      assert.deepEqual(settledAs.slice(3), ["w3:ok"], "the newest waiter first; w2 (cost 2) does not fit the permit left");
+      clock.advance(1000);
+      await settled(l);
+      assert.deepEqual(settledAs.slice(4), ["w2:ok"]);
+    }
+    await Promise.all(all);
+    target.answered?.();
+  } finally {
+    l.dispose();
+  }
 }

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { ConcurrencyLimiter, type Lease, ManualClock } from "../../src/index.js";
+import { forEachStore } from "./stores.js";
 import { ConcurrencyModel } from "./models.js";
 
 type Command =
@@ -29,14 +30,15 @@ const scenarioArb = fc.record({
   commands: fc.array(commandArb, { maxLength: 150 }),
 });
 
+forEachStore((t) => {
 describe("concurrency limiter matches its reference model", () => {
-  test("acquire decisions, held counts, idempotent release and lease expiry", () => {
-    fc.assert(
-      fc.property(scenarioArb, ({ limit, ttl, commands }) => {
+  test("acquire decisions, held counts, idempotent release and lease expiry", async () => {
+    await fc.assert(
+      fc.asyncProperty(scenarioArb, async ({ limit, ttl, commands }) => {
         const clock = new ManualClock(1000);
-        const limiter = new ConcurrencyLimiter({ limit, ...(ttl === undefined ? {} : { leaseTtlMs: ttl }), clock });
+        const limiter = new ConcurrencyLimiter({ limit, ...(ttl === undefined ? {} : { leaseTtlMs: ttl }), clock, store: t.store(), name: t.name() });
         const model = new ConcurrencyModel(limit, ttl ?? Infinity);
-        const handles: { lease: Lease; id: number; key: string }[] = [];
+        const handles: { lease: Lease<boolean>; id: number; key: string }[] = [];
         let nextId = 1;
         for (const cmd of commands) {
           if (cmd.kind === "advance") clock.advance(cmd.ms);
@@ -44,7 +46,7 @@ describe("concurrency limiter matches its reference model", () => {
           else if (cmd.kind === "acquire") {
             const id = nextId++;
             const want = model.acquire(cmd.key, id, clock.now());
-            const got = limiter.tryAcquire(cmd.key);
+            const got = await limiter.tryAcquire(cmd.key);
             assert.deepEqual(
               { allowed: got.decision.allowed, remaining: got.decision.remaining, retryAfterMs: got.decision.retryAfterMs, reason: got.decision.reason },
               { allowed: want.allowed, remaining: want.remaining, retryAfterMs: want.retryAfterMs, reason: want.reason },
@@ -54,17 +56,18 @@ describe("concurrency limiter matches its reference model", () => {
           } else if (handles.length > 0) {
             const h = handles[cmd.handle % handles.length]!;
             if (cmd.kind === "release") {
-              h.lease.release();
+              await h.lease.release();
               model.release(h.key, h.id, clock.now());
             } else {
-              assert.equal(h.lease.renew(), model.renew(h.key, h.id, clock.now()), "renew succeeds exactly while the lease is held");
+              assert.equal(await h.lease.renew(), model.renew(h.key, h.id, clock.now()), "renew succeeds exactly while the lease is held");
             }
           }
-          for (const k of ["a", "b", "c"]) assert.equal(limiter.held(k), model.held(k, clock.now()), `held(${k})`);
+          for (const k of ["a", "b", "c"]) assert.equal(await limiter.held(k), model.held(k, clock.now()), `held(${k})`);
         }
+        t.answered();
       }),
-      { numRuns: 300 },
+      { numRuns: t.runs(300) },
     );
   });
 });
-
+});

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { type Decision, LimiterSet, ManualClock, MemoryStore, type RateLimitOptions, type RateLimiter, createLimiter } from "../../src/index.js";
+import { type Decision, LimiterSet, ManualClock, type RateLimitOptions, type RateLimiter, createLimiter } from "../../src/index.js";
+import { forEachStore } from "./stores.js";
 
 const LIMITS: RateLimitOptions[] = [
   { algorithm: "gcra", rate: 5, burst: 3 },
@@ -34,48 +35,54 @@ const KEYS = [
   ["global"],
 ];
 
-function state(limiters: RateLimiter[]): unknown {
-  return limiters.map((l, i) =>
-    KEYS[i]!.map((k) =>
-      [1, 2, 3].map((c) => {
-        const d: Decision = l.peek(k, c);
-        return [d.allowed, d.remaining, d.resetMs, d.retryAfterMs];
-      }),
-    ),
-  );
+async function state(limiters: RateLimiter<boolean>[]): Promise<unknown> {
+  const out: unknown[] = [];
+  for (let i = 0; i < limiters.length; i++) {
+    for (const k of KEYS[i]!) {
+      for (const c of [1, 2, 3]) {
+        const d: Decision = await limiters[i]!.peek(k, c);
+        out.push([d.allowed, d.remaining, d.resetMs, d.retryAfterMs]);
+      }
+    }
+  }
+  return out;
 }
 
+forEachStore((t) => {
 describe("limiter set is atomic", () => {
-  test("allows iff every limit would, charges all or none, and matches limits checked one by one", () => {
-    fc.assert(
-      fc.property(fc.array(commandArb, { maxLength: 80 }), (commands) => {
+  test("allows iff every limit would, charges all or none, and matches limits checked one by one", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(commandArb, { maxLength: 80 }), async (commands) => {
         const clock = new ManualClock(0);
         const make = () => {
-          const store = new MemoryStore();
-          return LIMITS.map((o, i) => createLimiter({ ...o, name: `l${i}`, clock, store }));
+          const store = t.store();
+          return LIMITS.map((o) => createLimiter({ ...o, name: t.name(), clock, store })) as RateLimiter<boolean>[];
         };
         const limiters = make();
         const twins = make();
-        const set = new LimiterSet(limiters);
+        const set = new LimiterSet(limiters as RateLimiter<false>[]);
         for (const cmd of commands) {
           if (cmd.kind === "advance") {
             clock.advance(cmd.ms);
             continue;
           }
-          const wouldAllow = limiters.map((l, i) => l.peek(cmd.keys[i]!, cmd.cost).allowed);
-          const before = state(limiters);
-          const r = set.check(cmd.keys, cmd.cost);
+          const wouldAllow: boolean[] = [];
+          for (let i = 0; i < limiters.length; i++) wouldAllow.push((await limiters[i]!.peek(cmd.keys[i]!, cmd.cost)).allowed);
+          const before = await state(limiters);
+          const r = await set.check(cmd.keys, cmd.cost);
           assert.equal(r.allowed, wouldAllow.every(Boolean));
           if (r.allowed) {
-            twins.forEach((t, i) => assert.equal(t.check(cmd.keys[i]!, cmd.cost).allowed, true));
+            for (let i = 0; i < twins.length; i++) assert.equal((await twins[i]!.check(cmd.keys[i]!, cmd.cost)).allowed, true);
           } else {
-            assert.equal(r.rejectedBy, `l${wouldAllow.indexOf(false)}`);
-            assert.deepEqual(state(limiters), before, "a rejected composite check changes nothing");
+            assert.equal(r.rejectedBy, limiters[wouldAllow.indexOf(false)]!.name);
+            assert.deepEqual(await state(limiters), before, "a rejected composite check changes nothing");
           }
-          assert.deepEqual(state(limiters), state(twins));
+          assert.deepEqual(await state(limiters), await state(twins));
         }
+        t.answered();
       }),
-      { numRuns: 200 },
+      { numRuns: t.runs(200) },
     );
   });
+});
 });

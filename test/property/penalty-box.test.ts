@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { ManualClock, PenaltyBox } from "../../src/index.js";
+import { forEachStore } from "./stores.js";
 import { PenaltyModel, type PenaltyModelParams } from "./models.js";
 
 type Command =
@@ -38,21 +39,22 @@ const paramsArb: fc.Arbitrary<PenaltyModelParams> = fc.record({
   retentionMs: fc.integer({ min: 1, max: 3000 }),
 });
 
+forEachStore((t) => {
 describe("penalty box matches its reference model", () => {
-  test("streaks, back-off, bans, repeat bans, success and retention", () => {
-    fc.assert(
-      fc.property(paramsArb, fc.array(commandArb, { maxLength: 200 }), (params, commands) => {
+  test("streaks, back-off, bans, repeat bans, success and retention", async () => {
+    await fc.assert(
+      fc.asyncProperty(paramsArb, fc.array(commandArb, { maxLength: 200 }), async (params, commands) => {
         const clock = new ManualClock(10_000);
-        const box = new PenaltyBox({ ...params, clock, maxKeys: 16 });
+        const box = new PenaltyBox({ ...params, clock, maxKeys: 16, store: t.store(), name: t.name() });
         const model = new PenaltyModel(params);
         for (const cmd of commands) {
           if (cmd.kind === "advance") clock.advance(cmd.ms);
           else if (cmd.kind === "back") clock.set(clock.now() - cmd.ms);
           else if (cmd.kind === "success") {
-            box.recordSuccess(cmd.key);
+            await box.recordSuccess(cmd.key);
             model.success(cmd.key);
           } else if (cmd.kind === "failure") {
-            const got = box.recordFailure(cmd.key);
+            const got = await box.recordFailure(cmd.key);
             const want = model.failure(cmd.key, clock.now());
             assert.deepEqual(
               { streak: got.streak, throttledUntil: got.throttledUntil, bannedUntil: got.bannedUntil, bans: got.bans, banned: got.banned },
@@ -60,17 +62,19 @@ describe("penalty box matches its reference model", () => {
             );
             assert.equal(got.saturated, false);
           } else {
-            const got = box.check(cmd.key);
+            const got = await box.check(cmd.key);
             const want = model.check(cmd.key, clock.now());
             assert.deepEqual({ allowed: got.allowed, reason: got.reason, retryAfterMs: got.retryAfterMs }, want);
           }
           for (const k of ["a", "b", "c"]) {
-            const st = box.status(k);
+            const st = await box.status(k);
             assert.deepEqual({ ...st }, model.view(k, clock.now()), `status(${k})`);
           }
         }
+        t.answered();
       }),
-      { numRuns: 300 },
+      { numRuns: t.runs(300) },
     );
   });
+});
 });

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { type Decision, ManualClock, MemoryStore, type RateLimitOptions, createLimiter } from "../../src/index.js";
+import { type Decision, ManualClock, type RateLimitOptions, createLimiter } from "../../src/index.js";
+import { forEachStore } from "./stores.js";
 import { type ModelDecision, modelFor } from "./models.js";
 
 type Command =
@@ -95,12 +96,13 @@ const known: [Scenario][] = [
   ],
 ];
 
+forEachStore((t) => {
 describe("rate limiters match their reference models", () => {
-  test("every decision matches exactly (allowed, remaining, limit, retryAfterMs, reason, resetMs)", () => {
-    fc.assert(
-      fc.property(scenario, ({ options, start, commands }) => {
+  test("every decision matches exactly (allowed, remaining, limit, retryAfterMs, reason, resetMs)", async () => {
+    await fc.assert(
+      fc.asyncProperty(scenario, async ({ options, start, commands }) => {
         const clock = new ManualClock(start);
-        const limiter = createLimiter({ ...options, clock, store: new MemoryStore() });
+        const limiter = createLimiter({ ...options, clock, store: t.store(), name: t.name() });
         const model = modelFor(options);
         let lastRetry = 0;
         for (const cmd of commands) {
@@ -109,83 +111,88 @@ describe("rate limiters match their reference models", () => {
           else if (cmd.kind === "waitRetry") clock.advance(lastRetry);
           else {
             const want = model.check(cmd.key, clock.now(), cmd.cost);
-            const got = limiter.check(cmd.key, cmd.cost);
+            const got = await limiter.check(cmd.key, cmd.cost);
             assert.deepEqual(view(got, want.resetMs !== undefined), modelView(want, got));
             lastRetry = want.retryAfterMs;
           }
         }
+        t.answered();
       }),
-      { numRuns: 300, examples: known },
+      { numRuns: t.runs(300), examples: known },
     );
   });
 
-  test("after a rate_limited answer, retryAfterMs is the earliest wait: 1 ms less still rejects, exactly that much allows", () => {
-    fc.assert(
-      fc.property(scenario, ({ options, start, commands }) => {
+  test("after a rate_limited answer, retryAfterMs is the earliest wait: 1 ms less still rejects, exactly that much allows", async () => {
+    await fc.assert(
+      fc.asyncProperty(scenario, async ({ options, start, commands }) => {
         const clock = new ManualClock(start);
-        const limiter = createLimiter({ ...options, clock, store: new MemoryStore() });
+        const limiter = createLimiter({ ...options, clock, store: t.store(), name: t.name() });
         // No backwards steps here: after a regression the limiter still counts
         // from the latest reading, so a wait measured on the regressed clock is short.
         for (const cmd of commands) {
           if (cmd.kind === "advance") clock.advance(cmd.ms);
           else if (cmd.kind === "check") {
-            const d = limiter.check(cmd.key, cmd.cost);
+            const d = await limiter.check(cmd.key, cmd.cost);
             if (d.reason !== "rate_limited") continue;
             assert.ok(d.retryAfterMs >= 1, "a rate_limited answer must ask for a positive wait");
             clock.advance(d.retryAfterMs - 1);
-            assert.equal(limiter.peek(cmd.key, cmd.cost).allowed, false, "one ms before retryAfterMs the check must still be rejected");
+            assert.equal((await limiter.peek(cmd.key, cmd.cost)).allowed, false, "one ms before retryAfterMs the check must still be rejected");
             clock.advance(1);
-            assert.equal(limiter.check(cmd.key, cmd.cost).allowed, true, "waiting exactly retryAfterMs must succeed");
+            assert.equal((await limiter.check(cmd.key, cmd.cost)).allowed, true, "waiting exactly retryAfterMs must succeed");
           }
         }
       }),
-      { numRuns: 300 },
+      { numRuns: t.runs(300) },
     );
   });
 
-  test("a rejected check consumes nothing (peek before and after are equal)", () => {
-    fc.assert(
-      fc.property(scenario, ({ options, start, commands }) => {
+  test("a rejected check consumes nothing (peek before and after are equal)", async () => {
+    await fc.assert(
+      fc.asyncProperty(scenario, async ({ options, start, commands }) => {
         const clock = new ManualClock(start);
-        const limiter = createLimiter({ ...options, clock, store: new MemoryStore() });
+        const limiter = createLimiter({ ...options, clock, store: t.store(), name: t.name() });
         for (const cmd of commands) {
           if (cmd.kind === "advance") clock.advance(cmd.ms);
           else if (cmd.kind === "back") clock.set(clock.now() - cmd.ms);
           else if (cmd.kind === "check") {
-            const before = ["a", "b", "c"].map((k) => view(limiter.peek(k, 1), true));
-            const d = limiter.check(cmd.key, cmd.cost);
+            const before = [];
+            for (const k of ["a", "b", "c"]) before.push(view(await limiter.peek(k, 1), true));
+            const d = await limiter.check(cmd.key, cmd.cost);
             if (d.allowed) continue;
-            const after = ["a", "b", "c"].map((k) => view(limiter.peek(k, 1), true));
+            const after = [];
+            for (const k of ["a", "b", "c"]) after.push(view(await limiter.peek(k, 1), true));
             assert.deepEqual(after, before);
           }
         }
       }),
-      { numRuns: 300 },
+      { numRuns: t.runs(300) },
     );
   });
 
-  test("peek answers what check would answer, without consuming", () => {
-    fc.assert(
-      fc.property(scenario, ({ options, start, commands }) => {
+  test("peek answers what check would answer, without consuming", async () => {
+    await fc.assert(
+      fc.asyncProperty(scenario, async ({ options, start, commands }) => {
         const clock = new ManualClock(start);
-        const limiter = createLimiter({ ...options, clock, store: new MemoryStore() });
+        const limiter = createLimiter({ ...options, clock, store: t.store(), name: t.name() });
         for (const cmd of commands) {
           if (cmd.kind === "advance") clock.advance(cmd.ms);
           else if (cmd.kind === "back") clock.set(clock.now() - cmd.ms);
           else if (cmd.kind === "check") {
-            const p1 = limiter.peek(cmd.key, cmd.cost);
-            const p2 = limiter.peek(cmd.key, cmd.cost);
+            const p1 = await limiter.peek(cmd.key, cmd.cost);
+            const p2 = await limiter.peek(cmd.key, cmd.cost);
             assert.deepEqual(view(p2, true), view(p1, true), "peek must not change state");
-            const d = limiter.check(cmd.key, cmd.cost);
+            const d = await limiter.check(cmd.key, cmd.cost);
             assert.equal(d.allowed, p1.allowed);
             assert.equal(d.reason, p1.reason);
             assert.equal(d.retryAfterMs, p1.retryAfterMs);
           }
         }
       }),
-      { numRuns: 200 },
+      { numRuns: t.runs(200) },
     );
   });
+});
+
 });
 
 /** Parameters whose arithmetic is not exact in binary (emission intervals like 333.33 ms). */
@@ -202,6 +209,7 @@ const inexactArb: fc.Arbitrary<RateLimitOptions> = fc.oneof(
     .map((o) => ({ algorithm: "sliding_window" as const, ...o })),
 );
 
+forEachStore((t) => {
 describe("rate limiters with inexact arithmetic", () => {
   const inexactScenario = inexactArb.chain((options) =>
     fc.record({
@@ -214,42 +222,43 @@ describe("rate limiters with inexact arithmetic", () => {
   // (Minimality, "1 ms less still rejects", is checked with exact arithmetic
   // above: here the engines' rounding allowance may legitimately admit a few
   // nanoseconds early.)
-  test("waiting exactly retryAfterMs always succeeds", () => {
-    fc.assert(
-      fc.property(inexactScenario, ({ options, start, commands }) => {
+  test("waiting exactly retryAfterMs always succeeds", async () => {
+    await fc.assert(
+      fc.asyncProperty(inexactScenario, async ({ options, start, commands }) => {
         const clock = new ManualClock(start);
-        const limiter = createLimiter({ ...options, clock, store: new MemoryStore() });
+        const limiter = createLimiter({ ...options, clock, store: t.store(), name: t.name() });
         for (const cmd of commands) {
           if (cmd.kind === "advance") clock.advance(cmd.ms + 0.37);
           else if (cmd.kind === "check") {
-            const d = limiter.check(cmd.key, cmd.cost);
+            const d = await limiter.check(cmd.key, cmd.cost);
             if (d.reason !== "rate_limited") continue;
             assert.ok(d.retryAfterMs >= 1 && Number.isInteger(d.retryAfterMs), `retryAfterMs must be a whole positive ms, got ${d.retryAfterMs}`);
             clock.advance(d.retryAfterMs);
-            assert.equal(limiter.check(cmd.key, cmd.cost).allowed, true, "waiting exactly retryAfterMs must succeed");
+            assert.equal((await limiter.check(cmd.key, cmd.cost)).allowed, true, "waiting exactly retryAfterMs must succeed");
           }
         }
       }),
-      { numRuns: 300 },
+      { numRuns: t.runs(300) },
     );
   });
 
-  test("after a long idle a key allows exactly its capacity in unit checks, never one extra", () => {
-    fc.assert(
-      fc.property(inexactScenario, ({ options, start, commands }) => {
+  test("after a long idle a key allows exactly its capacity in unit checks, never one extra", async () => {
+    await fc.assert(
+      fc.asyncProperty(inexactScenario, async ({ options, start, commands }) => {
         const clock = new ManualClock(start);
-        const limiter = createLimiter({ ...options, clock, store: new MemoryStore() });
+        const limiter = createLimiter({ ...options, clock, store: t.store(), name: t.name() });
         for (const cmd of commands) {
           if (cmd.kind === "advance") clock.advance(cmd.ms + 0.37);
-          else if (cmd.kind === "check") limiter.check(cmd.key, cmd.cost);
+          else if (cmd.kind === "check") await limiter.check(cmd.key, cmd.cost);
         }
         clock.advance(windowOf(options) * 100);
         const capacity = capacityOf(options);
         let allowed = 0;
-        for (let i = 0; i < capacity + 3; i++) if (limiter.check("a", 1).allowed) allowed++;
+        for (let i = 0; i < capacity + 3; i++) if ((await limiter.check("a", 1)).allowed) allowed++;
         assert.equal(allowed, capacity);
       }),
-      { numRuns: 300 },
+      { numRuns: t.runs(300) },
     );
   });
+});
 });

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { InvalidArgumentError, ManualClock, PenaltyBox, backoffMs, banLengthMs, penaltyParams } from "../../src/index.js";
+import { InvalidArgumentError, ManualClock, PenaltyBox, type PenaltyBoxOptions, backoffMs, banLengthMs, penaltyParams } from "../../src/index.js";
 
-function box(o: ConstructorParameters<typeof PenaltyBox>[0] = {}) {
+function box(o: PenaltyBoxOptions = {}) {
   const clock = new ManualClock(1_000_000);
   return { clock, box: new PenaltyBox({ clock, ...o }) };
 }

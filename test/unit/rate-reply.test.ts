@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import type { Outcome } from "../../src/algorithms/outcome.js";
 import { decodeReply, deriveParams, settle } from "../../src/stores/redis/rate-batcher.js";
 import { scriptSpec } from "../../src/stores/redis/limit-script-spec.js";
-import { limitSpec } from "../../src/limiter/limit-spec.js";
+import { limitSpec } from "../../src/algorithms/limit-spec.js";
 
 /** A reply as the rate script packs it: little-endian doubles, four per operation (two for code 4). */
 function reply(...ops: number[][]): Buffer {

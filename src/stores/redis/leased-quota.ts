@@ -1,8 +1,10 @@
 import { gcraParams, type GcraParams } from "../../algorithms/gcra.js";
+import { limitSpec } from "../../algorithms/limit-spec.js";
+import { Outcome } from "../../algorithms/outcome.js";
 import { type Clock, type TimerHandle, systemClock } from "../../core/clock.js";
 import { InvalidArgumentError } from "../../core/errors.js";
 import { integerAtLeast, nonNegative, positive } from "../../core/validate.js";
-import { RateLimiter } from "../../limiter/rate-limiter.js";
+import type { MemoryRateTable } from "../memory-rate-table.js";
 import { stateKey, validName } from "./keys.js";
 import { LuaScript } from "./lua-script.js";
 import type { RedisStore } from "./redis-store.js";
@@ -63,7 +65,10 @@ export class LeasedQuota {
   private readonly idleMs: number;
   private readonly maxKeys: number;
   private readonly leases = new Map<string, LeaseEntry>();
-  private insurance: RateLimiter | undefined;
+  /** The local bucket answering while Redis is unavailable (failure mode "insurance"). */
+  private insurance: MemoryRateTable | undefined;
+  private readonly insuranceOut = new Outcome();
+  private lastLocal = -Infinity;
   private sweepTimer: TimerHandle | undefined;
   private lastNow = -Infinity;
   private disposed = false;
@@ -178,13 +183,16 @@ export class LeasedQuota {
       case "insurance": {
         const n = this.store.expectedInstances;
         const p = this.params;
-        this.insurance ??= new RateLimiter(
-          { algorithm: "gcra", rate: p.rate / n, periodMs: p.periodMs, burst: Math.max(1, p.burst / n), store: this.store.insurance, clock: this.clock },
+        // The same bucket with its rate and burst divided by the instances sharing Redis.
+        this.insurance ??= this.store.insurance.rateTable(
           this.name,
+          limitSpec({ algorithm: "gcra", rate: p.rate / n, periodMs: p.periodMs, burst: Math.max(1, p.burst / n) }),
         );
-        const want = Math.max(1, Math.min(this.slice, Math.floor(this.insurance.limit)));
-        const d = this.insurance.check(key, want);
-        return d.allowed ? { granted: want, retryAfterMs: 0 } : { granted: 0, retryAfterMs: Math.max(1, d.retryAfterMs) };
+        const want = Math.max(1, Math.min(this.slice, Math.floor(Math.max(1, p.burst / n))));
+        const t = this.clock.now();
+        if (t > this.lastLocal) this.lastLocal = t;
+        const o = this.insurance.consume(key, want, this.lastLocal, this.insuranceOut);
+        return o.allowed ? { granted: want, retryAfterMs: 0 } : { granted: 0, retryAfterMs: Math.max(1, o.retryAfterMs) };
       }
     }
   }

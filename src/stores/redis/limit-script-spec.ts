@@ -1,4 +1,4 @@
-import type { LimitSpec, RateLimitOptions } from "../../limiter/limit-spec.js";
+import type { LimitSpec } from "../../algorithms/limit-spec.js";
 
 /**
  * The parameter string the rate script reads for a limit ("g <interval>
@@ -19,23 +19,5 @@ export function scriptSpec(spec: LimitSpec, ttlFloorMs: number): string {
       return `f ${spec.params.permitLimit} ${spec.params.windowMs} ${ttlFloorMs}`;
     case "sliding_window":
       return `s ${spec.params.limit} ${spec.params.windowMs} ${ttlFloorMs}`;
-  }
-}
-
-/**
- * The insurance limit: the same algorithm with its capacity divided by the
- * number of gateways expected to share Redis, so that while Redis is down
- * the instances together stay near the real limit. Never below one permit.
- */
-export function insuranceOptions(spec: LimitSpec, instances: number): RateLimitOptions {
-  switch (spec.kind) {
-    case "gcra": {
-      const p = spec.params;
-      return { algorithm: "gcra", rate: p.rate / instances, periodMs: p.periodMs, burst: Math.max(1, p.burst / instances) };
-    }
-    case "fixed_window":
-      return { algorithm: "fixed_window", permitLimit: Math.max(1, Math.floor(spec.params.permitLimit / instances)), windowMs: spec.params.windowMs };
-    case "sliding_window":
-      return { algorithm: "sliding_window", limit: Math.max(1, Math.floor(spec.params.limit / instances)), windowMs: spec.params.windowMs };
   }
 }

@@ -1,14 +1,21 @@
 import { Cluster, Redis } from "ioredis";
+import type { LimitSpec } from "../../algorithms/limit-spec.js";
 import type { Outcome } from "../../algorithms/outcome.js";
+import type { PenaltyParams } from "../../algorithms/penalty-box.js";
 import { systemClock } from "../../core/clock.js";
-import { integerAtLeast, positive } from "../../core/validate.js";
 import { InvalidArgumentError } from "../../core/errors.js";
+import { integerAtLeast, positive } from "../../core/validate.js";
 import { MemoryStore } from "../memory-store.js";
-import { validPrefix } from "./keys.js";
+import { FAILED, type Failed, type LeaseTableOptions, type PenaltyTableOptions, type RateOp, type Store, type StoreFailure, type TableOptions } from "../store.js";
+import { type FailureMode, type HealthCounters, type RedisStoreEvents, type StoreMode, StoreHealth } from "../store-health.js";
+import { slotOf, validName, validPrefix } from "./keys.js";
+import { scriptSpec } from "./limit-script-spec.js";
 import { LuaScript, isNoScript } from "./lua-script.js";
 import { RateBatcher, decodeReply, deriveParams, pushGroup } from "./rate-batcher.js";
+import { RedisLeaseTable } from "./redis-lease-table.js";
+import { RedisPenaltyTable } from "./redis-penalty-table.js";
+import { RedisRateTable, nowArg } from "./redis-rate-table.js";
 import { RATE_SCRIPT } from "./scripts/rate.js";
-import { type FailureMode, type HealthCounters, type RedisStoreEvents, type StoreMode, StoreHealth } from "./store-health.js";
 
 export type RedisClient = Redis | Cluster;
 
@@ -42,18 +49,6 @@ export interface RedisStoreOptions {
 
 const RATE = new LuaScript("rate", RATE_SCRIPT, true);
 
-/** One rate operation as the script takes it. */
-export interface RateOp {
-  key: string;
-  spec: string;
-  cost: number;
-  now: string;
-  flag: string;
-}
-
-/** The failure handed to callers instead of a rejection: `call` never throws. */
-export const FAILED = undefined;
-
 /**
  * The shared store: every algorithm runs as an atomic Lua script on Redis,
  * called by EVALSHA (reloaded transparently on NOSCRIPT), with a deadline on
@@ -61,8 +56,10 @@ export const FAILED = undefined;
  * switches to its failure mode (see StoreHealth) and the limits built on it
  * answer from their fallback; nothing is thrown into the request path.
  */
-export class RedisStore {
+export class RedisStore implements Store<false>, StoreFailure {
+  readonly sync = false as const;
   readonly kind = "redis" as const;
+  readonly storeTime = true;
   readonly client: RedisClient;
   readonly prefix: string;
   readonly timeoutMs: number;
@@ -71,7 +68,7 @@ export class RedisStore {
   readonly cluster: boolean;
   /** Local state of the insurance limits (bounded, shared by this store's limits). */
   readonly insurance: MemoryStore;
-  private readonly health: StoreHealth;
+  private readonly health: StoreHealth<"redis">;
   private readonly batcher: RateBatcher;
   private readonly ownsClient: boolean;
   private readonly maxInFlight: number;
@@ -109,6 +106,11 @@ export class RedisStore {
     return this.health.mode;
   }
 
+  /** The store's failure mode, as the limiters read it. */
+  get failure(): StoreFailure {
+    return this;
+  }
+
   get failureMode(): FailureMode {
     return this.health.failureMode;
   }
@@ -135,31 +137,72 @@ export class RedisStore {
     return `${prefix}-${++this.unnamed}`;
   }
 
+  rateTable(name: string, spec: LimitSpec, o: TableOptions = {}): RedisRateTable {
+    const floor = positive("keyTtlFloorMs", o.keyTtlFloorMs ?? (o.clockInjected ? 600_000 : 1000));
+    return new RedisRateTable(this, validName(name), spec, scriptSpec(spec, Math.ceil(floor)));
+  }
+
+  leaseTable(name: string, o: LeaseTableOptions): RedisLeaseTable {
+    return new RedisLeaseTable(this, validName(name), o.limit, o.ttlMs, o.clockInjected ? "600000" : "1");
+  }
+
+  penaltyTable(name: string, params: PenaltyParams, o: PenaltyTableOptions = {}): RedisPenaltyTable {
+    return new RedisPenaltyTable(this, validName(name), params, o);
+  }
+
   /**
    * @internal One rate operation, batched with the others of this tick.
-   * Resolves undefined when Redis did not answer (the caller falls back).
+   * Resolves FAILED when Redis did not answer (the limiter falls back).
    */
-  rate(key: string, spec: string, cost: number, now: string, flag: string): Promise<Outcome | undefined> {
+  rate(key: string, spec: string, cost: number, now: string, flag: string): Promise<Outcome | Failed> {
     if (!this.health.up || this.closed || this.inFlight >= this.maxInFlight) return Promise.resolve(FAILED);
     return this.batcher.add(key, spec, cost, now, flag);
   }
 
   /**
-   * @internal One composite call: the operations are decided in order and
-   * either all consume or, at the first rejection (of a limit not in shadow
-   * mode), none does. Outcomes up to that rejection; undefined when Redis
-   * did not answer. Keys must share a slot on Cluster.
+   * The operations decided in order by one script call: either all consume
+   * or, at the first rejection of a limit not in shadow mode, none does.
+   * Outcomes up to that rejection; FAILED when Redis did not answer. On
+   * Cluster, keys in different slots cannot share a script: see `peekThenCharge`.
    */
-  async rateAll(ops: readonly RateOp[]): Promise<Outcome[] | undefined> {
-    const keys: string[] = [];
+  async rateAll(ops: readonly RateOp<false>[]): Promise<Outcome[] | Failed> {
+    const tables = ops.map((o) => o.table as RedisRateTable);
+    const keys = ops.map((o, i) => tables[i]!.redisKey(o.key));
+    const first = this.cluster ? slotOf(keys[0]!) : 0;
+    if (this.cluster && keys.some((k) => slotOf(k) !== first)) return this.peekThenCharge(ops, tables, keys);
     const args: string[] = ["all"];
-    for (const o of ops) {
-      keys.push(o.key);
-      pushGroup(args, o.spec, o.now, o.flag, 1, o.cost === 1 ? undefined : [String(o.cost)]);
+    for (let i = 0; i < ops.length; i++) {
+      const o = ops[i]!;
+      pushGroup(args, tables[i]!.scriptSpec, nowArg(o.now), o.shadow ? "s" : "0", 1, o.cost === 1 ? undefined : [String(o.cost)]);
     }
     const reply = await this.run(RATE, keys, args);
-    if (!(reply instanceof Uint8Array)) return undefined;
-    return decodeReply(reply, (i) => deriveParams(ops[i]!.spec));
+    if (!(reply instanceof Uint8Array)) return FAILED;
+    return decodeReply(reply, (i) => deriveParams(tables[i]!.scriptSpec));
+  }
+
+  /**
+   * The cross-slot composite on Cluster: peeks every limit and charges them
+   * only if all would allow; when a concurrent check took the room between
+   * the two steps and one limit rejects the charge, the others are
+   * refunded. A rejected request is then not charged in the end, but for
+   * the moment between charge and refund the other limits read fuller than
+   * they are.
+   */
+  private async peekThenCharge(ops: readonly RateOp<false>[], tables: RedisRateTable[], keys: string[]): Promise<Outcome[] | Failed> {
+    const stopAt = (outs: (Outcome | Failed)[]): number => outs.findIndex((o, i) => o !== FAILED && !o.allowed && !ops[i]!.shadow);
+    const peeks = await Promise.all(ops.map((o, i) => this.rate(keys[i]!, tables[i]!.scriptSpec, o.cost, nowArg(o.now), "1")));
+    if (peeks.includes(FAILED)) return FAILED;
+    const p = stopAt(peeks);
+    if (p >= 0) return peeks.slice(0, p + 1) as Outcome[];
+    const charged = await Promise.all(ops.map((o, i) => this.rate(keys[i]!, tables[i]!.scriptSpec, o.cost, nowArg(o.now), "0")));
+    const c = stopAt(charged);
+    const failed = charged.includes(FAILED);
+    if (c >= 0 || failed) {
+      // Give back what the limits that allowed took (a shadowed rejection took nothing).
+      await Promise.all(charged.map((o, i) => (o !== FAILED && o.allowed ? tables[i]!.refund(ops[i]!.key, ops[i]!.cost, ops[i]!.now) : undefined)));
+    }
+    if (failed) return FAILED;
+    return (c >= 0 ? charged.slice(0, c + 1) : charged) as Outcome[];
   }
 
   /**

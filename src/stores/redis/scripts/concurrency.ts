@@ -8,7 +8,9 @@ import { PRELUDE } from "./prelude.js";
  * expiry while any lease is held.
  *
  * KEYS[1] the set. ARGV: op ('acquire' | 'release' | 'renew' | 'count'),
- * now ('' for Redis TIME), lease id, ttl ('inf' for none), limit.
+ * now ('' for Redis TIME), lease id, ttl ('inf' for none), limit, and the
+ * shortest key lifetime in ms (1 with Redis TIME; long with an injected
+ * clock, whose milliseconds are not real ones).
  * Reply: one string "ok held retryAfterMs".
  */
 export const CONCURRENCY_SCRIPT = `${PRELUDE}
@@ -18,12 +20,13 @@ local now = clockArg(ARGV[2])
 local id = ARGV[3]
 local ttl = dec(ARGV[4])
 local limit = tonumber(ARGV[5])
+local floor = tonumber(ARGV[6]) or 1
 redis.call('ZREMRANGEBYSCORE', key, '-inf', enc(now))
 local function expire()
   local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if #last == 0 then return end
   local at = dec(last[2])
-  if at == INF then redis.call('PERSIST', key) else redis.call('PEXPIRE', key, ttlMs(at - now, 1)) end
+  if at == INF then redis.call('PERSIST', key) else redis.call('PEXPIRE', key, ttlMs(at - now, floor)) end
 end
 if op == 'acquire' then
   local n = redis.call('ZCARD', key)

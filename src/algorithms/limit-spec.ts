@@ -1,9 +1,9 @@
-import { fixedWindow, fixedWindowParams, type FixedWindowParams } from "../algorithms/fixed-window.js";
-import { gcra, gcraParams, type GcraParams } from "../algorithms/gcra.js";
-import type { RateAlgorithm } from "../algorithms/rate-algorithm.js";
-import { slidingWindow, slidingWindowParams, type SlidingWindowParams } from "../algorithms/sliding-window.js";
+import { fixedWindow, fixedWindowParams, type FixedWindowParams } from "./fixed-window.js";
+import { gcra, gcraParams, type GcraParams } from "./gcra.js";
+import type { RateAlgorithm } from "./rate-algorithm.js";
+import { slidingWindow, slidingWindowParams, type SlidingWindowParams } from "./sliding-window.js";
 import { InvalidArgumentError } from "../core/errors.js";
-import { inRange, integerAtLeast } from "../core/validate.js";
+import { integerAtLeast } from "../core/validate.js";
 
 export type QueueOrder = "oldest_first" | "newest_first";
 
@@ -59,7 +59,19 @@ export function limitSpec(o: RateLimitOptions): LimitSpec {
   }
 }
 
-/** Validates the near-limit share (remaining / limit at or below which a decision is flagged). */
-export function nearLimitShare(v: number | undefined): number {
-  return inRange("nearLimitRatio", v ?? 0.2, 0, 1);
+/**
+ * A spec rebuilt from its kind and already validated parameters (a spec that
+ * crossed a message channel, where the algorithm's functions cannot go).
+ */
+export function specFrom(kind: LimitSpec["kind"], params: unknown, queue: LimitSpec["queue"]): LimitSpec {
+  switch (kind) {
+    case "gcra":
+      return { kind, algorithm: gcra, params: params as GcraParams, queue: undefined };
+    case "fixed_window":
+      return { kind, algorithm: fixedWindow, params: params as FixedWindowParams, queue };
+    case "sliding_window":
+      return { kind, algorithm: slidingWindow, params: params as SlidingWindowParams, queue: undefined };
+    default:
+      throw new InvalidArgumentError("kind", `unknown algorithm ${String(kind)}`);
+  }
 }

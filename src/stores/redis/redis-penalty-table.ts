@@ -1,14 +1,14 @@
-import { msUntil } from "../../algorithms/outcome.js";
-import { type PenaltyOptions, type PenaltyParams, type PenaltyStatus, penaltyParams } from "../../algorithms/penalty-box.js";
 import { Cluster, type Redis } from "ioredis";
+import { msUntil } from "../../algorithms/outcome.js";
+import type { PenaltyParams, PenaltyStatus } from "../../algorithms/penalty-box.js";
 import { type Clock, systemClock } from "../../core/clock.js";
-import { InvalidArgumentError } from "../../core/errors.js";
-import { integerAtLeast, nonNegative } from "../../core/validate.js";
-import { Decision } from "../../limiter/decision.js";
-import { type FailureResult, PenaltyBox } from "../../limiter/penalty-box.js";
-import { BanCache } from "./ban-cache.js";
-import { limitKey, stateKey, validName } from "./keys.js";
+import { integerAtLeast } from "../../core/validate.js";
+import { MemoryPenaltyTable } from "../memory-penalty-table.js";
+import type { BanEvent, BanRow, PenaltyFailure, PenaltyTable, PenaltyTableOptions, PenaltyView } from "../store.js";
+import { BanCache } from "../ban-cache.js";
+import { limitKey, stateKey } from "./keys.js";
 import { LuaScript } from "./lua-script.js";
+import { nowArg } from "./redis-rate-table.js";
 import type { RedisClient, RedisStore } from "./redis-store.js";
 import { BAN_LIST_SCRIPT, PENALTY_SCRIPT } from "./scripts/penalty.js";
 
@@ -17,43 +17,24 @@ const BAN_LIST = new LuaScript("ban-list", BAN_LIST_SCRIPT);
 /** Keys written back per round of calls after an outage (the calls of one round run concurrently). */
 const WRITE_BACK_CHUNK = 64;
 
-export interface RedisPenaltyBoxOptions extends PenaltyOptions {
-  store: RedisStore;
-  /** Name of the box; boxes of the same name on one Redis share their bans. */
-  name?: string;
-  /** A clock to use instead of Redis TIME (tests). */
-  clock?: Clock;
-  shadow?: boolean;
-  /** Most bans cached locally (default 100,000). */
-  maxCachedBans?: number;
-  /**
-   * Most keys of the local box used while Redis is unavailable, and most
-   * forgets made then that wait to be written back (default 65,536).
-   */
-  insuranceMaxKeys?: number;
-}
-
 /**
- * The penalty box shared through Redis: failure streaks, back-off and bans
+ * The penalty box's state shared through Redis: failure streaks, back-off and bans
  * are kept in Redis (with a TTL until the key reads as clean), so they hold
  * across gateways and restarts. A ban made by any instance is published and
  * lands in every instance's local cache within milliseconds; an instance
  * that starts (or reconnects) loads the live bans from the box's index.
- * While Redis is unavailable the box records and answers locally; when the
- * store is back on Redis, the bans and forgets made locally are written back
- * (see `writeBack`).
+ * While Redis is unavailable the table records and answers locally (it
+ * never answers FAILED); when the store is back on Redis, the bans and
+ * forgets made locally are written back (see `writeBack`).
  */
-export class RedisPenaltyBox {
-  readonly name: string;
-  readonly params: PenaltyParams;
-  readonly shadow: boolean;
-  private readonly store: RedisStore;
+export class RedisPenaltyTable implements PenaltyTable<false> {
   private readonly clock: Clock | undefined;
   private readonly paramString: string;
   private readonly channel: string;
   private readonly index: string;
   private readonly cache: BanCache;
-  private readonly local: PenaltyBox;
+  private readonly local: MemoryPenaltyTable;
+  private readonly listeners = new Set<(e: BanEvent) => void>();
   /** Keys forgotten while Redis was unavailable (key → sequence number, oldest first), to forget in Redis too. */
   private readonly pendingForgets = new Map<string, number>();
   private readonly maxPendingForgets: number;
@@ -64,21 +45,23 @@ export class RedisPenaltyBox {
   /** Store time minus this host's wall time, learned from every reply (Redis TIME mode). */
   private skew = 0;
   private lastNow = -Infinity;
+  private lastLocal = -Infinity;
   private closed = false;
 
-  constructor(o: RedisPenaltyBoxOptions) {
-    this.params = penaltyParams(o);
-    this.store = o.store;
-    this.name = validName(o.name ?? o.store.generateName("penalty"));
-    this.shadow = o.shadow ?? false;
+  constructor(
+    private readonly store: RedisStore,
+    readonly name: string,
+    readonly params: PenaltyParams,
+    o: PenaltyTableOptions,
+  ) {
     this.clock = o.clock;
     const p = this.params;
-    const floor = o.clock === undefined ? 1000 : 600_000;
+    const floor = o.clockInjected ? 600_000 : 1000;
     this.paramString = [p.throttleAfter, p.backoffBaseMs, p.backoffMaxMs, p.banFailures, p.banWindowMs, p.banDurationMs, p.banMultiplier, p.banMaxMs, p.retentionMs, floor].join(" ");
     this.channel = limitKey(this.store.prefix, this.name, "events");
     this.index = limitKey(this.store.prefix, this.name, "bans");
     this.cache = new BanCache(integerAtLeast("maxCachedBans", o.maxCachedBans ?? 100_000, 1));
-    this.local = new PenaltyBox({ ...o, maxKeys: o.insuranceMaxKeys ?? 65_536, clock: o.clock ?? systemClock, shadow: this.shadow });
+    this.local = new MemoryPenaltyTable(`${name}:local`, p, integerAtLeast("maxKeys", o.maxKeys ?? 65_536, 1));
     this.maxPendingForgets = this.local.maxKeys;
     this.store.onRecovery(() => {
       if (!this.closed) void this.writeBack();
@@ -117,62 +100,57 @@ export class RedisPenaltyBox {
   /** True when `key` is banned now according to the local cache or a local ban not yet written back (no I/O). */
   isBanned(key: string): boolean {
     if (this.cache.until(key, this.storeNow()) !== undefined) return true;
-    return typeof key === "string" && this.localBanWait(key) > 0;
+    return this.localBanWait(key) > 0;
   }
 
-  /** Whether `key` may try now: banned, throttled (backing off) or allowed. */
-  async check(key: string): Promise<Decision> {
-    if (typeof key !== "string") throw new InvalidArgumentError("key", "must be a string");
-    const now = this.storeNow();
-    const until = this.cache.until(key, now);
-    if (until !== undefined) return this.decision("banned", msUntil(now, until));
-    const st = await this.run("status", key, "");
-    if (st === undefined) return this.local.check(key);
+  onBanEvent(listener: (e: BanEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Ban and back-off ends of `key`: a cached ban answers without I/O. */
+  async check(key: string, now: number): Promise<PenaltyView> {
+    const t = this.storeNow(now);
+    const until = this.cache.until(key, t);
+    if (until !== undefined) return { streak: 0, throttledUntil: -Infinity, bannedUntil: until, bans: 0, now: t };
+    const st = await this.run("status", key, "", now);
+    if (st === undefined) return this.local.check(key, this.localNow(now));
     if (st.bannedUntil > st.now) {
       this.cache.set(key, st.bannedUntil);
-      return this.decision("banned", msUntil(st.now, st.bannedUntil));
+      return st;
     }
     // A ban made locally during an outage and not written back yet still holds.
     const localWait = this.localBanWait(key);
-    if (localWait > 0) return this.decision("banned", localWait);
-    if (st.throttledUntil > st.now) return this.decision("throttled", msUntil(st.now, st.throttledUntil));
-    return new Decision(true, 0, 0, 0, 0, undefined, false, false);
+    if (localWait > 0) return { ...st, bannedUntil: st.now + localWait };
+    return st;
   }
 
-  async status(key: string): Promise<PenaltyStatus> {
-    const st = await this.run("status", key, "");
-    return st === undefined ? this.local.status(key) : strip(st);
+  async status(key: string, now: number): Promise<PenaltyView> {
+    const st = await this.run("status", key, "", now);
+    return st === undefined ? this.local.status(key, this.localNow(now)) : st;
   }
 
-  async recordFailure(key: string): Promise<FailureResult> {
-    if (typeof key !== "string") throw new InvalidArgumentError("key", "must be a string");
-    const st = await this.run("fail", key, "");
-    if (st === undefined) return this.local.recordFailure(key);
+  async failure(key: string, now: number): Promise<PenaltyFailure> {
+    const st = await this.run("fail", key, "", now);
+    if (st === undefined) return this.local.failure(key, this.localNow(now));
     if (st.started) this.banned_(key, st.bannedUntil);
-    return { ...strip(st), banned: st.started, saturated: false };
-  }
-
-  /** A success clears the key. */
-  async recordSuccess(key: string): Promise<void> {
-    await this.forget(key);
+    return { ...st, banned: st.started, saturated: false };
   }
 
   /** Bans `key` now, for `durationMs` or the escalating length. Returns the ban's end in store time. */
-  async ban(key: string, durationMs?: number): Promise<number> {
-    if (typeof key !== "string") throw new InvalidArgumentError("key", "must be a string");
-    const d = durationMs === undefined ? "" : String(nonNegative("durationMs", durationMs));
-    const st = await this.run("ban", key, d);
-    if (st === undefined) return this.local.ban(key, durationMs);
+  async ban(key: string, durationMs: number | undefined, now: number): Promise<number> {
+    const d = durationMs === undefined ? "" : String(durationMs);
+    const st = await this.run("ban", key, d, now);
+    if (st === undefined) return this.local.ban(key, durationMs, this.localNow(now));
     this.banned_(key, st.bannedUntil);
     return st.bannedUntil;
   }
 
   /** Lifts a ban and clears the key's record, on every instance. */
-  async forget(key: string): Promise<boolean> {
-    if (typeof key !== "string") throw new InvalidArgumentError("key", "must be a string");
+  async forget(key: string, now: number): Promise<boolean> {
     this.cache.delete(key);
     const local = this.local.forget(key);
-    const reply = await this.store.run(PENALTY, [this.stateKey(key)], ["forget", this.nowArg(), this.paramString, "", this.channel, key]);
+    const reply = await this.store.run(PENALTY, [this.stateKey(key)], ["forget", nowArg(now), this.paramString, "", this.channel, key]);
     if (typeof reply !== "string") {
       // Redis did not hear it: forget the key there too once it is back.
       this.forgetLater(key);
@@ -188,13 +166,13 @@ export class RedisPenaltyBox {
    * while Redis is unavailable; bans made locally and not written back yet
    * are included.
    */
-  async banned(): Promise<{ key: string; bannedUntil: number }[]> {
-    await this.reload();
-    const now = this.storeNow();
-    const rows = new Map(this.cache.entries(now));
-    const t = this.local.now();
-    for (const b of this.local.banned()) {
-      const until = now + (b.bannedUntil - t);
+  async banned(now: number): Promise<BanRow[]> {
+    await this.reload(now);
+    const t = this.storeNow(now);
+    const rows = new Map(this.cache.entries(t));
+    const l = this.localNow(now);
+    for (const b of this.local.banned(l)) {
+      const until = t + (b.bannedUntil - l);
       if (!((rows.get(b.key) ?? -Infinity) >= until)) rows.set(b.key, until);
     }
     return [...rows].map(([key, bannedUntil]) => ({ key, bannedUntil }));
@@ -202,10 +180,7 @@ export class RedisPenaltyBox {
 
   /** Bans and forgets recorded locally while Redis was unavailable and not written back yet (O(n)). */
   get pendingWriteBack(): number {
-    let n = this.pendingForgets.size;
-    const bans = this.local.banned();
-    while (bans.next().done !== true) n++;
-    return n;
+    return this.pendingForgets.size + this.local.banned(this.localNow(Number.NaN)).length;
   }
 
   /**
@@ -237,14 +212,25 @@ export class RedisPenaltyBox {
     sub?.disconnect();
   }
 
-  /** The box's reading of store time: the injected clock, or wall time corrected by the skew to Redis. */
-  storeNow(): number {
+  /**
+   * The table's reading of store time: `now` when the limit sent one, else
+   * the injected clock, or wall time corrected by the skew to Redis.
+   */
+  storeNow(now = Number.NaN): number {
+    if (!Number.isNaN(now)) return now;
     if (this.clock !== undefined) {
       const t = this.clock.now();
       if (t > this.lastNow) this.lastNow = t;
       return this.lastNow;
     }
     return systemClock.wallNow() + this.skew;
+  }
+
+  /** Time on the local box's clock: the limit's injected clock, or the local clock (clamped). */
+  private localNow(now: number): number {
+    const t = Number.isNaN(now) ? (this.clock ?? systemClock).now() : now;
+    if (t > this.lastLocal) this.lastLocal = t;
+    return this.lastLocal;
   }
 
   private stateKey(key: string): string {
@@ -257,8 +243,8 @@ export class RedisPenaltyBox {
 
   /** The ms a live ban of the local box has left (0 when none). */
   private localBanWait(key: string): number {
-    const st = this.local.status(key);
-    const now = this.local.now();
+    const now = this.localNow(Number.NaN);
+    const st = this.local.status(key, now);
     return st.bannedUntil > now ? msUntil(now, st.bannedUntil) : 0;
   }
 
@@ -293,7 +279,7 @@ export class RedisPenaltyBox {
     // call that replaces Redis's record: a forget published first would come
     // back to this box's own subscriber and clear the local ban, which must
     // stay if Redis fails again before it is written.
-    const bans = [...this.local.banned()];
+    const bans = this.local.banned(this.localNow(Number.NaN));
     const banned = new Set(bans.map((b) => b.key));
     const forgets = [...this.pendingForgets].filter(([key]) => !banned.has(key));
     for (let i = 0; i < forgets.length; i += WRITE_BACK_CHUNK) {
@@ -325,15 +311,15 @@ export class RedisPenaltyBox {
   }
 
   /** One round of bans; false if Redis failed (the failed ones stay in the local box). */
-  private async writeBackBans(chunk: { key: string; bannedUntil: number; bans: number }[]): Promise<boolean> {
+  private async writeBackBans(chunk: BanRow[]): Promise<boolean> {
     if (this.closed || this.store.mode !== "redis") return false;
-    const t = this.local.now();
+    const t = this.localNow(Number.NaN);
     // A ban that has ended since the list was taken has nothing left to write.
     const live = chunk.filter((b) => b.bannedUntil > t);
     if (live.length === 0) return true;
     const resets = live.map((b) => this.pendingForgets.get(b.key));
     const replies = await Promise.all(
-      live.map((b, i) => this.run("restore", b.key, String(b.bannedUntil - t), String(b.bans), resets[i] === undefined ? "0" : "1")),
+      live.map((b, i) => this.run("restore", b.key, String(b.bannedUntil - t), Number.NaN, String(b.bans ?? 0), resets[i] === undefined ? "0" : "1")),
     );
     const written: { key: string; localUntil: number; until: number }[] = [];
     for (let i = 0; i < live.length; i++) {
@@ -353,15 +339,10 @@ export class RedisPenaltyBox {
       if (added === undefined) return false;
       for (const w of written) {
         // Unless the key was banned again locally meanwhile (Redis failed again), the local ban is now Redis's.
-        if (!(this.local.status(w.key).bannedUntil > w.localUntil)) this.local.forget(w.key);
+        if (!(this.local.status(w.key, t).bannedUntil > w.localUntil)) this.local.forget(w.key);
       }
     }
     return replies.every((st) => st !== undefined);
-  }
-
-  private decision(reason: "banned" | "throttled", wait: number): Decision {
-    if (this.shadow) return new Decision(true, 0, 0, wait, 0, reason, true, true);
-    return new Decision(false, 0, 0, wait, wait, reason, true, false);
   }
 
   private banned_(key: string, until: number): void {
@@ -369,24 +350,24 @@ export class RedisPenaltyBox {
     void this.store.command((c) => c.zadd(this.index, until, key));
   }
 
-  private async run(op: string, key: string, duration: string, ...restore: string[]): Promise<(PenaltyStatus & { started: boolean; now: number }) | undefined> {
-    const args = [op, this.nowArg(), this.paramString, duration, this.channel, key, ...restore];
+  private async run(op: string, key: string, duration: string, now: number, ...restore: string[]): Promise<(PenaltyStatus & { started: boolean; now: number }) | undefined> {
+    const args = [op, Number.isNaN(now) ? this.nowArg() : String(now), this.paramString, duration, this.channel, key, ...restore];
     const reply = await this.store.run(PENALTY, [this.stateKey(key)], args);
     if (typeof reply !== "string") return undefined;
     // Redis now holds a newer record of the key than a forget made during an outage.
     if (op === "fail" || op === "ban") this.pendingForgets.delete(key);
-    const f = reply.split(" ").map(Number);
-    const now = f[5]!;
-    this.learnSkew(now);
-    return { streak: f[0]!, throttledUntil: f[1]!, bannedUntil: f[2]!, bans: f[3]!, started: f[4] === 1, now };
+    const f = reply.split(" ").map(luaNumber);
+    const at = f[5]!;
+    this.learnSkew(at);
+    return { streak: f[0]!, throttledUntil: f[1]!, bannedUntil: f[2]!, bans: f[3]!, started: f[4] === 1, now: at };
   }
 
   private learnSkew(storeNow: number): void {
     if (this.clock === undefined) this.skew = storeNow - systemClock.wallNow();
   }
 
-  private async reload(): Promise<boolean> {
-    const reply = await this.store.run(BAN_LIST, [this.index], [this.nowArg()]);
+  private async reload(now = Number.NaN): Promise<boolean> {
+    const reply = await this.store.run(BAN_LIST, [this.index], [Number.isNaN(now) ? this.nowArg() : String(now)]);
     if (!Array.isArray(reply) || reply.length === 0) return false;
     this.learnSkew(Number(reply[0]));
     const rows: [string, number][] = [];
@@ -400,13 +381,32 @@ export class RedisPenaltyBox {
       const key = message.slice(2);
       this.cache.delete(key);
       this.local.forget(key);
+      this.emit({ kind: "forget", key });
     } else if (message.startsWith("b ")) {
       const sp = message.indexOf(" ", 2);
       if (sp < 0) return;
       const until = Number(message.slice(2, sp));
-      if (Number.isFinite(until)) this.cache.set(message.slice(sp + 1), until);
+      if (!Number.isFinite(until)) return;
+      const key = message.slice(sp + 1);
+      this.cache.set(key, until);
+      this.emit({ kind: "ban", key, until });
     }
   }
+
+  private emit(e: BanEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch {
+        // A faulty listener must not break the others or the message handling.
+      }
+    }
+  }
+}
+
+/** A number as the scripts print it ('-inf' and 'inf' for the infinities). */
+function luaNumber(v: string): number {
+  return v === "-inf" ? -Infinity : v === "inf" ? Infinity : Number(v);
 }
 
 function duplicate(client: RedisClient): Redis {
@@ -414,10 +414,6 @@ function duplicate(client: RedisClient): Redis {
   // Like a single node's, the subscriber queues its SUBSCRIBE until connected.
   if (client instanceof Cluster) return client.duplicate([], { enableOfflineQueue: true }) as unknown as Redis;
   return client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
-}
-
-function strip(st: PenaltyStatus): PenaltyStatus {
-  return { streak: st.streak, throttledUntil: st.throttledUntil, bannedUntil: st.bannedUntil, bans: st.bans };
 }
 
 function withTimeout(p: Promise<boolean>, ms: number): Promise<boolean> {

@@ -1,18 +1,25 @@
 /**
- * Whether the store talks to Redis or to its fallback. Any failed call
+ * Whether a store that can fail (Redis, the message store) talks to its
+ * backend or answers with its failure mode. Any failed call
  * (error, timeout, connection down) switches to the configured failure mode;
  * from then on calls go straight to the fallback (no request waits on a dead
  * Redis) while a probe pings Redis every `probeIntervalMs`. The first probe
  * that answers switches back. Each transition is reported once, with a
  * reason, and counted.
  */
-export type FailureMode = "insurance" | "open" | "closed";
-export type StoreMode = "redis" | FailureMode;
+import type { FailureMode } from "./store.js";
 
-export interface RedisStoreEvents {
-  /** Called on every transition between Redis and the failure mode. */
-  onModeChange?(from: StoreMode, to: StoreMode, reason: string): void;
+export type { FailureMode };
+/** The backend answers ("redis", "remote"), or the failure mode does. */
+export type StoreMode<Up extends string = "redis"> = Up | FailureMode;
+
+export interface StoreEvents<Up extends string = "redis"> {
+  /** Called on every transition between the backend and the failure mode. */
+  onModeChange?(from: StoreMode<Up>, to: StoreMode<Up>, reason: string): void;
 }
+
+/** The events of a RedisStore. */
+export type RedisStoreEvents = StoreEvents<"redis">;
 
 export interface HealthCounters {
   /** Transitions from Redis to the failure mode. */
@@ -23,8 +30,8 @@ export interface HealthCounters {
   fallbackDecisions: number;
 }
 
-export class StoreHealth {
-  private current: StoreMode = "redis";
+export class StoreHealth<Up extends string = "redis"> {
+  private current: StoreMode<Up>;
   private probeTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
   private readonly recoveryListeners: (() => void)[] = [];
@@ -34,34 +41,37 @@ export class StoreHealth {
     readonly failureMode: FailureMode,
     private readonly probeIntervalMs: number,
     private readonly probe: () => Promise<boolean>,
-    private readonly events: RedisStoreEvents,
-  ) {}
+    private readonly events: StoreEvents<Up>,
+    private readonly upMode: Up = "redis" as Up,
+  ) {
+    this.current = upMode;
+  }
 
-  get mode(): StoreMode {
+  get mode(): StoreMode<Up> {
     return this.current;
   }
 
   get up(): boolean {
-    return this.current === "redis";
+    return this.current === this.upMode;
   }
 
   failed(reason: string): void {
-    if (this.closed || this.current !== "redis") return;
+    if (this.closed || this.current !== this.upMode) return;
     this.current = this.failureMode;
     this.counters.failovers++;
-    this.emit("redis", this.failureMode, reason);
+    this.emit(this.upMode, this.failureMode, reason);
     this.scheduleProbe();
   }
 
   /** Redis answered outside the probe (for example a caller's readiness check): back to Redis now. */
   recovered(reason: string): void {
-    if (this.closed || this.current === "redis") return;
+    if (this.closed || this.current === this.upMode) return;
     if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
     this.probeTimer = undefined;
     const from = this.current;
-    this.current = "redis";
+    this.current = this.upMode;
     this.counters.recoveries++;
-    this.emit(from, "redis", reason);
+    this.emit(from, this.upMode, reason);
     for (const l of this.recoveryListeners) {
       try {
         l();
@@ -97,15 +107,15 @@ export class StoreHealth {
   }
 
   private afterProbe(ok: boolean): void {
-    if (this.closed || this.current === "redis") return;
+    if (this.closed || this.current === this.upMode) return;
     if (!ok) {
       this.scheduleProbe();
       return;
     }
-    this.recovered("redis answered");
+    this.recovered(`${this.upMode} answered`);
   }
 
-  private emit(from: StoreMode, to: StoreMode, reason: string): void {
+  private emit(from: StoreMode<Up>, to: StoreMode<Up>, reason: string): void {
     try {
       this.events.onModeChange?.(from, to, reason);
     } catch {

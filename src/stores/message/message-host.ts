@@ -1,0 +1,187 @@
+import { type LimitSpec, specFrom } from "../../algorithms/limit-spec.js";
+import { Outcome } from "../../algorithms/outcome.js";
+import type { PenaltyParams } from "../../algorithms/penalty-box.js";
+import { type Clock, systemClock } from "../../core/clock.js";
+import { MemoryLeaseTable } from "../memory-lease-table.js";
+import { MemoryPenaltyTable } from "../memory-penalty-table.js";
+import { MemoryRateTable } from "../memory-rate-table.js";
+import { MemoryStore } from "../memory-store.js";
+import type { RateOp } from "../store.js";
+import type { MessageChannel } from "./channel.js";
+import { type EventPush, type Reply, type Request, UNKNOWN_TABLE, WIRE, type WireOutcome, decode, encode, isWire } from "./wire.js";
+
+type Table = MemoryRateTable | MemoryLeaseTable | MemoryPenaltyTable;
+
+/** Most tables one connection may define, so a faulty peer cannot grow the host without bound. */
+const MAX_TABLES = 10_000;
+
+export interface MessageStoreHostOptions {
+  /** Where the state lives; share one store between the hosts of several workers so they share their limits. */
+  store?: MemoryStore;
+  /**
+   * The clock of operations sent without one (the store's time, like Redis
+   * TIME). Default: wall time, so every worker on the machine reads the
+   * same ban ends.
+   */
+  clock?: Clock;
+}
+
+/**
+ * The side of the message store that holds the state: it answers the
+ * operations a MessageStore sends over `channel` from a MemoryStore. Attach
+ * one per worker (all sharing one MemoryStore) in the primary process:
+ *
+ *   const store = new MemoryStore();
+ *   cluster.on("fork", (w) => new MessageStoreHost(processChannel(w), { store }));
+ *
+ * Ban events of the boxes a connection uses are pushed to it, so each
+ * worker's local ban cache stays current.
+ */
+export class MessageStoreHost {
+  readonly store: MemoryStore;
+  private readonly clock: Clock;
+  private readonly tables = new Map<number, Table>();
+  private readonly unsubscribe: (() => void)[] = [];
+  private readonly stopListening: () => void;
+  private closed = false;
+
+  constructor(
+    private readonly channel: MessageChannel,
+    o: MessageStoreHostOptions = {},
+  ) {
+    this.store = o.store ?? new MemoryStore();
+    this.clock = o.clock ?? { now: () => systemClock.wallNow(), wallNow: () => systemClock.wallNow(), setTimer: (f, ms) => systemClock.setTimer(f, ms) };
+    this.stopListening = channel.onMessage((m) => this.onMessage(m));
+  }
+
+  /** Stops answering (the store and its state stay). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopListening();
+    for (const u of this.unsubscribe) u();
+    this.tables.clear();
+  }
+
+  private onMessage(m: unknown): void {
+    if (this.closed || !isWire(m)) return;
+    const req = m as Request;
+    if (typeof req.id !== "number" || !Array.isArray(req.ops)) return;
+    const r: unknown[] = [];
+    for (const op of req.ops) {
+      try {
+        r.push(Array.isArray(op) ? this.apply(decode(op) as unknown[]) : UNKNOWN_TABLE);
+      } catch {
+        // A malformed op answers "failed" for itself; the batch goes on.
+        r.push(null);
+      }
+    }
+    const reply: Reply = { pc: WIRE, id: req.id, r: encode(r) as unknown[] };
+    this.channel.postMessage(reply);
+  }
+
+  private now(v: unknown): number {
+    return typeof v === "number" && !Number.isNaN(v) ? v : this.clock.now();
+  }
+
+  private table<T extends Table>(id: unknown, kind: new (...a: never[]) => T): T | undefined {
+    const t = this.tables.get(id as number);
+    return t instanceof kind ? t : undefined;
+  }
+
+  private define(id: number, t: Table): number {
+    if (!this.tables.has(id) && this.tables.size >= MAX_TABLES) throw new Error("too many tables");
+    this.tables.set(id, t);
+    return 1;
+  }
+
+  private apply(op: unknown[]): unknown {
+    const [code, id] = op;
+    switch (code) {
+      case "ping":
+        return 1;
+      case "def-r": {
+        const [, , name, kind, params, queue] = op as [string, number, string, LimitSpec["kind"], unknown, LimitSpec["queue"]];
+        return this.define(id as number, this.store.rateTable(name, specFrom(kind, params, queue ?? undefined)));
+      }
+      case "def-l": {
+        const [, , name, limit, ttlMs] = op as [string, number, string, number, number];
+        return this.define(id as number, this.store.leaseTable(name, { limit, ttlMs }));
+      }
+      case "def-p": {
+        const [, , name, params, maxKeys] = op as [string, number, string, PenaltyParams, number];
+        const t = this.store.penaltyTable(name, params, { maxKeys });
+        if (this.tables.get(id as number) !== t) {
+          this.unsubscribe.push(t.onBanEvent((e) => this.push(id as number, e.kind, e.key, e.kind === "ban" ? e.until : 0)));
+        }
+        return this.define(id as number, t);
+      }
+      case "all":
+        return this.rateAll(op[2] as unknown[][]);
+    }
+    const rate = this.table(id, MemoryRateTable);
+    const lease = this.table(id, MemoryLeaseTable);
+    const box = this.table(id, MemoryPenaltyTable);
+    const key = op[2] as string;
+    if (typeof key !== "string" && code !== "pl") return null;
+    switch (code) {
+      case "c":
+        return rate === undefined ? UNKNOWN_TABLE : wire(rate.consume(key, op[3] as number, this.now(op[4]), new Outcome()));
+      case "p":
+        return rate === undefined ? UNKNOWN_TABLE : wire(rate.peek(key, op[3] as number, this.now(op[4]), new Outcome()));
+      case "d": {
+        const t = this.tables.get(id as number);
+        if (t === undefined) return UNKNOWN_TABLE;
+        if (t instanceof MemoryPenaltyTable) t.forget(key);
+        else t.delete(key);
+        return 1;
+      }
+      case "la": {
+        if (lease === undefined) return UNKNOWN_TABLE;
+        const g = lease.acquire(key, this.now(op[3]));
+        return [g.held, g.id, g.retryAfterMs];
+      }
+      case "lr":
+        return lease === undefined ? UNKNOWN_TABLE : lease.release(key, op[3] as number, this.now(op[4]));
+      case "ln":
+        return lease === undefined ? UNKNOWN_TABLE : lease.renew(key, op[3] as number, this.now(op[4]));
+      case "lh":
+        return lease === undefined ? UNKNOWN_TABLE : lease.held(key, this.now(op[3]));
+      case "pc":
+      case "ps":
+        return box === undefined ? UNKNOWN_TABLE : box.status(key, this.now(op[3]));
+      case "pf":
+        return box === undefined ? UNKNOWN_TABLE : box.failure(key, this.now(op[3]));
+      case "pb":
+        return box === undefined ? UNKNOWN_TABLE : box.ban(key, (op[3] as number | null) ?? undefined, this.now(op[4]));
+      case "pg":
+        return box === undefined ? UNKNOWN_TABLE : box.forget(key);
+      case "pl": {
+        if (box === undefined) return UNKNOWN_TABLE;
+        const now = this.now(op[2]);
+        return [now, box.banned(now)];
+      }
+    }
+    return null;
+  }
+
+  private rateAll(list: unknown[][]): unknown {
+    const ops: RateOp<true>[] = [];
+    for (const [id, key, cost, now, shadow] of list) {
+      const table = this.table(id, MemoryRateTable);
+      if (table === undefined) return UNKNOWN_TABLE;
+      ops.push({ table, key: key as string, cost: cost as number, now: this.now(now), shadow: shadow === 1 });
+    }
+    return this.store.rateAll(ops).map(wire);
+  }
+
+  private push(id: number, kind: "ban" | "forget", key: string, until: number): void {
+    if (this.closed) return;
+    const ev: EventPush = { pc: WIRE, ev: encode([id, kind, key, until]) as EventPush["ev"] };
+    this.channel.postMessage(ev);
+  }
+}
+
+function wire(o: Outcome): WireOutcome {
+  return [o.allowed ? 1 : 0, o.remaining, o.resetMs, o.retryAfterMs, o.reason ?? null];
+}

@@ -69,7 +69,7 @@ describe("fuzzer parts", () => {
   });
 });
 
-describe("fuzzing a real gateway process", { timeout: 120_000 }, () => {
+describe("fuzzing a real gateway process", { timeout: 240_000 }, () => {
   let target: Target;
   before(async () => {
     target = await startTarget();

@@ -30,7 +30,7 @@ export interface GatewayProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Starts `portcullis run -c <toml>`; fails if it is not up within `timeoutMs` or exits first. */
+/** Starts `portcullis run -c <toml>`; fails if it is not up within `timeoutMs` (90 s: tsx compiles the gateway on a loaded machine) or exits first. */
 export async function startGatewayProcess(toml: string, o: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<GatewayProcess> {
   const dir = await mkdtemp(join(tmpdir(), "portcullis-stress-"));
   const file = join(dir, "gateway.toml");
@@ -57,7 +57,7 @@ export async function startGatewayProcess(toml: string, o: { timeoutMs?: number;
     }),
   );
   const ports: Record<string, number> = {};
-  const deadline = Date.now() + (o.timeoutMs ?? 30_000);
+  const deadline = Date.now() + (o.timeoutMs ?? 90_000);
   const stop = async (graceMs = 5000): Promise<void> => {
     if (exit === undefined) {
       child.kill("SIGTERM");

@@ -29,15 +29,40 @@ export class StallWatch {
 
   /**
    * Milliseconds of (from, to] lost to stalls by a shaper whose burst lasts
-   * `burstMs`: each stall's part inside the window, less the burst's time.
+   * `burstMs`: each stall's part inside the window, less the burst's time;
+   * a stall still running at `to` costs all of its part inside the window,
+   * because what the bucket banked during it is sent (and metered) after
+   * `to`. A stall that ends before `from` costs nothing: the bytes it banked
+   * are extra for the window, which the upper bound allows.
    */
   lostMs(from: number, to: number, burstMs: number): number {
     let lost = 0;
     for (const [a, b] of this.gaps) {
       const overlap = Math.min(b, to) - Math.max(a, from);
-      if (overlap > burstMs) lost += overlap - burstMs;
+      if (overlap <= 0) continue;
+      if (b > to) lost += overlap;
+      else if (overlap > burstMs) lost += overlap - burstMs;
     }
     return lost;
+  }
+
+  /**
+   * Waits (bounded by `maxMs` after `from`) until the window (from, to] holds
+   * at least `runnableMs` of time the process could run, counted as lostMs
+   * counts it; returns `to`. A loaded machine gets a longer window, measured
+   * with the same tolerance, instead of a verdict on too little data.
+   */
+  async windowEnd(from: number, runnableMs: number, burstMs: number, maxMs: number): Promise<number> {
+    let to = from + runnableMs;
+    for (;;) {
+      const wait = to - systemClock.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      // A stall running now is only recorded when it ends: give the watch a tick first.
+      await new Promise((r) => setTimeout(r, 5));
+      const runnable = to - from - this.lostMs(from, to, burstMs);
+      if (runnable >= runnableMs || to - from >= maxMs) return to;
+      to = Math.min(from + maxMs, to + (runnableMs - runnable));
+    }
   }
 
   /** The longest stall seen in (from, to], for the diagnostics. */

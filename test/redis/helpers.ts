@@ -42,6 +42,29 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs:
   }
 }
 
+/**
+ * Counts the commands `client` (a Redis or Cluster client) sends until
+ * `stop()`. A pass-through spy: every command still goes to Redis. Used to
+ * show that an instance learned something by a published message, not by
+ * asking: a proof that does not depend on how fast the machine is.
+ */
+export function countCommands(client: object): { readonly count: number; stop(): void } {
+  const c = client as { sendCommand: (...args: unknown[]) => unknown };
+  const original = c.sendCommand;
+  const counter = {
+    count: 0,
+    stop: () => {
+      // The spy is an own property over the prototype's method: removing it restores the client.
+      delete (c as Partial<typeof c>).sendCommand;
+    },
+  };
+  c.sendCommand = function (this: unknown, ...args: unknown[]): unknown {
+    counter.count++;
+    return original.apply(this, args);
+  };
+  return counter;
+}
+
 /** A throw-away redis-server on a free port, for tests that flush, stop or restart Redis. */
 export class ThrowawayRedis {
   private child: ChildProcess | undefined;

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { after, describe, test } from "node:test";
 import { RedisPenaltyBox, RedisStore } from "../../src/redis.js";
-import { REDIS_URL, deletePrefix, uniquePrefix, waitFor } from "./helpers.js";
+import { REDIS_URL, countCommands, deletePrefix, uniquePrefix, waitFor } from "./helpers.js";
 
 const prefix = uniquePrefix("bans");
 const checker = fileURLToPath(new URL("./fixtures/ban-check-worker.ts", import.meta.url));
@@ -25,21 +25,40 @@ after(async () => {
   await deletePrefix(prefix);
 });
 
-/** Milliseconds until `cond` holds, polling every ms (bounded by 1 s). */
+/** Milliseconds until `cond` holds, polling every few ms (bounded by 10 s: a loaded machine is slow, a missing push never comes). */
 async function latency(cond: () => boolean): Promise<number> {
   const start = performance.now();
-  await waitFor(cond, 1000, "propagation");
+  await waitFor(cond, 10_000, "propagation");
   return performance.now() - start;
 }
 
+/**
+ * Milliseconds until `cond` (a check of `receiver`'s local cache) holds,
+ * asserting that `receiver` sent no command meanwhile: what it learned came
+ * by the published message, not by asking Redis. That is the property, and it
+ * holds however loaded the machine is; the latency itself is printed (on an
+ * idle machine a few ms), and the wait is bounded well below anything a
+ * reconnect or a restart would take.
+ */
+async function pushed(receiver: RedisStore, cond: () => boolean): Promise<number> {
+  const sent = countCommands(receiver.client);
+  try {
+    const ms = await latency(cond);
+    assert.equal(sent.count, 0, "the receiving instance asked Redis nothing");
+    return ms;
+  } finally {
+    sent.stop();
+  }
+}
+
 describe("shared bans", () => {
-  test("a ban made on one instance is seen by another within 100 ms, and so is the unban", async () => {
+  test("a ban made on one instance is pushed to another (no command from it), and so is the unban", async (t) => {
     const a = await instance("propagate");
     const b = await instance("propagate");
     assert.equal(b.box.isBanned("10.0.0.1"), false);
     const until = await a.box.ban("10.0.0.1", 60_000);
-    const seen = await latency(() => b.box.isBanned("10.0.0.1"));
-    assert.ok(seen < 100, `ban seen after ${seen.toFixed(1)} ms`);
+    const seen = await pushed(b.store, () => b.box.isBanned("10.0.0.1"));
+    t.diagnostic(`ban seen after ${seen.toFixed(1)} ms`);
     const d = await b.box.check("10.0.0.1");
     assert.equal(d.allowed, false);
     assert.equal(d.reason, "banned");
@@ -47,8 +66,8 @@ describe("shared bans", () => {
     assert.ok(until > 0);
 
     await a.box.forget("10.0.0.1");
-    const lifted = await latency(() => !b.box.isBanned("10.0.0.1"));
-    assert.ok(lifted < 100, `unban seen after ${lifted.toFixed(1)} ms`);
+    const lifted = await pushed(b.store, () => !b.box.isBanned("10.0.0.1"));
+    t.diagnostic(`unban seen after ${lifted.toFixed(1)} ms`);
     assert.equal((await b.box.check("10.0.0.1")).allowed, true);
   });
 

@@ -139,6 +139,46 @@ describe("SharedBucket", () => {
     assert.ok(b.isIdle(clock.now()));
   });
 
+  test("timers that fire late lose no rate: the bucket credits the time elapsed on the clock, up to its burst", () => {
+    // Rate and burst of the gateway timing test: the burst lasts 62.5 ms.
+    const rate = 1024 * 1024;
+    const burst = 64 * 1024;
+    for (const chain of [false, true]) {
+      const clock = new ManualClock(0);
+      const identity = new SharedBucket(clock, { bytesPerSecond: rate, burst });
+      // The gateway's shape: the identity's bucket, then an uncapped IP bucket.
+      const gate = chain ? new ChainGate([identity.attach(), new SharedBucket(clock, null).attach()]) : identity.attach();
+      const c = greedy(gate);
+      // A loaded machine: every step lands 1 to 50 ms later (seeded), so a timer fires up to 50 ms past its due
+      // time, and the bucket is read at most 55 ms (a step after a quantum's wait) apart: within the burst's 62.5 ms.
+      let seed = 7;
+      let late = 0;
+      while (clock.now() < 100_000) {
+        seed = (seed * 48_271) % 2_147_483_647;
+        const step = 1 + (seed % 50);
+        late += step;
+        clock.set(clock.now() + step);
+      }
+      assert.ok(late >= 100_000 && clock.pendingTimers() === 1);
+      const exact = burst + (rate * clock.now()) / 1000;
+      // Short of exact by less than the one quantum waiting for its timer; never above.
+      assert.ok(c.total <= exact && exact - c.total < quantumFor({ bytesPerSecond: rate, burst }), `${chain ? "chain" : "bucket"}: ${c.total} of ${exact}`);
+    }
+  });
+
+  test("a stall longer than the burst's time loses only what exceeds the burst", () => {
+    const clock = new ManualClock(0);
+    const b = new SharedBucket(clock, { bytesPerSecond: 1000, burst: 100 }, undefined, 10);
+    const c = greedy(b.attach());
+    clock.advance(1000);
+    const before = c.total;
+    // The one timer fires 500 ms late: the bucket banks 100 bytes (its burst), the other 400 ms are gone.
+    clock.set(clock.now() + 500);
+    assert.ok(Math.abs(c.total - before - 100) <= 10, `banked ${c.total - before}`);
+    clock.advance(1000);
+    assert.ok(Math.abs(c.total - before - 1100) <= 10, `after the stall it runs at the rate again: ${c.total - before}`);
+  });
+
   test("reports delayed bytes and throttled time", () => {
     const clock = new ManualClock(0);
     const b = new SharedBucket(clock, { bytesPerSecond: 1000, burst: 100 });

@@ -141,7 +141,7 @@ kind = "udp"
 bind = "127.0.0.1:0"
 upstream = "127.0.0.1:${(udpEcho.address() as net.AddressInfo).port}"
 max_flows = 10000
-max_flows_per_ip = 64
+max_flows_per_ip = 4096
 flow_idle_timeout = "2s"
 `;
   let gw: GatewayProcess;

@@ -61,9 +61,12 @@ export function nearLimitShare(v: number | undefined): number {
 export function decide(o: OutcomeView, p: DecisionPolicy): Decision {
   // Read once: an algorithm may derive it on read (see Outcome.remaining).
   const remaining = o.remaining;
-  const near = p.limit > 0 ? remaining <= p.nearThreshold : !o.allowed;
-  if (!o.allowed && p.shadow) return new Decision(true, remaining, p.limit, o.resetMs, 0, o.reason, near, true);
-  return new Decision(o.allowed, remaining, p.limit, o.resetMs, o.retryAfterMs, o.reason, near, false);
+  const limit = p.limit;
+  // An allowed outcome has no Retry-After and no reason: the common path reads neither.
+  if (o.allowed) return new Decision(true, remaining, limit, o.resetMs, 0, undefined, limit > 0 && remaining <= p.nearThreshold, false);
+  const near = limit > 0 ? remaining <= p.nearThreshold : true;
+  if (p.shadow) return new Decision(true, remaining, limit, o.resetMs, 0, o.reason, near, true);
+  return new Decision(false, remaining, limit, o.resetMs, o.retryAfterMs, o.reason, near, false);
 }
 
 /** An allowed outcome record (for answers that are not a transition's: open failure mode, an unknown key). */

@@ -75,6 +75,7 @@ export class RateLimiter<S extends boolean = true> implements LimiterInfo, Decis
     // where they are, and the memory hot path boxes no number for the Decision.
     this.nearThreshold = decisionPolicy(this.limit, o.nearLimitRatio, this.shadow).nearThreshold;
     this.clock = o.clock ?? (this.store.storeTime ? STORE_CLOCK : new TurnCachedClock());
+    if (this.clock === STORE_CLOCK) this.lastNow = STORE_TIME;
     this.table = this.store.rateTable(this.name, this.spec, { clockInjected: o.clock !== undefined, keyTtlFloorMs: o.keyTtlFloorMs });
     if (this.spec.kind === "fixed_window" && this.spec.queue) {
       this.queue = new FixedWindowQueue(this.spec.queue, this.spec.params, this.clock === STORE_CLOCK ? systemClock : this.clock, {
@@ -149,12 +150,12 @@ export class RateLimiter<S extends boolean = true> implements LimiterInfo, Decis
 
   /** @internal The limit's clock reading as sent to the store: never earlier than any before it, or STORE_TIME (NaN). */
   now(): number {
-    // Written so that every path yields an unboxed double: a branch that
-    // returned a constant NaN first made V8 box each reading (one allocation
-    // per check on the memory store).
+    // One path for every store, so every reading stays an unboxed double (a
+    // branch returning a constant NaN made V8 box each one: an allocation per
+    // check). A limit on the store's clock starts at lastNow = NaN, and
+    // NaN > NaN never holds: it answers STORE_TIME (NaN) forever.
     const t = this.clock.now();
     if (t > this.lastNow) this.lastNow = t;
-    else if (t !== t) return t;
     return this.lastNow;
   }
 

@@ -10,7 +10,12 @@
  * host sends is kept (bounded) and its close is remembered.
  */
 import net from "node:net";
-import type { MaskTarget } from "./mask-relay.js";
+
+/** Where the mask host listens. */
+export interface MaskTarget {
+  host: string;
+  port: number;
+}
 
 /** What the mask connection did before it was handed to the relay. */
 export interface EarlyMaskState {

@@ -16,15 +16,12 @@ import { type Clock, type TimerHandle, systemClock } from "../core/clock.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import type { Rng } from "../core/random.js";
 import { integerAtLeast, positive } from "../core/validate.js";
-import type { EarlyMaskState } from "./early-mask.js";
+import type { EarlyMaskState, MaskTarget } from "./early-mask.js";
 import { IptWriter } from "./ipt.js";
 import { type RejectionDeadline, startRejectionDelay } from "./rejection-delay.js";
 import { type ShapePaddingOptions, shapePadding, shapePaddingOptions } from "./shape-padding.js";
 
-export interface MaskTarget {
-  host: string;
-  port: number;
-}
+export type { MaskTarget };
 
 export interface MaskThrottle {
   /** Bytes per direction relayed at full speed before the throttle applies. */

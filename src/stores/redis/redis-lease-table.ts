@@ -3,7 +3,7 @@ import { FAILED, type Failed, type LeaseGrant, type LeaseId, type LeaseTable } f
 import { stateKey } from "./keys.js";
 import { LuaScript } from "./lua-script.js";
 import { nowArg } from "./redis-rate-table.js";
-import type { RedisStore } from "./redis-store.js";
+import type { RedisCalls } from "./redis-calls.js";
 import { CONCURRENCY_SCRIPT } from "./scripts/concurrency.js";
 
 const CONCURRENCY = new LuaScript("concurrency", CONCURRENCY_SCRIPT);
@@ -19,7 +19,7 @@ export class RedisLeaseTable implements LeaseTable<false> {
   private nextId = 1;
 
   constructor(
-    private readonly store: RedisStore,
+    private readonly store: RedisCalls,
     readonly name: string,
     private readonly limit: number,
     ttlMs: number,

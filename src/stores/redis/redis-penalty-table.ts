@@ -9,7 +9,7 @@ import { BanCache } from "../ban-cache.js";
 import { limitKey, stateKey } from "./keys.js";
 import { LuaScript } from "./lua-script.js";
 import { nowArg } from "./redis-rate-table.js";
-import type { RedisClient, RedisStore } from "./redis-store.js";
+import type { RedisCalls, RedisClient } from "./redis-calls.js";
 import { BAN_LIST_SCRIPT, PENALTY_SCRIPT } from "./scripts/penalty.js";
 
 const PENALTY = new LuaScript("penalty", PENALTY_SCRIPT);
@@ -49,7 +49,7 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
   private closed = false;
 
   constructor(
-    private readonly store: RedisStore,
+    private readonly store: RedisCalls,
     readonly name: string,
     readonly params: PenaltyParams,
     o: PenaltyTableOptions,

@@ -2,7 +2,7 @@ import type { LimitSpec } from "../../algorithms/limit-spec.js";
 import type { Outcome } from "../../algorithms/outcome.js";
 import type { Failed, RateTable } from "../store.js";
 import { stateKey } from "./keys.js";
-import type { RedisStore } from "./redis-store.js";
+import type { RedisCalls } from "./redis-calls.js";
 
 /** What the scripts receive as `now`: '' for Redis TIME (STORE_TIME), else the limit's clock reading. */
 export function nowArg(now: number): string {
@@ -19,7 +19,7 @@ export class RedisRateTable implements RateTable<false> {
   private readonly keyHead: string;
 
   constructor(
-    private readonly store: RedisStore,
+    private readonly store: RedisCalls,
     readonly name: string,
     readonly spec: LimitSpec,
     /** @internal The rate script's parameter string for this limit. */

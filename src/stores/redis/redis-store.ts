@@ -16,8 +16,9 @@ import { RedisLeaseTable } from "./redis-lease-table.js";
 import { RedisPenaltyTable } from "./redis-penalty-table.js";
 import { RedisRateTable, nowArg } from "./redis-rate-table.js";
 import { RATE_SCRIPT } from "./scripts/rate.js";
+import type { RedisCalls, RedisClient } from "./redis-calls.js";
 
-export type RedisClient = Redis | Cluster;
+export type { RedisClient } from "./redis-calls.js";
 
 export interface RedisStoreOptions {
   /** A client to use (the caller keeps ownership: `close()` leaves it open). */
@@ -56,7 +57,7 @@ const RATE = new LuaScript("rate", RATE_SCRIPT, true);
  * switches to its failure mode (see StoreHealth) and the limits built on it
  * answer from their fallback; nothing is thrown into the request path.
  */
-export class RedisStore implements Store<false>, StoreFailure {
+export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
   readonly sync = false as const;
   readonly kind = "redis" as const;
   readonly storeTime = true;

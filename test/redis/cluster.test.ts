@@ -138,6 +138,7 @@ after(async () => {
 // conformance.test.ts: the suite's ManualClock is sent to the scripts).
 conformanceSuite("redis cluster store", {
   store: () => main,
+  crossSlotSets: true,
   answered: () => {
     if (main.mode !== "redis" || main.counters.fallbackDecisions !== 0) {
       throw new Error("the store fell back: this decision did not come from Redis");

@@ -1,0 +1,68 @@
+/**
+ * CPU time per new connection: the Portcullis `tcp` listener (guard on)
+ * against a plain Node `socket.pipe` relay and HAProxy, each relaying a
+ * fixed number of connections (connect, 1-byte echo, close) to the same
+ * echo server. The figure is the relay process's own CPU time (user +
+ * system, all threads, from /proc/<pid>/stat) per 1,000 connections, not
+ * wall time, so it holds when the machine is busy: a loaded machine slows
+ * every relay down but changes little of what each spends per connection.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Relay, connections, cpuSeconds, echoServer, haproxy, median, nodePipe, portcullis } from "../gateway/relays.js";
+
+export const title = "Gateway CPU per connection: tcp listener (guard on) vs a plain Node pipe relay and HAProxy";
+
+/** Connections per measured run, and how many run at once. */
+const COUNT = Number(process.env.BENCH_CONNS ?? 10_000);
+const CONCURRENCY = 50;
+/** Rounds over all relays, interleaved; each figure is the median of its rounds. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Connections before the first measurement, so each relay's code is compiled and its pools are warm. */
+const WARMUP = 3_000;
+
+/** CPU seconds `relay` spends on `count` connections through it, per 1,000. */
+async function cpuPerThousand(relay: Relay, count: number): Promise<number> {
+  const before = cpuSeconds(relay.pid);
+  const r = await connections(relay.port, count, CONCURRENCY, 120_000);
+  // Let the last closes be processed before reading the clock.
+  await new Promise((res) => setTimeout(res, 100));
+  const used = cpuSeconds(relay.pid) - before;
+  if (r.failed > 0 || r.done !== count) throw new Error(`${relay.name}: ${r.done} of ${count} connections completed, ${r.failed} failed`);
+  return (used / count) * 1000;
+}
+
+export async function run(): Promise<void> {
+  const withHaproxy = spawnSync("sh", ["-c", "command -v haproxy"]).status === 0;
+  const dir = await mkdtemp(join(tmpdir(), "portcullis-bench-"));
+  const stops: Array<() => void> = [];
+  try {
+    const echo = await echoServer();
+    stops.push(echo.stop);
+    const relays: Relay[] = [];
+    for (const make of [() => nodePipe(echo.port), () => portcullis(echo.port, dir), ...(withHaproxy ? [() => haproxy(echo.port, dir)] : [])]) {
+      const r = await make();
+      stops.push(r.stop);
+      relays.push(r);
+    }
+    for (const r of relays) await connections(r.port, WARMUP, CONCURRENCY, 120_000);
+    const cpu = relays.map(() => [] as number[]);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [i, r] of relays.entries()) cpu[i]!.push(await cpuPerThousand(r, COUNT));
+    }
+    console.log(`CPU seconds of the relay process per 1,000 connections (connect, 1-byte echo, close; ${COUNT} per run, ${CONCURRENCY} at a time), median of ${ROUNDS} interleaved rounds${withHaproxy ? "" : " (haproxy not installed: left out)"}`);
+    const pipe = median(cpu[0]!);
+    console.log(`| path | CPU-s / 1,000 conns | rounds | vs node pipe |`);
+    console.log(`|---|---|---|---|`);
+    for (const [i, r] of relays.entries()) {
+      const m = median(cpu[i]!);
+      console.log(`| ${r.name} | ${m.toFixed(4)} | ${cpu[i]!.map((x) => x.toFixed(4)).join(" / ")} | ${(m / pipe).toFixed(2)}x |`);
+    }
+    console.log(`gateway (guard on) / node pipe: ${(median(cpu[1]!) / pipe).toFixed(2)}x CPU per connection (target ≤ 1.10x)`);
+  } finally {
+    for (const s of stops) s();
+    await rm(dir, { recursive: true, force: true });
+  }
+}

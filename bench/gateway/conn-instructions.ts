@@ -52,13 +52,15 @@ function dumpTotal(dir: string, pid: number, n: number): number {
   return Number(m[1]);
 }
 
-/** The gateway's CLI as one ES module beside node_modules (so its packages resolve), built as tsx builds each file. */
+/** `portcullis run` as one ES module beside node_modules (so its packages resolve), built as tsx builds each file. */
 async function bundleGateway(): Promise<string> {
   // esbuild comes with tsx; it is not a dependency of its own.
   const esbuild = (await import("esbuild")) as typeof import("esbuild");
   const outfile = path.join(root, "node_modules", ".cache", "portcullis-bench", `gateway-${process.pid}.mjs`);
+  // `portcullis run` itself: the CLI loads its commands by name, which a bundle cannot follow.
+  const run = JSON.stringify(path.join(gatewayRoot, "src/cli/commands/run.ts"));
   await esbuild.build({
-    entryPoints: [path.join(gatewayRoot, "src/cli/main.ts")],
+    stdin: { contents: `import { main } from ${run};\nprocess.exitCode = await main(process.argv.slice(2));\n`, resolveDir: root, loader: "ts" },
     outfile,
     bundle: true,
     platform: "node",
@@ -77,12 +79,16 @@ interface Count {
 }
 
 async function measure(name: string, args: string[], port: number, dir: string): Promise<Count> {
-  const vg: ChildProcess = spawn("valgrind", ["--tool=callgrind", `--callgrind-out-file=${dir}/out.%p`, process.execPath, ...args], { cwd: root, stdio: "ignore" });
+  const vg: ChildProcess = spawn("valgrind", ["--tool=callgrind", `--callgrind-out-file=${dir}/out.%p`, process.execPath, ...args], { cwd: root, stdio: ["ignore", "ignore", "pipe"] });
   const pid = vg.pid!;
+  let stderr = "";
+  vg.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  const exited = new Promise<never>((_, reject) => vg.once("exit", (code) => reject(new Error(`${name} under callgrind exited (${code}): ${stderr}`))));
+  exited.catch(() => undefined);
   try {
-    await waitListening(port, 900_000);
+    await Promise.race([waitListening(port, 900_000), exited]);
     process.stderr.write(`  ${name}: up under callgrind, ${WARMUP} warm-up connections\n`);
-    const warm = await connections(port, WARMUP, CONCURRENCY, 600_000);
+    const warm = await connections(port, WARMUP, CONCURRENCY, 900_000, 120_000);
     if (warm.failed > 0) throw new Error(`${name}: ${warm.failed} warm-up connections failed`);
     await callgrindControl(pid, "-z");
     let t0 = performance.now();
@@ -92,7 +98,7 @@ async function measure(name: string, args: string[], port: number, dir: string):
     process.stderr.write(`  ${name}: ${CONNS} connections\n`);
     await callgrindControl(pid, "-z");
     t0 = performance.now();
-    const r = await connections(port, CONNS, CONCURRENCY, 900_000);
+    const r = await connections(port, CONNS, CONCURRENCY, 1_800_000, 120_000);
     const runSeconds = (performance.now() - t0) / 1000;
     await callgrindControl(pid, "-d");
     if (r.failed > 0 || r.done !== CONNS) throw new Error(`${name}: ${r.done} of ${CONNS} connections completed, ${r.failed} failed`);
@@ -117,7 +123,7 @@ try {
     const file = await gatewayConfig(dir, port, echo.port);
     const bundle = await bundleGateway();
     try {
-      gw = await measure("portcullis tcp (guard on)", [bundle, "run", "-c", file], port, dir);
+      gw = await measure("portcullis tcp (guard on)", [bundle, "-c", file], port, dir);
     } finally {
       rmSync(bundle, { force: true });
     }

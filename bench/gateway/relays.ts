@@ -50,16 +50,15 @@ console.log(JSON.stringify({ perSec: done / ((performance.now() - t0) / 1000), f
 
 /**
  * Exactly \`count\` connections (connect, 1-byte echo, close), \`concurrency\` at
- * a time, each bounded by a 10 s timeout; waits until the relay has seen every
- * close (a short pause after the last). Prints how many completed and failed.
+ * a time, each bounded by a timeout. Prints how many completed and failed.
  */
 const CONN_COUNT = `
 import net from "node:net";
-const [port, count, concurrency] = process.argv.slice(1).map(Number);
+const [port, count, concurrency, timeoutMs] = process.argv.slice(1).map(Number);
 let started = 0, done = 0, failed = 0;
 const one = () => new Promise((resolve) => {
   const s = net.connect({ port, host: "127.0.0.1", noDelay: true });
-  const t = setTimeout(() => { failed++; s.destroy(); }, 10_000);
+  const t = setTimeout(() => { failed++; s.destroy(); }, timeoutMs);
   s.on("error", () => { failed++; });
   s.once("connect", () => s.write("x"));
   s.once("data", () => { done++; s.end(); });
@@ -142,9 +141,9 @@ export async function connRate(port: number, seconds: number): Promise<{ perSec:
   return JSON.parse(out.trim().split("\n").pop()!) as { perSec: number; failed: number };
 }
 
-/** Exactly `count` connections through `port`, `concurrency` at a time (bounded by `timeoutMs`). */
-export async function connections(port: number, count: number, concurrency: number, timeoutMs: number): Promise<{ done: number; failed: number }> {
-  const out = await exec(process.execPath, ["--input-type=module", "-e", CONN_COUNT, String(port), String(count), String(concurrency)], timeoutMs);
+/** Exactly `count` connections through `port`, `concurrency` at a time, each within `perConnMs`, all within `timeoutMs`. */
+export async function connections(port: number, count: number, concurrency: number, timeoutMs: number, perConnMs = 10_000): Promise<{ done: number; failed: number }> {
+  const out = await exec(process.execPath, ["--input-type=module", "-e", CONN_COUNT, String(port), String(count), String(concurrency), String(perConnMs)], timeoutMs);
   return JSON.parse(out.trim().split("\n").pop()!) as { done: number; failed: number };
 }
 
@@ -208,16 +207,17 @@ export async function gatewayConfig(dir: string, port: number, target: number, e
  */
 export const gatewayRoot = process.env.BENCH_GATEWAY_ROOT ?? root;
 
-/** The command line that runs the gateway from source with `file`. */
-export function gatewayArgs(file: string): string[] {
-  return ["--import", "tsx", join(gatewayRoot, "src/cli/main.ts"), "run", "-c", file];
+/** The command line that runs the gateway of checkout `at` from source with `file`. */
+export function gatewayArgs(file: string, at = gatewayRoot): string[] {
+  return ["--import", "tsx", join(at, "src/cli/main.ts"), "run", "-c", file];
 }
 
-export async function portcullis(target: number, dir: string): Promise<Relay> {
+/** The gateway of checkout `at` (default: the one measured), named `name`. */
+export async function portcullis(target: number, dir: string, at = gatewayRoot, name = "portcullis tcp (guard on)"): Promise<Relay> {
   const port = await freePort();
   const file = await gatewayConfig(dir, port, target);
-  const p = await startProc(process.execPath, gatewayArgs(file), (o) => o.includes("up on"), "portcullis");
-  return { name: "portcullis tcp (guard on)", port, pid: p.pid!, stop: () => p.kill("SIGTERM") };
+  const p = await startProc(process.execPath, gatewayArgs(file, at), (o) => o.includes("up on"), "portcullis");
+  return { name, port, pid: p.pid!, stop: () => p.kill("SIGTERM") };
 }
 
 export async function haproxy(target: number, dir: string): Promise<Relay> {

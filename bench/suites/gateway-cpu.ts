@@ -6,6 +6,8 @@
  * system, all threads, from /proc/<pid>/stat) per 1,000 connections, not
  * wall time, so it holds when the machine is busy: a loaded machine slows
  * every relay down but changes little of what each spends per connection.
+ * BENCH_GATEWAY_COMPARE=<checkout> adds that checkout's gateway as one more
+ * row, interleaved with the others (before/after on one noisy machine).
  */
 import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -22,6 +24,7 @@ const CONCURRENCY = 50;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** Connections before the first measurement, so each relay's code is compiled and its pools are warm. */
 const WARMUP = 3_000;
+const COMPARE = process.env.BENCH_GATEWAY_COMPARE;
 
 /** CPU seconds `relay` spends on `count` connections through it, per 1,000. */
 async function cpuPerThousand(relay: Relay, count: number): Promise<number> {
@@ -42,7 +45,9 @@ export async function run(): Promise<void> {
     const echo = await echoServer();
     stops.push(echo.stop);
     const relays: Relay[] = [];
-    for (const make of [() => nodePipe(echo.port), () => portcullis(echo.port, dir), ...(withHaproxy ? [() => haproxy(echo.port, dir)] : [])]) {
+    const makers = [() => nodePipe(echo.port), () => portcullis(echo.port, dir), ...(withHaproxy ? [() => haproxy(echo.port, dir)] : [])];
+    if (COMPARE !== undefined) makers.push(() => portcullis(echo.port, dir, COMPARE, `portcullis tcp (guard on), ${COMPARE}`));
+    for (const make of makers) {
       const r = await make();
       stops.push(r.stop);
       relays.push(r);

@@ -8,6 +8,7 @@ import { checkResources } from "../../config/resources.js";
 import { Gateway } from "../../gateway/gateway.js";
 import { attachObservability, type Observability } from "../../admin/observability.js";
 import { permissionsReadiness } from "../../gateway/permissions/readiness.js";
+import { LineBatch } from "../../gateway/log/line-batch.js";
 
 export const summary = "start the gateway";
 
@@ -75,7 +76,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   // Buffered, asynchronous log writes: two sync writes per connection would cost more than the guard itself.
   // Flushed on stop; at most a few KiB wait in the buffer, and never longer than the flush interval.
-  const logOut = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  // Lines reach sonic-boom in 4 KiB batches (see line-batch.ts), which then writes each batch as it comes.
+  const logOut = new LineBatch(pino.destination({ dest: 1, sync: false }), 4096);
   const flusher = setInterval(() => logOut.flush(), 250);
   flusher.unref();
   const gateway = new Gateway(first.config, { logDestination: logOut as unknown as NodeJS.WritableStream });

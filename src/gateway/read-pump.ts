@@ -75,13 +75,12 @@ export class ReadPump {
   private done = 0;
   /** The socket's own buffer goes back to the pool when the write holding it is done. */
   private giveBackWhenDone = false;
-  private readonly onWritten = (err?: Error | null): void => this.written(err);
+  // Bound methods rather than named arrows: a pump is made per socket, and where names are kept (tsx)
+  // every named arrow costs a property definition.
+  private readonly onWritten: (err?: Error | null) => void = this.written.bind(this);
 
   /** The socket option: Node calls `buffer` once at the start and after every read. */
-  readonly onread = {
-    buffer: (): Buffer => this.next(),
-    callback: (n: number, buf: Buffer): boolean => this.read(n, buf),
-  };
+  readonly onread: { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean } = { buffer: this.next.bind(this), callback: this.read.bind(this) };
 
   constructor(private readonly pool: ReadBufferPool) {
     this.current = pool.shared;
@@ -92,11 +91,14 @@ export class ReadPump {
     this.src = s;
     (s as Pumped)[PUMP] = this;
     // A closed socket reads no more: its own buffer can serve another, unless a write still holds it.
-    s.once("close", () => {
-      if (this.current !== this.held) this.pool.give(this.current);
-      this.current = this.pool.shared;
-    });
+    // ('close' comes once: a plain listener does what `once` would, without its wrapper.)
+    s.on("close", () => this.closed());
     return s;
+  }
+
+  private closed(): void {
+    if (this.current !== this.held) this.pool.give(this.current);
+    this.current = this.pool.shared;
   }
 
   get mode(): "push" | "direct" {
@@ -112,11 +114,8 @@ export class ReadPump {
     const src = this.src!;
     this.dst = dst;
     for (let chunk: Buffer | null; (chunk = src.read() as Buffer | null) !== null; ) dst.write(chunk);
-    const passEnd = (): void => {
-      if (!dst.writableEnded && !dst.destroyed) dst.end();
-    };
-    if (src.readableEnded) passEnd();
-    else src.once("end", passEnd);
+    if (src.readableEnded) endUnlessDone(dst);
+    else src.on("end", () => endUnlessDone(dst));
     src.resume();
   }
 
@@ -167,6 +166,10 @@ export class ReadPump {
     }
     return this.current;
   }
+}
+
+function endUnlessDone(dst: Writable): void {
+  if (!dst.writableEnded && !dst.destroyed) dst.end();
 }
 
 /** The pump of a socket made by `adopt` or `connectPumped`, if any. */

@@ -9,7 +9,9 @@
  *   node --import tsx bench/gateway/conn-instructions.ts
  *
  * Each relay runs under callgrind (every thread counted). After WARMUP
- * connections (so the code is compiled) its counters are zeroed and it idles
+ * connections (default 5,000: by then V8 has optimized what it will; after
+ * 1,000 the gateway was still compiling, which took 45% of the count) its
+ * counters are zeroed and it idles
  * for IDLE_SECONDS: the instructions of a process with no connections, per
  * second. Zeroed again, it relays CONNS connections (default 2,000),
  * CONCURRENCY at a time; the idle rate times that run's duration is
@@ -28,7 +30,7 @@ import path from "node:path";
 import { PIPE_RELAY, connections, echoServer, freePort, gatewayConfig, gatewayRoot, root, waitListening } from "./relays.js";
 
 const CONNS = Number(process.env.CONNS ?? 2000);
-const WARMUP = Number(process.env.WARMUP ?? 1000);
+const WARMUP = Number(process.env.WARMUP ?? 5000);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 10);
 const IDLE_SECONDS = Number(process.env.IDLE_SECONDS ?? 5);
 /** Which relays to count (default both); the ratio is printed when both ran. */

@@ -30,7 +30,15 @@ class SystemClock implements Clock {
     const t = setTimeout(fn, Math.max(0, Math.ceil(ms)));
     // A pending limiter timer must never keep a process alive on its own.
     t.unref();
-    return { cancel: () => clearTimeout(t) };
+    return new NodeTimer(t);
+  }
+}
+
+/** A timer of the system clock (a method, not a closure per timer: the gateway sets one per connection). */
+class NodeTimer implements TimerHandle {
+  constructor(private readonly t: NodeJS.Timeout) {}
+  cancel(): void {
+    clearTimeout(this.t);
   }
 }
 

@@ -36,7 +36,8 @@ export class Connection implements Closable {
     this.stream = raw;
     this.openedAt = ctx.clock.now();
     ctx.guard.registry.add(admission.key, this);
-    raw.once("close", () => this.ended());
+    // 'close' comes once; ended() is idempotent besides.
+    raw.on("close", () => this.ended());
   }
 
   /** The gateway's shared read buffers, for the upstream socket's pump. */

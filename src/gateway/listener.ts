@@ -132,6 +132,9 @@ export class Listener {
     await this.permissions.close();
   }
 
+  /** Made once, handed to every connection. */
+  private readonly onEnded = (c: Connection): void => this.ended(c);
+
   private ended(c: Connection): void {
     this.open.delete(c);
     if (this.open.size > 0 || this.waiters.length === 0) return;
@@ -173,7 +176,7 @@ export class Listener {
     // A plain tcp relay reads the client through a pump (no allocation per read); nothing parses its bytes first.
     if (cfg.kind === "tcp" && !cfg.tls) raw = adopt(raw, this.ctx.readBuffers) ?? raw;
     raw.on("error", () => raw.destroy());
-    const conn = new Connection(raw, remote, admitted, cfg.name, this.ctx, (c) => this.ended(c));
+    const conn = new Connection(raw, remote, admitted, cfg.name, this.ctx, this.onEnded);
     this.open.add(conn);
     const transport = cfg.tls ? "tls" : "tcp";
     this.ctx.logger.connOpen({ remote_addr: remote, transport, listener: cfg.name });

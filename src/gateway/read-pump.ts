@@ -75,13 +75,12 @@ export class ReadPump {
   private done = 0;
   /** The socket's own buffer goes back to the pool when the write holding it is done. */
   private giveBackWhenDone = false;
-  private readonly onWritten = (err?: Error | null): void => this.written(err);
+  // Bound methods rather than named arrows: a pump is made per socket, and where names are kept (tsx)
+  // every named arrow costs a property definition.
+  private readonly onWritten: (err?: Error | null) => void = this.written.bind(this);
 
   /** The socket option: Node calls `buffer` once at the start and after every read. */
-  readonly onread = {
-    buffer: (): Buffer => this.next(),
-    callback: (n: number, buf: Buffer): boolean => this.read(n, buf),
-  };
+  readonly onread: { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean } = { buffer: this.next.bind(this), callback: this.read.bind(this) };
 
   constructor(private readonly pool: ReadBufferPool) {
     this.current = pool.shared;
@@ -92,11 +91,14 @@ export class ReadPump {
     this.src = s;
     (s as Pumped)[PUMP] = this;
     // A closed socket reads no more: its own buffer can serve another, unless a write still holds it.
-    s.once("close", () => {
-      if (this.current !== this.held) this.pool.give(this.current);
-      this.current = this.pool.shared;
-    });
+    // ('close' comes once: a plain listener does what `once` would, without its wrapper.)
+    s.on("close", () => this.closed());
     return s;
+  }
+
+  private closed(): void {
+    if (this.current !== this.held) this.pool.give(this.current);
+    this.current = this.pool.shared;
   }
 
   get mode(): "push" | "direct" {
@@ -112,11 +114,8 @@ export class ReadPump {
     const src = this.src!;
     this.dst = dst;
     for (let chunk: Buffer | null; (chunk = src.read() as Buffer | null) !== null; ) dst.write(chunk);
-    const passEnd = (): void => {
-      if (!dst.writableEnded && !dst.destroyed) dst.end();
-    };
-    if (src.readableEnded) passEnd();
-    else src.once("end", passEnd);
+    if (src.readableEnded) endUnlessDone(dst);
+    else src.on("end", () => endUnlessDone(dst));
     src.resume();
   }
 
@@ -169,34 +168,52 @@ export class ReadPump {
   }
 }
 
+function endUnlessDone(dst: Writable): void {
+  if (!dst.writableEnded && !dst.destroyed) dst.end();
+}
+
 /** The pump of a socket made by `adopt` or `connectPumped`, if any. */
 export function pumpOf(s: unknown): ReadPump | undefined {
   return (s as Pumped)[PUMP];
 }
 
 interface WithHandle {
-  _handle: { useUserBuffer?: unknown } | null;
-  _server: net.Server | null;
+  _handle: { useUserBuffer?: (b: Buffer) => void } | null;
 }
 
 /**
- * Re-wraps a freshly accepted, still paused socket in one that reads
- * through a pump. `undefined` (keep the original) where this Node cannot.
- * The original is left without its handle and destroyed; the server's
- * connection count moves to the new socket.
+ * The keys under which Node's own socket keeps the `onread` option
+ * (lib/net.js: kBuffer, kBufferGen, kBufferCb), found once by their
+ * descriptions on a socket that has no handle. Undefined where this Node
+ * keeps them differently.
+ */
+const ONREAD_KEYS = ((): { buffer: symbol; gen: symbol; callback: symbol } | undefined => {
+  const own = Object.getOwnPropertySymbols(new net.Socket());
+  const key = (d: string): symbol | undefined => own.find((k) => k.description === d);
+  const buffer = key("kBuffer");
+  const gen = key("kBufferGen");
+  const callback = key("kBufferCb");
+  return buffer && gen && callback ? { buffer, gen, callback } : undefined;
+})();
+
+/**
+ * Makes a freshly accepted, still paused socket read through a pump, by
+ * giving it the pump's `onread` in place, as the socket constructor would
+ * have set it (no second socket per connection). Returns the socket, or
+ * `undefined` (it keeps Node's own reads) where this Node cannot read into
+ * a user buffer or keeps the option under other keys.
  */
 export function adopt(raw: net.Socket, pool: ReadBufferPool): net.Socket | undefined {
-  const r = raw as unknown as WithHandle;
-  const handle = r._handle;
-  if (handle === null || typeof handle.useUserBuffer !== "function" || raw.readableFlowing === true) return undefined;
+  const handle = (raw as unknown as WithHandle)._handle;
+  if (ONREAD_KEYS === undefined || handle === null || typeof handle.useUserBuffer !== "function" || raw.readableFlowing === true) return undefined;
   const pump = new ReadPump(pool);
-  const options = { handle, allowHalfOpen: true, readable: true, writable: true, pauseOnCreate: true, onread: pump.onread };
-  r._handle = null;
-  const s = new net.Socket(options as unknown as net.SocketConstructorOpts);
-  (s as unknown as WithHandle)._server = r._server;
-  r._server = null;
-  raw.destroy();
-  return pump.attach(s);
+  const first = pump.onread.buffer();
+  const s = raw as unknown as Record<symbol, unknown>;
+  s[ONREAD_KEYS.gen] = pump.onread.buffer;
+  s[ONREAD_KEYS.callback] = pump.onread.callback;
+  s[ONREAD_KEYS.buffer] = first;
+  handle.useUserBuffer(first);
+  return pump.attach(raw);
 }
 
 /** `net.connect` whose socket reads through a pump. */

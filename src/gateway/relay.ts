@@ -38,56 +38,80 @@ export function relay(client: Counted, upstream: Counted, o: RelayOptions): void
   // A connection some bandwidth cap applies to carries its shaping on the upstream socket.
   const plan = takeShapingPlan(upstream);
   if (plan !== undefined) return relayWithShaping(client, upstream as Socket, plan, o);
-  // Inter-packet timing (probe_resistance.ipt): upstream -> client writes may go through a paced writer.
-  const toClient = pacedTowardClient(client, upstream);
-  let open = 2;
-  const step = Math.max(25, o.idleTimeoutMs / CHECKS_PER_PERIOD);
-  let lastSeen = -1;
-  let quietMs = 0;
-  // Every byte either way is read by one of the two sockets.
-  const idle = setInterval(() => {
-    const seen = (client.bytesRead ?? 0) + (upstream.bytesRead ?? 0);
-    if (seen !== lastSeen) {
-      lastSeen = seen;
-      quietMs = 0;
+  new PlainRelay(client, upstream, o).start();
+}
+
+/**
+ * One unshaped relay. Its state is a few fields of one object and its
+ * listeners are small arrows made here, not named closures: this runs for
+ * every connection, and each closure given a name costs a property
+ * definition where names are kept (tsx).
+ */
+class PlainRelay {
+  private open = 2;
+  private lastSeen = -1;
+  private quietMs = 0;
+  private idle: NodeJS.Timeout | undefined;
+  /** Where upstream's bytes are written: the client, or a paced writer in front of it (probe_resistance.ipt). */
+  private readonly toClient: Writable;
+
+  constructor(
+    private readonly client: Counted,
+    private readonly upstream: Counted,
+    private readonly o: RelayOptions,
+  ) {
+    this.toClient = pacedTowardClient(client, upstream);
+  }
+
+  start(): void {
+    const { client, upstream, toClient } = this;
+    const step = Math.max(25, this.o.idleTimeoutMs / CHECKS_PER_PERIOD);
+    this.idle = setInterval(() => this.check(step), step);
+    this.idle.unref();
+    client.on("error", () => this.killBoth());
+    upstream.on("error", () => this.killBoth());
+    // 'close' comes once per stream: a plain listener does what `once` would, without its wrapper.
+    client.on("close", () => this.sideClosed(client, upstream, upstream));
+    upstream.on("close", () => this.sideClosed(upstream, client, toClient));
+    // Each direction whose reader has a pump writes every read straight on (src/gateway/read-pump.ts);
+    // the others pipe. A paced writer toward the client needs the piped path.
+    const fromClient = pumpOf(client);
+    if (fromClient !== undefined) fromClient.direct(upstream);
+    else client.pipe(upstream);
+    const fromUpstream = toClient === client ? pumpOf(upstream) : undefined;
+    if (fromUpstream !== undefined) fromUpstream.direct(client);
+    else upstream.pipe(toClient);
+  }
+
+  /** Every byte either way is read by one of the two sockets. */
+  private check(step: number): void {
+    const seen = (this.client.bytesRead ?? 0) + (this.upstream.bytesRead ?? 0);
+    if (seen !== this.lastSeen) {
+      this.lastSeen = seen;
+      this.quietMs = 0;
       return;
     }
-    quietMs += step;
-    if (quietMs >= o.idleTimeoutMs) killBoth();
-  }, step);
-  idle.unref();
-  const closed = (): void => {
-    if (--open > 0) return;
-    clearInterval(idle);
-    o.onClosed?.();
-  };
-  const killBoth = (): void => {
-    clearInterval(idle);
-    client.destroy();
-    upstream.destroy();
-  };
-  const wire = (self: Counted, other: Counted, otherWriter: Writable = other): void => {
-    self.on("error", killBoth);
-    self.once("close", () => {
-      // A side that closed after sending its end has half-closed cleanly: let the other flush and finish.
-      // Any other close (reset, error, destroy) takes the other side down too.
-      // (end() on a stream already ended builds an error object with a stack: skip it when there is nothing to do.)
-      if (other.destroyed) {
-        // nothing left to close
-      } else if (self.readableEnded && self.writableFinished) {
-        if (!otherWriter.writableEnded) otherWriter.end();
-      } else other.destroy();
-      closed();
-    });
-  };
-  wire(client, upstream);
-  wire(upstream, client, toClient);
-  // Each direction whose reader has a pump writes every read straight on (src/gateway/read-pump.ts);
-  // the others pipe. A paced writer toward the client needs the piped path.
-  const fromClient = pumpOf(client);
-  if (fromClient !== undefined) fromClient.direct(upstream);
-  else client.pipe(upstream);
-  const fromUpstream = toClient === client ? pumpOf(upstream) : undefined;
-  if (fromUpstream !== undefined) fromUpstream.direct(client);
-  else upstream.pipe(toClient);
+    this.quietMs += step;
+    if (this.quietMs >= this.o.idleTimeoutMs) this.killBoth();
+  }
+
+  private sideClosed(self: Counted, other: Counted, otherWriter: Writable): void {
+    // A side that closed after sending its end has half-closed cleanly: let the other flush and finish.
+    // Any other close (reset, error, destroy) takes the other side down too.
+    // (end() on a stream already ended builds an error object with a stack: skip it when there is nothing to do.)
+    if (other.destroyed) {
+      // nothing left to close
+    } else if (self.readableEnded && self.writableFinished) {
+      if (!otherWriter.writableEnded) otherWriter.end();
+    } else other.destroy();
+    if (--this.open > 0) return;
+    clearInterval(this.idle);
+    this.o.onClosed?.();
+  }
+
+  private killBoth(): void {
+    clearInterval(this.idle);
+    this.client.destroy();
+    this.upstream.destroy();
+  }
 }

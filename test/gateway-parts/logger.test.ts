@@ -158,6 +158,35 @@ for (const format of ["logfmt", "json"] as const) {
   });
 }
 
+test("connection lines are byte for byte what the generic formatting writes, for odd names and addresses", () => {
+  const ts = new Date(WALL).toISOString();
+  const cases: Array<{ remote: string; canonical: string; listener: string; transport: string; duration: number }> = [
+    { remote: "192.0.2.1", canonical: "192.0.2.1", listener: "egress", transport: "tcp", duration: 0 },
+    { remote: "::ffff:198.51.100.7", canonical: "198.51.100.7", listener: 'we"ird name\n', transport: "tls", duration: 1234.6 },
+    { remote: "2001:DB8:0:0::1", canonical: "2001:db8::1", listener: "l=1\u2028x", transport: "tcp", duration: 7 },
+    // Not an address: kept as given, quoted and escaped like any client-controlled value.
+    { remote: 'not "an" address', canonical: 'not "an" address', listener: "naïve", transport: "tcp", duration: 3 },
+  ];
+  for (const c of cases) {
+    const listener = c.listener;
+    const open = { level: "info", ts, event: "conn_open", remote_addr: c.canonical, listener, transport: c.transport };
+    const close = { level: "info", ts, event: "conn_close", remote_addr: c.canonical, listener, duration_ms: Math.round(c.duration) };
+    for (const format of ["json", "logfmt"] as const) {
+      const { log, sink } = setup(format);
+      log.connOpen({ remote_addr: c.remote, transport: c.transport, listener });
+      log.connClose({ remote_addr: c.remote, duration_ms: c.duration, listener });
+      const expected = [open, close].map((r) => (format === "json" ? JSON.stringify(r) : formatLogfmt(r, ["ts", "level", "event"])));
+      assert.deepEqual(sink.lines(), expected, `${format}: ${c.remote} ${c.listener}`);
+    }
+  }
+});
+
+test("a duration that is not a number still makes one conn_close line", () => {
+  const { log, records } = setup("json");
+  log.connClose({ remote_addr: "192.0.2.1", duration_ms: Number.NaN, listener: "l" });
+  assert.deepEqual(records(), [{ level: "info", ts: new Date(WALL).toISOString(), event: "conn_close", remote_addr: "192.0.2.1", listener: "l", duration_ms: null }]);
+});
+
 test("logfmt lines start with ts, level, event", () => {
   const { log, sink } = setup("logfmt");
   log.auth({ remote_addr: "192.0.2.1", user: "bob", result: "reject", listener: "l" });

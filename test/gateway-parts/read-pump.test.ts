@@ -141,10 +141,14 @@ describe("read pump", () => {
   test("an adopted socket keeps the server's connection count: close() waits for it", async () => {
     const pool = new ReadBufferPool();
     let adopted: net.Socket | undefined;
+    let received = "";
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (raw) => {
       adopted = adopt(raw, pool);
       assert.ok(adopted, "this Node lets the gateway adopt an accepted socket");
-      adopted.on("data", () => undefined);
+      // No second socket per connection: the accepted one reads through the pump.
+      assert.equal(adopted, raw);
+      assert.equal(pumpOf(adopted)?.mode, "push");
+      adopted.on("data", (d: Buffer) => (received += d.toString()));
       adopted.resume();
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -161,6 +165,9 @@ describe("read pump", () => {
       c.write("hello");
       for (let i = 0; i < 50 && adopted!.bytesRead < 5; i++) await tick(10);
       assert.equal(adopted!.bytesRead, 5);
+      assert.equal(received, "hello");
+      // The read landed in the pool's shared buffer (and was copied out), not in a buffer Node allocated.
+      assert.equal(pool.shared.subarray(0, 5).toString(), "hello");
       adopted!.destroy();
       for (let i = 0; i < 50 && !closed; i++) await tick(10);
       assert.equal(closed, true, "closing the adopted socket lets the server close");

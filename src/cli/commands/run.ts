@@ -6,6 +6,7 @@ import type { LoadResult } from "../../gateway/config/load.js";
 // The admin listener (API, metrics, dashboard) is loaded only when it is enabled: an idle gateway pays for what it uses.
 import type { Observability } from "../../admin/observability.js";
 import { holdYoungGeneration } from "../young-generation.js";
+import { LineBatch } from "../../gateway/log/line-batch.js";
 
 export const summary = "start the gateway";
 
@@ -87,7 +88,8 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
   const [{ default: pino }, { Gateway }] = await Promise.all([import("pino"), import("../../gateway/gateway.js")]);
   // Buffered, asynchronous log writes: two sync writes per connection would cost more than the guard itself.
   // Flushed on stop; at most a few KiB wait in the buffer, and never longer than the flush interval.
-  const logOut = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  // Lines reach sonic-boom in 4 KiB batches (see line-batch.ts), which then writes each batch as it comes.
+  const logOut = new LineBatch(pino.destination({ dest: 1, sync: false }), 4096);
   const flusher = setInterval(() => logOut.flush(), 250);
   flusher.unref();
   const gateway = new Gateway(first.config, { logDestination: logOut as unknown as NodeJS.WritableStream });

@@ -13,8 +13,9 @@ export function relayToUpstream(conn: Connection, cfg: ListenerConfig): void {
   const up = connectPumped({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true }, conn.readBuffers);
   conn.upstream = up;
   const timer = systemClock.setTimer(() => up.destroy(), cfg.connect_timeout);
-  up.once("connect", () => timer.cancel());
-  up.once("close", () => timer.cancel());
+  // Each comes at most once: plain listeners do what `once` would, without its wrapper.
+  up.on("connect", () => timer.cancel());
+  up.on("close", () => timer.cancel());
   // Writes before the upstream connects are queued by the socket; backpressure applies as usual.
   relay(conn.stream, up, { idleTimeoutMs: cfg.idle_timeout });
 }

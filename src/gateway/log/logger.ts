@@ -2,6 +2,7 @@ import pino, { type DestinationStream } from "pino";
 import { type Clock, systemClock } from "../../core/clock.js";
 import { InvalidArgumentError } from "../../core/errors.js";
 import { normalizeIp } from "../../net/ip-key.js";
+import { ConnLines } from "./conn-lines.js";
 import { LogfmtDestination } from "./logfmt.js";
 import { scrubFields } from "./privacy.js";
 
@@ -120,9 +121,11 @@ function freeFields(fields: Record<string, unknown> | undefined): Record<string,
   return out;
 }
 
-function destinationStream(o: GatewayLoggerOptions): DestinationStream {
+/** Where pino writes (`pino`), and where finished lines go (`lines`: the same stream, or the logfmt destination's target). */
+function destinationStreams(o: GatewayLoggerOptions): { pino: DestinationStream; lines: { write(s: string): unknown } } {
   const target = o.destination ?? pino.destination({ dest: 1, sync: true });
-  return o.format === "logfmt" ? new LogfmtDestination(target as NodeJS.WritableStream) : (target as DestinationStream);
+  if (o.format === "logfmt") return { pino: new LogfmtDestination(target as NodeJS.WritableStream), lines: target };
+  return { pino: target as DestinationStream, lines: target as DestinationStream };
 }
 
 export function createGatewayLogger(opts: GatewayLoggerOptions): GatewayLogger {
@@ -144,6 +147,7 @@ export function createGatewayLogger(opts: GatewayLoggerOptions): GatewayLogger {
     }
     return tsText;
   };
+  const streams = destinationStreams(opts);
   const log = pino(
     {
       level,
@@ -151,12 +155,15 @@ export function createGatewayLogger(opts: GatewayLoggerOptions): GatewayLogger {
       timestamp,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destinationStream(opts),
+    streams.pino,
   );
+  // The per-connection lines skip pino (same bytes, see conn-lines.ts); the level is fixed for this logger's life.
+  const connLines = log.isLevelEnabled("info") ? new ConnLines(opts.format, () => clock.wallNow()) : undefined;
+  const out = streams.lines;
 
   return {
     connOpen(e) {
-      log.info({ event: "conn_open", remote_addr: addr(e.remote_addr), listener: e.listener, transport: e.transport });
+      if (connLines !== undefined) out.write(connLines.open(addr(e.remote_addr), e.listener, e.transport));
     },
     auth(e) {
       log.info({
@@ -170,7 +177,11 @@ export function createGatewayLogger(opts: GatewayLoggerOptions): GatewayLogger {
       });
     },
     connClose(e) {
-      log.info({ event: "conn_close", remote_addr: addr(e.remote_addr), listener: e.listener, duration_ms: Math.round(e.duration_ms) });
+      if (connLines === undefined) return;
+      const duration = Math.round(e.duration_ms);
+      // Anything but a finite number is left to pino, which writes it as JSON would.
+      if (Number.isFinite(duration)) out.write(connLines.close(addr(e.remote_addr), e.listener, duration));
+      else log.info({ event: "conn_close", remote_addr: addr(e.remote_addr), listener: e.listener, duration_ms: duration });
     },
     limited(e) {
       log.info({ event: "limited", remote_addr: addr(e.remote_addr), listener: e.listener, limiter: e.limiter, reason: e.reason });

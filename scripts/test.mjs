@@ -62,7 +62,9 @@ const env = { ...process.env, ...services.env };
 console.log(`tests: ${files.length} files; redis ${env.REDIS_URL}; postgres ${env.DATABASE_URL}`);
 
 function runFiles(list, concurrency) {
-  const args = ["--import", "tsx", "--test", "--test-reporter=spec", `--test-concurrency=${concurrency}`, ...list];
+  // Every test is bounded (5 min), and a file whose test ended but left a handle open (a stuck socket) exits
+  // anyway: a hang fails the run in bounded time instead of holding it until CI's own limit.
+  const args = ["--import", "tsx", "--test", "--test-reporter=spec", `--test-concurrency=${concurrency}`, "--test-timeout=300000", "--test-force-exit", ...list];
   const child = spawn(process.execPath, args, { cwd: root, env, stdio: "inherit" });
   return new Promise((resolve) => child.on("exit", (c, sig) => resolve(c ?? (sig ? 1 : 0))));
 }

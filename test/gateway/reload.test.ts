@@ -1,14 +1,12 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import net from "node:net";
 import { join } from "node:path";
-import { configOf, connectDoc, probe, startGateway, userHash, withTimeout } from "./fixtures.js";
-import { CLI } from "../helpers/cli.js";
+import { GatewayProcess } from "../helpers/gateway-process.js";
+import { configOf, connectDoc, probe, startGateway, userHash } from "./fixtures.js";
 
-const root = new URL("../..", import.meta.url).pathname;
 
 async function fileText(perIp: number | string, watch = false): Promise<string> {
   return [
@@ -27,38 +25,6 @@ async function fileText(perIp: number | string, watch = false): Promise<string> 
   ].join("\n");
 }
 
-class Proc {
-  readonly child: ChildProcess;
-  stdout = "";
-  stderr = "";
-  constructor(file: string) {
-    this.child = spawn(process.execPath, [CLI, "run", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-    this.child.stdout!.on("data", (d: Buffer) => (this.stdout += d.toString()));
-    this.child.stderr!.on("data", (d: Buffer) => (this.stderr += d.toString()));
-  }
-  async waitFor(pred: () => boolean, what: string, ms = 15_000): Promise<void> {
-    // The polling stops with the wait: a poll left running after a timeout keeps the test file's process alive forever.
-    let waiting = true;
-    try {
-      await withTimeout(
-        new Promise<void>((resolve) => {
-          const tick = (): void => (pred() ? resolve() : void (waiting && setTimeout(tick, 25)));
-          tick();
-        }),
-        ms,
-        what,
-      );
-    } finally {
-      waiting = false;
-    }
-  }
-  count(s: string): number {
-    return this.stdout.split(s).length - 1;
-  }
-  exit(): Promise<number | null> {
-    return withTimeout(new Promise((r) => (this.child.exitCode !== null ? r(this.child.exitCode) : this.child.once("exit", (code) => r(code)))), 10_000, "exit");
-  }
-}
 
 /** How many connections from `ip` are served before one is refused (at most `max` tried). */
 async function servedFrom(port: number, ip: string, max: number): Promise<number> {
@@ -80,7 +46,7 @@ describe("reload", () => {
     const dir = await mkdtemp(join(tmpdir(), "portcullis-reload-"));
     const file = join(dir, "portcullis.toml");
     await writeFile(file, await fileText(1));
-    const proc = new Proc(file);
+    const proc = new GatewayProcess(file);
     try {
       await proc.waitFor(() => /up on 127\.0\.0\.1:\d+/.test(proc.stderr), "listener up");
       assert.match(proc.stderr, /listener egress \(connect\) up on 127\.0\.0\.1:\d+/);
@@ -125,7 +91,7 @@ describe("reload", () => {
     const up = (upstream.address() as net.AddressInfo).port;
     // shutdown_timeout = 0: cut at once (the drain itself is test/gateway/shutdown.test.ts).
     await writeFile(file, ["shutdown_timeout = 0", "[log]", 'format = "json"', "[[listener]]", 'name = "relay"', 'kind = "tcp"', 'bind = "127.0.0.1:0"', `upstream = "127.0.0.1:${up}"`, ""].join("\n"));
-    const proc = new Proc(file);
+    const proc = new GatewayProcess(file);
     const clients: net.Socket[] = [];
     try {
       await proc.waitFor(() => /up on 127\.0\.0\.1:\d+/.test(proc.stderr), "listener up");
@@ -161,7 +127,7 @@ describe("reload", () => {
     await writeFile(join(dir, "..v2", "portcullis.toml"), await fileText(2, true));
     await symlink("..v1", join(dir, "..data"));
     await symlink(join("..data", "portcullis.toml"), join(dir, "portcullis.toml"));
-    const proc = new Proc(join(dir, "portcullis.toml"));
+    const proc = new GatewayProcess(join(dir, "portcullis.toml"));
     try {
       await proc.waitFor(() => /up on 127\.0\.0\.1:\d+/.test(proc.stderr), "listener up");
       const port = Number(/up on 127\.0\.0\.1:(\d+)/.exec(proc.stderr)![1]);

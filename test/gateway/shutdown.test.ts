@@ -6,17 +6,15 @@
  * tunnels, exit 0, one `event=stopped` line with the counts).
  */
 import { describe, test } from "node:test";
-import { CLI } from "../helpers/cli.js";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import net from "node:net";
 import { join } from "node:path";
 import { ManualClock } from "../../src/core/clock.js";
+import { GatewayProcess } from "../helpers/gateway-process.js";
 import { startEcho, startGateway, withTimeout } from "./fixtures.js";
 
-const root = new URL("../..", import.meta.url).pathname;
 
 /** Connects to 127.0.0.1:port and resolves once connected (or rejects with the socket error). */
 function connect(port: number): Promise<net.Socket> {
@@ -133,35 +131,13 @@ describe("graceful stop (Gateway.stop with a drain)", () => {
   });
 });
 
-class Proc {
-  readonly child: ChildProcess;
-  stdout = "";
-  stderr = "";
-  constructor(file: string) {
-    this.child = spawn(process.execPath, [CLI, "run", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-    this.child.stdout!.on("data", (d: Buffer) => (this.stdout += d.toString()));
-    this.child.stderr!.on("data", (d: Buffer) => (this.stderr += d.toString()));
-  }
-  waitFor(pred: () => boolean, what: string, ms = 15_000): Promise<void> {
-    return withTimeout(
-      new Promise<void>((resolve) => {
-        const tick = (): void => (pred() ? resolve() : void setTimeout(tick, 20));
-        tick();
-      }),
-      ms,
-      what,
-    );
-  }
-  exit(ms = 15_000): Promise<number | null> {
-    return withTimeout(new Promise((r) => (this.child.exitCode !== null ? r(this.child.exitCode) : this.child.once("exit", (code) => r(code)))), ms, "exit");
-  }
-  stopped(): Record<string, unknown> | undefined {
-    const line = this.stdout.split("\n").find((l) => l.includes('"event":"stopped"'));
-    return line === undefined ? undefined : (JSON.parse(line) as Record<string, unknown>);
-  }
+/** The `event=stopped` line of a gateway's JSON log. */
+function stopped(proc: GatewayProcess): Record<string, unknown> | undefined {
+  const line = proc.stdout.split("\n").find((l) => l.includes('"event":"stopped"'));
+  return line === undefined ? undefined : (JSON.parse(line) as Record<string, unknown>);
 }
 
-async function runGateway(upstream: number, shutdownTimeout: string): Promise<{ proc: Proc; port: number; dir: string }> {
+async function runGateway(upstream: number, shutdownTimeout: string): Promise<{ proc: GatewayProcess; port: number; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), "portcullis-drain-"));
   const file = join(dir, "portcullis.toml");
   const text = [
@@ -176,7 +152,7 @@ async function runGateway(upstream: number, shutdownTimeout: string): Promise<{ 
     "",
   ].join("\n");
   await writeFile(file, text);
-  const proc = new Proc(file);
+  const proc = new GatewayProcess(file);
   await proc.waitFor(() => /up on 127\.0\.0\.1:\d+/.test(proc.stderr), "listener up");
   const port = Number(/up on 127\.0\.0\.1:(\d+)/.exec(proc.stderr)![1]);
   return { proc, port, dir };
@@ -203,11 +179,11 @@ describe("portcullis run: SIGTERM drains", () => {
       const finished = await withTimeout(Promise.all(closes.slice(0, 5)), 10_000, "finished tunnels");
       for (const f of finished) assert.equal(f.data.length, 1 + payload.length, "a tunnel that finishes during the drain is intact");
 
-      assert.equal(await proc.exit(), 0);
+      assert.equal(await proc.exit(15_000), 0);
       const cut = await withTimeout(Promise.all(closes.slice(5)), 5000, "cut tunnels closed");
       assert.equal(cut.length, 5);
       assert.deepEqual(
-        { event: proc.stopped()?.event, drained: proc.stopped()?.drained, cut: proc.stopped()?.cut, signal: proc.stopped()?.signal },
+        { event: stopped(proc)?.event, drained: stopped(proc)?.drained, cut: stopped(proc)?.cut, signal: stopped(proc)?.signal },
         { event: "stopped", drained: 5, cut: 5, signal: "SIGTERM" },
       );
       assert.ok(!/\n\s+at /.test(proc.stderr), "no stack trace");
@@ -229,9 +205,9 @@ describe("portcullis run: SIGTERM drains", () => {
       proc.child.kill("SIGTERM");
       await proc.waitFor(() => proc.stdout.includes('"msg":"stopping"'), "stopping logged");
       proc.child.kill("SIGTERM");
-      assert.equal(await proc.exit(), 0);
-      assert.equal(proc.stopped()?.cut, 2);
-      assert.equal(proc.stopped()?.drained, 0);
+      assert.equal(await proc.exit(15_000), 0);
+      assert.equal(stopped(proc)?.cut, 2);
+      assert.equal(stopped(proc)?.drained, 0);
     } finally {
       proc.child.kill("SIGKILL");
       for (const t of tunnels) t.destroy();

@@ -38,13 +38,20 @@ export interface OutcomeView {
 export interface DecisionPolicy {
   /** Reported as Decision.limit (0 for a limit without capacity, such as the penalty box). */
   readonly limit: number;
-  /** remaining at or below this is near the limit: limit × nearLimitRatio. */
+  /**
+   * An allowed decision whose remaining is at or below this is near the
+   * limit: limit × nearLimitRatio, or -1 for a limit without capacity
+   * (never near while it allows). Use `decisionPolicy` to derive it.
+   */
   readonly nearThreshold: number;
   readonly shadow: boolean;
 }
 
 export function decisionPolicy(limit: number, nearLimitRatio: number | undefined, shadow: boolean | undefined): DecisionPolicy {
-  return { limit, nearThreshold: limit * nearLimitShare(nearLimitRatio), shadow: shadow ?? false };
+  const share = nearLimitShare(nearLimitRatio);
+  // The capacity test folded into the threshold: the allowing path of
+  // decide() is one comparison (a double compare per check otherwise).
+  return { limit, nearThreshold: limit > 0 ? limit * share : -1, shadow: shadow ?? false };
 }
 
 /** Validates the near-limit share (remaining / limit at or below which a decision is flagged). */
@@ -63,7 +70,7 @@ export function decide(o: OutcomeView, p: DecisionPolicy): Decision {
   const remaining = o.remaining;
   const limit = p.limit;
   // An allowed outcome has no Retry-After and no reason: the common path reads neither.
-  if (o.allowed) return new Decision(true, remaining, limit, o.resetMs, 0, undefined, limit > 0 && remaining <= p.nearThreshold, false);
+  if (o.allowed) return new Decision(true, remaining, limit, o.resetMs, 0, undefined, remaining <= p.nearThreshold, false);
   const near = limit > 0 ? remaining <= p.nearThreshold : true;
   if (p.shadow) return new Decision(true, remaining, limit, o.resetMs, 0, o.reason, near, true);
   return new Decision(false, remaining, limit, o.resetMs, o.retryAfterMs, o.reason, near, false);

@@ -101,7 +101,7 @@ export class RateLimiter<S extends boolean = true> implements LimiterInfo, Decis
     // and FAILED, and decide() reads a single known shape. The rest
     // (FAILED, async stores, a sync store answering its own Outcome) goes
     // through decideReply. 20 fewer instructions per check than testing
-    // `sync` and FAILED in turn (docs/benchmarks.md, "Engine instruction counts").
+    // `sync` and FAILED in turn (docs/benchmarks.md, "One engine over any store").
     if (r === out) return decide(out, this) as Reply<S, Decision>;
     return this.decideReply(r, key, cost);
   }

@@ -13,26 +13,40 @@
  * window is extended (up to 4 times its length) until it holds its length
  * of time the process could run, so a loaded machine is measured longer
  * rather than judged on too little data.
+ *
+ * Every wait is bounded: the gateway's start, reload and stop, each tunnel
+ * and meter (5 s), each window (its own bound), and each test as a whole
+ * (TEST_MS), so a stall fails with the step that did not finish instead of
+ * holding the run.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { configOf, startGateway, type Running } from "../gateway/fixtures.js";
+import { configOf, startGateway as startRaw, withTimeout, type Running } from "../gateway/fixtures.js";
 import { rateBounds, StallWatch } from "../helpers/stalls.js";
 import { bandwidthDoc, blast, meterDownload, meterOf, now, openTunnel, startUpstream, type Upstream } from "./harness.js";
 
 const MiB = 1024 * 1024;
+/** A test's bound: its windows' bounds (at most 16 s in one test) plus start, tunnels and stop, with room for a loaded machine. */
+const TEST_MS = 60_000;
+/** Bound of a gateway's start, reload or stop. */
+const STEP_MS = 10_000;
+
+async function startGateway(doc: Record<string, unknown>): Promise<Running> {
+  const gw = await withTimeout(startRaw(doc), STEP_MS, "the gateway's start");
+  return { ...gw, stop: () => withTimeout(gw.stop(), STEP_MS, "the gateway's stop") };
+}
 
 describe("gateway bandwidth rates", () => {
   let sink: Upstream;
   let stalls: StallWatch;
   before(async () => {
-    sink = await startUpstream({ send: false });
+    sink = await withTimeout(startUpstream({ send: false }), STEP_MS, "the upstream's start");
     stalls = new StallWatch();
   });
   after(async () => {
     stalls.stop();
-    await sink.close();
+    await withTimeout(sink.close(), STEP_MS, "the upstream's close");
   });
 
   /** Asserts `rate` (bytes/s) against `cap` with `tolerance`, given what stalls cost a shaper of burst `burst` in (from, to]. */
@@ -61,7 +75,7 @@ describe("gateway bandwidth rates", () => {
     }
   }
 
-  test("a connect listener's per_identity cap holds within 3% after the burst", async (t) => {
+  test("a connect listener's per_identity cap holds within 3% after the burst", { timeout: TEST_MS }, async (t) => {
     const gw = await startGateway(await bandwidthDoc({ per_identity: { bytes_per_second: "1MiB", burst: "64KiB" } }));
     try {
       const { rates, from, to } = await measureUpload(gw, ["alice"], 3000, 62.5);
@@ -72,7 +86,7 @@ describe("gateway bandwidth rates", () => {
     }
   });
 
-  test("an overridden identity gets its own cap beside the default one", async (t) => {
+  test("an overridden identity gets its own cap beside the default one", { timeout: TEST_MS }, async (t) => {
     const gw = await startGateway(
       await bandwidthDoc({
         per_identity: { bytes_per_second: 1_048_576, burst: "64KiB" },
@@ -88,7 +102,7 @@ describe("gateway bandwidth rates", () => {
     }
   });
 
-  test("gateway.reload with a new cap changes a live tunnel's rate within 1 s", async (t) => {
+  test("gateway.reload with a new cap changes a live tunnel's rate within 1 s", { timeout: TEST_MS }, async (t) => {
     const doc = await bandwidthDoc({ per_identity: { bytes_per_second: "1MiB", burst: "64KiB" } });
     const gw = await startGateway(doc);
     const first = sink.meters.length;
@@ -99,7 +113,7 @@ describe("gateway bandwidth rates", () => {
       const t0 = now();
       // Burst time 62.5 ms both before (64 KiB at 1 MiB/s) and after (16 KiB at 256 KiB/s) the reload.
       await stalls.windowEnd(t0 + 500, 1000, 62.5, 4000);
-      await gw.gateway.reload(configOf({ ...doc, bandwidth: { per_identity: { bytes_per_second: "256KiB", burst: "16KiB" } } }));
+      await withTimeout(gw.gateway.reload(configOf({ ...doc, bandwidth: { per_identity: { bytes_per_second: "256KiB", burst: "16KiB" } } })), STEP_MS, "gateway.reload");
       const tr = now();
       const end = await stalls.windowEnd(tr + 200, 800, 62.5, 3200);
       const before = (m.between(t0 + 500, tr) * 1000) / (tr - t0 - 500);
@@ -113,8 +127,8 @@ describe("gateway bandwidth rates", () => {
     }
   });
 
-  test("a tcp listener's per_ip cap holds per client address, shared by its connections", async (t) => {
-    const source = await startUpstream({ send: true });
+  test("a tcp listener's per_ip cap holds per client address, shared by its connections", { timeout: TEST_MS }, async (t) => {
+    const source = await withTimeout(startUpstream({ send: true }), STEP_MS, "the source's start");
     const gw = await startGateway({
       log: { format: "json", level: "warn" },
       listener: [{ name: "front", kind: "tcp", bind: "127.0.0.1:0", upstream: `127.0.0.1:${source.port}` }],
@@ -141,7 +155,7 @@ describe("gateway bandwidth rates", () => {
     } finally {
       for (const s of socks) s.destroy();
       await gw.stop();
-      await source.close();
+      await withTimeout(source.close(), STEP_MS, "the source's close");
     }
   });
 });

@@ -15,6 +15,8 @@ import { pgFixture, until } from "../permissions/pg-fixture.js";
 import { CLI } from "../helpers/cli.js";
 
 const TOKEN = "readiness-test-token-0123456789abcdef";
+/** Bound of the gateway's start (until its admin listener is up). */
+const START_MS = 60_000;
 
 interface Readyz {
   status: number;
@@ -46,7 +48,11 @@ async function readyzOf(policyUrl: string, schema: string, wantOk: boolean): Pro
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   try {
-    await until(() => /admin listener up on http:\/\/\S+/.test(stderr), 20_000, "admin listener up");
+    // A cold start of the built CLI took 10-20 s beside CPU hogs on a shared 2-core machine: the bound is for a
+    // start that never comes, and the failure shows what the gateway said.
+    await until(() => /admin listener up on http:\/\/\S+/.test(stderr), START_MS, "admin listener up").catch((e: Error) => {
+      throw new Error(`${e.message}; the gateway's stderr:\n${stderr}`);
+    });
     const url = /admin listener up on (http:\/\/\S+)/.exec(stderr)![1]!;
     let last: Readyz | undefined;
     // Readiness may lag the first PostgreSQL connection by a moment; poll until the expected state, bounded.

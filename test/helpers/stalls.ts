@@ -12,19 +12,50 @@
  * its relay and the meters) did not run, whether the kernel gave the CPU to
  * another process or this one was busy.
  */
-import { systemClock } from "../../src/core/clock.js";
+import { systemClock, type Clock } from "../../src/core/clock.js";
+
+export interface StallWatchOptions {
+  /** Gaps between ticks longer than this are stalls (default 5 ms). */
+  minGapMs?: number;
+  maxGaps?: number;
+  /** Where time and the window's waits come from (default the system clock). */
+  clock?: Clock;
+  /** Sample the event loop with the 1 ms ticker (default true; false when the gaps are given by `noteGap`). */
+  sample?: boolean;
+}
+
+/**
+ * Below this a window's shortfall is float noise: extending by it would only
+ * repeat the same sum (a window end and its start ~10^4 ms apart differ from
+ * the intended length in the 12th digit).
+ */
+const EPSILON_MS = 1e-6;
 
 export class StallWatch {
   private readonly gaps: [number, number][] = [];
-  private last = systemClock.now();
-  private readonly timer: NodeJS.Timeout;
+  private readonly clock: Clock;
+  private readonly minGapMs: number;
+  private readonly maxGaps: number;
+  private last: number;
+  private readonly timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly minGapMs = 5, private readonly maxGaps = 100_000) {
-    this.timer = setInterval(() => {
-      const now = systemClock.now();
-      if (now - this.last > this.minGapMs && this.gaps.length < this.maxGaps) this.gaps.push([this.last, now]);
-      this.last = now;
-    }, 1);
+  constructor(o: StallWatchOptions = {}) {
+    this.clock = o.clock ?? systemClock;
+    this.minGapMs = o.minGapMs ?? 5;
+    this.maxGaps = o.maxGaps ?? 100_000;
+    this.last = this.clock.now();
+    if (o.sample ?? true) {
+      this.timer = setInterval(() => {
+        const now = this.clock.now();
+        if (now - this.last > this.minGapMs) this.noteGap(this.last, now);
+        this.last = now;
+      }, 1);
+    }
+  }
+
+  /** Records that the process did not run in (a, b). Gaps come in time order. */
+  noteGap(a: number, b: number): void {
+    if (this.gaps.length < this.maxGaps) this.gaps.push([a, b]);
   }
 
   /**
@@ -47,21 +78,49 @@ export class StallWatch {
   }
 
   /**
-   * Waits (bounded by `maxMs` after `from`) until the window (from, to] holds
-   * at least `runnableMs` of time the process could run, counted as lostMs
-   * counts it; returns `to`. A loaded machine gets a longer window, measured
-   * with the same tolerance, instead of a verdict on too little data.
+   * The end of the shortest window from `from` that holds `runnableMs` of
+   * time the process could run, by the stalls recorded so far, and no later
+   * than `from + maxMs`. A window never ends inside a recorded stall: it is
+   * moved past the stall's end and the burst the shaper banked during it
+   * (extending by the shortfall instead lands inside the same stall again,
+   * and crept through it by the stall's start offset per step, some
+   * microseconds on a loaded machine: a window that never ended).
+   * Terminates: each step either passes a recorded stall or finds no
+   * shortfall.
    */
-  async windowEnd(from: number, runnableMs: number, burstMs: number, maxMs: number): Promise<number> {
+  planEnd(from: number, runnableMs: number, burstMs: number, maxMs: number): number {
+    const last = from + maxMs;
     let to = from + runnableMs;
     for (;;) {
-      const wait = to - systemClock.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (to >= last) return last;
+      const inside = this.gaps.find(([a, b]) => a < to && to < b);
+      if (inside !== undefined) {
+        to = Math.max(to, inside[1] + burstMs);
+        continue;
+      }
+      const shortfall = runnableMs - (to - from - this.lostMs(from, to, burstMs));
+      if (shortfall <= EPSILON_MS) return to;
+      to += shortfall;
+    }
+  }
+
+  /**
+   * Waits until the window (from, to] holds at least `runnableMs` of time
+   * the process could run, counted as lostMs counts it, or until
+   * `from + maxMs`; returns `to`. A loaded machine gets a longer window,
+   * measured with the same tolerance, instead of a verdict on too little
+   * data. Bounded: the end only moves forward, never past `from + maxMs`.
+   */
+  async windowEnd(from: number, runnableMs: number, burstMs: number, maxMs: number): Promise<number> {
+    let to = this.planEnd(from, runnableMs, burstMs, maxMs);
+    for (;;) {
+      const wait = to - this.clock.now();
+      if (wait > 0) await this.sleep(wait);
       // A stall running now is only recorded when it ends: give the watch a tick first.
-      await new Promise((r) => setTimeout(r, 5));
-      const runnable = to - from - this.lostMs(from, to, burstMs);
-      if (runnable >= runnableMs || to - from >= maxMs) return to;
-      to = Math.min(from + maxMs, to + (runnableMs - runnable));
+      await this.sleep(5);
+      const next = this.planEnd(from, runnableMs, burstMs, maxMs);
+      if (next <= to) return to;
+      to = next;
     }
   }
 
@@ -74,6 +133,10 @@ export class StallWatch {
 
   stop(): void {
     clearInterval(this.timer);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => this.clock.setTimer(r, ms));
   }
 }
 

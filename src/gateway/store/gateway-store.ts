@@ -11,6 +11,7 @@
  * Redis by itself when the store's probe gets an answer.
  */
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import type { ConnectionOptions } from "node:tls";
 import { Cluster, Redis } from "ioredis";
 import { MemoryStore } from "../../stores/memory-store.js";
@@ -144,7 +145,9 @@ function tlsOf(url: URL, cfg: StoreConfig): ConnectionOptions | undefined {
   if (url.protocol !== "rediss:") return undefined;
   const t = cfg.tls;
   const read = (p: string | undefined): Buffer | undefined => (p === undefined ? undefined : readFileSync(p));
-  return { servername: url.hostname, ca: read(t?.ca), cert: read(t?.cert), key: read(t?.key) };
+  // SNI names a host, never an address (RFC 6066); the certificate is checked against either.
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  return { ...(isIP(host) === 0 ? { servername: host } : {}), ca: read(t?.ca), cert: read(t?.cert), key: read(t?.key) };
 }
 
 /** Retries quickly at first, then every half second, forever: the store is back soon after Redis is. */

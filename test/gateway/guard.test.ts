@@ -253,3 +253,18 @@ describe("ConnectionGuard keys", () => {
     assert.ok("release" in guard.admit("192.0.2.99"));
   });
 });
+
+describe("ConnectionGuard over a store", () => {
+  test("on the memory store every answer is immediate: no promise on the admit, auth-check or failure path", async () => {
+    const clock = new ManualClock();
+    const cfg = configOf(await connectDoc({ guard: { connection_rate: { limit: 5, window: "1s" }, prefix_connection_rate: { limit: 50, window: "1s" } } })).guard;
+    const guard = new ConnectionGuard(cfg, { clock, store: new MemoryStore() });
+    assert.equal(guard.sync, true);
+    const a = guard.admit("192.0.2.7");
+    assert.ok(!(a instanceof Promise) && "release" in a);
+    assert.ok(!((guard.authCheck(a.key) as unknown) instanceof Promise));
+    assert.ok(!((guard.recordAuthFailure(a.key) as unknown) instanceof Promise));
+    a.release();
+    guard.close();
+  });
+});

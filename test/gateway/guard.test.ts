@@ -4,6 +4,7 @@ import { ManualClock } from "../../src/core/clock.js";
 import { ConnectionGuard } from "../../src/gateway/guard/connection-guard.js";
 import { MemoryStore } from "../../src/stores/memory-store.js";
 import { Client, configOf, connectDoc, connectHead, probe, startGateway, withTimeout } from "./fixtures.js";
+import { memoryBox } from "../helpers/memory-box.js";
 
 /** Retries `check` (bounded) until it holds: the server sees a client's close a moment after the client does. */
 async function eventually(check: () => Promise<boolean>, what: string, tries = 50): Promise<void> {
@@ -126,7 +127,7 @@ describe("guard at accept", () => {
       assert.equal(bans[0]!.until, new Date(clock.wallNow() + 600_000).toISOString());
       assert.equal((await probe(gw.port, "127.0.5.1")).served, false);
       assert.equal((await probe(gw.port, "127.0.5.2")).served, true, "a neighbour is not banned");
-      assert.deepEqual([...gw.gateway.penaltyBox.banned()].map((b) => b.key), ["127.0.5.1"]);
+      assert.deepEqual([...memoryBox(gw.gateway).banned()].map((b) => b.key), ["127.0.5.1"]);
 
       clock.advance(600_001);
       const again = new Client(gw.port, "127.0.5.1");
@@ -207,7 +208,7 @@ describe("Gateway ban API", () => {
       gw.gateway.ban("127.0.17.1", 60_000);
       await open.client.waitClosed();
       assert.equal((await probe(gw.port, "127.0.17.1")).served, false);
-      assert.deepEqual([...gw.gateway.penaltyBox.banned()].map((b) => b.key), ["127.0.17.1"]);
+      assert.deepEqual([...memoryBox(gw.gateway).banned()].map((b) => b.key), ["127.0.17.1"]);
       assert.equal(gw.gateway.unban("127.0.17.1"), true);
       const back = await probe(gw.port, "127.0.17.1");
       assert.equal(back.served, true);
@@ -250,5 +251,20 @@ describe("ConnectionGuard keys", () => {
     assert.ok("limiter" in banned && banned.limiter === "ban", "the ban survived a change of ban parameters");
     clock.advance(5001);
     assert.ok("release" in guard.admit("192.0.2.99"));
+  });
+});
+
+describe("ConnectionGuard over a store", () => {
+  test("on the memory store every answer is immediate: no promise on the admit, auth-check or failure path", async () => {
+    const clock = new ManualClock();
+    const cfg = configOf(await connectDoc({ guard: { connection_rate: { limit: 5, window: "1s" }, prefix_connection_rate: { limit: 50, window: "1s" } } })).guard;
+    const guard = new ConnectionGuard(cfg, { clock, store: new MemoryStore() });
+    assert.equal(guard.sync, true);
+    const a = guard.admit("192.0.2.7");
+    assert.ok(!(a instanceof Promise) && "release" in a);
+    assert.ok(!((guard.authCheck(a.key) as unknown) instanceof Promise));
+    assert.ok(!((guard.recordAuthFailure(a.key) as unknown) instanceof Promise));
+    a.release();
+    guard.close();
   });
 });

@@ -132,6 +132,8 @@ export class HttpLimiter {
   private readonly limiters: RateLimiter<boolean>[] = [];
   private readonly caseSensitive: boolean;
   private warnedUntrustedForwarding = false;
+  /** "<scope>:" or "", before every limit name in the store. */
+  private readonly scope: string;
   private queuedNow = 0;
 
   constructor(o: HttpLimiterOptions) {
@@ -158,7 +160,8 @@ export class HttpLimiter {
     const store: Store = o.store ?? new MemoryStore({ maxKeys: o.maxKeys ?? 100_000 });
     this.sync = store.sync;
     // On a memory store the lockout keeps a table of its own; on a shared one it lives there, so a lock holds at every instance.
-    this.lockout = new Lockout<boolean>(o.lockout ?? {}, this.profile, this.clock, store.sync ? undefined : store);
+    this.scope = o.scope === undefined ? "" : `${o.scope}:`;
+    this.lockout = new Lockout<boolean>(o.lockout ?? {}, this.profile, this.clock, store.sync ? undefined : store, `http-lockout${o.scope === undefined ? "" : `:${o.scope}`}`);
     // Express routes ignore case by default: a case-sensitive match would let "/TOKEN" past a "/token" rule.
     this.caseSensitive = o.caseSensitive ?? false;
     const names = new Set<string>();
@@ -555,7 +558,7 @@ export class HttpLimiter {
     if (c === null || typeof c !== "object") throw new InvalidArgumentError(param, "must be an object");
     const key = compileKey(c.key, { key: (ip, v4, v6) => this.ipKeyOf(ip, v4, v6) }, param);
     // A store with its own clock (Redis) is read by every instance alike: a local clock differs per process.
-    const base = { name: `http:${name}`, store, shadow: c.shadow ?? false, ...(store.storeTime ? {} : { clock: this.clock }) };
+    const base = { name: `http:${this.scope}${name}`, store, shadow: c.shadow ?? false, ...(store.storeTime ? {} : { clock: this.clock }) };
     let limiter: RateLimiter<boolean>;
     try {
       limiter = new RateLimiter<boolean>(limiterOptions(c, this.profile, base));

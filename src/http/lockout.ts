@@ -46,8 +46,12 @@ export class Lockout<S extends boolean = true> {
   private readonly box: PenaltyBox<S>;
   private readonly caseSensitive: boolean;
 
-  /** `clock` drives a box on a store without a clock of its own (memory); `store` defaults to a memory store of the box's own. */
-  constructor(o: LockoutConfig, profile: ProfileSettings, clock: Clock, store?: Store<S>) {
+  /**
+   * `clock` drives a box on a store without a clock of its own (memory);
+   * `store` defaults to a memory store of the box's own; `name` is the box's
+   * name in a shared store (instances with the same name share the locks).
+   */
+  constructor(o: LockoutConfig, profile: ProfileSettings, clock: Clock, store?: Store<S>, name = "http-lockout") {
     this.maxFailures = integerAtLeast("lockout.maxFailures", o.maxFailures ?? profile.lockoutMaxFailures, 1);
     this.windowMs = positive("lockout.windowMs", o.windowMs ?? profile.lockoutWindowMs);
     this.durationMs = positive("lockout.durationMs", o.durationMs ?? profile.lockoutDurationMs);
@@ -56,7 +60,7 @@ export class Lockout<S extends boolean = true> {
     this.box = new PenaltyBox<S>({
       // A store with its own clock is read by every instance alike; a local clock would differ per process.
       ...(store?.storeTime ? {} : { clock }),
-      ...(store === undefined ? {} : { store, name: "http-lockout" }),
+      ...(store === undefined ? {} : { store, name }),
       shadow: o.shadow ?? false,
       maxKeys: o.maxSubjects ?? 65_536,
       // No back-off between single failures: only the threshold locks.

@@ -219,6 +219,14 @@ export interface HttpLimiterOptions {
    * count together, with decisions answered asynchronously.
    */
   store?: Store;
+  /**
+   * Names this limiter's state in its store: limits are `http:<scope>:<policy>`
+   * and the lockout box `http-lockout:<scope>` (default: no scope,
+   * `http:<policy>` and `http-lockout`). Limiters with the same scope and
+   * policy names on one shared store count together, so give each
+   * independent set of rules its own scope (the gateway uses the listener's name).
+   */
+  scope?: string;
   /** Most keys per limit when no store is given (default 100,000). */
   maxKeys?: number;
 }

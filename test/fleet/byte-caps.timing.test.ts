@@ -11,12 +11,14 @@
  * slice and one 16 KiB pool each, plus the meters' read timing) and at
  * least 0.75 × it over the time this process could run (the gateways share
  * two cores with the test and the meters); between two gateways each gets
- * at least 40% of the combined rate.
+ * at least 40% of the combined rate. A per-IP cap is held the same way: one
+ * client address downloading through two tcp listeners.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { userHash } from "../gateway/fixtures.js";
-import { blast, now, openTunnel, PASSWORD, meterOf, startUpstream, type Upstream } from "../gateway-bandwidth/harness.js";
+import net from "node:net";
+import { blast, meterDownload, now, openTunnel, PASSWORD, meterOf, startUpstream, type Upstream } from "../gateway-bandwidth/harness.js";
 import { StallWatch } from "../helpers/stalls.js";
 import { deletePrefix } from "../redis/helpers.js";
 import { fleetPrefix, redisStoreToml, startFleet } from "./fleet-processes.js";
@@ -94,6 +96,46 @@ describe("byte caps across gateways on one Redis", () => {
     assert.ok(combined <= 1.04 * CAP, `combined ${kib(combined)} KiB/s exceeds 1.04 × ${kib(CAP)}`);
     assert.ok(combined >= (0.75 * CAP * (span - lostMs)) / span, `combined ${kib(combined)} KiB/s: the cap is used, not starved`);
     for (const r of rates) assert.ok(r > 0.2 * combined, `every gateway gets a share: ${rates.map(kib).join(", ")}`);
+  });
+
+  test("two gateways, one client address with a 512 KiB/s per_ip download cap: combined within 1.04× the cap", { timeout: 60_000 }, async (t) => {
+    const prefix = fleetPrefix("bw-ip");
+    prefixes.push(prefix);
+    const source = await startUpstream({ send: true });
+    const text = [
+      "[log]",
+      'format = "json"',
+      'level = "warn"',
+      "[bandwidth]",
+      'per_ip = { download = { bytes_per_second = "512KiB", burst = "32KiB" } }',
+      redisStoreToml(prefix),
+      "[[listener]]",
+      'name = "front"',
+      'kind = "tcp"',
+      'bind = "127.0.0.1:0"',
+      `upstream = "127.0.0.1:${source.port}"`,
+      "",
+    ].join("\n");
+    const fleet = await startFleet(2, text, "front");
+    const socks = fleet.ports.map((port) => net.connect({ port, host: "127.0.0.1", localAddress: "127.0.0.9" }));
+    try {
+      const meters = socks.map((s) => {
+        s.on("error", () => {});
+        return meterDownload(s);
+      });
+      const from = now() + 1000;
+      const to = await stalls.windowEnd(from, 3000, BURST_MS, 6000);
+      const rates = meters.map((m) => (m.between(from, to) * 1000) / (to - from));
+      const combined = rates[0]! + rates[1]!;
+      const cap = 512 * 1024;
+      t.diagnostic(`127.0.0.9 through two gateways: ${rates.map(kib).join(" + ")} = ${kib(combined)} KiB/s = ${(combined / cap).toFixed(4)} × cap`);
+      assert.ok(combined <= 1.04 * cap, `combined ${kib(combined)} KiB/s exceeds 1.04 × ${kib(cap)}`);
+      assert.ok(combined >= 0.75 * cap * ((to - from - stalls.lostMs(from, to, BURST_MS)) / (to - from)), `the cap is used: ${kib(combined)} KiB/s`);
+    } finally {
+      for (const s of socks) s.destroy();
+      await fleet.stop();
+      await source.close();
+    }
   });
 
   test("two gateways, one identity: each gets at least 40% of the combined rate", { timeout: 60_000 }, async (t) => {

@@ -58,7 +58,8 @@ async function advance(clock: ManualClock, l: RedisRateLimiter, ms: number): Pro
 let runs = 0;
 
 describe("Redis fixed-window queue matches the reference model", () => {
-  test("admission order, queue limits, cancellation, plain checks and Retry-After", { timeout: 50_000 }, async () => {
+  // 200 scenarios against Redis; each queued acquire also takes and frees its place in Redis (the shared queue limit).
+  test("admission order, queue limits, cancellation, plain checks and Retry-After", { timeout: 120_000 }, async () => {
     await fc.assert(
       fc.asyncProperty(scenarios, async ({ p, commands }) => {
         const clock = new ManualClock(p.start);

@@ -6,6 +6,7 @@
 import type { EventEmitter } from "node:events";
 import type { Clock } from "../core/clock.js";
 import type { Rng } from "../core/random.js";
+import type { Store } from "../stores/store.js";
 import type { Config } from "./config/schema.js";
 import type { GatewayBandwidth } from "./bandwidth/gateway-bandwidth.js";
 import type { GatewayEvents } from "./events.js";
@@ -28,6 +29,8 @@ export interface GatewayContext {
   events: EventEmitter<GatewayEvents>;
   /** Bandwidth shaping ([bandwidth]): decides per connection whether the relay is shaped. */
   bandwidth: GatewayBandwidth;
+  /** Where the gateway counts ([store]): the memory store, or the Redis store a fleet shares. */
+  store: Store<boolean>;
   /** 64 KiB read buffers the relays of this gateway share (src/gateway/read-pump.ts). */
   readBuffers: ReadBufferPool;
   /** Randomness of probe resistance's inter-packet timing (default: the system's). */

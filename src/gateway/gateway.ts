@@ -114,7 +114,9 @@ export class Gateway {
       policy: this.policyOf(config),
       logger,
       events: this.events,
-      bandwidth: new GatewayBandwidth(config.bandwidth, { clock, events: this.events }),
+      // On a shared store the byte caps draw from leased quotas in Redis, so the fleet holds each key to its cap.
+      bandwidth: new GatewayBandwidth(config.bandwidth, { clock, events: this.events, ...(this.stores.redis === undefined ? {} : { redis: this.stores.redis }) }),
+      store: this.stores.store,
       readBuffers: new ReadBufferPool(),
       rng: o.rng,
       announceBan: (key, remote, until, failures, shadow) => this.announceBan(key, remote, until, failures, shadow),
@@ -269,7 +271,8 @@ export class Gateway {
     await Promise.all(all.map((l) => l.close()));
     this.ctx.guard.registry.closeEverything("stopping");
     this.ctx.guard.close();
-    this.ctx.bandwidth.close();
+    // Unspent byte leases go back to Redis before the store closes.
+    await this.ctx.bandwidth.close();
     await this.stores.close();
     return { drained: before - cut, cut };
   }

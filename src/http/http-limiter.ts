@@ -5,17 +5,20 @@
  * problem document). Adapters for node:http, Express, Fastify and the
  * reverse proxy only translate requests in and verdicts out.
  *
- * The common case (an allowed request) answers synchronously; only a
- * request that has to wait in a fixed window's queue gets a promise.
+ * On the memory store the common case (an allowed request) answers
+ * synchronously; only a request that has to wait in a fixed window's queue
+ * gets a promise. On a shared store (Redis) every matched request is
+ * answered with a promise: one store call per check, all or nothing.
  */
 import { type Clock, systemClock } from "../core/clock.js";
 import { AcquireAbortedError, InvalidArgumentError } from "../core/errors.js";
 import { positive } from "../core/validate.js";
 import type { Decision } from "../limiter/decision.js";
-import { LimiterSet } from "../limiter/limiter-set.js";
+import { type CompositeDecision, LimiterSet } from "../limiter/limiter-set.js";
 import { RateLimiter, type RateLimiterOptions } from "../limiter/rate-limiter.js";
 import { ipKey } from "../net/ip-key.js";
 import { MemoryStore } from "../stores/memory-store.js";
+import type { Store } from "../stores/store.js";
 import { TrustedProxies, resolveClientIp } from "./client-ip.js";
 import { type LimitView, ceilSeconds, headerFormats, policyItem, quoteName, retryAfterSeconds, writeRateLimitHeaders } from "./headers.js";
 import { type CompiledKey, compileKey, identityReader } from "./keys.js";
@@ -40,7 +43,7 @@ import type {
 interface CompiledLimit {
   readonly name: string;
   readonly quotedName: string;
-  readonly limiter: RateLimiter;
+  readonly limiter: RateLimiter<boolean>;
   readonly key: CompiledKey;
   readonly queued: boolean;
   readonly quota: number;
@@ -58,7 +61,7 @@ interface CompiledRoute {
   readonly methods: ReadonlySet<string> | undefined;
   /** Limits checked at once (all or nothing). */
   readonly sync: readonly CompiledLimit[];
-  readonly set: LimiterSet | undefined;
+  readonly set: LimiterSet<boolean> | undefined;
   /** The one limit with a queue, checked last. */
   readonly queued: CompiledLimit | undefined;
   /** Every limit, in header order. */
@@ -105,7 +108,9 @@ const DEFAULT_FAILURE_STATUSES = [401];
 
 export class HttpLimiter {
   readonly profile: ProfileSettings;
-  readonly lockout: Lockout;
+  readonly lockout: Lockout<boolean>;
+  /** True when every decision is answered at once (a memory store). */
+  readonly sync: boolean;
   readonly trustedProxies: TrustedProxies;
   readonly clock: Clock;
   /** Largest form body read for form-field keys. */
@@ -124,9 +129,11 @@ export class HttpLimiter {
   private readonly peerCache = new Map<string, string>();
   private readonly v4: number;
   private readonly v6: number;
-  private readonly limiters: RateLimiter[] = [];
+  private readonly limiters: RateLimiter<boolean>[] = [];
   private readonly caseSensitive: boolean;
   private warnedUntrustedForwarding = false;
+  /** "<scope>:" or "", before every limit name in the store. */
+  private readonly scope: string;
   private queuedNow = 0;
 
   constructor(o: HttpLimiterOptions) {
@@ -150,10 +157,13 @@ export class HttpLimiter {
     this.requestIdHeaders = (o.requestIdHeaders ?? ["x-request-id", "x-correlation-id"]).map((h) => h.toLowerCase());
     this.clientIdForLog = identityReader({ queryParam: "client_id", formField: "client_id", basicAuth: true }, "clientId");
     this.formBodyLimit = positive("formBodyLimit", o.formBodyLimit ?? 65_536);
-    this.lockout = new Lockout(o.lockout ?? {}, this.profile, this.clock);
+    const store: Store = o.store ?? new MemoryStore({ maxKeys: o.maxKeys ?? 100_000 });
+    this.sync = store.sync;
+    // On a memory store the lockout keeps a table of its own; on a shared one it lives there, so a lock holds at every instance.
+    this.scope = o.scope === undefined ? "" : `${o.scope}:`;
+    this.lockout = new Lockout<boolean>(o.lockout ?? {}, this.profile, this.clock, store.sync ? undefined : store, `http-lockout${o.scope === undefined ? "" : `:${o.scope}`}`);
     // Express routes ignore case by default: a case-sensitive match would let "/TOKEN" past a "/token" rule.
     this.caseSensitive = o.caseSensitive ?? false;
-    const store = o.store ?? new MemoryStore({ maxKeys: o.maxKeys ?? 100_000 });
     const names = new Set<string>();
     this.routes = o.routes.map((r, i) => this.compileRoute(r, i, store, names));
     this.needsBody = this.routes.some((r) => r.needsBody);
@@ -182,12 +192,13 @@ export class HttpLimiter {
     const route = this.match(req.method, path);
     if (route === undefined) return PASS;
     const ctx: KeyContext = { req, path, clientIp: this.clientIp(req), route: route.name };
+    if (!this.sync) return this.decideShared(route, ctx, onQueue);
 
     let track: LockoutTrack | undefined;
     if (route.lockout !== undefined) {
       const subject = route.lockout.subject(ctx);
       if (subject !== undefined) {
-        const d = this.lockout.check(subject);
+        const d = this.lockout.check(subject) as Decision;
         if (d.shadowed) this.event("info", "subject would be locked out (shadow)", ctx, "lockout", d, subject);
         if (!d.allowed) return this.lockedOut(ctx, subject, d);
         track = { subject, failures: route.lockout.failures, successResets: route.lockout.successResets };
@@ -199,7 +210,7 @@ export class HttpLimiter {
     if (route.sync.length === 1) {
       const l = route.sync[0]!;
       const key = this.keyOf(l, ctx);
-      const d = l.limiter.check(key);
+      const d = l.limiter.check(key) as Decision;
       if (!d.allowed) return this.reject(route, ctx, [d], 0);
       if (d.shadowed) this.shadowEvent(route, ctx, l, d);
       // The common case (one limit, no queue) answers without building the general lists.
@@ -207,7 +218,7 @@ export class HttpLimiter {
       decisions = [d];
     } else if (route.set !== undefined) {
       keys = route.sync.map((l) => this.keyOf(l, ctx));
-      const c = route.set.check(keys);
+      const c = route.set.check(keys) as CompositeDecision;
       decisions = c.decisions as Decision[];
       if (!c.allowed) return this.reject(route, ctx, decisions, decisions.length - 1);
       for (let i = 0; i < decisions.length; i++) if (decisions[i]!.shadowed) this.shadowEvent(route, ctx, route.sync[i]!, decisions[i]!);
@@ -218,7 +229,7 @@ export class HttpLimiter {
     const q = route.queued;
     if (q === undefined) return this.allow(route, decisions, track);
     const qKey = this.keyOf(q, ctx);
-    const d = q.limiter.check(qKey);
+    const d = q.limiter.check(qKey) as Decision;
     if (d.allowed) {
       if (d.shadowed) this.shadowEvent(route, ctx, q, d);
       decisions.push(d);
@@ -231,24 +242,27 @@ export class HttpLimiter {
     return this.wait(route, ctx, q, qKey, decisions, track, onQueue?.());
   }
 
-  /** Reports a failed authentication of `subject` (from any IP). */
-  recordFailure(subject: string): void {
+  /**
+   * Reports a failed authentication of `subject` (from any IP). On a shared
+   * store the record is written in the background (the store's failure mode
+   * answers while it is unavailable); the returned promise says when.
+   */
+  recordFailure(subject: string): void | Promise<void> {
     const r = this.lockout.recordFailure(subject);
-    if (r.locked) {
-      this.log?.warn("subject locked out", { subject, failures: r.failures, locked_for_ms: Math.max(0, r.lockedUntil - this.clock.now()) });
-      this.hooks.onLockout?.(subject, r.lockedUntil);
-    }
+    if (r instanceof Promise) return r.then((x) => this.lockedOutNow(subject, x), () => {});
+    this.lockedOutNow(subject, r);
   }
 
   /** Reports a successful authentication of `subject`: its failures and escalation are cleared. */
-  recordSuccess(subject: string): void {
-    this.lockout.recordSuccess(subject);
+  recordSuccess(subject: string): void | Promise<void> {
+    const r = this.lockout.recordSuccess(subject);
+    if (r instanceof Promise) return r.catch(() => {});
   }
 
   /** Feeds the lockout from a response status (called by adapters when a tracked response finishes). */
   observeStatus(track: LockoutTrack, status: number): void {
-    if (track.failures.has(status)) this.recordFailure(track.subject);
-    else if (track.successResets && status >= 200 && status < 300) this.recordSuccess(track.subject);
+    if (track.failures.has(status)) void this.recordFailure(track.subject);
+    else if (track.successResets && status >= 200 && status < 300) void this.recordSuccess(track.subject);
   }
 
   /** The client address of a request under the trusted-proxy rules; warns once if the setting looks wrong. */
@@ -281,6 +295,63 @@ export class HttpLimiter {
   /** Fails every queued request and stops the queues' timers. */
   dispose(): void {
     for (const l of this.limiters) l.dispose();
+  }
+
+  /** The lock that a failure may have started: logged and reported. */
+  private lockedOutNow(subject: string, r: { locked: boolean; lockedUntil: number; failures: number }): void {
+    if (!r.locked) return;
+    // On a shared store the lock's end is store time (wall clock); on memory, the limiter's clock.
+    const now = this.sync ? this.clock.now() : this.clock.wallNow();
+    this.log?.warn("subject locked out", { subject, failures: r.failures, locked_for_ms: Math.max(0, r.lockedUntil - now) });
+    this.hooks.onLockout?.(subject, r.lockedUntil);
+  }
+
+  /**
+   * `decide` on a shared store: the same steps as on memory, each check one
+   * store call (a route's limits together in one), so every instance on the
+   * store counts the same windows and locks.
+   */
+  private async decideShared(route: CompiledRoute, ctx: KeyContext, onQueue: (() => AbortSignal) | undefined): Promise<Verdict> {
+    let track: LockoutTrack | undefined;
+    if (route.lockout !== undefined) {
+      const subject = route.lockout.subject(ctx);
+      if (subject !== undefined) {
+        const d = await this.lockout.check(subject);
+        if (d.shadowed) this.event("info", "subject would be locked out (shadow)", ctx, "lockout", d, subject);
+        if (!d.allowed) return this.lockedOut(ctx, subject, d);
+        track = { subject, failures: route.lockout.failures, successResets: route.lockout.successResets };
+      }
+    }
+    let decisions: Decision[];
+    if (route.sync.length === 1) {
+      const l = route.sync[0]!;
+      const d = await l.limiter.check(this.keyOf(l, ctx));
+      if (!d.allowed) return this.reject(route, ctx, [d], 0);
+      if (d.shadowed) this.shadowEvent(route, ctx, l, d);
+      if (route.queued === undefined) return this.allowOne(route, l, d, track);
+      decisions = [d];
+    } else if (route.set !== undefined) {
+      const c = await route.set.check(route.sync.map((l) => this.keyOf(l, ctx)));
+      decisions = c.decisions as Decision[];
+      if (!c.allowed) return this.reject(route, ctx, decisions, decisions.length - 1);
+      for (let i = 0; i < decisions.length; i++) if (decisions[i]!.shadowed) this.shadowEvent(route, ctx, route.sync[i]!, decisions[i]!);
+    } else {
+      decisions = [];
+    }
+    const q = route.queued;
+    if (q === undefined) return this.allow(route, decisions, track);
+    const qKey = this.keyOf(q, ctx);
+    const d = await q.limiter.check(qKey);
+    if (d.allowed) {
+      if (d.shadowed) this.shadowEvent(route, ctx, q, d);
+      decisions.push(d);
+      return this.allow(route, decisions, track);
+    }
+    if (d.reason !== "rate_limited") {
+      decisions.push(d);
+      return this.reject(route, ctx, decisions, decisions.length - 1);
+    }
+    return this.wait(route, ctx, q, qKey, decisions, track, onQueue?.());
   }
 
   /** The path routes are matched against: normalised, and lower-cased unless matching is case-sensitive. */
@@ -448,7 +519,7 @@ export class HttpLimiter {
     return out;
   }
 
-  private compileRoute(r: RouteConfig, i: number, store: MemoryStore, names: Set<string>): CompiledRoute {
+  private compileRoute(r: RouteConfig, i: number, store: Store, names: Set<string>): CompiledRoute {
     const param = `routes[${i}]`;
     if (r === null || typeof r !== "object") throw new InvalidArgumentError(param, "must be an object");
     const matcher = compilePattern(this.caseSensitive ? r.match : r.match.toLowerCase(), `${param}.match`);
@@ -473,7 +544,7 @@ export class HttpLimiter {
       matcher,
       methods,
       sync,
-      set: sync.length > 1 ? new LimiterSet(sync.map((l) => l.limiter)) : undefined,
+      set: sync.length > 1 ? new LimiterSet<boolean>(sync.map((l) => l.limiter)) : undefined,
       queued: queued[0],
       all,
       policyHeader: all.map((l) => policyItem(l.quotedName, l.quota, windowSeconds(l.limiter))).join(", "),
@@ -483,13 +554,14 @@ export class HttpLimiter {
     };
   }
 
-  private compileLimit(c: LimitConfig | PartialLimitConfig, name: string, param: string, store: MemoryStore): CompiledLimit {
+  private compileLimit(c: LimitConfig | PartialLimitConfig, name: string, param: string, store: Store): CompiledLimit {
     if (c === null || typeof c !== "object") throw new InvalidArgumentError(param, "must be an object");
     const key = compileKey(c.key, { key: (ip, v4, v6) => this.ipKeyOf(ip, v4, v6) }, param);
-    const base = { name: `http:${name}`, store, clock: this.clock, shadow: c.shadow ?? false };
-    let limiter: RateLimiter;
+    // A store with its own clock (Redis) is read by every instance alike: a local clock differs per process.
+    const base = { name: `http:${this.scope}${name}`, store, shadow: c.shadow ?? false, ...(store.storeTime ? {} : { clock: this.clock }) };
+    let limiter: RateLimiter<boolean>;
     try {
-      limiter = new RateLimiter(limiterOptions(c, this.profile, base));
+      limiter = new RateLimiter<boolean>(limiterOptions(c, this.profile, base));
     } catch (e) {
       if (e instanceof InvalidArgumentError) throw new InvalidArgumentError(`${param}.${e.param}`, e.message.slice(e.param.length + 2));
       throw e;
@@ -538,8 +610,8 @@ function subjectReader(s: RouteLockoutConfig["subject"], param: string): KeyFunc
 function limiterOptions(
   c: LimitConfig | PartialLimitConfig,
   p: ProfileSettings,
-  base: { name: string; store: MemoryStore; clock: Clock; shadow: boolean },
-): RateLimiterOptions {
+  base: { name: string; store: Store; clock?: Clock; shadow: boolean },
+): RateLimiterOptions<boolean> {
   switch (c.algorithm) {
     case undefined:
     case "fixed_window":
@@ -561,7 +633,7 @@ function limiterOptions(
 }
 
 /** The policy window in whole seconds: the window, or the time a token bucket takes to refill its burst. */
-function windowSeconds(l: RateLimiter): number {
+function windowSeconds(l: RateLimiter<boolean>): number {
   const s = l.spec;
   const ms = s.kind === "gcra" ? s.params.toleranceMs : s.params.windowMs;
   return Math.max(1, Math.ceil(ms / 1000));

@@ -15,6 +15,8 @@ import type { Clock } from "../core/clock.js";
 import { integerAtLeast, positive } from "../core/validate.js";
 import type { Decision } from "../limiter/decision.js";
 import { PenaltyBox } from "../limiter/penalty-box.js";
+import { then } from "../limiter/reply.js";
+import type { Reply, Store } from "../stores/store.js";
 import type { LockoutConfig } from "./types.js";
 import type { ProfileSettings } from "./profiles.js";
 
@@ -30,21 +32,35 @@ export interface LockoutFailure {
   failures: number;
 }
 
-export class Lockout {
+/**
+ * On a shared store (Redis) the subjects' records live there: a subject
+ * locked out through one instance is locked out at every instance, and the
+ * box reads the store's clock. On the memory store every answer is
+ * synchronous.
+ */
+export class Lockout<S extends boolean = true> {
+  readonly sync: S;
   readonly maxFailures: number;
   readonly windowMs: number;
   readonly durationMs: number;
-  private readonly box: PenaltyBox;
+  private readonly box: PenaltyBox<S>;
   private readonly caseSensitive: boolean;
 
-  constructor(o: LockoutConfig, profile: ProfileSettings, clock: Clock) {
+  /**
+   * `clock` drives a box on a store without a clock of its own (memory);
+   * `store` defaults to a memory store of the box's own; `name` is the box's
+   * name in a shared store (instances with the same name share the locks).
+   */
+  constructor(o: LockoutConfig, profile: ProfileSettings, clock: Clock, store?: Store<S>, name = "http-lockout") {
     this.maxFailures = integerAtLeast("lockout.maxFailures", o.maxFailures ?? profile.lockoutMaxFailures, 1);
     this.windowMs = positive("lockout.windowMs", o.windowMs ?? profile.lockoutWindowMs);
     this.durationMs = positive("lockout.durationMs", o.durationMs ?? profile.lockoutDurationMs);
     this.caseSensitive = o.caseSensitive ?? false;
     const maxDuration = positive("lockout.maxDurationMs", o.maxDurationMs ?? Math.max(24 * 3_600_000, this.durationMs));
-    this.box = new PenaltyBox({
-      clock,
+    this.box = new PenaltyBox<S>({
+      // A store with its own clock is read by every instance alike; a local clock would differ per process.
+      ...(store?.storeTime ? {} : { clock }),
+      ...(store === undefined ? {} : { store, name }),
       shadow: o.shadow ?? false,
       maxKeys: o.maxSubjects ?? 65_536,
       // No back-off between single failures: only the threshold locks.
@@ -59,10 +75,11 @@ export class Lockout {
       // Escalation needs the record to outlive the lock it caused.
       retentionMs: positive("lockout.retentionMs", o.retentionMs ?? Math.max(24 * 3_600_000, maxDuration)),
     });
+    this.sync = this.box.sync;
   }
 
   /** Whether `subject` may try now (allowed, or rejected with the wait until its lock ends). */
-  check(subject: string): Decision {
+  check(subject: string): Reply<S, Decision> {
     return this.box.check(this.norm(subject));
   }
 
@@ -77,14 +94,14 @@ export class Lockout {
     return this.caseSensitive ? s : s.toLowerCase();
   }
 
-  recordFailure(raw: string): LockoutFailure {
+  recordFailure(raw: string): Reply<S, LockoutFailure> {
     const subject = this.norm(raw);
     // Failures while locked do not count: they could not have been tried,
     // and counting them would re-lock the subject the moment its lock ends.
-    const st = this.box.status(subject);
-    if (st.bannedUntil > this.box.now()) return { locked: false, lockedUntil: st.bannedUntil, failures: st.streak };
-    const r = this.box.recordFailure(subject);
-    return { locked: r.banned, lockedUntil: r.bannedUntil, failures: r.streak };
+    return then(this.sync, this.box.status(subject), (st): LockoutFailure | Reply<S, LockoutFailure> => {
+      if (st.bannedUntil > this.box.now()) return { locked: false, lockedUntil: st.bannedUntil, failures: st.streak };
+      return then(this.sync, this.box.recordFailure(subject), (r) => ({ locked: r.banned, lockedUntil: r.bannedUntil, failures: r.streak }));
+    }) as Reply<S, LockoutFailure>;
   }
 
   /**
@@ -92,20 +109,21 @@ export class Lockout {
    * the subject is locked is ignored: the lock stands until it ends (or an
    * operator calls `unlock`).
    */
-  recordSuccess(raw: string): void {
+  recordSuccess(raw: string): Reply<S, void> {
     const subject = this.norm(raw);
-    const st = this.box.status(subject);
-    if (st.bannedUntil > this.box.now()) return;
-    this.box.recordSuccess(subject);
+    return then(this.sync, this.box.status(subject), (st): void | Reply<S, void> => {
+      if (st.bannedUntil > this.box.now()) return;
+      return this.box.recordSuccess(subject);
+    }) as Reply<S, void>;
   }
 
   /** Lifts a lock and forgets the subject. */
-  unlock(subject: string): boolean {
+  unlock(subject: string): Reply<S, boolean> {
     return this.box.forget(this.norm(subject));
   }
 
   /** Locks a subject by hand (for `durationMs`, or the escalating length). */
-  lock(subject: string, durationMs?: number): number {
+  lock(subject: string, durationMs?: number): Reply<S, number> {
     return this.box.ban(this.norm(subject), durationMs);
   }
 

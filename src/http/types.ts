@@ -5,7 +5,7 @@
  */
 import type { IncomingHttpHeaders } from "node:http";
 import type { Clock } from "../core/clock.js";
-import type { MemoryStore } from "../stores/memory-store.js";
+import type { Store } from "../stores/store.js";
 import type { ProfileName, ProfileOverrides } from "./profiles.js";
 
 /** What the core needs to know about a request, whatever the framework. */
@@ -206,8 +206,27 @@ export interface HttpLimiterOptions {
   formBodyLimit?: number;
   logger?: HttpLogger;
   hooks?: HttpHooks;
+  /**
+   * The limits' clock on a store without one of its own (memory), and the
+   * clock of the local parts (queue timers, headers). Limits on a store that
+   * keeps time (Redis) read the store's clock, so every instance agrees.
+   */
   clock?: Clock;
-  store?: MemoryStore;
+  /**
+   * Where route limits, queue places and (on a shared store) the subject
+   * lockout live. A memory store (the default, one of the limiter's own)
+   * answers synchronously; a shared one (Redis) makes every instance on it
+   * count together, with decisions answered asynchronously.
+   */
+  store?: Store;
+  /**
+   * Names this limiter's state in its store: limits are `http:<scope>:<policy>`
+   * and the lockout box `http-lockout:<scope>` (default: no scope,
+   * `http:<policy>` and `http-lockout`). Limiters with the same scope and
+   * policy names on one shared store count together, so give each
+   * independent set of rules its own scope (the gateway uses the listener's name).
+   */
+  scope?: string;
   /** Most keys per limit when no store is given (default 100,000). */
   maxKeys?: number;
 }

@@ -5,6 +5,7 @@ import type { Clock, TimerHandle } from "../core/clock.js";
 import { AcquireAbortedError } from "../core/errors.js";
 import type { Reply } from "../stores/store.js";
 import { type KeyQueue as SharedKeyQueue, type QueueBounds, type Waiter, settle, windowsBehind } from "./queue-retry.js";
+import type { QueueSeat, QueueSeats } from "./queue-seats.js";
 import { then, value } from "./reply.js";
 
 /** Most keys with waiters at once, so a flood of distinct keys cannot grow the queues without bound. */
@@ -20,6 +21,12 @@ export interface QueueHost<S extends boolean> {
   consume(key: string, cost: number): Reply<S, Outcome>;
   /** The window's own answer for `cost`, consuming nothing. */
   peek(key: string, cost: number): Reply<S, Outcome>;
+  /**
+   * Where the queue limit is counted when the window's counts are shared by
+   * several instances (async stores): without it each instance would let
+   * `queueLimit` wait, so N instances would queue N times as many.
+   */
+  readonly seats?: QueueSeats;
 }
 
 interface KeyQueue extends SharedKeyQueue {
@@ -151,15 +158,38 @@ export class FixedWindowQueue<S extends boolean> {
       end = this.windowEnd(end, out, false);
       q = this.queues.get(key);
     }
+    let seat: QueueSeat | undefined;
+    if (this.host.seats !== undefined && cost <= this.opts.limit) {
+      // The queue is shared: a place in it is taken on the store first. A
+      // full queue across the instances refuses the newcomer (in both orders:
+      // the waiters another instance holds cannot be dropped from here).
+      seat = await this.call1(this.host.seats.take(key, cost));
+      if (seat === undefined && this.opts.order === "newest_first") seat = await this.call1(this.makeRoom(key, cost));
+      if (seat === undefined) {
+        const lq = this.queues.get(key);
+        return this.rejectBehind(lq, lq?.windowEnd ?? end, cost, this.host.now(), "queue_full", lq !== undefined);
+      }
+      if (this.disposed || signal?.aborted) {
+        void seat.release();
+        if (this.disposed) throw new AcquireAbortedError("limiter disposed", "disposed");
+        throw new AcquireAbortedError("acquire aborted before it started");
+      }
+      // The local queue may have been drained and dropped while the store answered.
+      q = this.queues.get(key);
+    }
     const now = this.host.now();
     if (q === undefined) {
-      if (cost > this.opts.limit || this.queues.size >= MAX_QUEUED_KEYS) return this.rejectBehind(undefined, end, cost, now, "queue_full", false);
+      if (cost > this.opts.limit || this.queues.size >= MAX_QUEUED_KEYS) {
+        void seat?.release();
+        return this.rejectBehind(undefined, end, cost, now, "queue_full", false);
+      }
       q = { waiters: [], permits: 0, windowEnd: end, timer: undefined, draining: false };
       this.queues.set(key, q);
     }
     const queue = q;
     if (queue.permits + cost > this.opts.limit) {
       if (this.opts.order === "oldest_first" || cost > this.opts.limit) {
+        void seat?.release();
         return this.rejectBehind(queue, queue.windowEnd, cost, now, "queue_full", cost <= this.opts.limit);
       }
       // newest_first: the oldest waiters give way to the newcomer.
@@ -171,7 +201,7 @@ export class FixedWindowQueue<S extends boolean> {
       }
     }
     return new Promise<Outcome>((resolve, reject) => {
-      const w: Waiter = { cost, resolve, reject, signal, onAbort: undefined };
+      const w: Waiter = { cost, resolve, reject, signal, onAbort: undefined, ...(seat === undefined ? {} : { seat }) };
       if (signal) {
         w.onAbort = () => this.cancel(key, w);
         signal.addEventListener("abort", w.onAbort, { once: true });
@@ -192,6 +222,37 @@ export class FixedWindowQueue<S extends boolean> {
       }
     }
     this.queues.clear();
+  }
+
+  /**
+   * Newest first on a shared queue that is full: the oldest waiters of this
+   * instance give way (as they would in a local queue), then the place is
+   * asked for again. Waiters held by other instances cannot be dropped from
+   * here, so a full queue with none of them local refuses the newcomer.
+   */
+  private async makeRoom(key: string, cost: number): Promise<QueueSeat | undefined> {
+    const q = this.queues.get(key);
+    if (q === undefined || q.waiters.length === 0) return undefined;
+    const freed: Promise<void>[] = [];
+    const now = this.host.now();
+    // As a local queue would (and exactly so when this is the only instance).
+    while (q.waiters.length > 0 && q.permits + cost > this.opts.limit) {
+      const dropped = q.waiters.shift()!;
+      q.permits -= dropped.cost;
+      if (dropped.seat) freed.push(dropped.seat.release());
+      settle(dropped);
+      dropped.resolve(this.rejectBehind(q, q.windowEnd, dropped.cost, now, "queue_full", false));
+    }
+    await Promise.all(freed);
+    return this.host.seats!.take(key, cost);
+  }
+
+  /** Counts a call for a shared place in flight until it answers. */
+  private call1<T>(p: Promise<T>): Promise<T> {
+    this.inFlight++;
+    return p.finally(() => {
+      this.inFlight--;
+    });
   }
 
   /** Counts a store call in flight until it answers (sync answers are never in flight). */
@@ -292,6 +353,8 @@ export class FixedWindowQueue<S extends boolean> {
     if (!out.allowed) {
       // Still closed (the store's time behind ours, or other instances took the window): retry when it ends.
       q.windowEnd = this.windowEnd(sent, out, true);
+      // The waiters wait one more window: their shared places must outlive it.
+      for (const x of q.waiters) x.seat?.renew();
       return false;
     }
     const i = q.waiters.indexOf(w);

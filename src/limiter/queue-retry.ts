@@ -1,5 +1,6 @@
 import type { Outcome } from "../algorithms/outcome.js";
 import type { QueueOrder } from "../algorithms/limit-spec.js";
+import type { QueueSeat } from "./queue-seats.js";
 
 /**
  * The parts of a fixed window's FIFO queue that do not depend on where the
@@ -15,6 +16,8 @@ export interface Waiter {
   reject: (e: Error) => void;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  /** The waiter's places in a queue counted on a shared store (freed when it is settled). */
+  seat?: QueueSeat;
 }
 
 /** A key's waiters, in arrival order, and the permits they hold in the queue. */
@@ -23,9 +26,10 @@ export interface KeyQueue {
   permits: number;
 }
 
-/** Detaches a waiter from its abort signal once it is settled. */
+/** Detaches a waiter from its abort signal once it is settled, and frees its shared places. */
 export function settle(w: Waiter): void {
   if (w.signal && w.onAbort) w.signal.removeEventListener("abort", w.onAbort);
+  void w.seat?.release();
 }
 
 /** The window's permits and the queue's room, as the play-out needs them. */

@@ -8,6 +8,7 @@ import { FAILED, type Failed, type RateTable, type Reply, STORE_TIME, type Store
 import { type Decision, type DecisionPolicy, type OutcomeView, decide, decisionPolicy } from "./decision.js";
 import { fallback, insuranceRateOptions } from "./failure-modes.js";
 import { FixedWindowQueue } from "./fixed-window-queue.js";
+import { SharedQueueSeats } from "./queue-seats.js";
 import { refuse, then } from "./reply.js";
 import type { AcquireOptions, LimiterInfo } from "./types.js";
 
@@ -78,8 +79,21 @@ export class RateLimiter<S extends boolean = true> implements LimiterInfo, Decis
     if (this.clock === STORE_CLOCK) this.lastNow = STORE_TIME;
     this.table = this.store.rateTable(this.name, this.spec, { clockInjected: o.clock !== undefined, keyTtlFloorMs: o.keyTtlFloorMs });
     if (this.spec.kind === "fixed_window" && this.spec.queue) {
+      const windowMs = this.spec.params.windowMs;
+      // A store shared by instances counts the queue too (the memory store is this process: the local count is exact).
+      const seats = this.sync
+        ? undefined
+        : new SharedQueueSeats({
+            name: `${this.name}:queue`,
+            limit: this.spec.queue.limit,
+            // Renewed at every window a waiter is not admitted in; two windows and a second of slack.
+            ttlMs: 2 * windowMs + 1000,
+            store: this.store,
+            ...(o.clock === undefined ? {} : { clock: o.clock }),
+          });
       this.queue = new FixedWindowQueue(this.spec.queue, this.spec.params, this.clock === STORE_CLOCK ? systemClock : this.clock, {
         sync: this.sync,
+        ...(seats === undefined ? {} : { seats }),
         aligned: this.clock !== STORE_CLOCK,
         now: () => this.localNow(),
         consume: (key, c) => this.settled(this.table.consume(key, c, this.now(), this.out), key, c, false),

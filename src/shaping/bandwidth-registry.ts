@@ -1,5 +1,6 @@
 import type { Clock } from "../core/clock.js";
 import { PortcullisError } from "../core/errors.js";
+import type { Rng } from "../core/random.js";
 import { integerAtLeast, nonNegative, positive } from "../core/validate.js";
 import { ipKey, type IpKeyOptions } from "../net/ip-key.js";
 import type { RateSpec } from "./byte-bucket.js";
@@ -30,12 +31,13 @@ export interface BandwidthRegistryOptions {
   quantumBytes?: number;
   /**
    * Shares identity buckets beyond this process (for example every gateway on
-   * one Redis through RedisQuotaSource). `sliceBytes` is what each bucket
-   * asks of the source at once and may hold unspent (default 16 KiB; the
-   * source may hold its own lease behind it); `retryMs` the wait after the
-   * source granted nothing (default 20 ms).
+   * one Redis through RedisQuotaSource), and per-IP buckets too with `ip`.
+   * `sliceBytes` is what each bucket asks of the source at once and may
+   * hold unspent (default 16 KiB; the source may hold its own lease behind
+   * it); `retryMs` the wait after the source granted nothing (default 20 ms,
+   * drawn from [0.5, 1.5) × it by `rng`).
    */
-  quota?: { source: QuotaSource; sliceBytes?: number; retryMs?: number };
+  quota?: { source: QuotaSource; sliceBytes?: number; retryMs?: number; ip?: boolean; rng?: Rng };
 }
 
 /** One connection's shaping: a gate per direction, to hand to createShapedPipe / relayShaped. */
@@ -236,7 +238,7 @@ export class BandwidthRegistry {
   private bucket(leaseKey: string, spec: RateSpec | null, dir: Direction): SharedBucket {
     let lease: QuotaLease | undefined;
     let bucket: SharedBucket | undefined = undefined;
-    if (this.quota && leaseKey.startsWith("id:")) {
+    if (this.quota && (leaseKey.startsWith("id:") || this.quota.ip === true)) {
       const q = this.quota;
       lease = new QuotaLease({
         source: q.source,
@@ -245,6 +247,7 @@ export class BandwidthRegistry {
         spec: () => bucket?.rate ?? spec,
         sliceBytes: q.sliceBytes ?? 16 * 1024,
         ...(q.retryMs === undefined ? {} : { retryMs: q.retryMs }),
+        ...(q.rng === undefined ? {} : { rng: q.rng }),
       });
     }
     bucket = new SharedBucket(this.clock, spec, this.bucketStats[dir], this.quantum, lease);

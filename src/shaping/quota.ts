@@ -1,4 +1,5 @@
 import type { Clock, TimerHandle } from "../core/clock.js";
+import { type Rng, systemRng } from "../core/random.js";
 import { positive } from "../core/validate.js";
 import type { RateSpec } from "./byte-bucket.js";
 
@@ -27,8 +28,13 @@ export interface QuotaLeaseOptions {
   spec: () => RateSpec | null;
   /** Bytes asked of the source at once (one lease slice). */
   sliceBytes: number;
-  /** Wait before asking again after the source granted nothing or failed (default 20 ms). */
+  /**
+   * Wait before asking again after the source granted nothing or failed
+   * (default 20 ms), drawn each time from [0.5, 1.5) × retryMs.
+   */
   retryMs?: number;
+  /** The draw of the retry wait (default: Math.random). */
+  rng?: Rng;
 }
 
 /**
@@ -107,10 +113,14 @@ export class QuotaLease {
     if (this.closed) return;
     if (!(granted > 0)) {
       if (granted < 0 || Number.isNaN(granted)) this.failures++;
+      // A random wait: instances that all retry on the same period would
+      // lock into phase, and the one whose retry lands first after the
+      // shared bucket refills would get every slice.
+      const wait = this.retryMs * (0.5 + (this.o.rng ?? systemRng).next());
       this.timer = this.o.clock.setTimer(() => {
         this.timer = undefined;
         this.refill();
-      }, this.retryMs);
+      }, wait);
       return;
     }
     this.pool += Math.min(granted, this.slice);

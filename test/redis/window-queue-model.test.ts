@@ -58,9 +58,10 @@ async function advance(clock: ManualClock, l: RedisRateLimiter, ms: number): Pro
 let runs = 0;
 
 describe("Redis fixed-window queue matches the reference model", () => {
-  // The work is fixed (200 scenarios, each step a few Redis round trips and event-loop turns): it took over
-  // 50 s beside CPU hogs on a shared 2-core machine. The bound is for a hang, under the runner's 5 minutes;
-  // each step's own wait is bounded at 5 s (settled).
+  // The work is fixed (200 scenarios, each step a few Redis round trips and event-loop turns; each queued
+  // acquire also takes and frees its place in Redis, the shared queue limit): it took over 50 s beside CPU
+  // hogs on a shared 2-core machine. The bound is for a hang, under the runner's 5 minutes; each step's own
+  // wait is bounded at 5 s (settled).
   test("admission order, queue limits, cancellation, plain checks and Retry-After", { timeout: 240_000 }, async () => {
     await fc.assert(
       fc.asyncProperty(scenarios, async ({ p, commands }) => {

@@ -7,6 +7,12 @@
  * to its identity under the configuration at the time its upstream is
  * opened; otherwise it takes the plain relay and costs nothing. A reload
  * re-rates the buckets of every shaped connection at once.
+ *
+ * On a Redis store every identity and IP bucket also draws from a leased
+ * quota in Redis (RedisQuotaSource), so the gateways sharing the store
+ * hold a key to its cap together. Nothing on the relay path waits on
+ * Redis: each gateway reserves a slice (LEASE_SLICE_MS of the rate) at once
+ * and spends it locally; only a refill goes to Redis.
  */
 import type { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
@@ -14,6 +20,8 @@ import type { Clock, TimerHandle } from "../../core/clock.js";
 import { ipKey } from "../../net/ip-key.js";
 import { type BandwidthConfig, type DirectionalRate, parseBandwidthConfig } from "../../shaping/bandwidth-config.js";
 import { BandwidthCapacityError, type BandwidthMetrics, BandwidthRegistry } from "../../shaping/bandwidth-registry.js";
+import { RedisQuotaSource } from "../../shaping/redis-quota.js";
+import type { RedisStore } from "../../stores/redis/redis-store.js";
 import type { GatewayEvents } from "../events.js";
 import { setShapingPlan, takeShapingPlan } from "./shaped-relay.js";
 
@@ -31,7 +39,19 @@ export interface GatewayBandwidthOptions {
   events: EventEmitter<GatewayEvents>;
   /** Identities plus IPs tracked at once (default 100,000). */
   maxKeys?: number;
+  /** The Redis store of the fleet: caps are then shared by every gateway on it (under its prefix). */
+  redis?: RedisStore;
 }
+
+/**
+ * Time's worth of a key's rate one gateway reserves from Redis at once.
+ * What N gateways together may spend beyond a cap is about one such slice
+ * plus one local pool (POOL_BYTES) each; shorter slices mean more Redis
+ * calls (about 1000 / LEASE_SLICE_MS reservations per second per busy key).
+ */
+export const LEASE_SLICE_MS = 20;
+/** Bytes a bucket takes from its gateway's lease at once. */
+export const POOL_BYTES = 16 * 1024;
 
 /** How often throttle time is reported while shaped connections are open. */
 const REPORT_EVERY_MS = 1000;
@@ -46,6 +66,7 @@ function anyCap(c: BandwidthConfig): boolean {
 
 export class GatewayBandwidth {
   private readonly registry: BandwidthRegistry;
+  private readonly quota: RedisQuotaSource | undefined;
   private active: boolean;
   private shaped = 0;
   private reportedMs = { upload: 0, download: 0 };
@@ -57,7 +78,18 @@ export class GatewayBandwidth {
   ) {
     const config = parseBandwidthConfig(section);
     this.active = anyCap(config);
-    this.registry = new BandwidthRegistry({ clock: o.clock, config, maxKeys: o.maxKeys });
+    this.quota = o.redis === undefined ? undefined : new RedisQuotaSource({ store: o.redis, sliceMs: LEASE_SLICE_MS });
+    this.registry = new BandwidthRegistry({
+      clock: o.clock,
+      config,
+      maxKeys: o.maxKeys,
+      ...(this.quota === undefined ? {} : { quota: { source: this.quota, sliceBytes: POOL_BYTES, ip: true } }),
+    });
+  }
+
+  /** Whether caps are shared through Redis with the other gateways on it. */
+  get shared(): boolean {
+    return this.quota !== undefined;
   }
 
   /** Whether any cap is configured at all. */
@@ -119,11 +151,12 @@ export class GatewayBandwidth {
     });
   }
 
-  /** Stops the report timer (the gateway is stopping). */
-  close(): void {
+  /** Stops the report timer and gives unspent leases back to Redis (the gateway is stopping). */
+  close(): Promise<void> {
     this.ticker?.cancel();
     this.ticker = undefined;
     this.report();
+    return this.quota?.dispose() ?? Promise.resolve();
   }
 
   private applies(remote: string, identity: string | undefined): boolean {

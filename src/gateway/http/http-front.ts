@@ -119,8 +119,12 @@ export class HttpFront {
   private buildLimiter(config: Config): HttpLimiter {
     const events = this.ctx.events as unknown as EventEmitter<ObservabilityEvents>;
     const listener = this.name;
+    // A shared store: the listener's route limits, queue places and lockout count with the fleet's,
+    // under the listener's name. On memory the limiter keeps its own store, as each listener always has.
+    const shared = this.ctx.store.sync ? {} : { store: this.ctx.store, scope: listener };
     return new HttpLimiter({
       ...limiterOptionsOf(config.http),
+      ...shared,
       clock: this.ctx.clock,
       logger: this.ctx.logger,
       hooks: { onReject: (route, limiter) => events.emit("http_rejection", { listener, route, limiter }) },

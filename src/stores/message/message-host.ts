@@ -185,11 +185,12 @@ export class MessageStoreHost {
         if (g.held >= 0) this.noteLease(id as number, key, g.id as number, 1);
         return [g.held, g.id, g.retryAfterMs];
       }
-      case "lr":
+      case "lr": {
         if (lease === undefined) return UNKNOWN_TABLE;
         const released = lease.release(key, op[3] as number, this.now(op[4]));
         if (released) this.noteLease(id as number, key, op[3] as number, -1);
         return released;
+      }
       case "ln":
         return lease === undefined ? UNKNOWN_TABLE : lease.renew(key, op[3] as number, this.now(op[4]));
       case "lh":

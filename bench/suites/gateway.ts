@@ -4,6 +4,10 @@
  * with the guard on, a minimal Node `socket.pipe` relay, and HAProxy in tcp
  * mode, next to the direct loopback figure; then new connections per second
  * (100 concurrent clients, connect + 1-byte echo + close) through each.
+ * The gateway runs as one process (workers = 1) and as workers = 2, the
+ * latter both ways node:cluster can hand out connections: round-robin (the
+ * primary accepts and passes each socket on) and shared handle (every
+ * worker accepts on the one listening socket).
  * Every process is started fresh and stopped at the end.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -58,7 +62,13 @@ export async function run(): Promise<void> {
     const echoPort = echo.port;
 
     const make = async (target: number): Promise<Relay[]> => {
-      const rs = [await nodePipe(target), await portcullis(target, dir), await haproxy(target, dir)];
+      const rs = [
+        await nodePipe(target),
+        await portcullis(target, dir, undefined, "portcullis workers=1 (guard on)"),
+        await portcullis(target, dir, undefined, "portcullis workers=2, round-robin", { workers: 2, schedPolicy: "rr" }),
+        await portcullis(target, dir, undefined, "portcullis workers=2, shared handle", { workers: 2, schedPolicy: "none" }),
+        await haproxy(target, dir),
+      ];
       for (const r of rs) stops.push(r.stop);
       return rs;
     };

@@ -137,7 +137,7 @@ export async function run(): Promise<void> {
       );
     }
     const served = await tlsExchange(gw.port, "gw.example.test", Buffer.from("GET / HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"), 5_000, "127.0.0.2");
-    const banned = gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.1"));
+    const banned = await gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.1"));
     console.log(`\nworst classifier accuracy: ${worst.toFixed(2)} (target <= 0.60); the probing address was banned ${banned.bans} time(s) meanwhile`);
     console.log(`authenticated client (served name, another address) still tunnels: ${/hello from origin/.test(served.bytes.toString()) ? "yes" : `NO (${served.error ?? served.bytes.length})`}`);
   } finally {

@@ -9,10 +9,10 @@ import type { PenaltyBox } from "../limiter/penalty-box.js";
 import { AdminError } from "./errors.js";
 
 export interface PeekableGateway {
-  readonly penaltyBox: PenaltyBox;
+  readonly penaltyBox: PenaltyBox<boolean>;
   keyOf(address: string): string;
-  /** State of `address` under a guard limiter, without consuming; undefined for a limiter it does not have. */
-  peekLimit?(limiter: string, address: string): Record<string, unknown> | undefined;
+  /** State of `address` under a guard limiter, without consuming; undefined for a limiter it does not have (a promise on a shared store). */
+  peekLimit?(limiter: string, address: string): Record<string, unknown> | undefined | Promise<Record<string, unknown> | undefined>;
 }
 
 /** Limiters a key can be looked up under. */
@@ -27,21 +27,21 @@ export function addressKey(gw: PeekableGateway, text: string): string {
   throw new AdminError("invalid_address", "not an IP address or address key");
 }
 
-export function peekLimit(gw: PeekableGateway, limiter: string, address: string): Record<string, unknown> {
+export async function peekLimit(gw: PeekableGateway, limiter: string, address: string): Promise<Record<string, unknown>> {
   if (!(PEEKABLE_LIMITERS as readonly string[]).includes(limiter)) {
     throw new AdminError("unknown_limiter", `no limiter named ${JSON.stringify(limiter.slice(0, 64))}`, { limiters: PEEKABLE_LIMITERS });
   }
   const key = addressKey(gw, address);
-  if (limiter === "ban") return { limiter, key, ...banState(gw.penaltyBox, key) };
-  const state = gw.peekLimit?.(limiter, key.includes("/") ? key.slice(0, key.indexOf("/")) : address);
+  if (limiter === "ban") return { limiter, key, ...(await banState(gw.penaltyBox, key)) };
+  const state = await gw.peekLimit?.(limiter, key.includes("/") ? key.slice(0, key.indexOf("/")) : address);
   if (state === undefined) throw new AdminError("unknown_limiter", `limiter ${JSON.stringify(limiter)} is not on in this gateway`, { limiters: ["ban"] });
   return { limiter, key, ...state };
 }
 
-function banState(box: PenaltyBox, key: string): Record<string, unknown> {
+async function banState(box: PenaltyBox<boolean>, key: string): Promise<Record<string, unknown>> {
   // check() and status() only read: nothing here counts as an attempt.
-  const d = box.check(key);
-  const st = box.status(key);
+  const d = await box.check(key);
+  const st = await box.status(key);
   const now = box.now();
   return {
     allowed: d.allowed,

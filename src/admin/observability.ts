@@ -40,8 +40,12 @@ export async function attachObservability(gateway: Gateway, config: AdminConfig,
   const clock = o.clock ?? systemClock;
   const metrics = new GatewayMetrics(gateway, { clock, processMetrics: o.processMetrics, exposition: o.metricsExposition });
   const readiness = new Readiness();
-  // The memory store lives in this process: reachable whenever the process answers.
-  readiness.add("store", () => ({ ok: true, detail: gateway.config.store.kind }));
+  // The memory store lives in this process: reachable whenever the process answers. A shared store
+  // answering from its failure mode is still ready, except "closed", which refuses every connection.
+  readiness.add("store", () => {
+    const state = gateway.storeState;
+    return { ok: state !== "closed", detail: state };
+  });
   const admin = new AdminServer({ config, token, clock, gateway, metrics, readiness, reload: o.reload });
   let address: AddressInfo;
   try {

@@ -84,11 +84,13 @@ export function routes(d: RouteDeps): Route[] {
       method: "GET",
       template: "/v1/bans",
       auth: true,
-      handle: ({ res, url }) => {
+      handle: async ({ res, url }) => {
         const limit = pageSize(url.searchParams.get("limit"));
         const after = cursorKey(url.searchParams.get("cursor"));
+        // On a shared store: the bans of the whole fleet.
+        const rows = await gateway.penaltyBox.banned();
         const now = gateway.penaltyBox.now();
-        const all = [...gateway.penaltyBox.banned()].filter((b) => after === undefined || b.key > after).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+        const all = [...rows].filter((b) => after === undefined || b.key > after).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
         const page = all.slice(0, limit);
         const last = page.at(-1);
         sendJson(res, 200, {
@@ -108,9 +110,9 @@ export function routes(d: RouteDeps): Route[] {
         const durationMs = banDuration(body.duration);
         const reason = body.reason === undefined ? "manual" : body.reason;
         if (typeof reason !== "string" || reason.length === 0 || reason.length > MAX_REASON) throw new AdminError("bad_request", `\`reason\` must be a string of 1 to ${MAX_REASON} characters`);
-        const until = metrics.withBanReason("manual", () => gateway.ban(key, durationMs));
+        const until = await metrics.withBanReason("manual", () => gateway.ban(key, durationMs, "manual"));
         gateway.logger.info("admin ban", { remote_addr: key, reason, duration_ms: durationMs });
-        const st = gateway.penaltyBox.status(key);
+        const st = await gateway.penaltyBox.status(key);
         sendJson(res, 201, { key, until: new Date(until).toISOString(), remaining_ms: Math.max(0, Math.ceil(st.bannedUntil - gateway.penaltyBox.now())), reason });
       },
     },
@@ -118,11 +120,11 @@ export function routes(d: RouteDeps): Route[] {
       method: "DELETE",
       template: "/v1/bans/{ip}",
       auth: true,
-      handle: ({ res, params }) => {
+      handle: async ({ res, params }) => {
         const key = addressKey(peekable, params.ip!);
         const box = gateway.penaltyBox;
-        if (!(box.status(key).bannedUntil > box.now())) throw new AdminError("not_banned", `${key} is not banned`);
-        gateway.unban(key, "api");
+        if (!((await box.status(key)).bannedUntil > box.now())) throw new AdminError("not_banned", `${key} is not banned`);
+        await gateway.unban(key, "api");
         sendJson(res, 200, { key, unbanned: true });
       },
     },
@@ -130,7 +132,7 @@ export function routes(d: RouteDeps): Route[] {
       method: "GET",
       template: "/v1/limits/{limiter}/{key}",
       auth: true,
-      handle: ({ res, params }) => sendJson(res, 200, peekLimit(peekable, params.limiter!, params.key!)),
+      handle: async ({ res, params }) => sendJson(res, 200, await peekLimit(peekable, params.limiter!, params.key!)),
     },
     {
       method: "POST",
@@ -148,8 +150,7 @@ export function routes(d: RouteDeps): Route[] {
       template: "/v1/stats",
       auth: true,
       handle: async ({ res }) => {
-        let bans = 0;
-        for (const _ of gateway.penaltyBox.banned()) bans++;
+        const bans = (await gateway.penaltyBox.banned()).length;
         sendJson(res, 200, { time: clock.wallNow(), ...(await metrics.stats()), bans_active: bans, top_offenders: metrics.offenders.top(10, 300_000) });
       },
     },

@@ -15,7 +15,7 @@ export interface GatewayEvents {
   /** The destination policy decided a tunnel. */
   decision: [{ listener: string; remote_addr: string; identity: string; allowed: boolean; reason: string }];
   /** A key (address or IPv6 prefix) was banned until `until` (wall-clock ms). */
-  ban: [{ key: string; until: number; failures: number; closed: number; shadow: boolean }];
+  ban: [{ key: string; until: number; failures: number; closed: number; shadow: boolean; reason?: string }];
   unban: [{ key: string; reason: string }];
   /** Defensive mode started (the failed-login table is full of live entries) or ended. */
   saturation: [{ active: boolean; reason: string }];

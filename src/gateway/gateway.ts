@@ -7,13 +7,19 @@
  * What an admin API or metrics need is exposed here: `events` (connections,
  * refusals, auth results, policy decisions, bans), `penaltyBox` (ban listing),
  * `ban()` / `unban()`, and `refusalCounts()`.
+ *
+ * Where it counts is the `[store]` section's: this process's memory, or a
+ * Redis shared by a fleet of gateways (`store`, `storeState`). On a shared
+ * store the answers about bans are promises, and a ban placed by any
+ * gateway of the fleet cuts the connections of its address here too.
  */
 import { EventEmitter } from "node:events";
 import { type Clock, TurnCachedClock, systemClock } from "../core/clock.js";
 import type { Rng } from "../core/random.js";
 import type { Config } from "./config/schema.js";
-import { MemoryStore } from "../stores/memory-store.js";
 import type { PenaltyBox } from "../limiter/penalty-box.js";
+import type { BanEvent, Store } from "../stores/store.js";
+import type { HealthCounters } from "../stores/store-health.js";
 import { GatewayBandwidth } from "./bandwidth/gateway-bandwidth.js";
 import type { GatewayContext } from "./context.js";
 import type { GatewayEvents } from "./events.js";
@@ -29,6 +35,8 @@ import type { UdpRelayCounters } from "../udp/udp-relay.js";
 import type { PolicyStats } from "../permissions/pg-policy.js";
 import type { ObservabilityEvents } from "./observability-events.js";
 import { ReadBufferPool } from "./read-pump.js";
+import { thenMaybe } from "./guard/maybe-promise.js";
+import { GatewayStore, type StoreState } from "./store/gateway-store.js";
 
 export interface GatewayOptions {
   /** Time for the guard, bans and durations (default: the system clock). */
@@ -41,13 +49,17 @@ export interface GatewayOptions {
   resolve?: (host: string) => Promise<string[]>;
   /** Randomness of probe resistance's inter-packet timing (default: the system's). */
   rng?: Rng;
+  /** Where `store.url_env` is read (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** How long start() waits for a shared store before starting in its failure mode (default 2 s). */
+  storeConnectTimeoutMs?: number;
 }
 
 export class Gateway {
   readonly events = new EventEmitter<GatewayEvents>();
   private readonly ctx: GatewayContext;
   private readonly listeners = new Map<string, Listener | UdpListener>();
-  private readonly store: MemoryStore;
+  private readonly stores: GatewayStore;
   private started = false;
 
   constructor(
@@ -55,14 +67,26 @@ export class Gateway {
     private readonly o: GatewayOptions = {},
   ) {
     const clock = o.clock ?? new TurnCachedClock(systemClock);
-    this.store = new MemoryStore({ maxKeys: config.store.max_keys });
     const logger =
       o.logger ?? createGatewayLogger({ format: config.log.format, level: config.log.level, auditDestinations: config.log.audit_destinations, destination: o.logDestination });
+    // Password-check waits and drops, store fallbacks: metrics read them on the same emitter (their types live with the metrics).
+    const observed = this.events as unknown as EventEmitter<ObservabilityEvents>;
+    this.stores = new GatewayStore(config.store, {
+      env: o.env,
+      onModeChange: (from, to, reason) => {
+        // One line per switch: an operator sees when the fleet's shared state stopped (and started again) deciding.
+        if (to === "redis") logger.info("store: back on redis", { from, reason });
+        else logger.warn(`store: redis unavailable, deciding by ${to}`, { on_failure: to, reason, redis: this.stores.where });
+        observed.emit("store_fallback", { mode: to === "redis" ? "none" : to });
+      },
+    });
     // A gateway never crashes on a listener of events that throws; EventEmitter's "error" is not used.
     this.events.setMaxListeners(64);
     const guard = new ConnectionGuard(config.guard, {
       clock,
-      store: this.store,
+      store: this.stores.store,
+      leaseTtlMs: config.store.lease_ttl,
+      onBanEvent: (e) => this.onFleetBan(e),
       onShadow: (address, hit) => {
         logger.limited({ remote_addr: address, limiter: hit.limiter, reason: `shadow_${hit.reason}` });
         this.events.emit("refused", { listener: "", remote_addr: address, limiter: hit.limiter, reason: hit.reason, shadow: true });
@@ -78,8 +102,6 @@ export class Gateway {
       onPrefixBan: (prefix, until, failures, shadow) => this.announceBan(prefix, prefix, until, failures, shadow),
     });
     const users = new UserTable(config.users);
-    // Password-check waits and drops feed metrics on the same emitter (their types live with the metrics).
-    const observed = this.events as unknown as EventEmitter<ObservabilityEvents>;
     this.ctx = {
       config,
       clock,
@@ -118,9 +140,24 @@ export class Gateway {
     return l instanceof UdpListener ? l.counters : undefined;
   }
 
-  /** Bans, back-offs and failure streaks by address key. */
-  get penaltyBox(): PenaltyBox {
+  /** Bans, back-offs and failure streaks by address key (on a shared store its answers are promises). */
+  get penaltyBox(): PenaltyBox<boolean> {
     return this.ctx.guard.penaltyBox;
+  }
+
+  /** The store the guard counts in: a MemoryStore, or the RedisStore a fleet shares. */
+  get store(): Store<boolean> {
+    return this.stores.store;
+  }
+
+  /** "memory", "redis", or the failure mode answering while Redis is unavailable (for /readyz and metrics). */
+  get storeState(): StoreState {
+    return this.stores.state;
+  }
+
+  /** Failovers, recoveries and decisions the failure mode answered (undefined on memory). */
+  get storeCounters(): Readonly<HealthCounters> | undefined {
+    return this.stores.counters;
   }
 
   /** The failed-login table, the prefix table and defensive mode (for metrics). */
@@ -144,7 +181,7 @@ export class Gateway {
   }
 
   /** State of `address` under a guard limiter, without consuming (undefined when that limiter is not on). */
-  peekLimit(limiter: string, address: string): Record<string, unknown> | undefined {
+  peekLimit(limiter: string, address: string): Record<string, unknown> | undefined | Promise<Record<string, unknown> | undefined> {
     return this.ctx.guard.peek(limiter, address);
   }
 
@@ -190,6 +227,9 @@ export class Gateway {
     this.started = true;
     const bound: BoundListener[] = [];
     try {
+      // A shared store: wait a bounded time for it, then subscribe to the fleet's bans (both go on in the background if it is down).
+      if (!(await this.stores.connect(this.o.storeConnectTimeoutMs ?? 2000))) void this.ctx.guard.start();
+      else await this.ctx.guard.start();
       for (const lc of this.ctx.config.listener) {
         const l = lc.kind === "udp" ? new UdpListener(lc, this.ctx) : new Listener(lc, this.ctx);
         this.listeners.set(lc.name, l);
@@ -230,6 +270,7 @@ export class Gateway {
     this.ctx.guard.registry.closeEverything("stopping");
     this.ctx.guard.close();
     this.ctx.bandwidth.close();
+    await this.stores.close();
     return { drained: before - cut, cut };
   }
 
@@ -277,33 +318,55 @@ export class Gateway {
     return this.bound();
   }
 
-  /** Bans an address (or a key from keyOf) now, closing its connections when configured. Returns the end in wall-clock ms. */
-  ban(addressOrKey: string, durationMs?: number): number {
+  /**
+   * Bans an address (or a key from keyOf) now, closing its connections when
+   * configured (on a shared store: at every gateway of the fleet). Returns
+   * the end in wall-clock ms, as a promise on a shared store.
+   */
+  ban(addressOrKey: string, durationMs?: number, reason?: string): number | Promise<number> {
     const key = addressOrKey.includes("/") ? addressOrKey : this.keyOf(addressOrKey);
-    const until = this.penaltyBox.ban(key, durationMs);
-    const st = this.penaltyBox.status(key);
-    return this.announceBan(key, addressOrKey, until, st.streak, this.penaltyBox.shadow);
+    const box = this.penaltyBox;
+    const announce = (until: number, streak: number): number => this.announceBan(key, addressOrKey, until, streak, box.shadow, reason);
+    const until = box.ban(key, durationMs);
+    if (until instanceof Promise) return until.then(async (u) => announce(u, (await box.status(key)).streak));
+    return announce(until, (box as PenaltyBox<true>).status(key).streak);
   }
 
-  /** Lifts a ban (and the failure record) of an address or key. */
-  unban(addressOrKey: string, reason = "manual"): boolean {
+  /** Lifts a ban (and the failure record) of an address or key, on every gateway of a shared store. */
+  unban(addressOrKey: string, reason = "manual"): boolean | Promise<boolean> {
     const key = addressOrKey.includes("/") ? addressOrKey : this.keyOf(addressOrKey);
     // A prefix banned in defensive mode is lifted by its CIDR key.
-    const had = this.penaltyBox.forget(key) || this.ctx.guard.defensiveMode.forget(key);
-    if (had) {
-      this.ctx.logger.unban({ remote_addr: key, reason });
-      this.events.emit("unban", { key, reason });
-    }
-    return had;
+    return thenMaybe(this.penaltyBox.forget(key), (forgot) => {
+      const had = forgot || this.ctx.guard.defensiveMode.forget(key);
+      if (had) {
+        this.ctx.logger.unban({ remote_addr: key, reason });
+        this.events.emit("unban", { key, reason });
+      }
+      return had;
+    });
   }
 
-  private announceBan(key: string, remote: string, untilMonotonic: number, failures: number, shadow: boolean): number {
+  /** `untilBox`: the ban's end on the penalty box's clock (the store's, on a shared store). */
+  private announceBan(key: string, remote: string, untilBox: number, failures: number, shadow: boolean, reason?: string): number {
     const { clock, guard, logger } = this.ctx;
-    const until = clock.wallNow() + (untilMonotonic - clock.now());
+    const until = clock.wallNow() + (untilBox - guard.penaltyBox.now());
     logger.ban({ remote_addr: remote, until, failures });
     const closed = !shadow && guard.config.ban_closes_connections ? guard.registry.closeAll(key, "banned") : 0;
-    this.events.emit("ban", { key, until, failures, closed, shadow });
+    this.events.emit("ban", { key, until, failures, closed, shadow, ...(reason === undefined ? {} : { reason }) });
     return until;
+  }
+
+  /**
+   * A ban seen on the shared store: placed by any gateway of the fleet
+   * (this one too), or learned when the ban list was reloaded after a
+   * reconnection. The connections of its address here are cut.
+   */
+  private onFleetBan(e: BanEvent): void {
+    if (e.kind !== "ban" || this.ctx === undefined) return;
+    const { guard, logger } = this.ctx;
+    if (guard.penaltyBox.shadow || !guard.config.ban_closes_connections) return;
+    const closed = guard.registry.closeAll(e.key, "banned");
+    if (closed > 0) logger.info("fleet ban: connections cut", { remote_addr: e.key, closed });
   }
 
   private policyOf(c: Config): DestinationPolicy {

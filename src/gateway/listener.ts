@@ -153,15 +153,40 @@ export class Listener {
     }
   }
 
-  private accept(accepted: net.Socket): void {
-    let raw = accepted;
+  private accept(raw: net.Socket): void {
     const remote = raw.remoteAddress;
     if (remote === undefined) {
       raw.destroy();
       return;
     }
-    const { guard } = this.ctx;
-    let admitted: Admission | GuardHit = guard.admit(remote);
+    const answer = this.ctx.guard.admit(remote);
+    if (answer instanceof Promise) {
+      // A shared store: the socket stays paused (pauseOnConnect) until the guard has answered.
+      raw.on("error", noop);
+      answer.then(
+        (a) => {
+          raw.off("error", noop);
+          if (raw.destroyed) {
+            // The client left while its admission was on its way.
+            if (!("limiter" in a)) a.release();
+            return;
+          }
+          this.admitted(raw, remote, a);
+        },
+        (err: unknown) => {
+          raw.destroy();
+          this.ctx.logger.error("connection setup failed", { listener: this.cfg.name, error: err instanceof Error ? err.message : String(err) });
+        },
+      );
+      return;
+    }
+    this.admitted(raw, remote, answer);
+  }
+
+  /** Goes on with a connection the guard has answered for. */
+  private admitted(accepted: net.Socket, remote: string, answer: Admission | GuardHit): void {
+    let raw = accepted;
+    let admitted: Admission | GuardHit = answer;
     // A masking listener keeps showing the mask site to a banned or throttled prober; only its served paths are gone.
     const refusedBy = "limiter" in admitted ? this.maskInsteadOfRefusing(remote, admitted) : undefined;
     if (refusedBy !== undefined) admitted = refusedBy.admission;
@@ -243,3 +268,5 @@ export class Listener {
     else conn.close("internal");
   }
 }
+
+function noop(): void {}

@@ -173,6 +173,20 @@ export class PenaltyBox<S extends boolean = true> {
     return this.table.onBanEvent(listener);
   }
 
+  /**
+   * On a store that shares bans: subscribes to them and loads the live
+   * ones (false if the store did not answer within `timeoutMs`). Resolves
+   * true at once on a store that does not.
+   */
+  start(timeoutMs?: number): Promise<boolean> {
+    return this.table.start?.(timeoutMs) ?? Promise.resolve(true);
+  }
+
+  /** Ends a shared box's subscription (the store stays open). */
+  close(): Promise<void> {
+    return this.table.close?.() ?? Promise.resolve();
+  }
+
   /** The box's time (clamped so it never goes back), or the store's as well as it is known locally. */
   now(): number {
     const t = this.tick();

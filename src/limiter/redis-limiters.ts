@@ -63,7 +63,7 @@ export class RedisPenaltyBox extends PenaltyBox<false> {
   }
 
   /** Subscribes to the box's ban events and loads the live bans (false if Redis did not answer in time). */
-  start(timeoutMs?: number): Promise<boolean> {
+  override start(timeoutMs?: number): Promise<boolean> {
     return this.shared.start(timeoutMs);
   }
 
@@ -83,7 +83,7 @@ export class RedisPenaltyBox extends PenaltyBox<false> {
   }
 
   /** Unsubscribes and disconnects the subscriber (the store stays open). */
-  close(): Promise<void> {
+  override close(): Promise<void> {
     return this.shared.close();
   }
 }

@@ -8,6 +8,7 @@
  * by every rule that is on. That is what makes "rejections / decisions" a
  * meaningful ratio per limiter.
  */
+import type { HealthCounters } from "../stores/store-health.js";
 import type { BlockList } from "node:net";
 import { isIPv4 } from "node:net";
 import type { EventEmitter } from "node:events";
@@ -40,13 +41,15 @@ import { registerSnapshotMetrics, type SnapshotSource } from "./snapshot-metrics
 /** What metrics need of a gateway (the Gateway class has all of it). */
 export interface ObservedGateway extends SnapshotSource {
   readonly events: EventEmitter<GatewayEvents>;
-  readonly penaltyBox: PenaltyBox;
+  readonly penaltyBox: PenaltyBox<boolean>;
   readonly config: Config;
   keyOf(address: string): string;
   /** Password checks waiting and running now (absent: reported as 0). */
   readonly verifications?: { queued: number; running: number };
   /** The failed-login tables and defensive mode (absent: those series read 0). */
   saturation?(): SaturationStats;
+  /** A shared store's failovers, recoveries and decisions answered by its failure mode (absent on memory). */
+  readonly storeCounters?: Readonly<HealthCounters>;
 }
 
 export interface GatewayMetricsOptions {
@@ -134,10 +137,10 @@ export class GatewayMetrics {
       name: "portcullis_bans_active",
       help: "Address keys banned now.",
       registers,
-      collect() {
-        let n = 0;
-        for (const _ of gw.penaltyBox.banned()) n++;
-        this.set(n);
+      async collect() {
+        // On a shared store: the whole fleet's bans (one round trip per scrape).
+        const rows = await gw.penaltyBox.banned();
+        this.set(rows.length);
       },
     });
     this.bans = new Counter({ name: "portcullis_bans_total", help: "Bans started, by reason (auth_failures, manual).", labelNames: ["reason"], registers });
@@ -156,6 +159,25 @@ export class GatewayMetrics {
       registers,
     });
     this.storeFallback = new Gauge({ name: "portcullis_store_fallback", help: "1 while the store runs in this fallback mode (insurance, open, closed).", labelNames: ["mode"], registers });
+    // A shared store's health, read from the store on scrape (0 on the memory store).
+    new Counter({
+      name: "portcullis_store_failovers_total",
+      help: "Times the shared store stopped answering and its failure mode took over.",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(gw.storeCounters?.failovers ?? 0);
+      },
+    });
+    new Counter({
+      name: "portcullis_store_fallback_decisions_total",
+      help: "Decisions answered by the store's failure mode (insurance, open, closed) instead of the shared store.",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(gw.storeCounters?.fallbackDecisions ?? 0);
+      },
+    });
     this.reloads = new Counter({ name: "portcullis_reloads_total", help: "Configuration reloads by result (ok, failed).", labelNames: ["result"], registers });
     this.topOffender = new Gauge({
       name: "portcullis_top_offender_events",

@@ -213,6 +213,13 @@ export interface PenaltyTable<S extends boolean = boolean> {
   isBanned(key: string, now: number): boolean;
   /** Calls `listener` on every ban and forget; returns the unsubscribe. */
   onBanEvent(listener: (e: BanEvent) => void): () => void;
+  /**
+   * Stores that share bans: subscribes to their broadcast and loads the
+   * live ones; resolves false when the backend did not answer in time.
+   */
+  start?(timeoutMs?: number): Promise<boolean>;
+  /** Stores that share bans: ends the subscription (the store stays open). */
+  close?(): Promise<void>;
   /** The store's time now, where the store keeps its own (`storeTime`), as well as it knows it without I/O. */
   storeNow?(): number;
   /** Keys tracked locally, where the store can tell at no cost. */

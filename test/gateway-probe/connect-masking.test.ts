@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { seededRng } from "../../src/core/random.js";
 import { connectDoc, curl, startGateway, startOrigin, type Origin, type Running as Gw } from "../gateway/fixtures.js";
 import { type Running, closedPort, exchange, startHttpMask, until } from "../probe/fixtures.js";
+import { memoryBox } from "../helpers/memory-box.js";
 
 function randomBytes(n: number, seed: number): Buffer {
   const rng = seededRng(seed);
@@ -115,15 +116,15 @@ describe("probe_resistance and the guard", () => {
         const via = await exchange(gw.port, wrong, { localAddress: "127.0.0.7" });
         assert.deepEqual(via.bytes, direct.bytes, `attempt ${i + 1} is masked`);
       }
-      assert.equal(gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.7")).streak, 2);
+      assert.equal(memoryBox(gw.gateway).status(gw.gateway.keyOf("127.0.0.7")).streak, 2);
       await exchange(gw.port, wrong, { localAddress: "127.0.0.7" });
-      assert.equal(gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.7")).bans, 1);
+      assert.equal(memoryBox(gw.gateway).status(gw.gateway.keyOf("127.0.0.7")).bans, 1);
       // Banned: the authenticated path is refused (the right credentials are masked too), while others are unaffected.
       const good = Buffer.from(`CONNECT 127.0.0.1:${origin.port} HTTP/1.1\r\nHost: 127.0.0.1\r\nProxy-Authorization: ${basic("alice", "s3cret")}\r\n\r\n`);
       const banned = await exchange(gw.port, good, { localAddress: "127.0.0.7" });
       assert.deepEqual(banned.bytes, (await exchange(mask.port, good)).bytes, "a banned address still sees the mask host, never a tunnel");
       assert.doesNotMatch(banned.bytes.toString("latin1"), /Connection established/);
-      assert.equal(gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.8")).bans, 0);
+      assert.equal(memoryBox(gw.gateway).status(gw.gateway.keyOf("127.0.0.8")).bans, 0);
       assert.equal(gw.log.events("ban").length, 1);
       const other = await curl(["-p", "-x", `http://127.0.0.1:${gw.port}`, "--proxy-user", "alice:s3cret", `http://127.0.0.1:${origin.port}/`]);
       assert.equal(other.stdout, "hello from origin");
@@ -148,7 +149,7 @@ describe("probe_resistance and the guard", () => {
         }
       }
       // The failures still count for the operator: the address is banned and the log says so.
-      const status = gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.11"));
+      const status = memoryBox(gw.gateway).status(gw.gateway.keyOf("127.0.0.11"));
       assert.ok(status.bans >= 1, JSON.stringify(status));
       assert.ok(gw.log.events("ban").length >= 1);
       assert.ok(gw.log.events("limited").some((e) => e.reason === "banned_masked"), "masked refusals are logged");
@@ -168,7 +169,7 @@ describe("probe_resistance and the guard", () => {
     );
     try {
       await exchange(gw.port, PROBES[1]![1], { localAddress: "127.0.0.12" });
-      await until(() => gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.12")).bans === 1, 3_000, "the ban");
+      await until(() => memoryBox(gw.gateway).status(gw.gateway.keyOf("127.0.0.12")).bans === 1, 3_000, "the ban");
       // Two held-open masked connections (no request yet), then a third is refused at accept.
       const held = [0, 1].map(() => exchange(gw.port, Buffer.alloc(0), { halfClose: false, localAddress: "127.0.0.12", timeoutMs: 1_500 }));
       await until(() => gw.gateway.openConnections >= 2, 3_000, "two masked connections");

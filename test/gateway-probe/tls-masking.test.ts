@@ -14,6 +14,7 @@ import { mkdtemp } from "node:fs/promises";
 import { unrecognizedNameAlert } from "../../src/probe/reject-handshake.js";
 import { startGateway, startOrigin, type Origin, type Running as Gw } from "../gateway/fixtures.js";
 import { type Running, type SelfSigned, captureClientHello, closedPort, exchange, fingerprint, selfSigned, startHttpsMask, tlsExchange, until } from "../probe/fixtures.js";
+import { memoryBox } from "../helpers/memory-box.js";
 
 const REQUEST = Buffer.from("GET /login HTTP/1.1\r\nHost: www.example.test\r\nUser-Agent: probe/1.0\r\nConnection: close\r\n\r\n");
 
@@ -154,18 +155,18 @@ describe("TLS probes and the guard", () => {
         const r = await tlsExchange(gw.port, "gw.example.test", GET);
         assert.match(r.bytes.toString(), /hello from origin$/, `served connection ${i + 1}`);
       }
-      assert.equal(gw.gateway.penaltyBox.status(key("127.0.0.1")).streak, 0);
+      assert.equal(memoryBox(gw.gateway).status(key("127.0.0.1")).streak, 0);
 
       const probes = [await captureClientHello("other.example.test"), await captureClientHello(undefined), Buffer.from("GET / HTTP/1.1\r\nHost: a\r\n\r\n")];
       for (const [i, probe] of probes.slice(0, 2).entries()) {
         const via = await exchange(gw.port, probe, { localAddress: "127.0.0.9" });
         assert.ok(via.bytes.length > 0, `probe ${i + 1} is masked (the mask host answers)`);
       }
-      await until(() => gw.gateway.penaltyBox.status(key("127.0.0.9")).streak === 2, 3_000, "two failures recorded");
-      assert.equal(gw.gateway.penaltyBox.status(key("127.0.0.9")).bans, 0);
+      await until(() => memoryBox(gw.gateway).status(key("127.0.0.9")).streak === 2, 3_000, "two failures recorded");
+      assert.equal(memoryBox(gw.gateway).status(key("127.0.0.9")).bans, 0);
       await exchange(gw.port, probes[2]!, { localAddress: "127.0.0.9" });
       await until(() => gw.log.events("ban").length === 1, 3_000, "the ban is announced");
-      assert.equal(gw.gateway.penaltyBox.status(key("127.0.0.9")).bans, 1);
+      assert.equal(memoryBox(gw.gateway).status(key("127.0.0.9")).bans, 1);
       // Banned: the served name is refused, which on a masking listener means the mask host answers it (its certificate),
       // exactly as every probe before the ban; other addresses are unaffected.
       for (let i = 0; i < 2; i++) {
@@ -180,7 +181,7 @@ describe("TLS probes and the guard", () => {
       }
       const other = await tlsExchange(gw.port, "gw.example.test", GET);
       assert.match(other.bytes.toString(), /hello from origin$/);
-      assert.equal(gw.gateway.penaltyBox.status(key("127.0.0.1")).bans, 0);
+      assert.equal(memoryBox(gw.gateway).status(key("127.0.0.1")).bans, 0);
     } finally {
       await gw.stop();
     }
@@ -195,7 +196,7 @@ describe("TLS probes and the guard", () => {
         assert.deepEqual(via.bytes, unrecognizedNameAlert(), `attempt ${i + 1} gets the alert`);
       }
       await until(() => gw.log.events("ban").length === 1, 3_000, "the ban is announced");
-      assert.equal(gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.10")).bans, 1);
+      assert.equal(memoryBox(gw.gateway).status(gw.gateway.keyOf("127.0.0.10")).bans, 1);
       // The ban changes nothing the prober sees: the same alert, again and again.
       for (let i = 0; i < 3; i++) {
         const banned = await exchange(gw.port, hello, { localAddress: "127.0.0.10", halfClose: false, timeoutMs: 2_000 });

@@ -20,6 +20,7 @@ import { threadPoolSize } from "../../src/gateway/identity/config-schema.js";
 import { hashPassword } from "../../src/gateway/identity/passwords.js";
 import { GatewayMetrics } from "../../src/metrics/gateway-metrics.js";
 import { Client, FAST_SCRYPT, type Running, connectHead, startEcho, startGateway, withTimeout, type Origin } from "./fixtures.js";
+import { memoryBox } from "../helpers/memory-box.js";
 
 async function until(pred: () => boolean, what: string, ms = 30_000): Promise<void> {
   await withTimeout(
@@ -103,7 +104,7 @@ describe("connect listener: bounded password checks", () => {
     await full.until(() => full.text().includes("\r\n\r\n"), 10_000, "407 for the full queue");
     assert.match(full.text(), /^HTTP\/1\.1 407 /);
     assert.deepEqual(drops, ["queue_full"]);
-    assert.equal(gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.5.4")).streak, 0, "not counted as a failed login");
+    assert.equal(memoryBox(gw.gateway).status(gw.gateway.keyOf("127.0.5.4")).streak, 0, "not counted as a failed login");
 
     // The third client gives up: its check leaves the queue without running.
     leaving.destroy();
@@ -118,7 +119,7 @@ describe("connect listener: bounded password checks", () => {
     assert.match(h1.text(), /^HTTP\/1\.1 407 /);
     assert.match(h2.text(), /^HTTP\/1\.1 407 /);
     assert.equal(started, 2, "only the two clients still there were hashed");
-    assert.equal(gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.5.1")).streak, 1, "a checked wrong password counts");
+    assert.equal(memoryBox(gw.gateway).status(gw.gateway.keyOf("127.0.5.1")).streak, 1, "a checked wrong password counts");
     for (const c of [h1, h2, full]) c.destroy();
 
     const text = await metrics.expose();

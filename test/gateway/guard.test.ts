@@ -4,6 +4,7 @@ import { ManualClock } from "../../src/core/clock.js";
 import { ConnectionGuard } from "../../src/gateway/guard/connection-guard.js";
 import { MemoryStore } from "../../src/stores/memory-store.js";
 import { Client, configOf, connectDoc, connectHead, probe, startGateway, withTimeout } from "./fixtures.js";
+import { memoryBox } from "../helpers/memory-box.js";
 
 /** Retries `check` (bounded) until it holds: the server sees a client's close a moment after the client does. */
 async function eventually(check: () => Promise<boolean>, what: string, tries = 50): Promise<void> {
@@ -126,7 +127,7 @@ describe("guard at accept", () => {
       assert.equal(bans[0]!.until, new Date(clock.wallNow() + 600_000).toISOString());
       assert.equal((await probe(gw.port, "127.0.5.1")).served, false);
       assert.equal((await probe(gw.port, "127.0.5.2")).served, true, "a neighbour is not banned");
-      assert.deepEqual([...gw.gateway.penaltyBox.banned()].map((b) => b.key), ["127.0.5.1"]);
+      assert.deepEqual([...memoryBox(gw.gateway).banned()].map((b) => b.key), ["127.0.5.1"]);
 
       clock.advance(600_001);
       const again = new Client(gw.port, "127.0.5.1");
@@ -207,7 +208,7 @@ describe("Gateway ban API", () => {
       gw.gateway.ban("127.0.17.1", 60_000);
       await open.client.waitClosed();
       assert.equal((await probe(gw.port, "127.0.17.1")).served, false);
-      assert.deepEqual([...gw.gateway.penaltyBox.banned()].map((b) => b.key), ["127.0.17.1"]);
+      assert.deepEqual([...memoryBox(gw.gateway).banned()].map((b) => b.key), ["127.0.17.1"]);
       assert.equal(gw.gateway.unban("127.0.17.1"), true);
       const back = await probe(gw.port, "127.0.17.1");
       assert.equal(back.served, true);

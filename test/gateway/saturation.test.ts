@@ -35,14 +35,14 @@ function churnAddress(n: number): string {
   return `${(v >>> 24) & 255}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
 }
 
-const refusedAtAccept = (a: ReturnType<ConnectionGuard["admit"]>): a is GuardHit => "limiter" in a;
+const refusedAtAccept = (a: ReturnType<ConnectionGuard<true>["admit"]>): a is GuardHit => "limiter" in a;
 
 /**
  * One connection that tries `attempts` wrong passwords, as the connect
  * listener handles it: admission, then per attempt the gate before
  * verification and the failure record. Returns how it ended.
  */
-function failLogins(guard: ConnectionGuard, address: string, attempts: number): "refused_at_accept" | "refused_before_verification" | "failed" {
+function failLogins(guard: ConnectionGuard<true>, address: string, attempts: number): "refused_at_accept" | "refused_before_verification" | "failed" {
   const a = guard.admit(address);
   if (refusedAtAccept(a)) return "refused_at_accept";
   try {
@@ -57,7 +57,7 @@ function failLogins(guard: ConnectionGuard, address: string, attempts: number): 
 }
 
 /** Whether a new connection from `address` is refused, at accept or before its password is checked. */
-function refused(guard: ConnectionGuard, address: string): boolean {
+function refused(guard: ConnectionGuard<true>, address: string): boolean {
   const a = guard.admit(address);
   if (refusedAtAccept(a)) return true;
   a.release();

@@ -14,6 +14,7 @@ import { Readiness } from "../../src/admin/readiness.js";
 import { routes } from "../../src/admin/routes.js";
 import { Client, connectDoc, connectHead, probe, startGateway, withTimeout } from "../gateway/fixtures.js";
 import { TOKEN, adminConfig, type Observed, sample, startObserved } from "./fixtures.js";
+import { memoryBox } from "../helpers/memory-box.js";
 
 const PROTECTED: Array<[string, string, unknown?]> = [
   ["GET", "/metrics"],
@@ -51,7 +52,7 @@ describe("admin API", () => {
       assert.equal(basic.status, 401, `${method} ${path} with Basic`);
     }
     // Nothing was banned by the refused POST.
-    assert.equal([...o.gateway.penaltyBox.banned()].length, 0);
+    assert.equal([...memoryBox(o.gateway).banned()].length, 0);
   });
 
   test("health, readiness and the OpenAPI document are open; the document lists every route", async () => {
@@ -118,7 +119,7 @@ describe("admin API", () => {
     assert.ok(Math.abs((r.json.remaining_ms as number) - 30_000) < 5000);
     const del = await o.call("DELETE", `/v1/bans/${encodeURIComponent("2001:db8::/64")}`);
     assert.equal(del.status, 200);
-    assert.equal([...o.gateway.penaltyBox.banned()].some((b) => b.key === "2001:db8::/64"), false);
+    assert.equal([...memoryBox(o.gateway).banned()].some((b) => b.key === "2001:db8::/64"), false);
   });
 
   test("POST /v1/bans refuses bad input with stable codes and bans nothing", async () => {
@@ -140,7 +141,7 @@ describe("admin API", () => {
       assert.equal((r.json.error as { code: string }).code, code);
       assert.doesNotMatch(r.text, /at .*\.ts:\d+/, "no stack trace");
     }
-    assert.equal([...o.gateway.penaltyBox.banned()].some((b) => b.key === "127.0.0.21"), false);
+    assert.equal([...memoryBox(o.gateway).banned()].some((b) => b.key === "127.0.0.21"), false);
   });
 
   test("GET /v1/bans pages through every ban in key order", async () => {

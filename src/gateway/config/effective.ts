@@ -4,6 +4,7 @@
  */
 import { formatDuration } from "../../config/duration.js";
 import type { Config } from "./schema.js";
+import { redactUrl } from "../store/config-schema.js";
 
 export const REDACTED = "<redacted>";
 
@@ -38,6 +39,9 @@ const DURATION_KEYS = new Set([
   // [auth]
   "max_verification_wait",
   "trusted_ttl",
+  // [store]
+  "lease_ttl",
+  "timeout",
 ]);
 
 function render(v: unknown, key: string): unknown {
@@ -66,6 +70,9 @@ export function effectiveConfig(c: Config): Record<string, unknown> {
     const pol = l.policy as { url?: string } | undefined;
     if (pol?.url !== undefined) pol.url = pol.url.replace(/\/\/([^:/@]*):[^@/]*@/, `//$1:${REDACTED}@`);
   }
+  // A Redis URL may carry a password.
+  const store = out.store as { url?: string };
+  if (store.url !== undefined) store.url = redactUrl(store.url, REDACTED);
   const admin = out.admin as Record<string, unknown>;
   if (admin.token !== undefined) admin.token = REDACTED;
   if (admin.bind && typeof admin.bind === "object") admin.bind = hostPortText(admin.bind as { host: string; port: number });

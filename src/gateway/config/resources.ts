@@ -8,10 +8,11 @@ import { readFileSync } from "node:fs";
 import type { Config } from "./schema.js";
 import { adminTokenProblems } from "./admin-token.js";
 import { authEnvironmentProblems } from "../identity/config-schema.js";
+import { storeProblems } from "../store/gateway-store.js";
 
 export function checkResources(c: Config, env: NodeJS.ProcessEnv = process.env): string[] {
   // What the environment decides: the admin token (from token_env) and libuv's thread pool size.
-  const problems: string[] = [...adminTokenProblems(c.admin, env), ...authEnvironmentProblems(c.auth, env)];
+  const problems: string[] = [...adminTokenProblems(c.admin, env), ...authEnvironmentProblems(c.auth, env), ...storeProblems(c.store, env)];
   c.listener.forEach((l, i) => {
     if (!l.tls) return;
     const files: Array<["cert" | "key" | "client_ca", string | undefined]> = [

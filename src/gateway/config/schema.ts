@@ -29,6 +29,7 @@ import {
   size,
 } from "../../config/leaves.js";
 import { bandwidthSection } from "../bandwidth/config-schema.js";
+import { storeSection } from "../store/config-schema.js";
 import { authSection } from "../identity/config-schema.js";
 import { MIN_TOKEN_LENGTH } from "./admin-token.js";
 // http listener kind: its listener fields and the [http] section live in their own module.
@@ -276,12 +277,8 @@ const workers = z.unknown().transform((v, ctx): number => {
 });
 
 export const configSchema = z.strictObject({
-  store: z
-    .strictObject({
-      kind: oneOf(["memory"] as const).default("memory"),
-      max_keys: positiveInt.default(1_000_000),
-    })
-    .prefault({}),
+  /** Where the gateway counts: this process (memory) or a Redis shared by a fleet (docs/configuration.md, [store]). */
+  store: storeSection.prefault({}),
   log: z
     .strictObject({
       format: oneOf(["json", "logfmt"] as const).default("json"),

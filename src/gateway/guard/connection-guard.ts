@@ -3,22 +3,37 @@
  * that refusing a flood costs one lookup per connection. Order: deny list,
  * allow list (exempt from everything below), ban, global cap, per-IP cap,
  * per-IP rate, per-prefix rate. State lives in the engine's limiters on one
- * store (and the penalty box), so the same checks can later run against a
- * shared store when more than one process accepts.
+ * store (and the penalty box), any store:
+ *
+ * - on a synchronous store (memory) `admit()` answers at once, as cheaply
+ *   as a lookup per rule: no promise, no closure beyond the lease release;
+ * - on an asynchronous store (Redis, the message store) bans are read first
+ *   from the store's local ban cache (no I/O), then the caps and rates of
+ *   the connection go out together, so the store batches them into one
+ *   round trip, and `admit()` answers a promise. Concurrency leases carry a
+ *   TTL and are renewed while the connection lives, so the slots of a
+ *   process that dies free themselves within the TTL.
+ *
+ * Defensive mode (a full failed-login table) concerns the local table of
+ * the memory store; on a shared store the failed-login records live in the
+ * store (expiring on their own), so the mode does not start there, and the
+ * prefix table stays local to the process.
  */
 import type { BlockList } from "node:net";
 import { isIPv4 } from "node:net";
 import type { Clock } from "../../core/clock.js";
-import { ConcurrencyLimiter, type Lease } from "../../limiter/concurrency-limiter.js";
+import { ConcurrencyLimiter, type ConcurrencyResult, type Lease } from "../../limiter/concurrency-limiter.js";
 import { createLimiter } from "../../limiter/create-limiter.js";
 import type { Decision } from "../../limiter/decision.js";
 import { PenaltyBox, type PenaltyBoxOptions } from "../../limiter/penalty-box.js";
 import type { RateLimiter } from "../../limiter/rate-limiter.js";
 import { ipKey } from "../../net/ip-key.js";
-import type { MemoryStore } from "../../stores/memory-store.js";
+import type { BanEvent, Store } from "../../stores/store.js";
 import { blockListOf } from "../../config/leaves.js";
 import type { GuardConfig } from "../config/schema.js";
 import { ConnectionRegistry } from "./connection-registry.js";
+import { LeaseRenewer } from "./lease-renewer.js";
+import { thenMaybe } from "./maybe-promise.js";
 import { TableSweeper } from "./table-sweeper.js";
 import { DefensiveMode, type DefensiveModeSettings, type DefensiveModeStats, type DefensiveTransition } from "./defensive-mode.js";
 
@@ -46,9 +61,31 @@ export interface Admission {
   release(): void;
 }
 
-export interface ConnectionGuardOptions {
+/** What `admit()` answers: at once on a synchronous store, a promise on an asynchronous one. */
+export type AdmitReply = Admission | GuardHit | Promise<Admission | GuardHit>;
+
+/** What `recordAuthFailure()` reports. */
+export interface AuthFailure {
+  banned: boolean;
+  bannedUntil: number;
+  failures: number;
+  shadow: boolean;
+}
+
+/** Default lifetime of a concurrency lease on an asynchronous store (renewed at a third of it while the connection lives). */
+export const DEFAULT_LEASE_TTL_MS = 30_000;
+
+export interface ConnectionGuardOptions<S extends boolean = boolean> {
   clock: Clock;
-  store: MemoryStore;
+  store: Store<S>;
+  /**
+   * Lifetime of a concurrency lease on an asynchronous store, renewed while
+   * the connection lives (default 30 s). On the memory store leases end
+   * only on release.
+   */
+  leaseTtlMs?: number;
+  /** A ban placed or lifted anywhere on a shared (asynchronous) store, this process included. */
+  onBanEvent?: (e: BanEvent) => void;
   /** A shadow rule matched: counted and logged by the caller, not enforced. */
   onShadow?: (address: string, hit: GuardHit) => void;
   /** Defensive mode started or ended (docs/gateway.md, "Saturation"). */
@@ -64,7 +101,7 @@ export interface SaturationStats extends DefensiveModeStats {
   maxTracked: number;
 }
 
-function penaltyOptions(cfg: GuardConfig, clock: Clock): PenaltyBoxOptions {
+function penaltyOptions(cfg: GuardConfig, clock: Clock): PenaltyBoxOptions & { clock: Clock; maxKeys: number } {
   const b = cfg.ban;
   return {
     clock,
@@ -91,18 +128,30 @@ function defensiveSettings(cfg: GuardConfig, clock: Clock): DefensiveModeSetting
 
 const NO_LEASE: Lease = { key: "", id: 0, release: () => {}, renew: () => false };
 
-export class ConnectionGuard {
+/** Names of the guard's state in the store: fixed, so every process sharing a store shares them. */
+const BOX_NAME = "guard.ban";
+
+/** How often a penalty box whose store did not answer at start tries to subscribe again. */
+const START_RETRY_MS = 1000;
+
+export class ConnectionGuard<S extends boolean = boolean> {
   readonly registry = new ConnectionRegistry();
+  /** True on a synchronous store: every answer is immediate. */
+  readonly sync: S;
   private cfg!: GuardConfig;
-  private box!: PenaltyBox;
+  private box!: PenaltyBox<boolean>;
+  private unsubscribe: (() => void) | undefined;
+  private readonly renewer: LeaseRenewer | undefined;
+  private startTimer: ReturnType<Clock["setTimer"]> | undefined;
+  private closed = false;
   private defense!: DefensiveMode;
   /** The box's eviction count already passed on to the defensive mode. */
   private seenEvictions = 0;
   private readonly sweeper: TableSweeper;
-  private perIp!: ConcurrencyLimiter;
-  private global!: ConcurrencyLimiter;
-  private rate: RateLimiter | undefined;
-  private prefixRate: RateLimiter | undefined;
+  private perIp!: ConcurrencyLimiter<boolean>;
+  private global!: ConcurrencyLimiter<boolean>;
+  private rate: RateLimiter<boolean> | undefined;
+  private prefixRate: RateLimiter<boolean> | undefined;
   private allow!: BlockList;
   private deny!: BlockList;
   private hasAllow = false;
@@ -111,15 +160,41 @@ export class ConnectionGuard {
 
   constructor(
     cfg: GuardConfig,
-    private readonly o: ConnectionGuardOptions,
+    private readonly o: ConnectionGuardOptions<S>,
   ) {
+    this.sync = o.store.sync;
     this.sweeper = new TableSweeper(o.clock, () => [this.box, this.defense.prefixes]);
+    if (!this.sync) this.renewer = new LeaseRenewer(o.clock, o.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS);
     this.configure(cfg);
   }
 
-  /** The penalty box: ban listing, manual bans and unbans. */
-  get penaltyBox(): PenaltyBox {
-    return this.box;
+  /** The store the guard counts in. */
+  get store(): Store<S> {
+    return this.o.store;
+  }
+
+  /** The penalty box: ban listing, manual bans and unbans (its answers are promises on an asynchronous store). */
+  get penaltyBox(): PenaltyBox<S> {
+    return this.box as PenaltyBox<S>;
+  }
+
+  /**
+   * On a shared store: subscribes to the fleet's ban events and loads the
+   * live bans. Resolves false when the store did not answer within
+   * `timeoutMs`; the guard then keeps trying in the background (bans made
+   * by this process still hold meanwhile). Nothing to do on the memory store.
+   */
+  async start(timeoutMs = 2000): Promise<boolean> {
+    if (this.sync) return true;
+    const box = this.box;
+    const ok = await box.start(timeoutMs);
+    if (!ok && !this.closed && box === this.box && this.startTimer === undefined) {
+      this.startTimer = this.o.clock.setTimer(() => {
+        this.startTimer = undefined;
+        void this.start(timeoutMs);
+      }, START_RETRY_MS);
+    }
+    return ok;
   }
 
   /** Defensive mode: the prefix table and whether the mode is on. */
@@ -143,28 +218,43 @@ export class ConnectionGuard {
    * rebuilt with every live ban copied over.
    */
   configure(cfg: GuardConfig): void {
-    const { clock, store } = this.o;
-    const oldBox = this.box as PenaltyBox | undefined;
+    const { clock } = this.o;
+    const store = this.o.store as Store<boolean>;
+    const oldBox = this.box as PenaltyBox<boolean> | undefined;
     this.cfg = cfg;
-    this.perIp = new ConcurrencyLimiter({ name: "guard.max_connections_per_ip", limit: cfg.max_connections_per_ip.limit, shadow: cfg.max_connections_per_ip.shadow, store, clock });
-    this.global = new ConcurrencyLimiter({ name: "guard.max_connections", limit: cfg.max_connections.limit, shadow: cfg.max_connections.shadow, store, clock });
+    // A shared store keeps its own time: the limits read it there, so every process agrees (a local monotonic clock would not).
+    const shared = this.sync ? { store, clock } : { store };
+    const ttl = this.sync ? {} : { leaseTtlMs: this.renewer!.ttlMs };
+    this.perIp = new ConcurrencyLimiter({ name: "guard.max_connections_per_ip", limit: cfg.max_connections_per_ip.limit, shadow: cfg.max_connections_per_ip.shadow, ...shared, ...ttl });
+    this.global = new ConcurrencyLimiter({ name: "guard.max_connections", limit: cfg.max_connections.limit, shadow: cfg.max_connections.shadow, ...shared, ...ttl });
     const r = cfg.connection_rate;
-    this.rate = r ? createLimiter({ name: "guard.connection_rate", algorithm: "gcra", rate: r.limit, periodMs: r.window, burst: r.limit, shadow: r.shadow, store, clock }) : undefined;
+    this.rate = r ? createLimiter({ name: "guard.connection_rate", algorithm: "gcra", rate: r.limit, periodMs: r.window, burst: r.limit, shadow: r.shadow, ...shared }) : undefined;
     const p = cfg.prefix_connection_rate;
     this.prefixRate = p
-      ? createLimiter({ name: "guard.prefix_connection_rate", algorithm: "gcra", rate: p.limit, periodMs: p.window, burst: p.limit, shadow: p.shadow, store, clock })
+      ? createLimiter({ name: "guard.prefix_connection_rate", algorithm: "gcra", rate: p.limit, periodMs: p.window, burst: p.limit, shadow: p.shadow, ...shared })
       : undefined;
     const opts = penaltyOptions(cfg, clock);
-    const fresh = new PenaltyBox(opts);
-    if (oldBox === undefined) {
-      this.box = fresh;
+    if (!this.sync) {
+      // One named box in the shared store: its records and bans carry over any change of parameters.
+      const { clock: _c, ...rest } = opts;
+      const fresh = new PenaltyBox<boolean>({ ...rest, name: BOX_NAME, store });
+      if (oldBox === undefined) this.defense = new DefensiveMode(defensiveSettings(cfg, clock), clock, this.o.onDefensiveMode);
+      else this.defense.configure(defensiveSettings(cfg, clock));
+      if (oldBox === undefined || JSON.stringify(oldBox.params) !== JSON.stringify(fresh.params) || oldBox.shadow !== fresh.shadow || oldBox.maxKeys !== fresh.maxKeys) {
+        this.useSharedBox(fresh, oldBox);
+      } else {
+        void fresh.close();
+      }
+    } else if (oldBox === undefined) {
+      this.box = new PenaltyBox(opts);
       this.defense = new DefensiveMode(defensiveSettings(cfg, clock), clock, this.o.onDefensiveMode);
     } else {
+      const fresh = new PenaltyBox(opts);
       this.defense.configure(defensiveSettings(cfg, clock));
       if (JSON.stringify(oldBox.params) !== JSON.stringify(fresh.params) || oldBox.shadow !== fresh.shadow || oldBox.maxKeys !== fresh.maxKeys) {
         this.observeEvictions();
         const now = oldBox.now();
-        for (const b of oldBox.banned()) fresh.ban(b.key, b.bannedUntil - now);
+        for (const b of (oldBox as PenaltyBox<true>).banned()) fresh.ban(b.key, b.bannedUntil - now);
         this.box = fresh;
         this.seenEvictions = 0;
         // A smaller table may have dropped bans while they were copied.
@@ -177,6 +267,19 @@ export class ConnectionGuard {
     this.hasDeny = cfg.deny.length > 0;
   }
 
+  /** Swaps in a box on the shared store: subscribes it, then lets the old one go. */
+  private useSharedBox(fresh: PenaltyBox<boolean>, old: PenaltyBox<boolean> | undefined): void {
+    this.unsubscribe?.();
+    this.box = fresh;
+    const listener = this.o.onBanEvent;
+    this.unsubscribe = listener === undefined ? undefined : fresh.onBanEvent(listener);
+    if (old !== undefined) {
+      void old.close();
+      // A reload: the new box subscribes in the background (the old one has already loaded the bans once).
+      void this.start();
+    }
+  }
+
   /** The key an address is counted and banned by. */
   keyOf(address: string): string {
     return ipKey(address, { ipv6Prefix: this.cfg.ipv6_prefix });
@@ -184,15 +287,18 @@ export class ConnectionGuard {
 
   /**
    * Admits or refuses a new connection from `address`. Returns the admission,
-   * or the rule that refused it. Allocates only the lease on the hot path.
+   * or the rule that refused it: at once on a synchronous store (allocating
+   * only the lease on the hot path), as a promise on an asynchronous one.
    */
-  admit(address: string): Admission | GuardHit {
+  admit(address: string): S extends true ? Admission | GuardHit : AdmitReply;
+  admit(address: string): AdmitReply {
+    if (!this.sync) return this.admitShared(address);
     const family = isIPv4(address) ? "ipv4" : "ipv6";
     if (this.hasDeny && this.deny.check(address, family)) return this.refused({ limiter: "deny_list", reason: "deny_list", shadow: false });
     const key = this.keyOf(address);
     if (this.hasAllow && this.allow.check(address, family)) return { key, exempt: true, release: () => {} };
 
-    const ban = this.box.check(key);
+    const ban = (this.box as PenaltyBox<true>).check(key);
     if (ban.reason === "banned") {
       const hit = this.hit(address, "ban", ban);
       if (hit) return hit;
@@ -202,12 +308,12 @@ export class ConnectionGuard {
       const hit = this.hit(address, "ban", prefixBan);
       if (hit) return hit;
     }
-    const g = this.global.tryAcquire("*");
+    const g = (this.global as ConcurrencyLimiter<true>).tryAcquire("*");
     if (!g.decision.allowed || g.decision.shadowed) {
       const hit = this.hit(address, "max_connections", g.decision);
       if (hit) return hit;
     }
-    const ip = this.perIp.tryAcquire(key);
+    const ip = (this.perIp as ConcurrencyLimiter<true>).tryAcquire(key);
     if (!ip.decision.allowed || ip.decision.shadowed) {
       const hit = this.hit(address, "max_connections_per_ip", ip.decision);
       if (hit) {
@@ -233,9 +339,60 @@ export class ConnectionGuard {
     };
   }
 
+  /**
+   * The asynchronous store's admission: the ban from the local ban cache
+   * (no I/O), then every cap and rate of the connection sent at once, so
+   * the store pipelines them into one round trip. Unlike the memory path,
+   * a connection refused by a cap has still counted against the rates.
+   */
+  private async admitShared(address: string): Promise<Admission | GuardHit> {
+    const family = isIPv4(address) ? "ipv4" : "ipv6";
+    if (this.hasDeny && this.deny.check(address, family)) return this.refused({ limiter: "deny_list", reason: "deny_list", shadow: false });
+    const key = this.keyOf(address);
+    if (this.hasAllow && this.allow.check(address, family)) return { key, exempt: true, release: () => {} };
+    const box = this.box as PenaltyBox<false>;
+    if (box.isBanned(key)) {
+      // The cached ban answers without I/O.
+      const ban = await box.check(key);
+      if (ban.reason === "banned") {
+        const hit = this.hit(address, "ban", ban);
+        if (hit) return hit;
+      }
+    }
+    const prefixBan = this.defense.check(key);
+    if (prefixBan?.reason === "banned") {
+      const hit = this.hit(address, "ban", prefixBan);
+      if (hit) return hit;
+    }
+    const p = this.cfg.prefix_connection_rate;
+    const [g, ip, rate, prefix] = await Promise.all([
+      (this.global as ConcurrencyLimiter<false>).tryAcquire("*"),
+      (this.perIp as ConcurrencyLimiter<false>).tryAcquire(key),
+      (this.rate as RateLimiter<false> | undefined)?.check(key),
+      p === undefined ? undefined : (this.prefixRate as RateLimiter<false> | undefined)?.check(ipKey(address, { ipv4Prefix: p.ipv4_prefix, ipv6Prefix: p.ipv6_prefix })),
+    ]);
+    const hit =
+      this.sharedHit(address, "max_connections", g.decision) ??
+      this.sharedHit(address, "max_connections_per_ip", ip.decision) ??
+      this.sharedHit(address, "connection_rate", rate) ??
+      this.sharedHit(address, "prefix_connection_rate", prefix);
+    if (hit !== undefined || this.closed) {
+      void g.lease?.release();
+      void ip.lease?.release();
+      return hit ?? this.refused({ limiter: "max_connections", reason: "stopping", shadow: false });
+    }
+    return this.renewer!.admission(key, leases(g, ip));
+  }
+
+  /** The refusal of one answered check, if it refuses (shadow hits are counted and reported, not returned). */
+  private sharedHit(address: string, limiter: GuardLimiter, d: Decision | undefined): GuardHit | undefined {
+    if (d === undefined || (d.allowed && !d.shadowed)) return undefined;
+    return this.hit(address, limiter, d);
+  }
+
   private checkRates(address: string, key: string): GuardHit | undefined {
     if (this.rate) {
-      const d = this.rate.check(key);
+      const d = (this.rate as RateLimiter<true>).check(key);
       if (!d.allowed || d.shadowed) {
         const hit = this.hit(address, "connection_rate", d);
         if (hit) return hit;
@@ -243,7 +400,7 @@ export class ConnectionGuard {
     }
     if (this.prefixRate) {
       const p = this.cfg.prefix_connection_rate!;
-      const d = this.prefixRate.check(ipKey(address, { ipv4Prefix: p.ipv4_prefix, ipv6Prefix: p.ipv6_prefix }));
+      const d = (this.prefixRate as RateLimiter<true>).check(ipKey(address, { ipv4Prefix: p.ipv4_prefix, ipv6Prefix: p.ipv6_prefix }));
       if (!d.allowed || d.shadowed) {
         const hit = this.hit(address, "prefix_connection_rate", d);
         if (hit) return hit;
@@ -278,19 +435,20 @@ export class ConnectionGuard {
    * consuming anything (for the admin API). Undefined for a limiter that is
    * not on.
    */
-  peek(limiter: string, address: string): Record<string, unknown> | undefined {
+  peek(limiter: string, address: string): Record<string, unknown> | undefined | Promise<Record<string, unknown> | undefined> {
     const key = this.keyOf(address);
     const rate = (d: Decision): Record<string, unknown> => ({ allowed: d.allowed, remaining: d.remaining, limit: d.limit, reset_ms: Math.ceil(d.resetMs), retry_after_ms: Math.ceil(d.retryAfterMs) });
+    const held = (n: number | undefined, c: { limit: number; shadow: boolean }): Record<string, unknown> => ({ held: n, limit: c.limit, shadow: c.shadow });
     switch (limiter) {
       case "max_connections_per_ip":
-        return { held: this.perIp.held(key), limit: this.cfg.max_connections_per_ip.limit, shadow: this.cfg.max_connections_per_ip.shadow };
+        return thenMaybe(this.perIp.held(key), (n) => held(n, this.cfg.max_connections_per_ip));
       case "max_connections":
-        return { held: this.global.held("*"), limit: this.cfg.max_connections.limit, shadow: this.cfg.max_connections.shadow };
+        return thenMaybe(this.global.held("*"), (n) => held(n, this.cfg.max_connections));
       case "connection_rate":
-        return this.rate ? rate(this.rate.peek(key)) : undefined;
+        return this.rate ? thenMaybe(this.rate.peek(key), rate) : undefined;
       case "prefix_connection_rate": {
         const p = this.cfg.prefix_connection_rate;
-        return this.prefixRate && p ? rate(this.prefixRate.peek(ipKey(address, { ipv4Prefix: p.ipv4_prefix, ipv6Prefix: p.ipv6_prefix }))) : undefined;
+        return this.prefixRate && p ? thenMaybe(this.prefixRate.peek(ipKey(address, { ipv4Prefix: p.ipv4_prefix, ipv6Prefix: p.ipv6_prefix })), rate) : undefined;
       }
       default:
         return undefined;
@@ -298,10 +456,9 @@ export class ConnectionGuard {
   }
 
   /** Whether `key` may try to authenticate now (neither it nor its prefix banned or backing off). */
-  authCheck(key: string): Decision {
-    const d = this.box.check(key);
-    if (!d.allowed) return d;
-    return this.defense.check(key) ?? d;
+  authCheck(key: string): S extends true ? Decision : Decision | Promise<Decision>;
+  authCheck(key: string): Decision | Promise<Decision> {
+    return thenMaybe(this.box.check(key), (d) => (d.allowed ? (this.defense.check(key) ?? d) : d));
   }
 
   /**
@@ -311,8 +468,14 @@ export class ConnectionGuard {
    * failures of untracked keys count against their prefix instead; a prefix
    * ban that follows is reported to `onPrefixBan`, not here.
    */
-  recordAuthFailure(key: string): { banned: boolean; bannedUntil: number; failures: number; shadow: boolean } {
-    const box = this.box;
+  recordAuthFailure(key: string): S extends true ? AuthFailure : AuthFailure | Promise<AuthFailure>;
+  recordAuthFailure(key: string): AuthFailure | Promise<AuthFailure> {
+    if (!this.sync) {
+      // The shared store's records expire on their own: no local table fills, no defensive mode.
+      const shadow = this.box.shadow;
+      return (this.box as PenaltyBox<false>).recordFailure(key).then((r) => ({ banned: r.banned, bannedUntil: r.bannedUntil, failures: r.streak, shadow }));
+    }
+    const box = this.box as PenaltyBox<true>;
     this.sweeper.arm();
     if (!box.has(key)) {
       const full = box.saturated;
@@ -334,10 +497,16 @@ export class ConnectionGuard {
     return { ...this.defense.stats(), tracked: this.box.size, maxTracked: this.box.maxKeys };
   }
 
-  /** Stops the defensive mode's and the sweeper's timers (the gateway is stopping). */
+  /** Stops the defensive mode's, the sweeper's and the lease renewal's timers and a shared box's subscription (the gateway is stopping). */
   close(): void {
+    this.closed = true;
     this.defense.close();
     this.sweeper.close();
+    this.renewer?.close();
+    this.startTimer?.cancel();
+    this.startTimer = undefined;
+    this.unsubscribe?.();
+    if (!this.sync) void this.box.close();
   }
 
   /** Passes live evictions of the address table (from failures, manual bans or a reload) to the defensive mode. */
@@ -348,4 +517,12 @@ export class ConnectionGuard {
       this.seenEvictions = n;
     }
   }
+}
+
+/** The leases an admitted connection holds on an asynchronous store. */
+function leases(g: ConcurrencyResult<false>, ip: ConcurrencyResult<false>): Lease<false>[] {
+  const out: Lease<false>[] = [];
+  if (g.lease !== undefined) out.push(g.lease);
+  if (ip.lease !== undefined) out.push(ip.lease);
+  return out;
 }

@@ -19,7 +19,7 @@ export class TableSweeper {
 
   constructor(
     private readonly clock: Clock,
-    private readonly tables: () => readonly PenaltyBox[],
+    private readonly tables: () => readonly PenaltyBox<boolean>[],
   ) {}
 
   /** Arms the next sweep unless one is pending (call when a record is added). */

@@ -219,7 +219,9 @@ export class ConnectSession {
       // No credentials is the normal first step of a Basic handshake, not a failure: ask for them.
       reason = header === undefined ? "" : "malformed";
     } else {
-      const gate = this.conn.admission.exempt ? undefined : guard.authCheck(key);
+      const checked = this.conn.admission.exempt ? undefined : guard.authCheck(key);
+      // Awaited only on a shared store: on memory the check answers at once.
+      const gate = checked instanceof Promise ? await checked : checked;
       if (gate !== undefined && !gate.allowed) {
         reason = gate.reason === "banned" ? "banned" : "backoff";
       } else {
@@ -249,7 +251,8 @@ export class ConnectSession {
     logger.auth({ remote_addr: this.conn.remote, user: creds?.user, key_fingerprint: undefined, result: "reject", reason, listener: this.cfg.name });
     this.ctx.events.emit("auth", { listener: this.cfg.name, remote_addr: this.conn.remote, user: creds?.user, result: "reject", reason });
     if (reason === "bad_credentials" && !this.conn.admission.exempt) {
-      const r = guard.recordAuthFailure(key);
+      const recorded = guard.recordAuthFailure(key);
+      const r = recorded instanceof Promise ? await recorded : recorded;
       if (r.banned) this.ctx.announceBan(key, this.conn.remote, r.bannedUntil, r.failures, r.shadow);
       if (this.conn.raw.destroyed) return undefined;
     }

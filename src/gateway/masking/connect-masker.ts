@@ -9,6 +9,7 @@
  * the prober in the operator's books (the penalty box, the log), never in
  * what it sees.
  */
+import { whenReady } from "../guard/maybe-promise.js";
 import type net from "node:net";
 import { parseHostPort } from "../../config/leaves.js";
 import { systemRng } from "../../core/random.js";
@@ -129,9 +130,10 @@ export class ConnectMasker {
     logger.auth({ remote_addr: this.conn.remote, user, key_fingerprint: undefined, result: "reject", reason: `masked_${reason}`, listener: this.listener });
     this.ctx.events.emit("auth", { listener: this.listener, remote_addr: this.conn.remote, user, result: "reject", reason: `masked_${reason}` });
     if (!this.conn.admission.exempt) {
-      const r = guard.recordAuthFailure(key);
       // A ban refuses this address's authenticated paths from now on; masked connections (this one included) carry on.
-      if (r.banned) this.deadline.after(() => this.ctx.announceBan(key, this.conn.remote, r.bannedUntil, r.failures, r.shadow));
+      whenReady(guard.recordAuthFailure(key), (r) => {
+        if (r.banned) this.deadline.after(() => this.ctx.announceBan(key, this.conn.remote, r.bannedUntil, r.failures, r.shadow));
+      });
     }
     const socket = this.conn.stream as net.Socket;
     if (this.p.mask === false) return drainAndClose(socket, bytes.length, { ...drainOptionsOf(this.p), clock: this.ctx.clock, deadline: this.deadline });

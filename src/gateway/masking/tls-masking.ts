@@ -9,6 +9,7 @@
  * operator as on a `connect` listener (one penalty-box failure per
  * connection not served) and never changes what the prober sees.
  */
+import { whenReady } from "../guard/maybe-promise.js";
 import type net from "node:net";
 import type tls from "node:tls";
 import type { ListenerConfig } from "../config/schema.js";
@@ -100,6 +101,7 @@ export function acceptMaskedTls(
 function recordMaskedProbe(conn: Connection, ctx: GatewayContext, deadline: RejectionDeadline): void {
   if (conn.admission.exempt) return;
   const key = conn.admission.key;
-  const r = ctx.guard.recordAuthFailure(key);
-  if (r.banned) deadline.after(() => ctx.announceBan(key, conn.remote, r.bannedUntil, r.failures, r.shadow));
+  whenReady(ctx.guard.recordAuthFailure(key), (r) => {
+    if (r.banned) deadline.after(() => ctx.announceBan(key, conn.remote, r.bannedUntil, r.failures, r.shadow));
+  });
 }

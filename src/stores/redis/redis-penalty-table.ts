@@ -64,7 +64,10 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
     this.local = new MemoryPenaltyTable(`${name}:local`, p, integerAtLeast("maxKeys", o.maxKeys ?? 65_536, 1));
     this.maxPendingForgets = this.local.maxKeys;
     this.store.onRecovery(() => {
-      if (!this.closed) void this.writeBack();
+      if (this.closed) return;
+      void this.writeBack();
+      // Bans published while this instance could not hear them: reconcile from the index.
+      if (this.subscriber !== undefined) void this.reload();
     });
   }
 
@@ -370,9 +373,13 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
     const reply = await this.store.run(BAN_LIST, [this.index], [Number.isNaN(now) ? this.nowArg() : String(now)]);
     if (!Array.isArray(reply) || reply.length === 0) return false;
     this.learnSkew(Number(reply[0]));
+    const t = Number(reply[0]);
     const rows: [string, number][] = [];
     for (let i = 1; i + 1 < reply.length; i += 2) rows.push([String(reply[i]), Number(reply[i + 1])]);
+    // A ban this instance did not know (its broadcast was missed) is reported like a broadcast one.
+    const missed = rows.filter(([key]) => this.cache.until(key, t) === undefined);
     this.cache.replace(rows);
+    for (const [key, until] of missed) this.emit({ kind: "ban", key, until });
     return true;
   }
 

@@ -1,0 +1,171 @@
+/**
+ * Builds the store the gateway counts in from the `[store]` section, and
+ * owns its connections: a MemoryStore, or a RedisStore on an ioredis client
+ * (a Cluster client when `cluster = true`) tuned for a decision path:
+ * commands fail at once while disconnected (the store answers from its
+ * failure mode) and reconnection keeps trying every half second.
+ *
+ * `connect()` waits a bounded time for Redis at start; if it does not
+ * answer, the store goes to its failure mode at once (reported through
+ * `onModeChange`, which the gateway logs in one line) and comes back to
+ * Redis by itself when the store's probe gets an answer.
+ */
+import { readFileSync } from "node:fs";
+import type { ConnectionOptions } from "node:tls";
+import { Cluster, Redis } from "ioredis";
+import { MemoryStore } from "../../stores/memory-store.js";
+import { RedisStore } from "../../stores/redis/redis-store.js";
+import type { HealthCounters, StoreMode } from "../../stores/store-health.js";
+import type { Store } from "../../stores/store.js";
+import { type StoreConfig, redactUrl } from "./config-schema.js";
+
+export interface GatewayStoreOptions {
+  /** Where url_env is read (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Every switch between Redis and the failure mode, with its reason. */
+  onModeChange?: (from: StoreMode, to: StoreMode, reason: string) => void;
+}
+
+/** What /readyz and the metrics report: "memory", "redis", or the failure mode answering now. */
+export type StoreState = "memory" | StoreMode;
+
+export class GatewayStore {
+  readonly store: Store<boolean>;
+  /** The Redis store, when the gateway shares one. */
+  readonly redis: RedisStore | undefined;
+  /** Where Redis is, password redacted (for logs). */
+  readonly where: string | undefined;
+  private readonly client: Redis | Cluster | undefined;
+  private closed = false;
+
+  constructor(cfg: StoreConfig, o: GatewayStoreOptions = {}) {
+    if (cfg.kind === "memory") {
+      this.store = new MemoryStore({ maxKeys: cfg.max_keys });
+      return;
+    }
+    const url = redisUrlOf(cfg, o.env ?? process.env);
+    this.where = redactUrl(url);
+    this.client = redisClient(url, cfg);
+    this.redis = new RedisStore({
+      client: this.client,
+      prefix: cfg.prefix,
+      timeoutMs: cfg.timeout,
+      onFailure: cfg.on_failure,
+      expectedInstances: cfg.expected_instances,
+      insuranceMaxKeys: Math.min(cfg.max_keys, 100_000),
+      events: { onModeChange: (from, to, reason) => o.onModeChange?.(from, to, reason) },
+    });
+    this.store = this.redis;
+  }
+
+  get kind(): StoreConfig["kind"] {
+    return this.redis === undefined ? "memory" : "redis";
+  }
+
+  get state(): StoreState {
+    return this.redis?.mode ?? "memory";
+  }
+
+  /** Failovers, recoveries and decisions answered by the failure mode (undefined on memory). */
+  get counters(): Readonly<HealthCounters> | undefined {
+    return this.redis?.counters;
+  }
+
+  /**
+   * Waits up to `timeoutMs` for Redis. Resolves true when it answers; else
+   * the store is put in its failure mode now (rather than at the first
+   * connection) and false is returned. Always true on memory.
+   */
+  async connect(timeoutMs: number): Promise<boolean> {
+    const r = this.redis;
+    if (r === undefined) return true;
+    if (await r.ready(timeoutMs)) return true;
+    // Any failed call switches the store to its failure mode and starts its probe.
+    await r.command((c) => c.ping());
+    return r.mode === "redis";
+  }
+
+  /** Closes the Redis connections (the store first, so its probe stops). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.redis?.close();
+    const c = this.client;
+    if (c === undefined) return;
+    try {
+      await Promise.race([c.quit(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+    } catch {
+      // Not connected: nothing to say goodbye to.
+    }
+    c.disconnect();
+  }
+}
+
+/** The URL from `url` or the environment variable `url_env` (run checks that it is set: checkResources). */
+export function redisUrlOf(cfg: StoreConfig, env: NodeJS.ProcessEnv): string {
+  if (cfg.url !== undefined) return cfg.url;
+  const v = cfg.url_env === undefined ? undefined : env[cfg.url_env];
+  if (v === undefined || v.length === 0) throw new Error(`store.url_env: the environment variable ${cfg.url_env ?? ""} is not set`);
+  return v;
+}
+
+/** Configuration problems the schema cannot see: the URL variable, the TLS files. Never shows the URL. */
+export function storeProblems(cfg: StoreConfig, env: NodeJS.ProcessEnv = process.env): string[] {
+  if (cfg.kind !== "redis") return [];
+  const problems: string[] = [];
+  if (cfg.url_env !== undefined) {
+    const v = env[cfg.url_env];
+    if (v === undefined || v.length === 0) problems.push(`store.url_env: the environment variable ${cfg.url_env} is not set`);
+    else if (!isRedisUrl(v)) problems.push(`store.url_env: ${cfg.url_env} does not hold a redis:// or rediss:// URL (the value is not shown)`);
+    else if (cfg.tls !== undefined && !v.startsWith("rediss:")) problems.push(`store.tls: TLS files need a rediss:// URL in ${cfg.url_env}`);
+  }
+  for (const k of ["ca", "cert", "key"] as const) {
+    const path = cfg.tls?.[k];
+    if (path === undefined) continue;
+    try {
+      readFileSync(path);
+    } catch (err) {
+      problems.push(`store.tls.${k}: cannot read ${JSON.stringify(path)} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    }
+  }
+  return problems;
+}
+
+function isRedisUrl(v: string): boolean {
+  try {
+    const u = new URL(v);
+    return (u.protocol === "redis:" || u.protocol === "rediss:") && u.hostname.length > 0;
+  } catch {
+    return false;
+  }
+}
+
+function tlsOf(url: URL, cfg: StoreConfig): ConnectionOptions | undefined {
+  if (url.protocol !== "rediss:") return undefined;
+  const t = cfg.tls;
+  const read = (p: string | undefined): Buffer | undefined => (p === undefined ? undefined : readFileSync(p));
+  return { servername: url.hostname, ca: read(t?.ca), cert: read(t?.cert), key: read(t?.key) };
+}
+
+/** Retries quickly at first, then every half second, forever: the store is back soon after Redis is. */
+const retry = (times: number): number => Math.min(50 * times, 500);
+
+function redisClient(text: string, cfg: StoreConfig): Redis | Cluster {
+  const url = new URL(text);
+  const tls = tlsOf(url, cfg);
+  const auth = {
+    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+  };
+  const common = { maxRetriesPerRequest: 0, ...auth, ...(tls ? { tls } : {}) };
+  if (cfg.cluster) {
+    return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
+      enableOfflineQueue: false,
+      clusterRetryStrategy: retry,
+      redisOptions: common,
+      ...(tls ? { dnsLookup: (address: string, cb: (err: null, a: string) => void) => cb(null, address) } : {}),
+    });
+  }
+  const db = Number(url.pathname.slice(1) || 0);
+  return new Redis({ host: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port || 6379), db, ...common, enableOfflineQueue: false, retryStrategy: retry, lazyConnect: false });
+}

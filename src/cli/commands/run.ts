@@ -4,6 +4,7 @@ import { readFileSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import { parseArgs } from "node:util";
 import type { LoadResult } from "../../gateway/config/load.js";
+import type { Config } from "../../gateway/config/schema.js";
 // The admin listener (API, metrics, dashboard) is loaded only when it is enabled: an idle gateway pays for what it uses.
 import type { Observability } from "../../admin/observability.js";
 import { holdYoungGeneration } from "../young-generation.js";
@@ -100,7 +101,9 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
   const logOut = new LineBatch(pino.destination({ dest: 1, sync: false }), 4096);
   const flusher = setInterval(() => logOut.flush(), 250);
   flusher.unref();
-  const gateway = new Gateway(first.config, { logDestination: logOut as unknown as NodeJS.WritableStream });
+  // A worker counts in the primary's memory store (exact limits across workers); with Redis it talks to Redis itself.
+  const shared = link !== undefined && first.config.store.kind === "memory" ? await primaryStore(first.config, () => gateway) : undefined;
+  const gateway: InstanceType<typeof Gateway> = new Gateway(first.config, { logDestination: logOut as unknown as NodeJS.WritableStream, store: shared });
   try {
     const bound = await gateway.start();
     for (const b of bound) {
@@ -264,6 +267,29 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
     process.on("SIGHUP", onHup);
     process.on("SIGINT", onInt);
     process.on("SIGTERM", onTerm);
+  });
+}
+
+/**
+ * A worker's store: a message store over the cluster IPC channel to the
+ * primary, which answers from the one memory store all workers share.
+ * While the primary does not answer (within store.timeout), the store's
+ * insurance decides: the limits divided among the workers, locally.
+ */
+async function primaryStore(config: Config, gateway: () => { logger: { warn(m: string, f?: Record<string, unknown>): void; info(m: string, f?: Record<string, unknown>): void } }) {
+  const [{ MessageStore }, { processChannel }] = await Promise.all([import("../../stores/message/message-store.js"), import("../../stores/message/channel.js")]);
+  return new MessageStore({
+    channel: processChannel(process),
+    timeoutMs: config.store.timeout,
+    onFailure: "insurance",
+    expectedInstances: config.workers,
+    insuranceMaxKeys: Math.min(config.store.max_keys, 100_000),
+    events: {
+      onModeChange: (from, to, reason) => {
+        if (to === "remote") gateway().logger.info("store: the primary answers again", { from, reason });
+        else gateway().logger.warn(`store: the primary does not answer, deciding by ${to}`, { reason });
+      },
+    },
   });
 }
 

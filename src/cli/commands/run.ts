@@ -25,9 +25,11 @@ workers that all accept on every listener, and the signals below apply to
 all of them): the first signal stops accepting and lets open
 connections finish for up to shutdown_timeout (default 30s), then cuts the
 rest; a second signal cuts at once. SIGHUP reloads FILE; an invalid new configuration is
-refused with a log line and the running one stays. With watch = true the
-file is also reloaded when it changes (including the symlink swap of a
-Kubernetes ConfigMap).
+refused with a log line and the running one stays; with workers, a change
+of listener addresses or of the worker count rolls the workers over (new
+ones start, old ones leave when their last connection ends). With
+watch = true (one process only) the file is also reloaded when it changes
+(including the symlink swap of a Kubernetes ConfigMap).
 
 A bad configuration prints one line per problem and exits with code 2.
 

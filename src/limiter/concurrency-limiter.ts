@@ -7,7 +7,9 @@ import { type Decision, type DecisionPolicy, allowed, decide, decisionPolicy, re
 import { fallback, insuranceShare } from "./failure-modes.js";
 import { refuse, then, value } from "./reply.js";
 
-export { MAX_TRACKED_LEASES } from "../stores/memory-lease-table.js";
+import { MAX_TRACKED_LEASES } from "../stores/memory-lease-table.js";
+
+export { MAX_TRACKED_LEASES };
 
 export interface ConcurrencyLimiterOptions<S extends boolean = true> {
   /** Unique within its store (default: a generated name). */
@@ -102,10 +104,13 @@ export class ConcurrencyLimiter<S extends boolean = true> {
   private fallback(key: string): ConcurrencyResult<S> {
     let lease: Lease<S> | undefined;
     const o = fallback(this.store.failure, this.limit, () => {
+      const share = insuranceShare(this.limit, this.store.failure!.expectedInstances);
       this.local ??= new ConcurrencyLimiter({
         name: `${this.name}:concurrency`,
-        limit: insuranceShare(this.limit, this.store.failure!.expectedInstances),
-        ...(this.ttl === Infinity ? {} : { leaseTtlMs: this.ttl }),
+        limit: share,
+        // Leases by id (with expiry) are bounded per key in memory; past that the local slots are counted
+        // and end on release only, which suffices for state that dies with the process holding it.
+        ...(this.ttl === Infinity || share > MAX_TRACKED_LEASES ? {} : { leaseTtlMs: this.ttl }),
         store: this.store.failure!.insurance,
         clock: this.clock ?? systemClock,
       });

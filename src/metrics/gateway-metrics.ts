@@ -48,6 +48,8 @@ export interface ObservedGateway extends SnapshotSource {
   readonly verifications?: { queued: number; running: number };
   /** The failed-login tables and defensive mode (absent: those series read 0). */
   saturation?(): SaturationStats;
+  /** "memory", "redis", or the failure mode answering now (absent: read as memory). */
+  readonly storeState?: string;
   /** A shared store's failovers, recoveries and decisions answered by its failure mode (absent on memory). */
   readonly storeCounters?: Readonly<HealthCounters>;
 }
@@ -323,7 +325,9 @@ export class GatewayMetrics {
   private preset(): void {
     for (const l of LIMITERS) for (const r of ["allowed", "rejected"]) this.decisions.inc({ limiter: l, result: r }, 0);
     for (const r of BAN_REASONS) this.bans.inc({ reason: r }, 0);
-    for (const m of STORE_FALLBACK_MODES) this.storeFallback.set({ mode: m }, 0);
+    // A shared store may already be in its failure mode when the metrics attach (Redis down at start).
+    const state = this.gateway.storeState;
+    for (const m of STORE_FALLBACK_MODES) this.storeFallback.set({ mode: m }, m === state ? 1 : 0);
     for (const d of DIRECTIONS) this.throttleSeconds.inc({ direction: d }, 0);
     for (const r of ["ok", "failed"]) this.reloads.inc({ result: r }, 0);
     for (const r of VERIFICATION_DROPS) this.verificationDrops.inc({ reason: r }, 0);

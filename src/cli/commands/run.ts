@@ -113,6 +113,11 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
       console.error(`portcullis: listener ${b.name} (${b.kind}${b.tls ? ", tls" : ""}) up on ${where}`);
       gateway.logger.info("listener up", { listener: b.name, kind: b.kind, bind: where, tls: b.tls });
     }
+    if (first.config.store.kind === "redis") {
+      // Where the fleet's shared state is, and whether it answered at start (the log has the switch, if any).
+      const state = gateway.storeState;
+      console.error(`portcullis: store redis (prefix ${JSON.stringify(first.config.store.prefix)}): ${state === "redis" ? "connected" : `unavailable, deciding by ${state} until it answers`}`);
+    }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     console.error(`portcullis run: cannot start: ${e.code ?? ""} ${e.message.split("\n")[0]}`.replace(/\s+/g, " "));

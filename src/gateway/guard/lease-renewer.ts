@@ -11,7 +11,7 @@
  */
 import type { Clock, TimerHandle } from "../../core/clock.js";
 import type { Lease } from "../../limiter/concurrency-limiter.js";
-import type { Admission } from "./connection-guard.js";
+import type { Admission } from "./admission.js";
 
 export class LeaseRenewer {
   private readonly held = new Set<Lease<false>>();

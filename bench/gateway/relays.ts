@@ -218,12 +218,17 @@ export interface GatewayRunOptions {
   workers?: number;
   /** How the cluster hands connections to workers: "rr" (the primary accepts and passes each on) or "none" (every worker accepts on the shared socket). */
   schedPolicy?: "rr" | "none";
+  /** Count in this Redis (`store.kind = "redis"`, each worker talking to it) instead of the memory store. */
+  redisUrl?: string;
 }
 
 /** The gateway of checkout `at` (default: the one measured), named `name`. */
 export async function portcullis(target: number, dir: string, at = gatewayRoot, name = "portcullis tcp (guard on)", o: GatewayRunOptions = {}): Promise<Relay> {
   const port = await freePort();
-  const file = await gatewayConfig(dir, port, target, [], o.workers === undefined ? [] : [`workers = ${o.workers}`, 'shutdown_timeout = "1s"']);
+  const top = o.workers === undefined ? [] : [`workers = ${o.workers}`, 'shutdown_timeout = "1s"'];
+  // A fresh key prefix per run: no state of an earlier run counts.
+  if (o.redisUrl !== undefined) top.push("[store]", 'kind = "redis"', `url = "${o.redisUrl}"`, `prefix = "bench-${process.pid}-${port}:"`);
+  const file = await gatewayConfig(dir, port, target, [], top);
   const env = o.schedPolicy === undefined ? process.env : { ...process.env, NODE_CLUSTER_SCHED_POLICY: o.schedPolicy };
   const ready = (out: string): boolean => (o.workers !== undefined && o.workers > 1 ? out.includes("workers up") : out.includes("up on"));
   const p = await startProc(process.execPath, gatewayArgs(file, at), ready, "portcullis", 60_000, env);

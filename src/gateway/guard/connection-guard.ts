@@ -53,9 +53,13 @@ export interface GuardHit {
   shadow: boolean;
 }
 
-// Its own module, so the lease renewer can name it without importing the guard.
-import type { Admission } from "./admission.js";
-export type { Admission } from "./admission.js";
+/** An admitted connection: release it exactly once when the connection ends. */
+export interface Admission {
+  /** Address key: the address, or its IPv6 prefix; bans and per-IP caps count by it. */
+  readonly key: string;
+  readonly exempt: boolean;
+  release(): void;
+}
 
 /** What `admit()` answers: at once on a synchronous store, a promise on an asynchronous one. */
 export type AdmitReply = Admission | GuardHit | Promise<Admission | GuardHit>;

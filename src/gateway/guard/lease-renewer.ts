@@ -11,7 +11,13 @@
  */
 import type { Clock, TimerHandle } from "../../core/clock.js";
 import type { Lease } from "../../limiter/concurrency-limiter.js";
-import type { Admission } from "./admission.js";
+
+/** What the guard hands out for an admitted connection (its Admission, declared here to keep the modules acyclic). */
+export interface RenewedAdmission {
+  readonly key: string;
+  readonly exempt: false;
+  release(): void;
+}
 
 export class LeaseRenewer {
   private readonly held = new Set<Lease<false>>();
@@ -29,7 +35,7 @@ export class LeaseRenewer {
   }
 
   /** An admission holding `leases`: they are renewed until it is released. */
-  admission(key: string, leases: readonly Lease<false>[]): Admission {
+  admission(key: string, leases: readonly Lease<false>[]): RenewedAdmission {
     for (const l of leases) this.held.add(l);
     this.arm();
     let released = false;

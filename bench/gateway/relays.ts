@@ -82,9 +82,9 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export function startProc(cmd: string, args: string[], ready: (out: string) => boolean, what: string, timeoutMs = 20_000): Promise<ChildProcess> {
+export function startProc(cmd: string, args: string[], ready: (out: string) => boolean, what: string, timeoutMs = 20_000, env: NodeJS.ProcessEnv = process.env): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env });
     let out = "";
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
@@ -176,11 +176,12 @@ export async function nodePipe(target: number): Promise<Relay> {
  * not to refuse the benchmark's own clients: every connection still pays
  * every check. `extra` lines are appended (an admin section, say).
  */
-export async function gatewayConfig(dir: string, port: number, target: number, extra: string[] = []): Promise<string> {
+export async function gatewayConfig(dir: string, port: number, target: number, extra: string[] = [], top: string[] = []): Promise<string> {
   const file = join(dir, `gateway-${port}.toml`);
   await writeFile(
     file,
     [
+      ...top,
       "[log]",
       'format = "json"',
       "[guard]",
@@ -212,11 +213,25 @@ export function gatewayArgs(file: string, at = gatewayRoot): string[] {
   return ["--import", "tsx", join(at, "src/cli/main.ts"), "run", "-c", file];
 }
 
+export interface GatewayRunOptions {
+  /** `workers = N` (default: the key left out, one process). */
+  workers?: number;
+  /** How the cluster hands connections to workers: "rr" (the primary accepts and passes each on) or "none" (every worker accepts on the shared socket). */
+  schedPolicy?: "rr" | "none";
+  /** Count in this Redis (`store.kind = "redis"`, each worker talking to it) instead of the memory store. */
+  redisUrl?: string;
+}
+
 /** The gateway of checkout `at` (default: the one measured), named `name`. */
-export async function portcullis(target: number, dir: string, at = gatewayRoot, name = "portcullis tcp (guard on)"): Promise<Relay> {
+export async function portcullis(target: number, dir: string, at = gatewayRoot, name = "portcullis tcp (guard on)", o: GatewayRunOptions = {}): Promise<Relay> {
   const port = await freePort();
-  const file = await gatewayConfig(dir, port, target);
-  const p = await startProc(process.execPath, gatewayArgs(file, at), (o) => o.includes("up on"), "portcullis");
+  const top = o.workers === undefined ? [] : [`workers = ${o.workers}`, 'shutdown_timeout = "1s"'];
+  // A fresh key prefix per run: no state of an earlier run counts.
+  if (o.redisUrl !== undefined) top.push("[store]", 'kind = "redis"', `url = "${o.redisUrl}"`, `prefix = "bench-${process.pid}-${port}:"`);
+  const file = await gatewayConfig(dir, port, target, [], top);
+  const env = o.schedPolicy === undefined ? process.env : { ...process.env, NODE_CLUSTER_SCHED_POLICY: o.schedPolicy };
+  const ready = (out: string): boolean => (o.workers !== undefined && o.workers > 1 ? out.includes("workers up") : out.includes("up on"));
+  const p = await startProc(process.execPath, gatewayArgs(file, at), ready, "portcullis", 60_000, env);
   return { name, port, pid: p.pid!, stop: () => p.kill("SIGTERM") };
 }
 

@@ -4,6 +4,11 @@
  * with the guard on, a minimal Node `socket.pipe` relay, and HAProxy in tcp
  * mode, next to the direct loopback figure; then new connections per second
  * (100 concurrent clients, connect + 1-byte echo + close) through each.
+ * The gateway runs as one process (workers = 1) and as workers = 2, the
+ * latter both ways node:cluster can hand out connections: round-robin (the
+ * primary accepts and passes each socket on) and shared handle (every
+ * worker accepts on the one listening socket); and workers = 2 counting
+ * in Redis (REDIS_URL) rather than in the primary's memory store.
  * Every process is started fresh and stopped at the end.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -14,6 +19,7 @@ import { type Relay, connRate, echoServer, exec, freePort, haproxy, median, node
 
 export const title = "Gateway relay: tcp listener (guard on) vs a plain Node pipe relay and HAProxy (tcp mode)";
 
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 /** Rounds over all paths, interleaved; each figure is the median of its rounds (the machine is shared and noisy). */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -58,7 +64,14 @@ export async function run(): Promise<void> {
     const echoPort = echo.port;
 
     const make = async (target: number): Promise<Relay[]> => {
-      const rs = [await nodePipe(target), await portcullis(target, dir), await haproxy(target, dir)];
+      const rs = [
+        await nodePipe(target),
+        await portcullis(target, dir, undefined, "portcullis workers=1 (guard on)"),
+        await portcullis(target, dir, undefined, "portcullis workers=2, round-robin", { workers: 2, schedPolicy: "rr" }),
+        await portcullis(target, dir, undefined, "portcullis workers=2, shared handle", { workers: 2, schedPolicy: "none" }),
+        await portcullis(target, dir, undefined, "portcullis workers=2, round-robin, Redis store", { workers: 2, schedPolicy: "rr", redisUrl: REDIS_URL }),
+        await haproxy(target, dir),
+      ];
       for (const r of rs) stops.push(r.stop);
       return rs;
     };

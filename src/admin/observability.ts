@@ -20,6 +20,8 @@ export interface ObservabilityOptions {
   reload?: () => Promise<{ ok: boolean; problems: string[] }>;
   /** Node process metrics in the registry (default true). */
   processMetrics?: boolean;
+  /** Where /metrics text comes from (default: this gateway's registry); with workers, every worker's summed. */
+  metricsExposition?: () => Promise<string>;
 }
 
 export interface Observability {
@@ -36,7 +38,7 @@ export async function attachObservability(gateway: Gateway, config: AdminConfig,
   // Resolve the token first: without one, nothing is started (fail closed).
   const token = resolveAdminToken(config, o.env);
   const clock = o.clock ?? systemClock;
-  const metrics = new GatewayMetrics(gateway, { clock, processMetrics: o.processMetrics });
+  const metrics = new GatewayMetrics(gateway, { clock, processMetrics: o.processMetrics, exposition: o.metricsExposition });
   const readiness = new Readiness();
   // The memory store lives in this process: reachable whenever the process answers. A shared store
   // answering from its failure mode is still ready, except "closed", which refuses every connection.

@@ -36,7 +36,7 @@ import type { PolicyStats } from "../permissions/pg-policy.js";
 import type { ObservabilityEvents } from "./observability-events.js";
 import { ReadBufferPool } from "./read-pump.js";
 import { thenMaybe } from "./guard/maybe-promise.js";
-import { GatewayStore, type StoreState } from "./store/gateway-store.js";
+import { GatewayStore, type InjectedStore, type StoreState } from "./store/gateway-store.js";
 
 export interface GatewayOptions {
   /** Time for the guard, bans and durations (default: the system clock). */
@@ -51,6 +51,8 @@ export interface GatewayOptions {
   rng?: Rng;
   /** Where `store.url_env` is read (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** A store to count in instead of the one `[store]` names (a worker's message store to its primary). */
+  store?: InjectedStore;
   /** How long start() waits for a shared store before starting in its failure mode (default 2 s). */
   storeConnectTimeoutMs?: number;
 }
@@ -73,6 +75,7 @@ export class Gateway {
     const observed = this.events as unknown as EventEmitter<ObservabilityEvents>;
     this.stores = new GatewayStore(config.store, {
       env: o.env,
+      injected: o.store,
       onModeChange: (from, to, reason) => {
         // One line per switch: an operator sees when the fleet's shared state stopped (and started again) deciding.
         if (to === "redis") logger.info("store: back on redis", { from, reason });
@@ -85,7 +88,8 @@ export class Gateway {
     const guard = new ConnectionGuard(config.guard, {
       clock,
       store: this.stores.store,
-      leaseTtlMs: config.store.lease_ttl,
+      // An injected store's owner releases a dead peer's leases at once (MessageStoreHost.releaseLeases): no TTL to renew.
+      leaseTtlMs: o.store === undefined ? config.store.lease_ttl : Infinity,
       onBanEvent: (e) => this.onFleetBan(e),
       onShadow: (address, hit) => {
         logger.limited({ remote_addr: address, limiter: hit.limiter, reason: `shadow_${hit.reason}` });

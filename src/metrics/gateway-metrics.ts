@@ -61,6 +61,8 @@ export interface GatewayMetricsOptions {
   processMetrics?: boolean;
   /** Most addresses the offender table remembers (default 4096). */
   maxOffenders?: number;
+  /** Where expose() takes its text from (default: this registry); a worker serving the admin listener passes every worker's metrics, summed. */
+  exposition?: () => Promise<string>;
 }
 
 /** Windows the "worst single client" gauge is exported for. */
@@ -110,6 +112,7 @@ export class GatewayMetrics {
   private readonly listenerNames = new Set<string>();
   private readonly detach: Array<() => void> = [];
   private banReason: BanReason | undefined;
+  private readonly exposition: (() => Promise<string>) | undefined;
   private lists: { config: Config; allow: BlockList | undefined } | undefined;
 
   constructor(
@@ -117,6 +120,7 @@ export class GatewayMetrics {
     o: GatewayMetricsOptions = {},
   ) {
     const clock = o.clock ?? systemClock;
+    this.exposition = o.exposition;
     const registers = [this.registry];
     this.offenders = new OffenderTracker({ clock, maxKeys: o.maxOffenders });
     this.decisions = new Counter({ name: "portcullis_decisions_total", help: "Admission decisions by limiter and result (allowed, rejected).", labelNames: ["limiter", "result"], registers });
@@ -287,7 +291,7 @@ export class GatewayMetrics {
 
   /** The Prometheus text exposition. */
   expose(): Promise<string> {
-    return this.registry.metrics();
+    return this.exposition ? this.exposition() : this.registry.metrics();
   }
 
   /** Running totals for the dashboard, which turns them into per-second rates. */

@@ -1,12 +1,17 @@
+import cluster from "node:cluster";
 import { createHash } from "node:crypto";
 import { readFileSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import { parseArgs } from "node:util";
 import type { LoadResult } from "../../gateway/config/load.js";
+import type { Config } from "../../gateway/config/schema.js";
 // The admin listener (API, metrics, dashboard) is loaded only when it is enabled: an idle gateway pays for what it uses.
 import type { Observability } from "../../admin/observability.js";
 import { holdYoungGeneration } from "../young-generation.js";
 import { LineBatch } from "../../gateway/log/line-batch.js";
+
+/** The longest timer Node keeps (about 24.8 days): "until the last connection ends" for a retiring worker. */
+const FOREVER_MS = 2 ** 31 - 1;
 
 export const summary = "start the gateway";
 
@@ -15,12 +20,16 @@ const HELP = `usage: portcullis run -c FILE
 Starts the gateway with the configuration in FILE (TOML, or YAML for
 .yaml/.yml); PORTCULLIS__SECTION__KEY=value environment variables override
 file values. Prints which listeners are up and where, then runs until
-SIGINT or SIGTERM: the first signal stops accepting and lets open
+SIGINT or SIGTERM (with workers = N > 1, a primary process runs N
+workers that all accept on every listener, and the signals below apply to
+all of them): the first signal stops accepting and lets open
 connections finish for up to shutdown_timeout (default 30s), then cuts the
 rest; a second signal cuts at once. SIGHUP reloads FILE; an invalid new configuration is
-refused with a log line and the running one stays. With watch = true the
-file is also reloaded when it changes (including the symlink swap of a
-Kubernetes ConfigMap).
+refused with a log line and the running one stays; with workers, a change
+of listener addresses or of the worker count rolls the workers over (new
+ones start, old ones leave when their last connection ends). With
+watch = true (one process only) the file is also reloaded when it changes
+(including the symlink swap of a Kubernetes ConfigMap).
 
 A bad configuration prints one line per problem and exits with code 2.
 
@@ -85,6 +94,8 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
     for (const p of first.problems) console.error(p);
     return 2;
   }
+  if (cluster.isPrimary && first.config.workers > 1) return runPrimary(file, load, first.config, startedUp);
+  const link = cluster.isWorker ? new (await import("../workers/worker-link.js")).WorkerLink() : undefined;
   const [{ default: pino }, { Gateway }] = await Promise.all([import("pino"), import("../../gateway/gateway.js")]);
   // Buffered, asynchronous log writes: two sync writes per connection would cost more than the guard itself.
   // Flushed on stop; at most a few KiB wait in the buffer, and never longer than the flush interval.
@@ -92,7 +103,9 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
   const logOut = new LineBatch(pino.destination({ dest: 1, sync: false }), 4096);
   const flusher = setInterval(() => logOut.flush(), 250);
   flusher.unref();
-  const gateway = new Gateway(first.config, { logDestination: logOut as unknown as NodeJS.WritableStream });
+  // A worker counts in the primary's memory store (exact limits across workers); with Redis it talks to Redis itself.
+  const shared = link !== undefined && first.config.store.kind === "memory" ? await primaryStore(first.config, () => gateway) : undefined;
+  const gateway: InstanceType<typeof Gateway> = new Gateway(first.config, { logDestination: logOut as unknown as NodeJS.WritableStream, store: shared });
   try {
     const bound = await gateway.start();
     for (const b of bound) {
@@ -146,11 +159,17 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
 
   // The admin listener's own settings apply at start; changing them takes a restart.
   let obs: Observability | undefined;
-  if (first.config.admin.enabled) {
+  // With workers, one worker serves the admin listener, and its /metrics sums every worker's (asked of the primary).
+  let workerMetrics: { registry: { getMetricsAsJSON(): Promise<unknown[]> }; close(): void } | undefined;
+  if (first.config.admin.enabled && (link === undefined || link.servesAdmin)) {
     try {
       const { attachObservability } = await import("../../admin/observability.js");
       const { permissionsReadiness } = await import("../../gateway/permissions/readiness.js");
-      obs = await attachObservability(gateway, first.config.admin, { reload: () => reloadNow("admin") });
+      obs = await attachObservability(gateway, first.config.admin, {
+        reload: link ? () => link.reloadAll() : () => reloadNow("admin"),
+        metricsExposition: link ? () => link.clusterMetrics() : undefined,
+      });
+      workerMetrics = obs.metrics;
       console.error(`portcullis: admin listener up on ${obs.url}`);
       gateway.logger.info("admin listener up", { bind: obs.url });
       // Signed PostgreSQL permissions: /readyz fails while a listener's policy cannot see the table.
@@ -162,12 +181,16 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
       await gateway.stop();
       return 1;
     }
+  } else if (link !== undefined && first.config.admin.enabled) {
+    const { GatewayMetrics } = await import("../../metrics/gateway-metrics.js");
+    workerMetrics = new GatewayMetrics(gateway);
   }
 
   startedUp();
   let watcher: FSWatcher | undefined;
   let debounce: NodeJS.Timeout | undefined;
-  if (first.config.watch) {
+  // A worker reloads when the primary says so (the primary decides between a reload and a rolling restart).
+  if (first.config.watch && link === undefined) {
     // Watch the directory, not the file: a ConfigMap update swaps a symlink, which replaces the watched inode.
     const name = basename(file);
     watcher = watch(dirname(file), (_event, changed) => {
@@ -185,8 +208,15 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
     const onHup = (): void => reload("SIGHUP");
     // The first SIGTERM/SIGINT drains (up to shutdown_timeout); a second one cuts what is still open.
     const cut = new AbortController();
-    const onStop = (signal: string): void => {
+    /** A retiring worker (rolling restart) waits for its last connection; a stop then bounds the wait. */
+    let retiring = false;
+    const onStop = (signal: string, drainMs = first.config.shutdown_timeout): void => {
       if (stopping) {
+        if (retiring && signal !== "cut") {
+          retiring = false;
+          setTimeout(() => cut.abort(), first.config.shutdown_timeout).unref();
+          return;
+        }
         gateway.logger.info("cutting open connections", { signal });
         cut.abort();
         return;
@@ -195,25 +225,93 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
       process.removeListener("SIGHUP", onHup);
       watcher?.close();
       clearTimeout(debounce);
-      const drainMs = first.config.shutdown_timeout;
-      gateway.logger.info("stopping", { signal, drain_ms: drainMs });
+      gateway.logger.info("stopping", { signal, drain_ms: drainMs === FOREVER_MS ? "until idle" : drainMs, ...(link ? { worker: link.slot } : {}) });
       void reloading
         .then(() => gateway.stop({ drainMs, cutNow: cut.signal }))
         .then(async (r) => {
           // The admin listener stays up through the drain, so /metrics and /readyz can be watched.
           await obs?.close();
-          gateway.logger.stopped({ signal, drained: r.drained, cut: r.cut });
+          workerMetrics?.close();
           process.removeListener("SIGINT", onInt);
           process.removeListener("SIGTERM", onTerm);
           clearInterval(flusher);
-          flushLog(logOut);
+          if (link) {
+            // The primary logs one `stopped` line with every worker's counts.
+            flushLog(logOut);
+            await link.send({ pw: 1, t: "stopped", drained: r.drained, cut: r.cut });
+            link.close();
+            process.disconnect?.();
+          } else {
+            gateway.logger.stopped({ signal, drained: r.drained, cut: r.cut });
+            flushLog(logOut);
+          }
           resolve(0);
         });
     };
     const onInt = (): void => onStop("SIGINT");
     const onTerm = (): void => onStop("SIGTERM");
+    if (link) {
+      // A worker leaves signals to the primary (a terminal's Ctrl-C reaches the whole process group).
+      const ignore = (): void => {};
+      process.on("SIGHUP", ignore);
+      process.on("SIGINT", ignore);
+      process.on("SIGTERM", ignore);
+      link.handle({
+        stop: () => onStop("SIGTERM"),
+        cut: () => onStop("cut"),
+        retire: () => {
+          retiring = true;
+          onStop("retire", FOREVER_MS);
+        },
+        reload: () => reloadNow("SIGHUP"),
+        metricsJson: async () => (workerMetrics ? workerMetrics.registry.getMetricsAsJSON() : []),
+      });
+      // The primary is gone (killed): its listening sockets went with it; finish what is open and leave.
+      process.once("disconnect", () => onStop("SIGTERM"));
+      void link.send({ pw: 1, t: "ready" });
+      return;
+    }
     process.on("SIGHUP", onHup);
     process.on("SIGINT", onInt);
     process.on("SIGTERM", onTerm);
   });
+}
+
+/**
+ * A worker's store: a message store over the cluster IPC channel to the
+ * primary, which answers from the one memory store all workers share.
+ * While the primary does not answer (within store.timeout), the store's
+ * insurance decides: the limits divided among the workers, locally.
+ */
+async function primaryStore(config: Config, gateway: () => { logger: { warn(m: string, f?: Record<string, unknown>): void; info(m: string, f?: Record<string, unknown>): void } }) {
+  const [{ MessageStore }, { processChannel }] = await Promise.all([import("../../stores/message/message-store.js"), import("../../stores/message/channel.js")]);
+  return new MessageStore({
+    channel: processChannel(process),
+    timeoutMs: config.store.timeout,
+    onFailure: "insurance",
+    expectedInstances: config.workers,
+    insuranceMaxKeys: Math.min(config.store.max_keys, 100_000),
+    events: {
+      onModeChange: (from, to, reason) => {
+        if (to === "remote") gateway().logger.info("store: the primary answers again", { from, reason });
+        else gateway().logger.warn(`store: the primary does not answer, deciding by ${to}`, { reason });
+      },
+    },
+  });
+}
+
+/** `workers = N` > 1: this process is the primary; it forks the workers, which run serve() themselves. */
+async function runPrimary(file: string, load: (file: string) => LoadResult, config: LoadResult extends infer R ? (R extends { ok: true; config: infer C } ? C : never) : never, startedUp: () => void): Promise<number> {
+  const [{ Primary }, { createGatewayLogger }] = await Promise.all([import("../workers/primary.js"), import("../../gateway/log/logger.js")]);
+  const logger = createGatewayLogger({ format: config.log.format, level: config.log.level, auditDestinations: config.log.audit_destinations });
+  const primary = new Primary({ file, load, config, logger, flush: () => {} });
+  const running = primary.run();
+  if (!(await primary.start())) {
+    console.error("portcullis run: a worker could not start (see its message above)");
+    await primary.stop("startup");
+    return 1;
+  }
+  if (!primary.isStopping) console.error(`portcullis: ${config.workers} workers up (primary pid ${process.pid})`);
+  startedUp();
+  return running;
 }

@@ -10,6 +10,7 @@
  * config-schema.ts), the leaves and the loader in src/config, which knows no
  * feature.
  */
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { isPasswordHash } from "../identity/passwords.js";
 import { isCanonicalHostPattern } from "../../permissions/host-pattern.js";
@@ -264,6 +265,17 @@ const admin = z.strictObject({
     .prefault({}),
 });
 
+/** Most worker processes accepted: far above any core count, low enough that a typo cannot fork a storm. */
+const MAX_WORKERS = 256;
+
+/** Worker processes: a whole number, or "auto" for one per CPU the process may use. */
+const workers = z.unknown().transform((v, ctx): number => {
+  if (v === "auto") return Math.min(availableParallelism(), MAX_WORKERS);
+  if (typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= MAX_WORKERS) return v;
+  ctx.addIssue({ code: "custom", message: `expected an integer from 1 to ${MAX_WORKERS} or "auto", got ${shown(v)}` });
+  return z.NEVER;
+});
+
 export const configSchema = z.strictObject({
   /** Where the gateway counts: this process (memory) or a Redis shared by a fleet (docs/configuration.md, [store]). */
   store: storeSection.prefault({}),
@@ -284,6 +296,8 @@ export const configSchema = z.strictObject({
   watch: bool.default(false),
   /** On SIGTERM/SIGINT, how long open connections may finish after accepting stops; 0 = cut at once. */
   shutdown_timeout: durationOrZero.default(30_000),
+  /** Processes that accept on every listener (1 = one process, no primary); "auto" = one per CPU. */
+  workers: workers.default(1),
   listener: z.array(listener).min(1, "expected at least one [[listener]]"),
   admin: admin.prefault({}),
   /** Rules of the http listeners: trusted proxies, profile, headers, routes, lockout. */

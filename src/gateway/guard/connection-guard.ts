@@ -81,7 +81,8 @@ export interface ConnectionGuardOptions<S extends boolean = boolean> {
   /**
    * Lifetime of a concurrency lease on an asynchronous store, renewed while
    * the connection lives (default 30 s). On the memory store leases end
-   * only on release.
+   * only on release. Infinity: no TTL, for a store whose owner releases a
+   * dead process's leases itself.
    */
   leaseTtlMs?: number;
   /** A ban placed or lifted anywhere on a shared (asynchronous) store, this process included. */
@@ -224,7 +225,8 @@ export class ConnectionGuard<S extends boolean = boolean> {
     this.cfg = cfg;
     // A shared store keeps its own time: the limits read it there, so every process agrees (a local monotonic clock would not).
     const shared = this.sync ? { store, clock } : { store };
-    const ttl = this.sync ? {} : { leaseTtlMs: this.renewer!.ttlMs };
+    // Infinity: leases without a TTL, for a store whose owner frees a dead process's leases itself (the primary of workers).
+    const ttl = this.sync || this.renewer!.ttlMs === Infinity ? {} : { leaseTtlMs: this.renewer!.ttlMs };
     this.perIp = new ConcurrencyLimiter({ name: "guard.max_connections_per_ip", limit: cfg.max_connections_per_ip.limit, shadow: cfg.max_connections_per_ip.shadow, ...shared, ...ttl });
     this.global = new ConcurrencyLimiter({ name: "guard.max_connections", limit: cfg.max_connections.limit, shadow: cfg.max_connections.shadow, ...shared, ...ttl });
     const r = cfg.connection_rate;

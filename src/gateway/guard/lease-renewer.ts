@@ -60,7 +60,8 @@ export class LeaseRenewer {
   }
 
   private arm(): void {
-    if (this.timer !== undefined || this.closed || this.held.size === 0) return;
+    // Leases without a TTL (ttlMs = Infinity) have nothing to renew.
+    if (this.timer !== undefined || this.closed || this.held.size === 0 || this.ttlMs === Infinity) return;
     this.timer = this.clock.setTimer(() => this.renew(), Math.max(1, Math.floor(this.ttlMs / 3)));
   }
 

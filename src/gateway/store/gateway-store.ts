@@ -25,6 +25,20 @@ export interface GatewayStoreOptions {
   env?: NodeJS.ProcessEnv;
   /** Every switch between Redis and the failure mode, with its reason. */
   onModeChange?: (from: StoreMode, to: StoreMode, reason: string) => void;
+  /**
+   * A store made by the caller instead of the one `[store]` names: a
+   * worker's message store, whose memory store lives in the primary (kind
+   * "memory" shared by the workers). The gateway waits for it at start and
+   * closes it with itself; the caller reports its mode changes.
+   */
+  injected?: InjectedStore;
+}
+
+/** What the gateway needs of a store handed to it (a MessageStore fits). */
+export interface InjectedStore extends Store<false> {
+  readonly mode: StoreMode<string>;
+  ready(timeoutMs: number): Promise<boolean>;
+  close(): void;
 }
 
 /** What /readyz and the metrics report: "memory", "redis", or the failure mode answering now. */
@@ -37,9 +51,15 @@ export class GatewayStore {
   /** Where Redis is, password redacted (for logs). */
   readonly where: string | undefined;
   private readonly client: Redis | Cluster | undefined;
+  private readonly injected: InjectedStore | undefined;
   private closed = false;
 
   constructor(cfg: StoreConfig, o: GatewayStoreOptions = {}) {
+    if (o.injected !== undefined) {
+      this.injected = o.injected;
+      this.store = o.injected;
+      return;
+    }
     if (cfg.kind === "memory") {
       this.store = new MemoryStore({ maxKeys: cfg.max_keys });
       return;
@@ -64,6 +84,8 @@ export class GatewayStore {
   }
 
   get state(): StoreState {
+    const m = this.injected?.mode;
+    if (m !== undefined) return m === "insurance" || m === "open" || m === "closed" ? m : "memory";
     return this.redis?.mode ?? "memory";
   }
 
@@ -78,6 +100,7 @@ export class GatewayStore {
    * connection) and false is returned. Always true on memory.
    */
   async connect(timeoutMs: number): Promise<boolean> {
+    if (this.injected !== undefined) return this.injected.ready(timeoutMs);
     const r = this.redis;
     if (r === undefined) return true;
     if (await r.ready(timeoutMs)) return true;
@@ -90,6 +113,7 @@ export class GatewayStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.injected?.close();
     await this.redis?.close();
     const c = this.client;
     if (c === undefined) return;

@@ -41,6 +41,13 @@ export class MessageStoreHost {
   readonly store: MemoryStore;
   private readonly clock: Clock;
   private readonly tables = new Map<number, Table>();
+  /**
+   * Leases this peer holds now, by table id then lease id (the key): what
+   * releaseLeases() gives back when the peer dies without releasing them.
+   */
+  private readonly leases = new Map<number, Map<string, { key: string; id: number; n: number }>>();
+  /** The lease tables defined (kept past close(), so releaseLeases() still finds them). */
+  private readonly defined = new Map<number, MemoryLeaseTable>();
   private readonly unsubscribe: (() => void)[] = [];
   private readonly stopListening: () => void;
   private closed = false;
@@ -54,13 +61,37 @@ export class MessageStoreHost {
     this.stopListening = channel.onMessage((m) => this.onMessage(m));
   }
 
-  /** Stops answering (the store and its state stay). */
+  /** Stops answering (the store and its state stay; see releaseLeases for the peer's leases). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.stopListening();
     for (const u of this.unsubscribe) u();
     this.tables.clear();
+  }
+
+  /** Leases the peer holds now (acquired through this host and not released). */
+  get leasesHeld(): number {
+    let n = 0;
+    for (const m of this.leases.values()) for (const l of m.values()) n += l.n;
+    return n;
+  }
+
+  /**
+   * Releases every lease the peer still holds: call it when the peer is gone
+   * (a crashed worker), so its connections stop counting at once instead of
+   * when their leases' TTL ends. Returns how many were released.
+   */
+  releaseLeases(): number {
+    let n = 0;
+    const now = this.clock.now();
+    for (const [id, held] of this.leases) {
+      const t = this.tables.get(id) ?? this.defined.get(id);
+      // A lease table without a TTL gives every lease of a key the same id: each is released once.
+      if (t instanceof MemoryLeaseTable) for (const l of held.values()) for (let i = 0; i < l.n; i++) if (t.release(l.key, l.id, now)) n++;
+    }
+    this.leases.clear();
+    return n;
   }
 
   private onMessage(m: unknown): void {
@@ -92,7 +123,19 @@ export class MessageStoreHost {
   private define(id: number, t: Table): number {
     if (!this.tables.has(id) && this.tables.size >= MAX_TABLES) throw new Error("too many tables");
     this.tables.set(id, t);
+    if (t instanceof MemoryLeaseTable) this.defined.set(id, t);
     return 1;
+  }
+
+  /** Counts a lease of the peer up (acquired) or down (released). */
+  private noteLease(table: number, key: string, id: number, delta: 1 | -1): void {
+    let m = this.leases.get(table);
+    if (m === undefined) this.leases.set(table, (m = new Map()));
+    const k = `${id}\u0000${key}`;
+    const l = m.get(k);
+    if (l === undefined) {
+      if (delta > 0) m.set(k, { key, id, n: 1 });
+    } else if ((l.n += delta) <= 0) m.delete(k);
   }
 
   private apply(op: unknown[]): unknown {
@@ -139,10 +182,15 @@ export class MessageStoreHost {
       case "la": {
         if (lease === undefined) return UNKNOWN_TABLE;
         const g = lease.acquire(key, this.now(op[3]));
+        if (g.held >= 0) this.noteLease(id as number, key, g.id as number, 1);
         return [g.held, g.id, g.retryAfterMs];
       }
-      case "lr":
-        return lease === undefined ? UNKNOWN_TABLE : lease.release(key, op[3] as number, this.now(op[4]));
+      case "lr": {
+        if (lease === undefined) return UNKNOWN_TABLE;
+        const released = lease.release(key, op[3] as number, this.now(op[4]));
+        if (released) this.noteLease(id as number, key, op[3] as number, -1);
+        return released;
+      }
       case "ln":
         return lease === undefined ? UNKNOWN_TABLE : lease.renew(key, op[3] as number, this.now(op[4]));
       case "lh":

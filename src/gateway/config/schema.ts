@@ -27,6 +27,7 @@ import {
   shown,
   size,
 } from "../../config/leaves.js";
+import { filePath } from "../../config/file-paths.js";
 import { bandwidthSection } from "../bandwidth/config-schema.js";
 import { authSection } from "../identity/config-schema.js";
 import { MIN_TOKEN_LENGTH } from "./admin-token.js";
@@ -133,11 +134,12 @@ const identitySource = z
   })
   .default({ kind: "cn" });
 
+/** File paths resolve from the configuration file's folder (docs/configuration.md). */
 const tls = z.strictObject({
-  cert: nonEmptyString,
-  key: nonEmptyString,
+  cert: filePath,
+  key: filePath,
   /** CA bundle for client certificates (mTLS); without it no client certificate is asked for. */
-  client_ca: nonEmptyString.optional(),
+  client_ca: filePath.optional(),
   /** Where the identity comes from in a client certificate. */
   identity: identitySource,
   /** Refuse clients without a valid certificate (otherwise they may fall back to Basic auth). */

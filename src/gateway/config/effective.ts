@@ -38,6 +38,8 @@ const DURATION_KEYS = new Set([
   // [auth]
   "max_verification_wait",
   "trusted_ttl",
+  // [log]
+  "long_retry_after",
 ]);
 
 function render(v: unknown, key: string): unknown {

@@ -277,6 +277,8 @@ export const configSchema = z.strictObject({
       format: oneOf(["json", "logfmt"] as const).default("json"),
       level: oneOf(["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const).default("info"),
       audit_destinations: bool.default(false),
+      /** A refusal whose client must wait longer than this is flagged `long_retry_after` (and counted) for a look by hand. */
+      long_retry_after: duration.default(120_000),
     })
     .prefault({}),
   /** Proxy Basic-auth users: name -> scrypt hash (make one with `portcullis hash-password`). */

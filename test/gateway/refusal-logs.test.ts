@@ -73,6 +73,11 @@ describe("refusals in the log, through portcullis run", () => {
         'kind = "connect"',
         'bind = "127.0.0.1:0"',
         'connect_timeout = "3s"',
+        "[[listener]]",
+        'name = "fwd"',
+        'kind = "tcp"',
+        'bind = "127.0.0.1:0"',
+        `upstream = "127.0.0.1:${closedPort}"`,
         ...(audit ? [] : ["[admin]", "enabled = true", `bind = "127.0.0.1:${adminPort}"`, `token = "${TOKEN}"`]),
         "",
       ].join("\n"),
@@ -152,6 +157,16 @@ describe("refusals in the log, through portcullis run", () => {
     const text = await res.text();
     assert.match(text, /^portcullis_long_retry_after_total\{limiter="ban"\} 1$/m);
     assert.match(text, /^portcullis_long_retry_after_total\{limiter="connection_rate"\} 0$/m, "preset to 0 for increase()-based alerts");
+  });
+
+  test("a tcp listener whose upstream refuses logs deny reason=no_route once", async () => {
+    const fwd = Number(/listener fwd \(tcp\) up on 127\.0\.0\.1:(\d+)/.exec(gw.stderr)![1]);
+    const c = new Client(fwd);
+    await c.waitClosed(10_000);
+    await gw.waitFor(() => gw.stdout.includes("listener=fwd reason=no_route"), "no_route line");
+    const l = gw.stdout.split("\n").filter((x) => x.includes("event=deny") && x.includes("listener=fwd"));
+    assert.equal(l.length, 1);
+    assert.match(l[0]!, /^ts=\S+ level=info event=deny remote_addr=127\.0\.0\.1 listener=fwd reason=no_route detail=ECONNREFUSED$/);
   });
 
   test("with audit_destinations = true the deny line carries the destination", async () => {

@@ -6,11 +6,14 @@
  * back as lines naming the key path; nothing here throws for bad input.
  */
 import { readFileSync } from "node:fs";
-import { extname } from "node:path";
+import { dirname, extname, resolve } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
+import { didYouMean } from "./did-you-mean.js";
 import { applyEnvOverrides } from "./env-overrides.js";
+import { resolveFilePaths } from "./file-paths.js";
+import { keysAt } from "./schema-walk.js";
 
 export type LoadResult<T> = { ok: true; config: T } | { ok: false; problems: string[] };
 
@@ -26,12 +29,18 @@ function keyPath(path: readonly PropertyKey[]): string {
   return out === "" ? "(top level)" : out;
 }
 
-/** One line per problem: `key.path: what is wrong`. */
-export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+/** `unknown key`, with the known key it most likely meant when `schema` shows one close to it. */
+function unknownKey(schema: z.ZodType | undefined, path: readonly PropertyKey[], key: string): string {
+  const meant = schema === undefined ? undefined : didYouMean(key, keysAt(schema, path));
+  return meant === undefined ? "unknown key" : `unknown key (did you mean ${JSON.stringify(meant)}?)`;
+}
+
+/** One line per problem: `key.path: what is wrong`; `schema` (the one validated against) lets an unknown key get a did-you-mean. */
+export function formatIssues(issues: readonly z.core.$ZodIssue[], schema?: z.ZodType): string[] {
   const lines: string[] = [];
   for (const issue of issues) {
     if (issue.code === "unrecognized_keys") {
-      for (const k of issue.keys) lines.push(`${keyPath([...issue.path, k])}: unknown key`);
+      for (const k of issue.keys) lines.push(`${keyPath([...issue.path, k])}: ${unknownKey(schema, issue.path, k)}`);
     } else if (issue.code === "invalid_type" && issue.input === undefined) {
       lines.push(`${keyPath(issue.path)}: required`);
     } else if (issue.code === "invalid_type") {
@@ -47,7 +56,7 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
 export function validateWith<S extends z.ZodType>(schema: S, doc: unknown): LoadResult<z.output<S>> {
   const r = schema.safeParse(doc);
   if (r.success) return { ok: true, config: r.data };
-  return { ok: false, problems: formatIssues(r.error.issues) };
+  return { ok: false, problems: formatIssues(r.error.issues, schema) };
 }
 
 /** Parses file text by format. */
@@ -69,7 +78,10 @@ export function formatOf(file: string): "toml" | "yaml" {
   return ext === ".yaml" || ext === ".yml" ? "yaml" : "toml";
 }
 
-/** Reads `file`, applies overrides from `env` and validates the result against `schema`. */
+/**
+ * Reads `file`, resolves the relative file paths it names from its folder,
+ * applies overrides from `env` and validates the result against `schema`.
+ */
 export function loadWith<S extends z.ZodType>(schema: S, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult<z.output<S>> {
   let text: string;
   try {
@@ -84,6 +96,7 @@ export function loadWith<S extends z.ZodType>(schema: S, file: string, env: Node
   if (!parsed.ok) return { ok: false, problems: [`${file} ${parsed.problem}`] };
   if (typeof parsed.doc !== "object" || Array.isArray(parsed.doc)) return { ok: false, problems: ["(top level): expected a table"] };
   const doc = parsed.doc as Record<string, unknown>;
+  resolveFilePaths(schema, doc, dirname(resolve(file)));
   const { problems } = applyEnvOverrides(doc, env);
   const result = validateWith(schema, doc);
   if (problems.length === 0) return result;

@@ -45,6 +45,11 @@ export class Connection implements Closable {
     return this.ctx.readBuffers;
   }
 
+  /** The gateway's log, for the protocol handlers' refusal lines. */
+  get logger(): GatewayContext["logger"] {
+    return this.ctx.logger;
+  }
+
   get upstream(): Socket | undefined {
     return this.up;
   }

@@ -9,11 +9,11 @@ export interface GatewayEvents {
   /** An admitted connection ended. */
   close: [{ listener: string; remote_addr: string; duration_ms: number }];
   /** The guard refused a connection (or would have: shadow = true). */
-  refused: [{ listener: string; remote_addr: string; limiter: string; reason: string; shadow: boolean }];
-  /** An authentication attempt was decided. */
-  auth: [{ listener: string; remote_addr: string; user: string | undefined; result: "accept" | "reject"; reason: string | undefined }];
-  /** The destination policy decided a tunnel. */
-  decision: [{ listener: string; remote_addr: string; identity: string; allowed: boolean; reason: string }];
+  refused: [{ listener: string; remote_addr: string; limiter: string; reason: string; shadow: boolean; long_retry_after?: boolean }];
+  /** An authentication attempt was decided; `long_retry_after` when a refused client must wait above log.long_retry_after. */
+  auth: [{ listener: string; remote_addr: string; user: string | undefined; result: "accept" | "reject"; reason: string | undefined; long_retry_after?: boolean }];
+  /** The destination policy decided a tunnel; `code` classes a refusal (policy, dns, private_address, ...). */
+  decision: [{ listener: string; remote_addr: string; identity: string; allowed: boolean; reason: string; code?: string }];
   /** A key (address or IPv6 prefix) was banned until `until` (wall-clock ms). */
   ban: [{ key: string; until: number; failures: number; closed: number; shadow: boolean; reason?: string }];
   unban: [{ key: string; reason: string }];

@@ -21,6 +21,7 @@ import { PermissionSlot } from "./permissions/permission-slot.js";
 import { acceptMaskedTls, masksTls } from "./masking/tls-masking.js";
 import { MaskedSlots } from "./masking/masked-slots.js";
 import type { Admission, GuardHit } from "./guard/connection-guard.js";
+import { admissionRetryAfter } from "./log/retry-after.js";
 
 export interface BoundListener {
   name: string;
@@ -193,8 +194,9 @@ export class Listener {
     if ("limiter" in admitted) {
       // Silent close: no banner, no reason on the wire. Counted by the guard, told to the log and watchers.
       raw.destroy();
-      this.ctx.logger.limited({ remote_addr: remote, limiter: admitted.limiter, reason: admitted.reason, listener: this.cfg.name });
-      this.ctx.events.emit("refused", { listener: this.cfg.name, remote_addr: remote, limiter: admitted.limiter, reason: admitted.reason, shadow: false });
+      const wait = admissionRetryAfter(this.ctx, remote, admitted.limiter);
+      this.ctx.logger.limited({ remote_addr: remote, limiter: admitted.limiter, reason: admitted.reason, listener: this.cfg.name, ...wait });
+      this.ctx.events.emit("refused", { listener: this.cfg.name, remote_addr: remote, limiter: admitted.limiter, reason: admitted.reason, shadow: false, long_retry_after: wait.long_retry_after });
       return;
     }
     const cfg = this.cfg;

@@ -83,6 +83,8 @@ export class GatewayMetrics {
   readonly offenders: OffenderTracker;
   readonly decisions: Counter<"limiter" | "result">;
   readonly rejections: Counter<"limiter" | "reason">;
+  /** Refusals whose client must wait above log.long_retry_after (bans, deep back-off): worth a look by hand. */
+  readonly longRetryAfter: Counter<"limiter">;
   readonly shadowRejections: Counter<"limiter" | "reason">;
   readonly connectionsActive: Gauge<"listener">;
   readonly connections: Counter<"listener" | "result">;
@@ -125,6 +127,12 @@ export class GatewayMetrics {
     this.offenders = new OffenderTracker({ clock, maxKeys: o.maxOffenders });
     this.decisions = new Counter({ name: "portcullis_decisions_total", help: "Admission decisions by limiter and result (allowed, rejected).", labelNames: ["limiter", "result"], registers });
     this.rejections = new Counter({ name: "portcullis_rejections_total", help: "Enforced rejections by limiter and reason.", labelNames: ["limiter", "reason"], registers });
+    this.longRetryAfter = new Counter({
+      name: "portcullis_long_retry_after_total",
+      help: "Refusals whose client must wait longer than log.long_retry_after (default 120 s), by limiter.",
+      labelNames: ["limiter"],
+      registers,
+    });
     this.shadowRejections = new Counter({
       name: "portcullis_shadow_rejections_total",
       help: "Rejections a shadow limit would have made (counted, not enforced).",
@@ -324,6 +332,7 @@ export class GatewayMetrics {
   /** Series that must read 0 rather than be absent, so rate() and alerts work from the first scrape. */
   private preset(): void {
     for (const l of LIMITERS) for (const r of ["allowed", "rejected"]) this.decisions.inc({ limiter: l, result: r }, 0);
+    for (const l of ["ban", "connection_rate", "prefix_connection_rate", "auth"]) this.longRetryAfter.inc({ limiter: l }, 0);
     for (const r of BAN_REASONS) this.bans.inc({ reason: r }, 0);
     // A shared store may already be in its failure mode when the metrics attach (Redis down at start).
     const state = this.gateway.storeState;
@@ -380,6 +389,7 @@ export class GatewayMetrics {
       }
       this.decisions.inc({ limiter, result: "rejected" });
       this.rejections.inc({ limiter, reason });
+      if (e.long_retry_after === true) this.longRetryAfter.inc({ limiter });
       this.connections.inc({ listener: this.listener(e.listener), result: "refused" });
       this.offend(e.remote_addr, limiter);
     });
@@ -389,6 +399,7 @@ export class GatewayMetrics {
       this.decisions.inc({ limiter: "auth", result: result === "accept" ? "allowed" : "rejected" });
       if (result === "reject") {
         this.rejections.inc({ limiter: "auth", reason: oneOfOr(REASONS, e.reason, "other") });
+        if (e.long_retry_after === true) this.longRetryAfter.inc({ limiter: "auth" });
         this.offend(e.remote_addr, "auth");
       }
     });

@@ -90,6 +90,7 @@ describe("destination policy: rules", () => {
       const d = await policy.decide("alice", host as string, port as number);
       assert.equal(d.allowed, false, `${String(host).slice(0, 20)}:${String(port)}`);
       assert.match(d.reason, /invalid (host|port)/);
+      assert.equal(d.code, "invalid_destination");
     }
     assert.equal((await policy.decide(undefined as never, "api.example.com", 443)).allowed, false);
   });
@@ -134,6 +135,7 @@ describe("destination policy: SSRF", () => {
       const d = await policy.decide("anyone", host, 80);
       assert.equal(d.allowed, false, host);
       assert.match(d.reason, /^destination address is /, host);
+      assert.equal(d.code, "private_address", host);
       assert.ok(!d.reason.includes(host.replace(/[[\]]/g, "")), "reasons do not name the destination");
     }
     assert.deepEqual(await policy.decide("anyone", "8.8.8.8", 53), { allowed: true, reason: "allowed by host rule", address: "8.8.8.8" });
@@ -192,6 +194,7 @@ describe("destination policy: SSRF", () => {
       },
     });
     assert.match((await policy.decide("x", "missing.example", 443)).reason, /resolution failed/);
+    for (const h of ["missing", "empty", "junk", "many", "sync-throw"]) assert.equal((await policy.decide("x", `${h}.example`, 443)).code, "dns", h);
     assert.match((await policy.decide("x", "empty.example", 443)).reason, /no addresses/);
     assert.match((await policy.decide("x", "junk.example", 443)).reason, /invalid address/);
     assert.match((await policy.decide("x", "many.example", 443)).reason, /too many/);
@@ -213,7 +216,7 @@ describe("destination policy: SSRF", () => {
     assert.equal(settled, undefined);
     clock.advance(1);
     await pending;
-    assert.deepEqual(settled, { allowed: false, reason: "name resolution timed out" });
+    assert.deepEqual(settled, { allowed: false, code: "dns", reason: "name resolution timed out" });
   });
 
   test("the system resolver: localhost is loopback and denied; literals need no lookup", async () => {

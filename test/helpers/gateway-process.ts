@@ -12,8 +12,9 @@ export class GatewayProcess {
   readonly child: ChildProcess;
   stdout = "";
   stderr = "";
-  constructor(file: string) {
-    this.child = spawn(process.execPath, [CLI, "run", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  /** `env`: variables added to this process's environment (PORTCULLIS__ overrides, tokens). */
+  constructor(file: string, env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [CLI, "run", "-c", file], { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     this.child.stdout!.on("data", (d: Buffer) => (this.stdout += d.toString()));
     this.child.stderr!.on("data", (d: Buffer) => (this.stderr += d.toString()));
   }

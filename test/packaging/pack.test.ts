@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -72,4 +72,73 @@ test('import("portcullis") is the library; the gateway and Redis are subpaths', 
   ].join("\n");
   const out = await run(process.execPath, ["--input-type=module", "-e", code], app, 30_000);
   assert.deepEqual(JSON.parse(out), { first: true, second: false, rootGateway: "undefined", gateway: "function", load: "function", redis: "function", http: "function" });
+});
+
+test("the tarball carries the license and no source maps (src/ is not shipped); engines name the supported Node lines", () => {
+  assert.ok(packed.includes("LICENSE"), "LICENSE is not in the tarball");
+  assert.match(readFileSync(join(app, "node_modules/portcullis/LICENSE"), "utf8"), /Apache License\s+Version 2\.0, January 2004/);
+  assert.deepEqual(packed.filter((f) => f.endsWith(".map")), [], "source maps would point at src/, which is not shipped");
+  const pkg = JSON.parse(readFileSync(join(app, "node_modules/portcullis/package.json"), "utf8")) as { license: string; engines: { node: string } };
+  assert.equal(pkg.license, "Apache-2.0");
+  assert.equal(pkg.engines.node, "^20.0.0 || ^22.0.0 || ^24.0.0");
+});
+
+/** Every subpath the package exports ("." as "portcullis", "./redis" as "portcullis/redis", ...). */
+function subpaths(): string[] {
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { exports: Record<string, unknown> };
+  return Object.keys(pkg.exports).map((k) => (k === "." ? "portcullis" : `portcullis/${k.slice(2)}`));
+}
+
+test("every subpath export imports from an .mjs file, and exports something", async () => {
+  const names = subpaths();
+  assert.ok(names.length >= 9, names.join(", "));
+  const lines = names.map((n, i) => `import * as m${i} from ${JSON.stringify(n)};`);
+  lines.push(`console.log(JSON.stringify([${names.map((_, i) => `Object.keys(m${i}).length`).join(", ")}]));`);
+  writeFileSync(join(app, "imports.mjs"), `${lines.join("\n")}\n`);
+  const counts = JSON.parse(await run(process.execPath, ["imports.mjs"], app, 60_000)) as number[];
+  counts.forEach((n, i) => assert.ok(n > 0, `${names[i]} exports nothing`));
+});
+
+test("a strict TypeScript project using every subpath, and the README's snippet, type-checks with skipLibCheck false", async () => {
+  // The project's own @types/node (a user has theirs); nothing else of the checkout is visible to the compiler.
+  mkdirSync(join(app, "node_modules/@types"), { recursive: true });
+  if (!existsSync(join(app, "node_modules/@types/node"))) symlinkSync(join(root, "node_modules/@types/node"), join(app, "node_modules/@types/node"), "dir");
+  // The Fastify adapter's types name Fastify's own, as a Fastify user has them installed.
+  if (!existsSync(join(app, "node_modules/fastify"))) symlinkSync(join(root, "node_modules/fastify"), join(app, "node_modules/fastify"), "dir");
+  writeFileSync(
+    join(app, "tsconfig.json"),
+    JSON.stringify({
+      compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, skipLibCheck: false, noEmit: true, types: ["node"] },
+      files: ["use.ts"],
+    }),
+  );
+  const names = subpaths();
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const snippet = /```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(snippet, "the README has a TypeScript snippet");
+  const imports = snippet.split("\n").filter((l) => l.startsWith("import "));
+  const body = snippet.split("\n").filter((l) => !l.startsWith("import "));
+  writeFileSync(
+    join(app, "use.ts"),
+    [
+      ...imports,
+      ...names.map((n, i) => `import * as m${i} from ${JSON.stringify(n)};`),
+      'import type { ServerResponse } from "node:http";',
+      "export const modules: object[] = [" + names.map((_, i) => `m${i}`).join(", ") + "];",
+      // What the README's snippet takes as given.
+      "declare const ip: string;",
+      "declare const user: string;",
+      "declare const res: ServerResponse;",
+      "export function readme(): void {",
+      ...body.map((l) => `  ${l}`),
+      "}",
+      "",
+    ].join("\n"),
+  );
+  const tsc = join(root, "node_modules/typescript/bin/tsc");
+  // tsc writes its diagnostics to stdout.
+  const r = await new Promise<{ code: number; out: string }>((resolve) =>
+    execFile(process.execPath, [tsc, "-p", "tsconfig.json"], { cwd: app, env, timeout: 120_000 }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr })),
+  );
+  assert.equal(r.code, 0, `the installed package does not type-check in a strict project:\n${r.out.slice(0, 4000)}`);
 });

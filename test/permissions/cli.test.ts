@@ -1,7 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -150,6 +150,33 @@ describe("portcullis db / permit", () => {
     assert.deepEqual([again.code, again.err], [1, [`portcullis permit revoke: no permission with id ${id}`]]);
   });
 
+  test("-c FILE: the table, schema and trusted keys come from the gateway's configuration (relative paths from its folder)", async () => {
+    const cfg = join(dir, "gateway.toml");
+    const pubName = `a/permit-${keyA.id}.pub.pem`;
+    writeFileSync(
+      cfg,
+      `[[listener]]\nname = "egress"\nkind = "connect"\nbind = "127.0.0.1:0"\npolicy = { source = "postgres", url_env = "MY_POLICY_URL", schema = "${schema}", public_key = "${pubName}" }\n`,
+    );
+    // No DATABASE_URL, no --url, --schema or --public-key: all of it from the file (the URL through its url_env).
+    const env = { MY_POLICY_URL: url };
+    const g = await run(permit, ["grant", "--identity", "cfg", "--dest", "cfg.test", "--ports", "443", "--expires", "1d", "--key", keyA.priv, "-c", cfg], env);
+    assert.equal(g.code, 0, g.err.join("\n"));
+    const l = await run(permit, ["list", "--json", "-c", cfg], env);
+    assert.equal(l.code, 0, l.err.join("\n"));
+    assert.ok(l.out.some((x) => (JSON.parse(x) as { id: string }).id === g.out[0]), "the row granted through -c is listed through -c");
+    const v = await run(permit, ["verify", "-c", cfg], env);
+    assert.equal(v.code, 0, v.out.join("\n"));
+    assert.match(v.out.at(-1)!, new RegExp(`rows checked with 1 key \\(${keyA.id}\\)`));
+    const r = await run(permit, ["revoke", "--id", g.out[0]!, "-c", cfg], env);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    // The URL's variable unset: one line naming the key path.
+    const noUrl = await run(permit, ["list", "-c", cfg], {});
+    assert.deepEqual([noUrl.code, noUrl.err], [2, [`portcullis permit list: ${cfg}: listener[0].policy.url: not set, nor the environment variable MY_POLICY_URL`]]);
+    const wrongListener = await run(permit, ["list", "-c", cfg, "--listener", "other"], env);
+    assert.equal(wrongListener.code, 2);
+    assert.match(wrongListener.err[0]!, /no connect listener named "other"/);
+  });
+
   test("bad usage exits 2 with one line naming the problem", async () => {
     const base = ["--identity", "x", "--dest", "x.test", "--ports", "443", "--expires", "1d", "--key", keyA.priv, ...dbArgs];
     const cases: [string[], RegExp][] = [
@@ -157,7 +184,7 @@ describe("portcullis db / permit", () => {
       [["grant", ...base.map((a) => (a === "443" ? "70000" : a))], /ports/],
       [["grant", ...base.map((a) => (a === "1d" ? "soon" : a))], /--expires: not a time/],
       [["grant", ...base.map((a) => (a === "x.test" ? "bad host" : a))], /dest/],
-      [["grant", ...base, "--bogus"], /Unknown option '--bogus'/],
+      [["grant", ...base, "--bogus"], /^portcullis permit grant: unknown option --bogus \(try --help\)$/],
       [["grant", ...base.map((a) => (a === keyA.priv ? keyA.pub : a))], /not a PEM private key/],
       [["revoke", "--id", "nope", ...dbArgs], /not a permission id/],
       [["verify", ...dbArgs], /--public-key is required/],

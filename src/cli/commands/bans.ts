@@ -3,7 +3,8 @@
  * a shell. Talks to a running gateway's admin listener; never touches its
  * state any other way.
  */
-import { parseArgs } from "node:util";
+import { ArgsError, parseCommandArgs } from "../args.js";
+import { ConfigTargetError, adminTarget } from "../config-target.js";
 
 export const summary = "list, add or remove bans on a running gateway (admin API)";
 
@@ -17,8 +18,12 @@ commands:
   remove IP                  lift a ban; the address may connect at once
 
 options:
-  --url URL      admin listener (default $PORTCULLIS_ADMIN_URL or http://127.0.0.1:9090)
-  --token TOKEN  admin token (default $PORTCULLIS_ADMIN_TOKEN)
+  -c, --config FILE  the gateway's configuration: the admin listener's address
+                     and token are read from its [admin] section
+  --url URL          admin listener (default: from -c FILE, else
+                     $PORTCULLIS_ADMIN_URL or http://127.0.0.1:9090)
+  --token TOKEN      admin token (default: from -c FILE, else
+                     $PORTCULLIS_ADMIN_TOKEN)
   --json         print the API's JSON instead of a table
   -h, --help
 
@@ -95,11 +100,11 @@ async function list(c: Ctx, json: boolean): Promise<number> {
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({
+    parsed = parseCommandArgs({
       args: argv,
       allowPositionals: true,
-      strict: true,
       options: {
+        config: { type: "string", short: "c" },
         url: { type: "string" },
         token: { type: "string" },
         duration: { type: "string" },
@@ -109,7 +114,8 @@ export async function main(argv: string[]): Promise<number> {
       },
     });
   } catch (err) {
-    console.error(`portcullis bans: ${(err as Error).message}`);
+    if (!(err instanceof ArgsError)) throw err;
+    console.error(`portcullis bans: ${err.message} (try --help)`);
     return 2;
   }
   const { values, positionals } = parsed;
@@ -118,17 +124,28 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const [cmd, ip, ...extra] = positionals;
-  const token = values.token ?? process.env.PORTCULLIS_ADMIN_TOKEN;
   const usage = (msg: string): number => {
-    console.error(`portcullis bans: ${msg}\n\n${HELP}`);
+    console.error(`portcullis bans: ${msg} (try --help)`);
     return 2;
   };
   if (cmd === undefined) return usage("a command is required");
   if (!["list", "add", "remove"].includes(cmd)) return usage(`unknown command "${cmd}"`);
   if (cmd === "list" ? ip !== undefined : ip === undefined || extra.length > 0) return usage(cmd === "list" ? "list takes no address" : `${cmd} takes one address`);
   if (cmd !== "add" && (values.duration !== undefined || values.reason !== undefined)) return usage("--duration and --reason are for add");
-  if (token === undefined || token.length === 0) return usage("no token: pass --token or set PORTCULLIS_ADMIN_TOKEN");
-  const c: Ctx = { url: values.url ?? process.env.PORTCULLIS_ADMIN_URL ?? "http://127.0.0.1:9090", token };
+  // Flags first, then the configuration file, then the environment.
+  let fromFile: { url: string; token: string } | undefined;
+  if (values.config !== undefined && (values.url === undefined || values.token === undefined)) {
+    try {
+      fromFile = adminTarget(values.config, process.env);
+    } catch (err) {
+      if (!(err instanceof ConfigTargetError)) throw err;
+      console.error(`portcullis bans: ${err.message}`);
+      return 2;
+    }
+  }
+  const token = values.token ?? fromFile?.token ?? process.env.PORTCULLIS_ADMIN_TOKEN;
+  if (token === undefined || token.length === 0) return usage("no token: pass -c FILE or --token, or set PORTCULLIS_ADMIN_TOKEN");
+  const c: Ctx = { url: values.url ?? fromFile?.url ?? process.env.PORTCULLIS_ADMIN_URL ?? "http://127.0.0.1:9090", token };
   try {
     if (cmd === "list") return await list(c, values.json ?? false);
     if (cmd === "add") {

@@ -1,7 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import pg from "pg";
 import { systemClock } from "../../core/clock.js";
 import { InvalidArgumentError, PortcullisError } from "../../core/errors.js";
@@ -13,13 +12,19 @@ import { checkIntegrity, timeState } from "../../permissions/signature.js";
 import { deletePermission, insertPermission, listPermissions } from "../../permissions/table.js";
 import { parseTimeArg } from "../../permissions/time-arg.js";
 import type { CommandIo } from "./db.js";
+import { ArgsError, parseCommandArgs } from "../args.js";
+import { ConfigTargetError, type PolicyTarget, policyTarget } from "../config-target.js";
 
 export const summary = "sign, grant, revoke, list and verify destination permissions";
 
 const processIo: CommandIo = { out: (l) => console.log(l), err: (l) => console.error(l), env: process.env };
 
-const DB_OPTIONS = `  --url URL         PostgreSQL URL (default: $DATABASE_URL)
-  --schema NAME     schema holding the permission table (default: public)`;
+const DB_OPTIONS = `  -c, --config FILE a gateway's configuration: the URL, schema (and for verify
+                    the public keys) of its connect listener's postgres policy
+  --listener NAME   with -c, the listener to read when several have a policy
+  --url URL         PostgreSQL URL (default: from -c FILE, else $DATABASE_URL)
+  --schema NAME     schema holding the permission table (default: from -c FILE,
+                    else public)`;
 
 const HELP: Record<string, string> = {
   "": `usage: portcullis permit <keygen|grant|revoke|list|verify> [options]
@@ -67,13 +72,14 @@ ${DB_OPTIONS}`,
 Prints every row: id, identity, destination pattern, ports, cidr, validity,
 creator and key id. --json prints one JSON object per line.
 ${DB_OPTIONS}`,
-  verify: `usage: portcullis permit verify --public-key FILE [FILE...]
+  verify: `usage: portcullis permit verify [--public-key FILE [FILE...]]
 
 Checks every row against the trusted public keys (the same check gateways
 make) and prints each row that fails: unsigned, malformed, unknown_key or
 bad_signature. Exits 1 if any row fails, 0 otherwise. Rows that verify but
 are expired or not yet valid are listed as notes and do not fail.
   --public-key FILE  a trusted public key (PEM); repeat, or list several
+                     (default with -c FILE: the listener's policy.public_key)
 ${DB_OPTIONS}`,
 };
 
@@ -81,14 +87,14 @@ class UsageError extends Error {}
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
-function parse(argv: string[], options: Record<string, { type: "string" | "boolean"; multiple?: boolean }>, positionals = false) {
+function parse(argv: string[], options: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }>, positionals = false) {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: positionals, strict: true }) as {
+    return parseCommandArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: positionals }) as {
       values: Values;
       positionals: string[];
     };
   } catch (e) {
-    throw new UsageError((e as Error).message.split("\n")[0]!);
+    throw new UsageError(e instanceof ArgsError ? e.message : String(e));
   }
 }
 
@@ -98,13 +104,30 @@ function required(v: Values, name: string): string {
   return x;
 }
 
-function dbUrl(v: Values, io: CommandIo): string {
-  const url = (v.url as string | undefined) ?? io.env.DATABASE_URL;
-  if (!url) throw new UsageError("--url is required (or set DATABASE_URL)");
-  return url;
+/** The permission table named by -c FILE (the gateway's own policy), read once per command. */
+function fromConfig(v: Values, io: CommandIo): PolicyTarget | undefined {
+  if (typeof v.config !== "string") {
+    if (v.listener !== undefined) throw new UsageError("--listener is for -c FILE");
+    return undefined;
+  }
+  return policyTarget(v.config, io.env, v.listener as string | undefined);
 }
 
-const DB_FLAGS = { url: { type: "string" }, schema: { type: "string" } } as const;
+interface Db {
+  url: string;
+  schema: string;
+  target?: PolicyTarget;
+}
+
+/** Where the table is: flags first, then -c FILE, then DATABASE_URL and the public schema. */
+function db(v: Values, io: CommandIo): Db {
+  const target = typeof v.url === "string" && typeof v.schema === "string" ? undefined : fromConfig(v, io);
+  const url = (v.url as string | undefined) ?? target?.url ?? io.env.DATABASE_URL;
+  if (!url) throw new UsageError("--url is required (or -c FILE, or set DATABASE_URL)");
+  return { url, schema: (v.schema as string | undefined) ?? target?.schema ?? "public", ...(target ? { target } : {}) };
+}
+
+const DB_FLAGS = { config: { type: "string", short: "c" }, listener: { type: "string" }, url: { type: "string" }, schema: { type: "string" } } as const;
 
 async function withDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
   const db = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
@@ -168,7 +191,7 @@ async function grant(argv: string[], io: CommandIo): Promise<number> {
   const expiresMs = timeArg(values, "expires", now);
   const notBeforeMs = timeArg(values, "not-before", now, Math.floor(now));
   const keyFile = required(values, "key");
-  const url = dbUrl(values, io);
+  const table = db(values, io);
   const key = loadPrivateKey(keyFile);
   const signed = signGrant({
     identity,
@@ -180,7 +203,7 @@ async function grant(argv: string[], io: CommandIo): Promise<number> {
     createdBy: (values["created-by"] as string | undefined) ?? io.env.USER ?? userInfo().username,
     key,
   });
-  await withDb(url, (db) => insertPermission(db, (values.schema as string | undefined) ?? "public", signed.fields, signed.signature));
+  await withDb(table.url, (c) => insertPermission(c, table.schema, signed.fields, signed.signature));
   io.out(signed.fields.id);
   return 0;
 }
@@ -192,8 +215,8 @@ async function revoke(argv: string[], io: CommandIo): Promise<number> {
   if (values.help) return help("revoke", io);
   const id = required(values, "id");
   if (!UUID.test(id)) throw new UsageError(`--id: not a permission id (a UUID): ${JSON.stringify(id)}`);
-  const url = dbUrl(values, io);
-  const identity = await withDb(url, (db) => deletePermission(db, (values.schema as string | undefined) ?? "public", id.toLowerCase()));
+  const table = db(values, io);
+  const identity = await withDb(table.url, (c) => deletePermission(c, table.schema, id.toLowerCase()));
   if (identity === undefined) {
     io.err(`portcullis permit revoke: no permission with id ${id}`);
     return 1;
@@ -220,8 +243,8 @@ function describeRow(r: PermissionRow): Record<string, unknown> {
 async function list(argv: string[], io: CommandIo): Promise<number> {
   const { values } = parse(argv, { json: { type: "boolean" }, ...DB_FLAGS });
   if (values.help) return help("list", io);
-  const url = dbUrl(values, io);
-  const rows = await withDb(url, (db) => listPermissions(db, (values.schema as string | undefined) ?? "public"));
+  const table = db(values, io);
+  const rows = await withDb(table.url, (c) => listPermissions(c, table.schema));
   if (values.json) {
     for (const r of rows) io.out(JSON.stringify(describeRow(r)));
     return 0;
@@ -238,11 +261,13 @@ async function list(argv: string[], io: CommandIo): Promise<number> {
 async function verify(argv: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parse(argv, { "public-key": { type: "string", multiple: true }, ...DB_FLAGS }, true);
   if (values.help) return help("verify", io);
-  const files = [...((values["public-key"] as string[] | undefined) ?? []), ...positionals];
-  if (files.length === 0) throw new UsageError("--public-key is required");
+  const given = [...((values["public-key"] as string[] | undefined) ?? []), ...positionals];
+  const table = db(values, io);
+  // With -c FILE and no key given: the keys the gateway itself trusts.
+  const files = given.length > 0 ? given : (table.target?.publicKeys ?? fromConfig(values, io)?.publicKeys ?? []);
+  if (files.length === 0) throw new UsageError("--public-key is required (or -c FILE)");
   const keyring = Keyring.fromFiles(files);
-  const url = dbUrl(values, io);
-  const rows = await withDb(url, (db) => listPermissions(db, (values.schema as string | undefined) ?? "public"));
+  const rows = await withDb(table.url, (c) => listPermissions(c, table.schema));
   const now = systemClock.wallNow();
   let failed = 0;
   for (const r of rows) {
@@ -278,6 +303,10 @@ export async function main(argv: string[], io: CommandIo = processIo): Promise<n
     if (!run) throw new UsageError(`unknown subcommand "${sub}"`);
     return await run(rest, io);
   } catch (e) {
+    if (e instanceof ConfigTargetError) {
+      io.err(`${name}: ${e.message}`);
+      return 2;
+    }
     if (e instanceof UsageError || e instanceof InvalidArgumentError) {
       io.err(`${name}: ${e.message} (try --help)`);
       return 2;

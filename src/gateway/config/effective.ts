@@ -42,6 +42,8 @@ const DURATION_KEYS = new Set([
   // [store]
   "lease_ttl",
   "timeout",
+  // [log]
+  "long_retry_after",
 ]);
 
 function render(v: unknown, key: string): unknown {

@@ -1,7 +1,10 @@
 /**
  * Checks what the schema cannot: that the files a configuration names can be
- * read and make a usable TLS context, and what the environment must supply. Problems name the key path like
- * schema problems do.
+ * read and make a usable TLS context (and public keys), what the environment
+ * must supply (admin token, policy URL), and that no two listeners want one
+ * address. `run` and `check-config` call the same function, so whatever run
+ * would refuse at start, check-config refuses first. Problems name the key
+ * path like schema problems do.
  */
 import tls from "node:tls";
 import { readFileSync } from "node:fs";
@@ -9,11 +12,15 @@ import type { Config } from "./schema.js";
 import { adminTokenProblems } from "./admin-token.js";
 import { authEnvironmentProblems } from "../identity/config-schema.js";
 import { storeProblems } from "../store/gateway-store.js";
+import { policyResourceProblems } from "../permissions/config-resources.js";
+import { bindConflicts } from "./bind-conflicts.js";
 
 export function checkResources(c: Config, env: NodeJS.ProcessEnv = process.env): string[] {
   // What the environment decides: the admin token (from token_env) and libuv's thread pool size.
-  const problems: string[] = [...adminTokenProblems(c.admin, env), ...authEnvironmentProblems(c.auth, env), ...storeProblems(c.store, env)];
+  const problems: string[] = [...adminTokenProblems(c.admin, env), ...authEnvironmentProblems(c.auth, env), ...storeProblems(c.store, env), ...bindConflicts(c)];
   c.listener.forEach((l, i) => {
+    // Signed permissions: the table's URL and the trusted public keys.
+    if (l.policy) problems.push(...policyResourceProblems(`listener[${i}].policy`, l.policy, env));
     if (!l.tls) return;
     const files: Array<["cert" | "key" | "client_ca", string | undefined]> = [
       ["cert", l.tls.cert],

@@ -28,6 +28,7 @@ import {
   shown,
   size,
 } from "../../config/leaves.js";
+import { filePath } from "../../config/file-paths.js";
 import { bandwidthSection } from "../bandwidth/config-schema.js";
 import { storeSection } from "../store/config-schema.js";
 import { authSection } from "../identity/config-schema.js";
@@ -135,11 +136,12 @@ const identitySource = z
   })
   .default({ kind: "cn" });
 
+/** File paths resolve from the configuration file's folder (docs/configuration.md). */
 const tls = z.strictObject({
-  cert: nonEmptyString,
-  key: nonEmptyString,
+  cert: filePath,
+  key: filePath,
   /** CA bundle for client certificates (mTLS); without it no client certificate is asked for. */
-  client_ca: nonEmptyString.optional(),
+  client_ca: filePath.optional(),
   /** Where the identity comes from in a client certificate. */
   identity: identitySource,
   /** Refuse clients without a valid certificate (otherwise they may fall back to Basic auth). */
@@ -284,6 +286,8 @@ export const configSchema = z.strictObject({
       format: oneOf(["json", "logfmt"] as const).default("json"),
       level: oneOf(["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const).default("info"),
       audit_destinations: bool.default(false),
+      /** A refusal whose client must wait longer than this is flagged `long_retry_after` (and counted) for a look by hand. */
+      long_retry_after: duration.default(120_000),
     })
     .prefault({}),
   /** Proxy Basic-auth users: name -> scrypt hash (make one with `portcullis hash-password`). */

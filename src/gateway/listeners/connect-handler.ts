@@ -18,6 +18,7 @@ import { headEnd, parseConnectHead } from "./connect-request.js";
 import { ConnectMasker } from "../masking/connect-masker.js";
 import { type SignedDestinations, decideDestination } from "../permissions/signed-destinations.js";
 import { connectPumped } from "../read-pump.js";
+import { retryAfterFields } from "../log/retry-after.js";
 
 const PROXY_AUTH_REQUIRED = Buffer.from(
   'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="proxy"\r\nContent-Length: 0\r\n\r\n',
@@ -198,14 +199,17 @@ export class ConnectSession {
     if (this.endedEarly) return this.conn.close("end");
     const decision = await decideDestination(this.ctx, this.signed, who.identity, host, port);
     if (this.gone) return;
-    this.ctx.events.emit("decision", { listener: this.cfg.name, remote_addr: this.conn.remote, identity: who.identity, allowed: decision.allowed, reason: decision.reason });
+    this.ctx.events.emit("decision", { listener: this.cfg.name, remote_addr: this.conn.remote, identity: who.identity, allowed: decision.allowed, reason: decision.reason, code: decision.code });
     if (!decision.allowed) {
+      // Once per refused tunnel, at info; the destination only with auditing on (the logger decides).
+      const reason = decision.code ?? "policy";
+      this.ctx.logger.deny({ remote_addr: this.conn.remote, listener: this.cfg.name, reason, detail: decision.reason, user: who.identity, destination: `${host}:${port}` });
       this.answerAndClose(FORBIDDEN);
       return;
     }
     this.ctx.logger.audit({ remote_addr: this.conn.remote, user: who.identity, destination: `${host}:${port}`, listener: this.cfg.name });
     this.conn.identity = who.identity;
-    this.open(decision.address ?? host, port);
+    this.open(decision.address ?? host, port, who.identity, `${host}:${port}`);
     if (decision.rowId !== undefined) this.signed?.track(decision.rowId, this.conn);
   }
 
@@ -215,6 +219,7 @@ export class ConnectSession {
     const key = this.conn.admission.key;
     const creds = parseProxyAuthorization(header);
     let reason: string;
+    let wait: ReturnType<typeof retryAfterFields> = {};
     if (creds === undefined) {
       // No credentials is the normal first step of a Basic handshake, not a failure: ask for them.
       reason = header === undefined ? "" : "malformed";
@@ -224,6 +229,7 @@ export class ConnectSession {
       const gate = checked instanceof Promise ? await checked : checked;
       if (gate !== undefined && !gate.allowed) {
         reason = gate.reason === "banned" ? "banned" : "backoff";
+        wait = retryAfterFields(gate.retryAfterMs, this.ctx.config.log.long_retry_after);
       } else {
         // Bounded and prioritized (src/gateway/identity/password-verifier.ts); dropped unstarted if this connection closes.
         const verdict = await this.ctx.verifier.verify({ user: creds.user, password: creds.password, key, certified: this.certified, signal: this.closed.signal });
@@ -248,8 +254,8 @@ export class ConnectSession {
       return undefined;
     }
     this.failures++;
-    logger.auth({ remote_addr: this.conn.remote, user: creds?.user, key_fingerprint: undefined, result: "reject", reason, listener: this.cfg.name });
-    this.ctx.events.emit("auth", { listener: this.cfg.name, remote_addr: this.conn.remote, user: creds?.user, result: "reject", reason });
+    logger.auth({ remote_addr: this.conn.remote, user: creds?.user, key_fingerprint: undefined, result: "reject", reason, listener: this.cfg.name, ...wait });
+    this.ctx.events.emit("auth", { listener: this.cfg.name, remote_addr: this.conn.remote, user: creds?.user, result: "reject", reason, long_retry_after: wait.long_retry_after });
     if (reason === "bad_credentials" && !this.conn.admission.exempt) {
       const recorded = guard.recordAuthFailure(key);
       const r = recorded instanceof Promise ? await recorded : recorded;
@@ -278,18 +284,26 @@ export class ConnectSession {
     systemClock.setTimer(() => this.conn.close("answered"), 2000);
   }
 
-  private open(host: string, port: number): void {
+  private open(host: string, port: number, user: string, destination: string): void {
     const up = connectPumped({ host, port, allowHalfOpen: true, noDelay: true }, this.ctx.readBuffers);
     this.conn.upstream = up;
-    const timer = systemClock.setTimer(() => up.destroy(), this.cfg.connect_timeout);
-    const failed = (): void => {
+    let answered = false;
+    // Refused, unreachable or too slow: one `deny reason=no_route` line and a 502.
+    const failed = (why: string): void => {
       timer.cancel();
-      if (!this.conn.raw.destroyed) this.answerAndClose(BAD_GATEWAY);
+      if (answered) return;
+      answered = true;
+      up.destroy();
+      if (this.conn.raw.destroyed) return;
+      this.ctx.logger.deny({ remote_addr: this.conn.remote, listener: this.cfg.name, reason: "no_route", detail: why, user, destination });
+      this.answerAndClose(BAD_GATEWAY);
     };
-    up.once("error", failed);
+    const timer = systemClock.setTimer(() => failed("connect_timeout"), this.cfg.connect_timeout);
+    const onError = (err: NodeJS.ErrnoException): void => failed(err.code ?? "connect_failed");
+    up.once("error", onError);
     up.once("connect", () => {
       timer.cancel();
-      up.removeListener("error", failed);
+      up.removeListener("error", onError);
       if (this.conn.raw.destroyed) {
         up.destroy();
         return;

@@ -34,7 +34,13 @@ export interface ConnOpenEvent {
   listener: string;
 }
 
-export interface AuthEvent {
+/** How long a refused client must wait, and whether that is long enough to flag (see retry-after.ts). */
+export interface RetryAfter {
+  retry_after_s?: number;
+  long_retry_after?: true;
+}
+
+export interface AuthEvent extends RetryAfter {
   remote_addr: string;
   user?: string;
   key_fingerprint?: string;
@@ -49,11 +55,24 @@ export interface ConnCloseEvent {
   listener: string;
 }
 
-export interface LimitedEvent {
+export interface LimitedEvent extends RetryAfter {
   remote_addr: string;
   limiter: string;
   reason: string;
   listener?: string;
+}
+
+/** A request the gateway refused after admission: a destination the policy refuses, an upstream that cannot be reached. */
+export interface DenyEvent {
+  remote_addr: string;
+  listener: string;
+  /** One word: policy, dns, private_address, invalid_destination, policy_unavailable, no_route, error. */
+  reason: string;
+  /** The policy's sentence or the socket error code; never the destination. */
+  detail?: string;
+  user?: string;
+  /** Written only when destination auditing is on. */
+  destination?: string;
 }
 
 export interface BanEvent {
@@ -87,6 +106,8 @@ export interface GatewayLogger {
   auth(e: AuthEvent): void;
   connClose(e: ConnCloseEvent): void;
   limited(e: LimitedEvent): void;
+  /** A refused request (destination policy, unreachable upstream); its destination only with auditing on. */
+  deny(e: DenyEvent): void;
   ban(e: BanEvent): void;
   unban(e: UnbanEvent): void;
   /** A destination record; does nothing unless auditDestinations is on. */
@@ -173,6 +194,8 @@ export function createGatewayLogger(opts: GatewayLoggerOptions): GatewayLogger {
         listener: e.listener,
         key_fingerprint: e.key_fingerprint,
         reason: e.reason,
+        retry_after_s: e.retry_after_s,
+        long_retry_after: e.long_retry_after,
         user: e.user,
       });
     },
@@ -184,7 +207,26 @@ export function createGatewayLogger(opts: GatewayLoggerOptions): GatewayLogger {
       else log.info({ event: "conn_close", remote_addr: addr(e.remote_addr), listener: e.listener, duration_ms: duration });
     },
     limited(e) {
-      log.info({ event: "limited", remote_addr: addr(e.remote_addr), listener: e.listener, limiter: e.limiter, reason: e.reason });
+      log.info({
+        event: "limited",
+        remote_addr: addr(e.remote_addr),
+        listener: e.listener,
+        limiter: e.limiter,
+        reason: e.reason,
+        retry_after_s: e.retry_after_s,
+        long_retry_after: e.long_retry_after,
+      });
+    },
+    deny(e) {
+      log.info({
+        event: "deny",
+        remote_addr: addr(e.remote_addr),
+        listener: e.listener,
+        reason: e.reason,
+        detail: e.detail,
+        destination: audit ? e.destination : undefined,
+        user: e.user,
+      });
     },
     ban(e) {
       log.info({ event: "ban", remote_addr: addr(e.remote_addr), until: isoTime(e.until), failures: e.failures });

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { parseDuration } from "../../config/duration.js";
+import { filePath } from "../../config/file-paths.js";
 import { bool, cidr, nonEmptyString, oneOf, shown } from "../../config/leaves.js";
 import { quotedSchema } from "../../permissions/schema-name.js";
 
@@ -39,8 +40,8 @@ export const listenerPolicy = z
     url: nonEmptyString.optional(),
     /** Name of an environment variable holding the URL (default PORTCULLIS_POLICY_URL when url is not given). */
     url_env: nonEmptyString.default("PORTCULLIS_POLICY_URL"),
-    /** PEM public key file(s) trusted to sign rows. */
-    public_key: z.union([nonEmptyString, z.array(nonEmptyString).min(1)]).transform((v) => (Array.isArray(v) ? v : [v])),
+    /** PEM public key file(s) trusted to sign rows (relative paths from the configuration file's folder). */
+    public_key: z.union([filePath, z.array(filePath).min(1)]).transform((v) => (Array.isArray(v) ? v : [v])),
     schema: schemaName.default("public"),
     cache_ttl: ttl.default(5000),
     /**

@@ -26,6 +26,9 @@ export interface SignedDestinationsOptions {
   resolve?: (host: string) => Promise<string[]>;
 }
 
+/** Signed-policy reasons that say the table could not answer, not that it said no. */
+const UNAVAILABLE = new Set(["policy_unavailable", "policy_overloaded", "policy_error", "closed"]);
+
 export interface SignedDecision extends DestinationDecision {
   /** The row that granted, when allowed. */
   rowId?: string;
@@ -74,7 +77,7 @@ export class SignedDestinations {
     const checked = await this.addresses.decide(identity, host, port);
     if (!checked.allowed) return checked;
     const d = await this.policy.decide(identity, host, port, checked.address);
-    if (!d.allowed) return { allowed: false, reason: `permission: ${d.reason}` };
+    if (!d.allowed) return { allowed: false, code: UNAVAILABLE.has(d.reason) ? "policy_unavailable" : "policy", reason: `permission: ${d.reason}` };
     return { allowed: true, reason: "permission: granted", address: checked.address, rowId: d.rowId };
   }
 

@@ -18,10 +18,22 @@ export interface DestinationPolicyOptions {
   clock?: Clock;
 }
 
+/**
+ * Why a destination was refused, as one word an operator (and a log filter)
+ * can count: no rule allows it (`policy`), its name does not resolve
+ * (`dns`), it is a private/loopback/link-local/... address no rule's cidrs
+ * contain (`private_address`), the request named no valid host or port
+ * (`invalid_destination`), a signed-permission store cannot answer
+ * (`policy_unavailable`), or the check itself failed (`error`).
+ */
+export type DenialCode = "policy" | "dns" | "private_address" | "invalid_destination" | "policy_unavailable" | "error";
+
 export interface DestinationDecision {
   allowed: boolean;
   /** Why; never contains the destination or its addresses, so it is safe to log. */
   reason: string;
+  /** When refused: the class of the reason. */
+  code?: DenialCode;
   /** When allowed: the checked address to connect to (never look the name up again). */
   address?: string;
 }
@@ -30,8 +42,8 @@ const DEFAULT_RESOLVE_TIMEOUT_MS = 2000;
 // More answers than this is not a real service; checking stays bounded.
 const MAX_ADDRESSES = 64;
 
-function deny(reason: string): DestinationDecision {
-  return { allowed: false, reason };
+function deny(code: DenialCode, reason: string): DestinationDecision {
+  return { allowed: false, code, reason };
 }
 
 /**
@@ -66,31 +78,31 @@ export class DestinationPolicy {
       return await this.decideUnsafe(identity, host, port);
     } catch {
       // Nothing above should throw; if it does, the answer is still no.
-      return deny("destination could not be checked");
+      return deny("error", "destination could not be checked");
     }
   }
 
   private async decideUnsafe(identity: string, host: string, port: number): Promise<DestinationDecision> {
-    if (typeof identity !== "string") return deny("invalid identity");
-    if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) return deny("invalid port");
+    if (typeof identity !== "string") return deny("invalid_destination", "invalid identity");
+    if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) return deny("invalid_destination", "invalid port");
     const name = typeof host === "string" ? normalizeHost(host) : undefined;
-    if (name === undefined) return deny("invalid host");
+    if (name === undefined) return deny("invalid_destination", "invalid host");
 
     const rules = this.rules.filter((r) => r.appliesTo(identity, port));
-    if (rules.length === 0) return deny("no rule allows this identity on this port");
+    if (rules.length === 0) return deny("policy", "no rule allows this identity on this port");
     const byName = rules.filter((r) => r.matchesHost(name));
-    if (byName.length === 0 && !rules.some((r) => r.hasCidrs)) return deny("no rule allows this destination");
+    if (byName.length === 0 && !rules.some((r) => r.hasCidrs)) return deny("policy", "no rule allows this destination");
 
     let addresses: string[];
     if (isIP(name) !== 0) {
       addresses = [name];
     } else {
       const r = await resolveBounded(this.resolve, name, this.resolveTimeoutMs, this.clock);
-      if (!r.ok) return deny(r.reason);
-      if (r.addresses.length > MAX_ADDRESSES) return deny("name resolved to too many addresses");
+      if (!r.ok) return deny("dns", r.reason);
+      if (r.addresses.length > MAX_ADDRESSES) return deny("dns", "name resolved to too many addresses");
       addresses = [];
       for (const a of r.addresses) {
-        if (typeof a !== "string" || isIP(a) === 0) return deny("name resolved to an invalid address");
+        if (typeof a !== "string" || isIP(a) === 0) return deny("dns", "name resolved to an invalid address");
         const n = normalizeIp(a);
         if (!addresses.includes(n)) addresses.push(n);
       }
@@ -98,16 +110,16 @@ export class DestinationPolicy {
 
     for (const a of addresses) {
       const verdict = this.checkAddress(a, rules, byName);
-      if (verdict !== undefined) return deny(verdict);
+      if (verdict !== undefined) return verdict;
     }
     return { allowed: true, reason: byName.length > 0 ? "allowed by host rule" : "allowed by address rule", address: addresses[0]! };
   }
 
-  /** Undefined when `address` is allowed, else the reason it is not. */
-  private checkAddress(address: string, rules: CompiledRule[], byName: CompiledRule[]): string | undefined {
+  /** Undefined when `address` is allowed, else the refusal. */
+  private checkAddress(address: string, rules: CompiledRule[], byName: CompiledRule[]): DestinationDecision | undefined {
     if (rules.some((r) => r.containsAddress(address))) return undefined;
     const cls = this.special.classify(address);
-    if (cls !== undefined) return `destination address is ${cls} and no rule's cidrs contain it`;
-    return byName.length > 0 ? undefined : "no rule allows this destination";
+    if (cls !== undefined) return deny("private_address", `destination address is ${cls} and no rule's cidrs contain it`);
+    return byName.length > 0 ? undefined : deny("policy", "no rule allows this destination");
   }
 }

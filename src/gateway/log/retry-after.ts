@@ -1,0 +1,33 @@
+/**
+ * How long a refused client must wait before it can succeed, on the refusal's
+ * log line and event: `retry_after_s`, and `long_retry_after` when that wait
+ * is above `log.long_retry_after` (default 120 s). A wait that long means a
+ * ban or a deep back-off, which the auth-server guide asks operators to look
+ * at by hand; the flag makes those lines easy to find, and
+ * `portcullis_long_retry_after_total` easy to alert on.
+ */
+import type { GatewayContext } from "../context.js";
+
+export interface RetryAfterFields {
+  retry_after_s?: number;
+  long_retry_after?: true;
+}
+
+/** The fields for a refusal whose client may retry in `ms` (none when unknown). */
+export function retryAfterFields(ms: number | undefined, thresholdMs: number): RetryAfterFields {
+  if (ms === undefined || !Number.isFinite(ms) || ms <= 0) return {};
+  const s = Math.ceil(ms / 1000);
+  return s * 1000 > thresholdMs ? { retry_after_s: s, long_retry_after: true } : { retry_after_s: s };
+}
+
+/** The wait of a guard refusal at accept: a ban's remaining time, a connection rate's next token; unknown for caps and lists. */
+export function admissionRetryAfter(ctx: GatewayContext, remote: string, limiter: string): RetryAfterFields {
+  let ms: number | undefined;
+  try {
+    if (limiter === "ban") ms = ctx.guard.authCheck(ctx.guard.keyOf(remote)).retryAfterMs;
+    else if (limiter === "connection_rate" || limiter === "prefix_connection_rate") ms = ctx.guard.peek(limiter, remote)?.retry_after_ms as number | undefined;
+  } catch {
+    // Reading the wait is a courtesy of the log line; it never costs the refusal.
+  }
+  return retryAfterFields(ms, ctx.config.log.long_retry_after);
+}

@@ -194,7 +194,7 @@ export class Listener {
     if ("limiter" in admitted) {
       // Silent close: no banner, no reason on the wire. Counted by the guard, told to the log and watchers.
       raw.destroy();
-      const wait = admissionRetryAfter(this.ctx, remote, admitted.limiter);
+      const wait = admissionRetryAfter(this.ctx, admitted);
       this.ctx.logger.limited({ remote_addr: remote, limiter: admitted.limiter, reason: admitted.reason, listener: this.cfg.name, ...wait });
       this.ctx.events.emit("refused", { listener: this.cfg.name, remote_addr: remote, limiter: admitted.limiter, reason: admitted.reason, shadow: false, long_retry_after: wait.long_retry_after });
       return;

@@ -51,6 +51,8 @@ export interface GuardHit {
   /** The engine's reason (concurrency_limit, rate_limit, banned, throttled) or "deny_list". */
   reason: string;
   shadow: boolean;
+  /** How long until the same connection would pass this rule, where the rule knows (bans, rates); for the log line. */
+  retryAfterMs?: number;
 }
 
 /** An admitted connection: release it exactly once when the connection ends. */
@@ -413,7 +415,7 @@ export class ConnectionGuard<S extends boolean = boolean> {
 
   /** A refusal to return, or undefined when the rule only shadows. */
   private hit(address: string, limiter: GuardLimiter, d: Decision): GuardHit | undefined {
-    const h: GuardHit = { limiter, reason: d.reason ?? "limited", shadow: d.shadowed };
+    const h: GuardHit = { limiter, reason: d.reason ?? "limited", shadow: d.shadowed, retryAfterMs: d.retryAfterMs };
     if (d.shadowed) {
       this.count(h);
       this.o.onShadow?.(address, h);

@@ -7,6 +7,7 @@
  * `portcullis_long_retry_after_total` easy to alert on.
  */
 import type { GatewayContext } from "../context.js";
+import type { GuardHit } from "../guard/connection-guard.js";
 
 export interface RetryAfterFields {
   retry_after_s?: number;
@@ -21,13 +22,6 @@ export function retryAfterFields(ms: number | undefined, thresholdMs: number): R
 }
 
 /** The wait of a guard refusal at accept: a ban's remaining time, a connection rate's next token; unknown for caps and lists. */
-export function admissionRetryAfter(ctx: GatewayContext, remote: string, limiter: string): RetryAfterFields {
-  let ms: number | undefined;
-  try {
-    if (limiter === "ban") ms = ctx.guard.authCheck(ctx.guard.keyOf(remote)).retryAfterMs;
-    else if (limiter === "connection_rate" || limiter === "prefix_connection_rate") ms = ctx.guard.peek(limiter, remote)?.retry_after_ms as number | undefined;
-  } catch {
-    // Reading the wait is a courtesy of the log line; it never costs the refusal.
-  }
-  return retryAfterFields(ms, ctx.config.log.long_retry_after);
+export function admissionRetryAfter(ctx: GatewayContext, hit: GuardHit): RetryAfterFields {
+  return retryAfterFields(hit.retryAfterMs, ctx.config.log.long_retry_after);
 }

@@ -36,7 +36,7 @@ import type { PolicyStats } from "../permissions/pg-policy.js";
 import type { ObservabilityEvents } from "./observability-events.js";
 import { ReadBufferPool } from "./read-pump.js";
 import { thenMaybe } from "./guard/maybe-promise.js";
-import { GatewayStore, type InjectedStore, type StoreState } from "./store/gateway-store.js";
+import { GatewayStore, loadRedisConnector, type InjectedStore, type RedisConnector, type StoreState } from "./store/gateway-store.js";
 
 export interface GatewayOptions {
   /** Time for the guard, bans and durations (default: the system clock). */
@@ -55,6 +55,8 @@ export interface GatewayOptions {
   store?: InjectedStore;
   /** How long start() waits for a shared store before starting in its failure mode (default 2 s). */
   storeConnectTimeoutMs?: number;
+  /** The Redis client module, for `[store] kind = "redis"` (Gateway.open loads it; the memory store never does). */
+  redis?: RedisConnector;
 }
 
 export class Gateway {
@@ -63,6 +65,12 @@ export class Gateway {
   private readonly listeners = new Map<string, Listener | UdpListener>();
   private readonly stores: GatewayStore;
   private started = false;
+
+  /** A gateway on the store `config` names, loading the Redis client first when that is Redis. */
+  static async open(config: Config, o: GatewayOptions = {}): Promise<Gateway> {
+    const redis = config.store.kind === "redis" && o.store === undefined && o.redis === undefined ? await loadRedisConnector() : o.redis;
+    return new Gateway(config, { ...o, redis });
+  }
 
   constructor(
     config: Config,
@@ -76,6 +84,7 @@ export class Gateway {
     this.stores = new GatewayStore(config.store, {
       env: o.env,
       injected: o.store,
+      redis: o.redis,
       onModeChange: (from, to, reason) => {
         // One line per switch: an operator sees when the fleet's shared state stopped (and started again) deciding.
         if (to === "redis") logger.info("store: back on redis", { from, reason });

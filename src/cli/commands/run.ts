@@ -105,7 +105,7 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
   flusher.unref();
   // A worker counts in the primary's memory store (exact limits across workers); with Redis it talks to Redis itself.
   const shared = link !== undefined && first.config.store.kind === "memory" ? await primaryStore(first.config, () => gateway) : undefined;
-  const gateway: InstanceType<typeof Gateway> = new Gateway(first.config, { logDestination: logOut as unknown as NodeJS.WritableStream, store: shared });
+  const gateway: InstanceType<typeof Gateway> = await Gateway.open(first.config, { logDestination: logOut as unknown as NodeJS.WritableStream, store: shared });
   try {
     const bound = await gateway.start();
     for (const b of bound) {

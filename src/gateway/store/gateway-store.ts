@@ -9,13 +9,15 @@
  * answer, the store goes to its failure mode at once (reported through
  * `onModeChange`, which the gateway logs in one line) and comes back to
  * Redis by itself when the store's probe gets an answer.
+ *
+ * The Redis client and store are loaded only when `[store]` names Redis
+ * (`loadRedisConnector`, then `redis` in the options): a gateway on the
+ * memory store never loads ioredis (idle memory, start time).
  */
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
-import type { ConnectionOptions } from "node:tls";
-import { Cluster, Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { MemoryStore } from "../../stores/memory-store.js";
-import { RedisStore } from "../../stores/redis/redis-store.js";
+import type { RedisStore } from "../../stores/redis/redis-store.js";
 import type { HealthCounters, StoreMode } from "../../stores/store-health.js";
 import type { Store } from "../../stores/store.js";
 import { type StoreConfig, redactUrl } from "./config-schema.js";
@@ -32,6 +34,16 @@ export interface GatewayStoreOptions {
    * closes it with itself; the caller reports its mode changes.
    */
   injected?: InjectedStore;
+  /** Opens the Redis client and store (from `loadRedisConnector()`); required when `[store] kind = "redis"`. */
+  redis?: RedisConnector;
+}
+
+/** What the lazily loaded Redis module offers (src/gateway/store/redis-connection.ts). */
+export type RedisConnector = typeof import("./redis-connection.js");
+
+/** Loads the Redis client and store, for a `[store]` that names Redis. */
+export function loadRedisConnector(): Promise<RedisConnector> {
+  return import("./redis-connection.js");
 }
 
 /** What the gateway needs of a store handed to it (a MessageStore fits). */
@@ -64,18 +76,12 @@ export class GatewayStore {
       this.store = new MemoryStore({ maxKeys: cfg.max_keys });
       return;
     }
+    if (o.redis === undefined) throw new Error('store.kind: "redis" needs the Redis connector (Gateway.open loads it)');
     const url = redisUrlOf(cfg, o.env ?? process.env);
     this.where = redactUrl(url);
-    this.client = redisClient(url, cfg);
-    this.redis = new RedisStore({
-      client: this.client,
-      prefix: cfg.prefix,
-      timeoutMs: cfg.timeout,
-      onFailure: cfg.on_failure,
-      expectedInstances: cfg.expected_instances,
-      insuranceMaxKeys: Math.min(cfg.max_keys, 100_000),
-      events: { onModeChange: (from, to, reason) => o.onModeChange?.(from, to, reason) },
-    });
+    const opened = o.redis.openRedisStore(url, cfg, (from, to, reason) => o.onModeChange?.(from, to, reason));
+    this.client = opened.client;
+    this.redis = opened.store;
     this.store = this.redis;
   }
 
@@ -163,36 +169,4 @@ function isRedisUrl(v: string): boolean {
   } catch {
     return false;
   }
-}
-
-function tlsOf(url: URL, cfg: StoreConfig): ConnectionOptions | undefined {
-  if (url.protocol !== "rediss:") return undefined;
-  const t = cfg.tls;
-  const read = (p: string | undefined): Buffer | undefined => (p === undefined ? undefined : readFileSync(p));
-  // SNI names a host, never an address (RFC 6066); the certificate is checked against either.
-  const host = url.hostname.replace(/^\[|\]$/g, "");
-  return { ...(isIP(host) === 0 ? { servername: host } : {}), ca: read(t?.ca), cert: read(t?.cert), key: read(t?.key) };
-}
-
-/** Retries quickly at first, then every half second, forever: the store is back soon after Redis is. */
-const retry = (times: number): number => Math.min(50 * times, 500);
-
-function redisClient(text: string, cfg: StoreConfig): Redis | Cluster {
-  const url = new URL(text);
-  const tls = tlsOf(url, cfg);
-  const auth = {
-    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
-    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
-  };
-  const common = { maxRetriesPerRequest: 0, ...auth, ...(tls ? { tls } : {}) };
-  if (cfg.cluster) {
-    return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
-      enableOfflineQueue: false,
-      clusterRetryStrategy: retry,
-      redisOptions: common,
-      ...(tls ? { dnsLookup: (address: string, cb: (err: null, a: string) => void) => cb(null, address) } : {}),
-    });
-  }
-  const db = Number(url.pathname.slice(1) || 0);
-  return new Redis({ host: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port || 6379), db, ...common, enableOfflineQueue: false, retryStrategy: retry, lazyConnect: false });
 }

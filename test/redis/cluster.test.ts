@@ -446,7 +446,9 @@ describe("shared bans on Cluster", () => {
       diagnostics.push(`ban of ${k} seen after ${seen.toFixed(1)} ms`);
       const d = await b.box.check(k);
       assert.equal(d.reason, "banned");
-      assert.ok(d.retryAfterMs > 59_000 && d.retryAfterMs <= 60_000, `retryAfterMs ${d.retryAfterMs}`);
+      // b reads the ban's end from its cache against its estimate of Redis time, learned from replies: the
+      // estimate lags Redis by up to one round trip, so the wait may read a few ms over the 60 s ban.
+      assert.ok(d.retryAfterMs > 59_000 && d.retryAfterMs <= 60_000 + 25, `retryAfterMs ${d.retryAfterMs}`);
     }
     assert.deepEqual((await b.box.banned()).map((x) => x.key).sort(), [...subjects].sort(), "the ban listing");
     await a.box.forget(subjects[0]!);

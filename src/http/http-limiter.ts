@@ -229,17 +229,7 @@ export class HttpLimiter {
     const q = route.queued;
     if (q === undefined) return this.allow(route, decisions, track);
     const qKey = this.keyOf(q, ctx);
-    const d = q.limiter.check(qKey) as Decision;
-    if (d.allowed) {
-      if (d.shadowed) this.shadowEvent(route, ctx, q, d);
-      decisions.push(d);
-      return this.allow(route, decisions, track);
-    }
-    if (d.reason !== "rate_limited") {
-      decisions.push(d);
-      return this.reject(route, ctx, decisions, decisions.length - 1);
-    }
-    return this.wait(route, ctx, q, qKey, decisions, track, onQueue?.());
+    return this.queueStep(route, ctx, q, qKey, q.limiter.check(qKey) as Decision, decisions, track, onQueue);
   }
 
   /**
@@ -341,7 +331,21 @@ export class HttpLimiter {
     const q = route.queued;
     if (q === undefined) return this.allow(route, decisions, track);
     const qKey = this.keyOf(q, ctx);
-    const d = await q.limiter.check(qKey);
+    return this.queueStep(route, ctx, q, qKey, await q.limiter.check(qKey), decisions, track, onQueue);
+  }
+
+
+  /** After the queued limit's check: pass, refuse (not a rate refusal, or a full queue) or wait in the queue. */
+  private queueStep(
+    route: CompiledRoute,
+    ctx: KeyContext,
+    q: CompiledLimit,
+    qKey: string,
+    d: Decision,
+    decisions: Decision[],
+    track: LockoutTrack | undefined,
+    onQueue: (() => AbortSignal) | undefined,
+  ): Verdict | Promise<Verdict> {
     if (d.allowed) {
       if (d.shadowed) this.shadowEvent(route, ctx, q, d);
       decisions.push(d);

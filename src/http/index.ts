@@ -32,3 +32,6 @@ export { nodeRateLimit, withRateLimit, type NodeRateLimit } from "./adapters/nod
 export { expressRateLimit, type ExpressRateLimit } from "./adapters/express.js";
 export { fastifyRateLimit, type FastifyRateLimitOptions } from "./adapters/fastify.js";
 export { createHttpProxyServer, type HttpProxyOptions, type HttpProxyServer } from "./proxy/server.js";
+export { rateLimit, type RateLimitOptions, type RateLimitMiddleware, type RateLimitUsedOptions } from "./rate-limit.js";
+export { rateLimitPlugin, type RateLimitPluginOptions, type RateLimitErrorContext, type FastifyRequestLike } from "./fastify-plugin.js";
+export type { RateLimitInfo, StandardHeaders, Algorithm, OneRouteLockout, PortcullisExtras } from "./one-route.js";

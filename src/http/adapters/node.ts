@@ -73,8 +73,19 @@ export function applyVerdict(limiter: HttpLimiter, v: Verdict, res: ServerRespon
   next();
 }
 
-/** Runs the limiter for one request, reading a form body first if a matching route keys on a form field. */
-export function runLimiter(limiter: HttpLimiter, req: IncomingMessage, res: ServerResponse, url: string, next: Next): void {
+/**
+ * Runs the limiter for one request, reading a form body first if a matching
+ * route keys on a form field. `apply` answers the verdict (default: the
+ * route table's own answer; the one-line middleware brings its own).
+ */
+export function runLimiter(
+  limiter: HttpLimiter,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: string,
+  next: Next,
+  apply?: (v: Verdict) => void,
+): void {
   const r = req as WithBody;
   if (limiter.needsBody && !bodyParsed(r) && isForm(req.headers) && limiter.wantsBody(req.method ?? "GET", url)) {
     readBody(req, limiter.formBodyLimit, BODY_TIMEOUT_MS, limiter.clock).then(
@@ -83,13 +94,13 @@ export function runLimiter(limiter: HttpLimiter, req: IncomingMessage, res: Serv
         r[RAW_BODY] = buf;
         // body-parser's marker: a parser later in the chain leaves the body as is.
         r._body = true;
-        decideAndApply(limiter, req, res, url, next);
+        decideAndApply(limiter, req, res, url, next, apply);
       },
       (e: unknown) => refuse(res, e instanceof BodyTooLargeError ? 413 : 400),
     );
     return;
   }
-  decideAndApply(limiter, req, res, url, next);
+  decideAndApply(limiter, req, res, url, next, apply);
 }
 
 /**
@@ -104,7 +115,7 @@ function bodyParsed(r: WithBody): boolean {
   return !(typeof b === "object" && b !== null && Object.keys(b).length === 0);
 }
 
-function decideAndApply(limiter: HttpLimiter, req: IncomingMessage, res: ServerResponse, url: string, next: Next): void {
+function decideAndApply(limiter: HttpLimiter, req: IncomingMessage, res: ServerResponse, url: string, next: Next, apply: ((v: Verdict) => void) | undefined): void {
   let v: Verdict | Promise<Verdict>;
   try {
     v = limiter.decide(new NodeRequestInfo(req, url, (req as WithBody).body, req), () => closeSignal(res));
@@ -112,7 +123,11 @@ function decideAndApply(limiter: HttpLimiter, req: IncomingMessage, res: ServerR
     next(e);
     return;
   }
-  if (v instanceof Promise) v.then((x) => applyVerdict(limiter, x, res, next), next);
+  // Without an `apply`, no closure is made for the common (synchronous) answer.
+  if (apply !== undefined) {
+    if (v instanceof Promise) v.then(apply, next);
+    else apply(v);
+  } else if (v instanceof Promise) v.then((x) => applyVerdict(limiter, x, res, next), next);
   else applyVerdict(limiter, v, res, next);
 }
 

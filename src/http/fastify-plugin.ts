@@ -14,7 +14,7 @@ import { InvalidArgumentError } from "../core/errors.js";
 import { TrustedProxies, resolveClientIp } from "./client-ip.js";
 import { parseForm } from "./form-body.js";
 import type { HttpLimiter, Verdict } from "./http-limiter.js";
-import { LimiterTiers, type PortcullisExtras, RequestKeys, oneRouteTable, responseHeaders, standardHeadersOption, whenReady } from "./one-route.js";
+import { type Callback, LimiterTiers, type PortcullisExtras, RequestKeys, oneRouteTable, responseHeaders, standardHeadersOption, whenReady } from "./one-route.js";
 import { parseDuration } from "./duration.js";
 import { NodeRequestInfo, closeSignal } from "./adapters/node.js";
 
@@ -44,13 +44,13 @@ type HeaderFlags = Partial<Record<"x-ratelimit-limit" | "x-ratelimit-remaining" 
 /** Options with @fastify/rate-limit's names, plus what Portcullis adds (see docs/http.md for the mapping). */
 export interface RateLimitPluginOptions<Req = FastifyRequestLike> extends PortcullisExtras {
   /** Requests per `timeWindow` and key (default 1000, as @fastify/rate-limit); a function gives each request its tier. */
-  max?: number | ((req: Req, key: string) => Awaitable<number>);
+  max?: number | Callback<[req: Req, key: string], Awaitable<number>>;
   /** The window: milliseconds, or a duration such as "1 minute", "30s" (default 1 minute). */
   timeWindow?: number | string;
   /** What requests are counted by (default: the client address). */
   keyGenerator?(req: Req): Awaitable<string | number>;
   /** Keys (client addresses, unless `keyGenerator` is set) that are never limited, or a predicate. */
-  allowList?: string[] | ((req: Req, key: string) => Awaitable<boolean>);
+  allowList?: string[] | Callback<[req: Req, key: string], Awaitable<boolean>>;
   /** The body of a refusal; an Error is passed to Fastify's error handler, anything else sent as is (default: a problem+json document). */
   errorResponseBuilder?(req: Req, context: RateLimitErrorContext): unknown;
   /** Which headers a refusal carries (each default true). */

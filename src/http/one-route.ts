@@ -17,6 +17,12 @@ import type { Store } from "../stores/store.js";
 import { HttpLimiter, type Verdict } from "./http-limiter.js";
 import type { HttpHooks, HttpLimiterOptions, HttpLogger, KeyFunction, LimitConfig, LockoutConfig, RouteLockoutConfig } from "./types.js";
 
+/**
+ * A callback type that accepts callbacks written for a narrower request type
+ * (Express's Request, Fastify's FastifyRequest), as method parameters do.
+ */
+export type Callback<A extends unknown[], R> = { bivarianceHack(...args: A): R }["bivarianceHack"];
+
 /** The RateLimit header drafts a one-liner can send (the names express-rate-limit uses). */
 export type StandardHeaders = "draft-6" | "draft-7" | "draft-8";
 

@@ -13,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { InvalidArgumentError } from "../core/errors.js";
 import type { HttpLimiter, Verdict } from "./http-limiter.js";
 import {
+  type Callback,
   type HeaderChoice,
   LimiterTiers,
   infoOf as infoOfVerdict,
@@ -33,9 +34,9 @@ export interface RateLimitOptions<Req extends IncomingMessage = IncomingMessage,
   /** Length of the window in ms (default 60,000). */
   windowMs?: number;
   /** Requests allowed per window and key (default 5, as express-rate-limit); a function gives each request its tier. */
-  limit?: number | ((req: Req, res: Res) => Awaitable<number>);
+  limit?: number | Callback<[req: Req, res: Res], Awaitable<number>>;
   /** The older name of `limit`. */
-  max?: number | ((req: Req, res: Res) => Awaitable<number>);
+  max?: number | Callback<[req: Req, res: Res], Awaitable<number>>;
   /** What requests are counted by (default: the client address). */
   keyGenerator?(req: Req, res: Res): Awaitable<string>;
   /** Requests for which this returns true are neither counted nor limited. */
@@ -48,7 +49,7 @@ export interface RateLimitOptions<Req extends IncomingMessage = IncomingMessage,
   /** Status of a refusal (default 429). */
   statusCode?: number;
   /** Body of a refusal: text, an object (sent as JSON) or a function of the request; default a problem+json document. */
-  message?: string | object | ((req: Req, res: Res) => Awaitable<string | object>);
+  message?: string | object | Callback<[req: Req, res: Res], Awaitable<string | object>>;
   /** RateLimit draft headers: "draft-8" (default), "draft-7", "draft-6" (also `true`) or false. */
   standardHeaders?: boolean | "draft-6" | "draft-7" | "draft-8";
   /** X-RateLimit-Limit / -Remaining / -Reset (reset as epoch seconds); default false. */

@@ -211,7 +211,9 @@ describe("rateLimit option mapping (Express 5)", () => {
 
   test("requestPropertyName: the request carries limit, used, remaining and resetTime under the chosen name", async () => {
     const clock = new ManualClock(0);
-    const mw = limit({ limit: 3, requestPropertyName: "quota" }, clock);
+    // Callbacks typed with Express's own Request are accepted as they are.
+    const mw = rateLimit({ clock, limit: 3, requestPropertyName: "quota", keyGenerator: (req: express.Request) => req.ip ?? "none" });
+    closers.push(() => mw.dispose());
     const a = express();
     a.use(mw);
     a.use((req, res) => res.json((req as unknown as { quota: unknown }).quota));
@@ -219,7 +221,7 @@ describe("rateLimit option mapping (Express 5)", () => {
     const port = await listen(server);
     closers.push(() => close(server));
     const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5000) });
-    assert.deepEqual(await r.json(), { limit: 3, used: 1, remaining: 2, resetTime: new Date(clock.wallNow() + 60_000).toISOString() });
+    assert.deepEqual(await r.json(), { limit: 3, used: 1, remaining: 2, resetTime: new Date(clock.wallNow() + 60_000).toISOString(), key: "127.0.0.1" });
   });
 
   test("identifier names the policy in the draft-8 headers", async () => {

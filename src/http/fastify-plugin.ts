@@ -93,7 +93,7 @@ const UNSUPPORTED: Record<string, string> = {
   redis: "pass `store: new RedisStore({ client })` from portcullis/redis",
   ban: "use `lockout`",
   continueExceeding: "not available",
-  skipOnError: "set the store's own failure mode (RedisStore `failure`)",
+  skipOnError: "set the store's own failure mode (RedisStore `onFailure`)",
   exponentialBackoff: "use `lockout` (its lock grows by `multiplier`)",
 };
 

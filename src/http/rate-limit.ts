@@ -89,7 +89,7 @@ const UNSUPPORTED: Record<string, string> = {
   skipSuccessfulRequests: "count only failures with `lockout` (failureStatuses), or `skip`",
   skipFailedRequests: "use `skip`",
   requestWasSuccessful: "use `lockout.failureStatuses`",
-  passOnStoreError: "set the store's own failure mode (RedisStore `failure`)",
+  passOnStoreError: "set the store's own failure mode (RedisStore `onFailure`)",
 };
 
 const DEFAULT_WINDOW_MS = 60_000;

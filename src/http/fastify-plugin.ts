@@ -187,6 +187,7 @@ function register(fastify: Instance, o: RateLimitPluginOptions): void {
     const check = (key: string) => {
       const run = (limiter: HttpLimiter) => {
         const v = limiter.decide(new NodeRequestInfo(request.raw, request.url, request.body, request), () => closeSignal(reply.raw));
+        // apply runs application code (errorResponseBuilder, onExceeded): whenReady hands its errors to Fastify.
         whenReady(v, (x) => apply(limiter, x, request, reply, key, next), fail);
       };
       if (fixed !== undefined) run(fixed);

@@ -250,10 +250,23 @@ export class RequestKeys {
   readonly fn: KeyFunction = (ctx) => (typeof ctx.req.raw === "object" && ctx.req.raw !== null ? this.keys.get(ctx.req.raw) : undefined);
 }
 
-/** Calls `then` with a value or, once settled, a promise's value (no promise when none is needed). */
+/**
+ * Calls `then` with a value or, once settled, a promise's value (no promise
+ * when none is needed). A throw in `then` after the wait goes to `fail`, so
+ * that it cannot become an unhandled rejection.
+ */
 export function whenReady<T>(v: T | Promise<T>, then: (t: T) => void, fail: (e: unknown) => void): void {
-  if (v instanceof Promise) v.then(then, fail);
-  else then(v);
+  if (!(v instanceof Promise)) {
+    then(v);
+    return;
+  }
+  v.then((t) => {
+    try {
+      then(t);
+    } catch (e) {
+      fail(e);
+    }
+  }, fail);
 }
 
 function isOurStore(s: unknown): s is Store {

@@ -133,7 +133,14 @@ export function rateLimit<Req extends IncomingMessage = IncomingMessage, Res ext
     const go = (limiter: HttpLimiter) => {
       first ??= limiter;
       const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
-      runLimiter(limiter, req, res, url, next, (v) => answer(limiter, v, req, res, next));
+      runLimiter(limiter, req, res, url, next, (v) => {
+        // The answer runs application code (handler, message): its errors go to next, not up the stack.
+        try {
+          answer(limiter, v, req, res, next);
+        } catch (e) {
+          next(e);
+        }
+      });
     };
     const counted = () => {
       const limiter = () => (fixed !== undefined ? go(fixed) : whenReady((limitOpt as (q: Req, s: Res) => Awaitable<number>)(req, res), (n) => go(tiers.get(n)), fail));

@@ -95,6 +95,16 @@ describe("rateLimitPlugin on Fastify 5", () => {
     const e = await request(err);
     assert.equal(e.status, 503);
     assert.equal(JSON.parse(e.body).message, "slow down");
+
+    // A builder that throws after an awaited key: Fastify answers 500, the process lives on.
+    const throwing = await serve({
+      max: 1,
+      keyGenerator: async () => "k",
+      errorResponseBuilder: () => {
+        throw new Error("builder broke");
+      },
+    });
+    assert.deepEqual(await statuses(throwing, 3), [200, 500, 500]);
   });
 
   test("addHeaders / addHeadersOnExceeding switch single headers off; enableDraftSpec names the triple RateLimit-*; standardHeaders draft-7 or false", async () => {

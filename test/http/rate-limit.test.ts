@@ -299,5 +299,16 @@ describe("rateLimit option mapping (Express 5)", () => {
     const r = await request(port);
     assert.equal(r.status, 500);
     assert.doesNotMatch(r.body, /boom/);
+    // The same for a handler that throws after an awaited skip.
+    const throwing = await nodeFramework.serve(
+      limit({
+        limit: 1,
+        skip: async () => false,
+        handler: () => {
+          throw new Error("boom");
+        },
+      }),
+    );
+    assert.deepEqual(await statuses(throwing, 2), [200, 500]);
   });
 });

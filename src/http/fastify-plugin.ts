@@ -218,7 +218,16 @@ function register(fastify: Instance, o: RateLimitPluginOptions): void {
     }
   };
 
-  fastify.addHook(o.hook ?? (needsBody ? "preHandler" : "onRequest"), hook as (...args: never[]) => unknown);
+  const hookName = o.hook ?? (needsBody ? "preHandler" : "onRequest");
+  if (!["onRequest", "preParsing", "preValidation", "preHandler"].includes(hookName)) {
+    throw new InvalidArgumentError("hook", `must be onRequest, preParsing, preValidation or preHandler; got ${JSON.stringify(hookName)}`);
+  }
+  // preParsing hands the payload stream through its callback; the other hooks take (request, reply, done).
+  const fn =
+    hookName === "preParsing"
+      ? (request: FastifyRequestLike, reply: Reply, payload: unknown, done: (err: Error | null, p?: unknown) => void) => hook(request, reply, (err) => done(err ?? null, payload))
+      : hook;
+  fastify.addHook(hookName, fn as (...args: never[]) => unknown);
   fastify.addHook("onClose", ((_i: unknown, next: Done) => {
     tiers.dispose();
     next();

@@ -66,6 +66,13 @@ describe("rateLimitPlugin on Fastify 5", () => {
     assert.equal((await request(port, { headers: { "x-api-key": "b" } })).status, 200);
   });
 
+  test("hook: the check runs in the named hook (preParsing, preValidation) as in onRequest", async () => {
+    for (const hook of ["preParsing", "preValidation"] as const) {
+      const port = await serve({ max: 1, hook });
+      assert.deepEqual(await statuses(port, 2, { method: "POST", path: "/login", headers: { "content-type": "application/json" }, body: '{"password":"right"}' }), [200, 429], hook);
+    }
+  });
+
   test("allowList: listed addresses (or keys) and a predicate's picks are never limited", async () => {
     const listed = await serve({ max: 1, allowList: ["127.0.0.5"] });
     assert.deepEqual(await statuses(listed, 3, { from: "127.0.0.5" }), [200, 200, 200]);

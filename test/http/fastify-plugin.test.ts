@@ -8,8 +8,15 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import { ManualClock } from "../../src/core/clock.js";
-import { type RateLimitPluginOptions, rateLimitPlugin } from "../../src/http/index.js";
+import { type HttpLimiter, type RateLimitPluginOptions, rateLimitPlugin } from "../../src/http/index.js";
 import { parseRateLimit, request } from "./helpers.js";
+
+// What a Fastify user adds to type `fastify.portcullis` (the package's types name no Fastify type).
+declare module "fastify" {
+  interface FastifyInstance {
+    portcullis: HttpLimiter;
+  }
+}
 
 const apps: FastifyInstance[] = [];
 after(async () => {
@@ -39,6 +46,7 @@ describe("rateLimitPlugin on Fastify 5", () => {
   test("max per timeWindow ('1 minute'): 429 with Retry-After, X-RateLimit-* (reset in seconds) and the draft-8 headers; the next window admits again", async () => {
     const clock = new ManualClock(0);
     const port = await serve({ max: 2, timeWindow: "1 minute" }, clock);
+    assert.equal(apps.at(-1)!.portcullis.clock, clock, "fastify.portcullis is the limiter underneath");
     const first = await request(port);
     assert.equal(first.status, 200);
     assert.deepEqual([first.headers["x-ratelimit-limit"], first.headers["x-ratelimit-remaining"], first.headers["x-ratelimit-reset"]], ["2", "1", "60"]);

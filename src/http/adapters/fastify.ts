@@ -4,8 +4,13 @@
  * body; if no parser for form bodies is registered, it registers a small one.
  * The plugin is not encapsulated (Fastify's "skip-override"), so its hook
  * covers every route of the instance it is registered on.
+ *
+ * Its types name no Fastify type (only the few members it uses), so that
+ * portcullis/http type-checks in projects without Fastify. A Fastify user
+ * who wants `fastify.portcullis` typed adds, once:
+ *   declare module "fastify" { interface FastifyInstance { portcullis: HttpLimiter } }
  */
-import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from "fastify";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { parseForm } from "../form-body.js";
 import { HttpLimiter, type Verdict } from "../http-limiter.js";
 import type { HttpLimiterOptions } from "../types.js";
@@ -13,14 +18,27 @@ import { NodeRequestInfo, closeSignal } from "./node.js";
 
 export type FastifyRateLimitOptions = HttpLimiterOptions | { limiter: HttpLimiter };
 
-declare module "fastify" {
-  interface FastifyInstance {
-    /** The limiter of the Portcullis plugin (lockout API, queue size, client IP rule). */
-    portcullis: HttpLimiter;
-  }
+/** The members of Fastify's instance, request and reply the plugin uses. */
+interface FastifyInstance {
+  addHook(name: string, fn: (...args: never[]) => unknown): unknown;
+  hasContentTypeParser(type: string): boolean;
+  addContentTypeParser(type: string, o: object, fn: (req: unknown, body: Buffer, done: (e: Error | null, v?: unknown) => void) => void): unknown;
+  decorate(name: string, v: unknown): unknown;
+}
+interface FastifyRequest {
+  raw: IncomingMessage;
+  url: string;
+  body?: unknown;
+}
+interface FastifyReply {
+  raw: ServerResponse;
+  code(n: number): FastifyReply;
+  headers(h: Record<string, string>): FastifyReply;
+  send(b?: unknown): FastifyReply;
 }
 
-function plugin(fastify: FastifyInstance, opts: FastifyRateLimitOptions, done: (err?: Error) => void): void {
+function plugin(instance: unknown, opts: FastifyRateLimitOptions, done: (err?: Error) => void): void {
+  const fastify = instance as FastifyInstance;
   let limiter: HttpLimiter;
   try {
     limiter = "limiter" in opts && opts.limiter instanceof HttpLimiter ? opts.limiter : new HttpLimiter(opts as HttpLimiterOptions);
@@ -30,7 +48,7 @@ function plugin(fastify: FastifyInstance, opts: FastifyRateLimitOptions, done: (
   }
   const form = "application/x-www-form-urlencoded";
   if (limiter.needsBody && !fastify.hasContentTypeParser(form)) {
-    fastify.addContentTypeParser(form, { parseAs: "buffer", bodyLimit: limiter.formBodyLimit }, (_req, body, next) => next(null, parseForm(body as Buffer)));
+    fastify.addContentTypeParser(form, { parseAs: "buffer", bodyLimit: limiter.formBodyLimit }, (_req, body, next) => next(null, parseForm(body)));
   }
   const apply = (v: Verdict, request: FastifyRequest, reply: FastifyReply, next: (err?: Error) => void) => {
     if (v.aborted) return;
@@ -55,12 +73,11 @@ function plugin(fastify: FastifyInstance, opts: FastifyRateLimitOptions, done: (
     if (v instanceof Promise) v.then((x) => apply(x, request, reply, next), next);
     else apply(v, request, reply, next);
   };
-  if (limiter.needsBody) fastify.addHook("preHandler", hook);
-  else fastify.addHook("onRequest", hook);
-  fastify.addHook("onClose", (_instance, next) => {
+  fastify.addHook(limiter.needsBody ? "preHandler" : "onRequest", hook as (...args: never[]) => unknown);
+  fastify.addHook("onClose", ((_instance: unknown, next: () => void) => {
     limiter.dispose();
     next();
-  });
+  }) as (...args: never[]) => unknown);
   fastify.decorate("portcullis", limiter);
   done();
 }
@@ -69,4 +86,4 @@ function plugin(fastify: FastifyInstance, opts: FastifyRateLimitOptions, done: (
 Object.assign(plugin, { [Symbol.for("skip-override")]: true, [Symbol.for("fastify.display-name")]: "portcullis" });
 
 /** `fastify.register(fastifyRateLimit, { routes: [...] })`; the limiter is then `fastify.portcullis`. */
-export const fastifyRateLimit: FastifyPluginCallback<FastifyRateLimitOptions> = plugin;
+export const fastifyRateLimit: (instance: unknown, opts: FastifyRateLimitOptions, done: (err?: Error) => void) => void = plugin;

@@ -119,6 +119,7 @@ function register(fastify: Instance, o: RateLimitPluginOptions): void {
   if (typeof o.store === "function") throw new InvalidArgumentError("store", "must be a store instance (MemoryStore, or RedisStore from portcullis/redis), not a class");
   const windowMs = parseDuration(o.timeWindow ?? DEFAULT_WINDOW_MS, "timeWindow");
   const maxOpt = o.max ?? DEFAULT_MAX;
+  if (typeof maxOpt !== "number" && typeof maxOpt !== "function") throw new InvalidArgumentError("max", `must be a number or a function, got ${JSON.stringify(maxOpt)}`);
   if (typeof maxOpt === "function" && o.lockout !== undefined && o.lockout !== false) {
     throw new InvalidArgumentError("lockout", "cannot be combined with a max function (each tier would keep its own lockout); use a number");
   }

@@ -102,6 +102,7 @@ export function rateLimit<Req extends IncomingMessage = IncomingMessage, Res ext
   }
   const windowMs = o.windowMs ?? DEFAULT_WINDOW_MS;
   const limitOpt = o.limit ?? o.max ?? DEFAULT_LIMIT;
+  if (typeof limitOpt !== "number" && typeof limitOpt !== "function") throw new InvalidArgumentError(o.limit !== undefined ? "limit" : "max", `must be a number or a function, got ${JSON.stringify(limitOpt)}`);
   const statusCode = o.statusCode ?? 429;
   if (!Number.isInteger(statusCode) || statusCode < 400 || statusCode > 599) throw new InvalidArgumentError("statusCode", `must be an HTTP error status, got ${JSON.stringify(statusCode)}`);
   const choice: HeaderChoice = { standard: standardHeadersOption(o.standardHeaders), x: o.legacyHeaders ?? false };

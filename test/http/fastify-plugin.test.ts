@@ -175,6 +175,8 @@ describe("rateLimitPlugin on Fastify 5", () => {
       [{ ban: 3 }, /ban: is not supported/],
       [{ redis: {} }, /redis: is not supported/],
       [{ timeWindow: "soon" }, /timeWindow/],
+      [{ max: "10" }, /max: must be a number or a function/],
+      [{ hook: "onSend" }, /hook/],
       [{ store: class {} }, /store/],
     ] as [Record<string, unknown>, RegExp][]) {
       const app = Fastify();

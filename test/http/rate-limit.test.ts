@@ -285,6 +285,7 @@ describe("rateLimit option mapping (Express 5)", () => {
     assert.throws(() => rateLimit({ standardHeaders: "draft-9" as "draft-8" }), /standardHeaders/);
     assert.throws(() => rateLimit({ store: { increment() {}, decrement() {}, resetKey() {} } as never }), /store: must be a Portcullis store/);
     assert.throws(() => rateLimit({ limit: 0 }), /limit/);
+    assert.throws(() => rateLimit({ max: "5" as unknown as number }), /max: must be a number or a function/);
     assert.throws(() => rateLimit({ algorithm: "gcra", queue: 2 }), /queue: needs the fixed_window algorithm/);
   });
 

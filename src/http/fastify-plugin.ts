@@ -63,6 +63,8 @@ export interface RateLimitPluginOptions<Req = FastifyRequestLike> extends Portcu
   standardHeaders?: boolean | "draft-6" | "draft-7" | "draft-8";
   /** Called for each refused request. */
   onExceeded?(req: Req, key: string): void;
+  /** Called for each request the limit lets through. */
+  onExceeding?(req: Req, key: string): void;
   /** The hook the check runs in (default onRequest, or preHandler when the lockout reads a form body). */
   hook?: "onRequest" | "preParsing" | "preValidation" | "preHandler";
   /** Prefix of the counts in the store (the same as `scope`). */
@@ -162,6 +164,7 @@ function register(fastify: Instance, o: RateLimitPluginOptions): void {
     if (v.allowed) {
       const track = v.lockout;
       if (track !== undefined) reply.raw.once("finish", () => limiter.observeStatus(track, reply.raw.statusCode));
+      o.onExceeding?.(request, key);
       next();
       return;
     }
@@ -202,7 +205,7 @@ function register(fastify: Instance, o: RateLimitPluginOptions): void {
     try {
       if (o.keyGenerator === undefined) {
         // Only read the client address when something needs it as a key.
-        const needsIp = allow !== undefined || typeof maxOpt === "function" || o.onExceeded !== undefined || o.errorResponseBuilder !== undefined;
+        const needsIp = allow !== undefined || typeof maxOpt === "function" || o.onExceeded !== undefined || o.onExceeding !== undefined || o.errorResponseBuilder !== undefined;
         afterAllowList(needsIp ? clientKey(proxies, fixed, request) : "");
         return;
       }

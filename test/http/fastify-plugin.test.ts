@@ -145,12 +145,18 @@ describe("rateLimitPlugin on Fastify 5", () => {
     assert.equal(none.headers["x-ratelimit-limit"], "3");
   });
 
-  test("max as a function: each tier counted apart; onExceeded is called with the key", async () => {
+  test("max as a function: each tier counted apart; onExceeded / onExceeding are called with the key", async () => {
     const exceeded: string[] = [];
-    const port = await serve({ max: async (req) => (req.headers["x-plan"] === "pro" ? 3 : 1), onExceeded: (_req, key) => exceeded.push(key) });
+    const passed: string[] = [];
+    const port = await serve({
+      max: async (req) => (req.headers["x-plan"] === "pro" ? 3 : 1),
+      onExceeded: (_req, key) => exceeded.push(key),
+      onExceeding: (_req, key) => passed.push(key),
+    });
     assert.deepEqual(await statuses(port, 2), [200, 429]);
     assert.deepEqual(await statuses(port, 4, { headers: { "x-plan": "pro" } }), [200, 200, 200, 429]);
     assert.deepEqual(exceeded, ["127.0.0.1", "127.0.0.1"]);
+    assert.equal(passed.length, 4, "onExceeding once per request let through");
   });
 
   test("lockout with a form body (read before the check), gcra and shadow", async () => {

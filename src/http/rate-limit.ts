@@ -135,12 +135,16 @@ export function rateLimit<Req extends IncomingMessage = IncomingMessage, Res ext
       first ??= limiter;
       const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
       runLimiter(limiter, req, res, url, next, (v) => {
-        // The answer runs application code (handler, message): its errors go to next, not up the stack.
+        // The answer runs application code (handler, message): its errors go to next, not up the
+        // stack. The application's own next step runs outside, so its errors are not caught here.
+        let pass: boolean;
         try {
-          answer(limiter, v, req, res, next);
+          pass = answer(limiter, v, req, res, next);
         } catch (e) {
           next(e);
+          return;
         }
+        if (pass) next();
       });
     };
     const counted = () => {
@@ -163,8 +167,9 @@ export function rateLimit<Req extends IncomingMessage = IncomingMessage, Res ext
     }
   };
 
-  const answer = (limiter: HttpLimiter, v: Verdict, req: Req, res: Res, next: Next): void => {
-    if (v.aborted) return;
+  /** Answers a refusal, or sets what an allowed request carries on; true when the request goes on. */
+  const answer = (limiter: HttpLimiter, v: Verdict, req: Req, res: Res, next: Next): boolean => {
+    if (v.aborted) return false;
     const now = limiter.clock.wallNow();
     const headers = responseHeaders(v, choice, now);
     for (const k in headers) res.setHeader(k, headers[k]!);
@@ -173,21 +178,21 @@ export function rateLimit<Req extends IncomingMessage = IncomingMessage, Res ext
     if (v.allowed) {
       const track = v.lockout;
       if (track !== undefined) res.once("finish", () => limiter.observeStatus(track, res.statusCode));
-      next();
-      return;
+      return true;
     }
     res.statusCode = statusCode;
     if (o.handler !== undefined) {
       o.handler(req, res, next, { statusCode, windowMs, limit: info?.limit ?? 0, info, message: o.message });
-      return;
+      return false;
     }
     if (o.message === undefined) {
       if (v.body !== undefined) res.setHeader("content-type", v.headers["content-type"]!);
       res.end(v.body);
-      return;
+      return false;
     }
     const m = o.message;
     whenReady(typeof m === "function" ? (m as (q: Req, s: Res) => Awaitable<string | object>)(req, res) : m, (body) => send(res, body), (e) => next(e));
+    return false;
   };
 
   return Object.assign(mw, {

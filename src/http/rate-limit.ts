@@ -186,8 +186,12 @@ export function rateLimit<Req extends IncomingMessage = IncomingMessage, Res ext
       return false;
     }
     if (o.message === undefined) {
-      if (v.body !== undefined) res.setHeader("content-type", v.headers["content-type"]!);
-      res.end(v.body);
+      if (v.body === undefined) res.end();
+      else {
+        res.setHeader("content-type", v.headers["content-type"]!);
+        // The problem document states its status: the one actually sent.
+        res.end(statusCode === 429 ? v.body : JSON.stringify({ ...(JSON.parse(v.body) as object), status: statusCode }));
+      }
       return false;
     }
     const m = o.message;

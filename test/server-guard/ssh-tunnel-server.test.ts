@@ -180,3 +180,21 @@ test("fail2ban-regex with the shipped filter counts exactly the failed attempts"
   assert.ok(m, stdout);
   assert.equal(Number(m[1]), failures);
 });
+
+test("bad flags exit 2 with one line naming the flag, no stack trace", async () => {
+  const server = new URL("../../examples/ssh-tunnel-server/server.mjs", import.meta.url).pathname;
+  const cases: Array<[string[], RegExp]> = [
+    [["--authorized-keys", "/dev/null"], /--host-key is required/],
+    [["--host-key", "/dev/null", "--authorized-keys", "/dev/null", "--max-connections-per-ip=-1"], /--max-connections-per-ip: expected an integer >= 0/],
+    [["--host-key", "/dev/null", "--authorized-keys", "/dev/null"], /--host-key: not an unencrypted private key/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await run(process.execPath, [server, ...args], { timeout: 10_000 }).then(
+      () => assert.fail(`${args.join(" ")} was accepted`),
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal(r.code, 2, args.join(" "));
+    assert.match(r.stderr, message);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+  }
+});

@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { type AddressInfo, type Server, type Socket, connect, createServer } from "node:net";
+import { type ConnectionOptions, connect as tlsConnect, createServer as createTlsServer } from "node:tls";
+import { makeTestPki } from "../helpers/certs.js";
 import { after, test } from "node:test";
 import { RedisStore } from "../../src/redis.js";
 import { type ServerGuard, createServerGuard } from "../../src/server-guard/index.js";
@@ -80,4 +82,29 @@ test("the per-address cap and bans hold across two servers sharing a Redis store
   const other = from(a.port, "127.0.0.41");
   assert.equal(await outcome(other), "admitted", "another address is not affected");
   other.destroy();
+});
+
+test("a tls.Server on the shared store: the handshake completes after the asynchronous admission (the ClientHello waits, not lost)", async () => {
+  const pki = await makeTestPki();
+  const store = new RedisStore({ url: REDIS_URL, prefix, timeoutMs: 2000 });
+  stores.push(store);
+  assert.ok(await store.ready(5000));
+  const guard = createServerGuard({ store, maxConnectionsPerIp: 1 });
+  guards.push(guard);
+  await guard.start(5000);
+  const server = createTlsServer({ cert: pki.serverCert, key: pki.serverKey }, (s) => {
+    s.on("error", () => {});
+    s.end("hi\n");
+  });
+  servers.push(server);
+  guard.protect(server);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const port = (server.address() as AddressInfo).port;
+  for (let i = 0; i < 3; i++) {
+    const c = tlsConnect({ host: "127.0.0.1", port, localAddress: "127.0.0.42", ca: pki.caCert, servername: "localhost" } as ConnectionOptions);
+    assert.equal(await outcome(c), "admitted");
+    c.destroy();
+    await waitFor(() => guard.size === 0, 5000, "the release");
+  }
 });

@@ -26,6 +26,8 @@ export const LAYERS = {
   udp: [...ENGINE, "net", "config", "shaping"],
   gateway: [...FEATURES, ...ENGINE, "net", "config"],
   metrics: ["gateway", ...FEATURES, ...ENGINE, "net", "config"],
+  // The gateway's connection guard and event lines on an application's own servers.
+  "server-guard": ["gateway", ...ENGINE, "net", "config"],
   admin: ["metrics", "gateway", ...FEATURES, ...ENGINE, "net", "config"],
   cli: ["admin", "metrics", "gateway", ...FEATURES, ...ENGINE, "net", "config"],
 };

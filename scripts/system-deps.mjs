@@ -16,6 +16,8 @@ export const TOOLS = [
   { cmd: "curl", pkg: "curl", marker: /execFile\("curl"/ },
   { cmd: "openssl", pkg: "openssl", marker: /execFile\("openssl"/ },
   { cmd: "fail2ban-regex", pkg: "fail2ban", marker: /fail2ban/ },
+  // The real OpenSSH client (and ssh-keygen) against the SSH tunnel server example.
+  { cmd: "ssh", pkg: "openssh-client", marker: /\/usr\/bin\/ssh\b/ },
   { cmd: "promtool", pkg: "prometheus", marker: /promtool/ },
   { file: "/usr/bin/chromium", pkg: "chromium", marker: /\/usr\/bin\/chromium/ },
   { cmd: "systemd-analyze", pkg: "systemd", marker: /systemd-analyze/ },

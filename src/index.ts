@@ -2,7 +2,8 @@
  * Portcullis, the library: keyed rate limiters over the memory store.
  * This entry loads the engine alone (no gateway dependency: test/packaging
  * checks it); Redis is `portcullis/redis`, the gateway `portcullis/gateway`,
- * the features `portcullis/http`, `/shaping`, `/probe`, `/permissions`, `/udp`.
+ * the features `portcullis/http`, `/shaping`, `/probe`, `/permissions`, `/udp`,
+ * and the guard for your own net/tls servers `portcullis/server-guard`.
  */
 export { type Clock, type TimerHandle, ManualClock, TurnCachedClock, systemClock } from "./core/clock.js";
 export { type Rng, seededRng, systemRng } from "./core/random.js";

@@ -10,6 +10,7 @@
  * timeouts) take a new server for new connections while the old one serves
  * its open connections until they end.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { EventEmitter } from "node:events";
 import type { TimerHandle } from "../../core/clock.js";
 import type { Config, ListenerConfig } from "../config/schema.js";
@@ -27,6 +28,14 @@ interface Served {
   sockets: number;
   retired: boolean;
 }
+
+/**
+ * The client address of the connection whose request is being decided. The
+ * limiter's rejection hook names only the route and the limit; the address
+ * travels with the connection's async context, so a refusal decided after an
+ * await (a shared store, a form body) still names its client.
+ */
+const peer = new AsyncLocalStorage<string>();
 
 /** How often a draining front closes keep-alive connections whose response has just finished. */
 const DRAIN_SWEEP_MS = 100;
@@ -62,7 +71,8 @@ export class HttpFront {
       served.sockets--;
       if (served.retired && served.sockets === 0) this.drop(served);
     });
-    served.server.emit("connection", conn.stream);
+    // The HTTP parser made for this socket keeps this context, and every request on it runs inside it.
+    peer.run(conn.remote, () => served.server.emit("connection", conn.stream));
   }
 
   /**
@@ -127,7 +137,7 @@ export class HttpFront {
       ...shared,
       clock: this.ctx.clock,
       logger: this.ctx.logger,
-      hooks: { onReject: (route, limiter) => events.emit("http_rejection", { listener, route, limiter }) },
+      hooks: { onReject: (route, limiter) => events.emit("http_rejection", { listener, route, limiter, remote_addr: peer.getStore() }) },
     });
   }
 

@@ -108,7 +108,10 @@
   for (let e = 0; e < 50; e++) BYTE_INCRS.push(Math.pow(2, e));
   /** Tick steps of the time axis, in seconds: whole seconds at least, labelled as clock time. */
   const TIME_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
-  const clockTime = (v) => new Date(v * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const clockTime = (v) => new Date(v * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+  /** Tick steps of a count (connections): whole numbers only. */
+  const COUNT_INCRS = [];
+  for (let p = 1; p <= 1e9; p *= 10) COUNT_INCRS.push(p, 2 * p, 5 * p);
 
   function duration(ms) {
     const s = Math.ceil(ms / 1000);
@@ -184,14 +187,15 @@
         },
       };
       if (unit === "bytes") yAxis.incrs = BYTE_INCRS;
+      if (unit === "count") yAxis.incrs = COUNT_INCRS;
       this.plot = new uPlot(
         {
           width,
           height: 200,
           cursor: { drag: { x: false, y: false } },
           scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(unit === "bytes" ? 1024 : 1, max * 1.1)] } },
-          axes: [{ stroke: "#8a98a8", grid: { stroke: "#24303c" }, ticks: { stroke: "#24303c" }, incrs: TIME_INCRS, values: (_u, vals) => vals.map(clockTime), space: 70 }, yAxis],
-          series: [{}, ...this.names.map((n) => ({ label: n, stroke: colorOf(n), width: 1.5, points: { show: false }, value: (_u, v) => (v == null ? "–" : fmt(v, unit)) }))],
+          axes: [{ stroke: "#8a98a8", grid: { stroke: "#24303c" }, ticks: { stroke: "#24303c" }, incrs: TIME_INCRS, values: (_u, vals) => vals.map(clockTime), space: 80 }, yAxis],
+          series: [{ value: (_u, v) => (v == null ? "–" : clockTime(v)) }, ...this.names.map((n) => ({ label: n, stroke: colorOf(n), width: 1.5, points: { show: false }, value: (_u, v) => (v == null ? "–" : fmt(v, unit)) }))],
         },
         [this.xs, ...this.ys],
         this.el,
@@ -202,7 +206,7 @@
   const charts = {
     decisions: new Chart($("chart-decisions"), "n"),
     rejections: new Chart($("chart-rejections"), "n"),
-    connections: new Chart($("chart-connections"), "n"),
+    connections: new Chart($("chart-connections"), "count"),
     bytes: new Chart($("chart-bytes"), "bytes"),
     httpConns: new Chart($("chart-http-conns"), "n"),
     http429: new Chart($("chart-http-429"), "n"),

@@ -8,12 +8,13 @@
   const POLL_MS = Number(new URLSearchParams(location.search).get("interval")) || 1000;
   /** Points kept per chart: five minutes at one poll a second. */
   const KEEP = 300;
-  const PALETTE = ["#58a6ff", "#f85149", "#3fb950", "#d29922", "#bc8cff", "#39c5cf", "#ff7b72", "#e3b341", "#8b949e", "#db61a2", "#7ee787", "#a5d6ff"];
+  /** Colours for names outside the fixed vocabulary; the reds come last, as red reads as "refused". */
+  const PALETTE = ["#58a6ff", "#3fb950", "#bc8cff", "#39c5cf", "#e3b341", "#db61a2", "#a5d6ff", "#7ee787", "#d29922", "#8b949e", "#ff7b72", "#f85149"];
   /**
-   * One colour per limiter (and per direction), the same in every chart; the
-   * names come from the product's fixed vocabulary. Other names (listeners,
-   * routes) get a colour from a hash of the name, so they too keep theirs
-   * from chart to chart and from one page load to the next.
+   * One colour per limiter (and per direction and drop reason), the same in
+   * every chart: those names come from the product's fixed vocabulary. Other
+   * names (listeners, routes) take the next free colour of the palette the
+   * first time any chart meets them, and keep it in every chart after that.
    */
   const FIXED = {
     ban: "#f85149",
@@ -35,12 +36,16 @@
     rate_cap: "#d29922",
     flow_cap: "#f85149",
   };
+  const assigned = new Map();
 
   function colorOf(name) {
     if (Object.prototype.hasOwnProperty.call(FIXED, name)) return FIXED[name];
-    let h = 5381;
-    for (let i = 0; i < name.length; i++) h = ((h * 33) ^ name.charCodeAt(i)) >>> 0;
-    return PALETTE[h % PALETTE.length];
+    let c = assigned.get(name);
+    if (c === undefined) {
+      c = PALETTE[assigned.size % PALETTE.length];
+      assigned.set(name, c);
+    }
+    return c;
   }
 
   const $ = (id) => document.getElementById(id);
@@ -272,7 +277,7 @@
     fillTable(
       "offenders",
       rows,
-      (o) => ({ key: o.key, cells: [cell(o.key, "mono"), cell(String(o.count), "num"), cell(o.kinds.join(", ")), cell(new Date(o.lastSeen).toLocaleTimeString())] }),
+      (o) => ({ key: o.key, cells: [cell(o.key, "mono"), cell(String(o.count), "num"), cell(o.kinds.join(", ")), cell(clockTime(o.lastSeen / 1000))] }),
       "offenders-empty",
     );
   }
@@ -289,7 +294,7 @@
         btn.addEventListener("click", () => unban(b.key, btn));
         const action = document.createElement("td");
         action.append(btn);
-        return { key: b.key, cells: [cell(b.key, "mono"), cell(b.reason || "–"), cell(new Date(b.until).toLocaleString()), cell(duration(b.remaining_ms), "num"), action] };
+        return { key: b.key, cells: [cell(b.key, "mono"), cell(b.reason || "–"), cell(new Date(b.until).toLocaleDateString() + " " + clockTime(Date.parse(b.until) / 1000)), cell(duration(b.remaining_ms), "num"), action] };
       },
       "bans-empty",
     );
@@ -307,7 +312,7 @@
       reload.textContent = "none since start";
       reload.dataset.state = "none";
     } else {
-      const at = new Date(g.reload.at).toLocaleTimeString();
+      const at = clockTime(Date.parse(g.reload.at) / 1000);
       reload.textContent = g.reload.ok ? "applied at " + at : "refused at " + at + " (" + g.reload.problems + " problem" + (g.reload.problems === 1 ? "" : "s") + ")";
       reload.dataset.state = g.reload.ok ? "ok" : "failed";
     }
@@ -432,7 +437,7 @@
       $("ban-reasons").textContent = reasons.length === 0 ? "none" : reasons.map(([r, n]) => r.replace(/_/g, " ") + " " + n).join(", ");
       $("status").textContent = ready.status === "ready" ? "ready" : "not ready";
       $("status").dataset.state = ready.status;
-      $("updated").textContent = "updated " + new Date(stats.time).toLocaleTimeString();
+      $("updated").textContent = "updated " + clockTime(stats.time / 1000);
       $("error").hidden = true;
       // From here on an empty table means "nothing to show", not "not known yet".
       $("board").dataset.loaded = "true";

@@ -81,6 +81,12 @@ export async function buildStats(d: StatsDeps): Promise<Record<string, unknown>>
       shaped_bytes: { in: bw.upload.bytesRelayed, out: bw.download.bytesRelayed },
       delayed_bytes: { in: bw.upload.bytesDelayed, out: bw.download.bytesDelayed },
       refused: bw.refused,
+      // Who was held back longest (identities as id:NAME, addresses as ip:ADDRESS), among the keys tracked now.
+      top_throttled: gateway.bandwidth.throttled(10).map((t) => ({
+        kind: t.key.startsWith("id:") ? "identity" : "ip",
+        key: t.key.slice(3),
+        seconds: { in: t.uploadMs / 1000, out: t.downloadMs / 1000 },
+      })),
     },
     bans_active: bans,
     bans_by_reason: m.bansByReason,

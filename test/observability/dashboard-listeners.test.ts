@@ -279,10 +279,18 @@ describe("dashboard of every listener kind, through portcullis run", () => {
     assert.ok(udp.packets.in + udp.dropped.rate_cap >= 80, "each datagram sent is relayed or dropped");
     assert.ok(udp.packets.out >= 2, "echoes relayed back");
     assert.equal(udp.dropped.flow_cap, 0);
-    const bw = stats.bandwidth as { enabled: boolean; throttled_seconds: { in: number; out: number }; shaped_bytes: { in: number; out: number } };
+    const bw = stats.bandwidth as {
+      enabled: boolean;
+      throttled_seconds: { in: number; out: number };
+      shaped_bytes: { in: number; out: number };
+      top_throttled: Array<{ kind: string; key: string; seconds: { in: number; out: number } }>;
+    };
     assert.equal(bw.enabled, true);
     assert.ok(bw.shaped_bytes.out >= BULK_BYTES, `shaped download counted: ${bw.shaped_bytes.out}`);
     assert.ok(bw.throttled_seconds.out > 0.5, `64 KiB at 32 KiB/s after a 16 KiB burst waits over a second: ${bw.throttled_seconds.out}`);
+    assert.equal(bw.top_throttled.length, 1, JSON.stringify(bw.top_throttled));
+    assert.deepEqual([bw.top_throttled[0]!.kind, bw.top_throttled[0]!.key, bw.top_throttled[0]!.seconds.in], ["ip", "127.0.0.91", 0]);
+    assert.ok(bw.top_throttled[0]!.seconds.out > 0.5, `the downloading address was held back: ${JSON.stringify(bw.top_throttled)}`);
     const g = stats.gateway as { version: string; store: string; uptime_s: number; reload: { ok: boolean } | null };
     assert.equal(g.version, VERSION);
     assert.equal(g.store, "memory");
@@ -300,8 +308,10 @@ describe("dashboard of every listener kind, through portcullis run", () => {
     assert.equal(await text(page, '#listeners tr[data-key="api"] td:nth-child(2)'), "http");
     assert.equal(await text(page, '#listeners tr[data-key="dns"] td:nth-child(4)'), "listening");
     assert.equal(await text(page, '#listeners tr[data-key="egress"] td:nth-child(3)'), `127.0.0.1:${ports.egress}`);
+    await page.waitForSelector('#http-routes tr[data-key="token/token"]', { timeout: 10_000 });
     assert.equal(await text(page, '#http-routes tr[data-key="token/token"] td:nth-child(3)'), "3");
     await waitForTruthy(page, `(document.getElementById("chart-http-429")?.dataset.series ?? "") === "token / token"`, 10_000);
+    await page.waitForSelector('#offenders tr[data-key="127.0.0.81"]', { timeout: 10_000 });
     assert.equal(await text(page, '#offenders tr[data-key="127.0.0.81"] td:nth-child(3)'), "http");
     assert.ok(Number(await text(page, '#udp tr[data-key="dns"] td:nth-child(5)')) >= 40, "rate-cap drops in the udp table");
     assert.equal(await page.getAttribute("#chart-udp-drops", "data-series"), "rate_cap,flow_cap");
@@ -314,6 +324,9 @@ describe("dashboard of every listener kind, through portcullis run", () => {
     assert.equal(await page.isVisible("#http-body"), true);
     assert.equal(await page.isVisible("#udp-body"), true);
     assert.equal(await page.isVisible("#bw-body"), true);
+    await page.waitForSelector('#throttled tr[data-key="ip:127.0.0.91"]', { timeout: 10_000 });
+    assert.ok(Number(await text(page, '#throttled tr[data-key="ip:127.0.0.91"] td:nth-child(4)')) > 0.5, "the throttled address in the bandwidth table");
+    await page.waitForSelector('#bans tr[data-key="127.0.0.70"]', { timeout: 10_000 });
     assert.equal(await text(page, '#bans tr[data-key="127.0.0.70"] td:nth-child(2)'), "auth_failures");
     assert.match(await text(page, "#ban-reasons"), /auth failures 1/);
     assert.equal(await text(page, "#fact-version"), VERSION);

@@ -273,6 +273,15 @@
     );
   }
 
+  function renderThrottled(rows) {
+    fillTable(
+      "throttled",
+      rows,
+      (t) => ({ key: t.kind + ":" + t.key, cells: [cell(t.kind), cell(t.key, "mono"), cell(t.seconds.in.toFixed(1), "num"), cell(t.seconds.out.toFixed(1), "num")] }),
+      "throttled-empty",
+    );
+  }
+
   function renderOffenders(rows) {
     fillTable(
       "offenders",
@@ -429,6 +438,7 @@
       showSection("http", stats.listeners.some((l) => l.kind === "http"));
       showSection("udp", stats.udp.length > 0);
       showSection("bw", stats.bandwidth.enabled || stats.bandwidth.shaped_bytes.in + stats.bandwidth.shaped_bytes.out > 0);
+      renderThrottled(stats.bandwidth.top_throttled);
       $("bw-shaped").textContent = String(stats.bandwidth.shaped_connections);
       $("bw-keys").textContent = String(stats.bandwidth.keys);
       renderOffenders(stats.top_offenders);

@@ -33,7 +33,11 @@ interface Served {
  * The client address of the connection whose request is being decided. The
  * limiter's rejection hook names only the route and the limit; the address
  * travels with the connection's async context, so a refusal decided after an
- * await (a shared store, a form body) still names its client.
+ * await (a shared store, a form body) still names its client. Its price: on
+ * Node 20 and 22 an AsyncLocalStorage in use adds about 0.2 µs to every await
+ * in the process (measured 120-190 ns vs 300-350 ns per await); Node 24's
+ * async context frames make it nearly free. Only a gateway with an http
+ * listener loads this module.
  */
 const peer = new AsyncLocalStorage<string>();
 

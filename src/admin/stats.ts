@@ -81,7 +81,7 @@ export async function buildStats(d: StatsDeps): Promise<Record<string, unknown>>
       shaped_bytes: { in: bw.upload.bytesRelayed, out: bw.download.bytesRelayed },
       delayed_bytes: { in: bw.upload.bytesDelayed, out: bw.download.bytesDelayed },
       refused: bw.refused,
-      // Who was held back longest (identities as id:NAME, addresses as ip:ADDRESS), among the keys tracked now.
+      // Who was held back longest (an identity or a client address), among the keys the shaper tracks now.
       top_throttled: gateway.bandwidth.throttled(10).map((t) => ({
         kind: t.key.startsWith("id:") ? "identity" : "ip",
         key: t.key.slice(3),

@@ -288,6 +288,9 @@ describe("dashboard of every listener kind, through portcullis run", () => {
     assert.equal(bw.enabled, true);
     assert.ok(bw.shaped_bytes.out >= BULK_BYTES, `shaped download counted: ${bw.shaped_bytes.out}`);
     assert.ok(bw.throttled_seconds.out > 0.5, `64 KiB at 32 KiB/s after a 16 KiB burst waits over a second: ${bw.throttled_seconds.out}`);
+    const live = stats.liveBytes as { in: number; out: number };
+    assert.ok(live.out >= BULK_BYTES + udp.packets.out * 6, `live bytes: the shaped download and the udp echoes, got ${live.out}`);
+    assert.ok(live.in >= udp.packets.in * 6, `live bytes in: the udp datagrams, got ${live.in}`);
     assert.equal(bw.top_throttled.length, 1, JSON.stringify(bw.top_throttled));
     assert.deepEqual([bw.top_throttled[0]!.kind, bw.top_throttled[0]!.key, bw.top_throttled[0]!.seconds.in], ["ip", "127.0.0.91", 0]);
     assert.ok(bw.top_throttled[0]!.seconds.out > 0.5, `the downloading address was held back: ${JSON.stringify(bw.top_throttled)}`);

@@ -110,7 +110,7 @@ export function openApiDocument(): object {
       },
       "/v1/stats": {
         get: {
-          summary: "Running totals and the top offenders of the last 5 minutes (the dashboard's feed)",
+          summary: "Running totals and state of every listener kind (HTTP refusals, UDP packets and drops, bandwidth), listeners, store mode, reloads, ban reasons and the top offenders of the last 5 minutes (the dashboard's feed)",
           responses: { "200": { description: "Totals" }, ...common },
         },
       },

@@ -14,6 +14,7 @@ import { AdminError, sendJson } from "./errors.js";
 import { addressKey, peekLimit, type PeekableGateway } from "./limits.js";
 import { openApiDocument } from "./openapi.js";
 import type { Readiness } from "./readiness.js";
+import { buildStats } from "./stats.js";
 
 export interface RouteContext {
   req: IncomingMessage;
@@ -94,7 +95,7 @@ export function routes(d: RouteDeps): Route[] {
         const page = all.slice(0, limit);
         const last = page.at(-1);
         sendJson(res, 200, {
-          bans: page.map((b) => ({ key: b.key, until: new Date(wall(b.bannedUntil)).toISOString(), remaining_ms: Math.max(0, Math.ceil(b.bannedUntil - now)), bans: b.bans })),
+          bans: page.map((b) => ({ key: b.key, until: new Date(wall(b.bannedUntil)).toISOString(), remaining_ms: Math.max(0, Math.ceil(b.bannedUntil - now)), bans: b.bans, reason: metrics.banReasonOf(b.key) ?? null })),
           next_cursor: all.length > limit && last !== undefined ? Buffer.from(last.key).toString("base64url") : null,
         });
       },
@@ -149,10 +150,7 @@ export function routes(d: RouteDeps): Route[] {
       method: "GET",
       template: "/v1/stats",
       auth: true,
-      handle: async ({ res }) => {
-        const bans = (await gateway.penaltyBox.banned()).length;
-        sendJson(res, 200, { time: clock.wallNow(), ...(await metrics.stats()), bans_active: bans, top_offenders: metrics.offenders.top(10, 300_000) });
-      },
+      handle: async ({ res }) => sendJson(res, 200, await buildStats({ gateway, metrics, clock })),
     },
   ];
 }

@@ -14,8 +14,11 @@ export interface ObservabilityEvents {
   store_latency: [{ seconds: number }];
   /** The store entered (mode) or left (mode = "none") a fallback. */
   store_fallback: [{ mode: "insurance" | "open" | "closed" | "none" }];
-  /** An http listener refused a request: `route` and `limiter` are names from the configuration ("lockout" for a locked subject). */
-  http_rejection: [{ listener: string; route: string; limiter: string }];
+  /**
+   * An http listener refused a request: `route` and `limiter` are names from the configuration ("lockout" for a locked subject);
+   * `remote_addr` is the connection's peer (for the offender table, never a label).
+   */
+  http_rejection: [{ listener: string; route: string; limiter: string; remote_addr?: string | undefined }];
   /** A password check started after waiting `seconds` for a slot. */
   verification_wait: [{ seconds: number; priority: "trusted" | "unknown" }];
   /** A password check never ran: its queue was full, its connection closed, or it waited too long. */

@@ -65,6 +65,9 @@ export interface GatewayMetricsOptions {
   exposition?: () => Promise<string>;
 }
 
+/** Ban reasons remembered per key, for the ban table. */
+const MAX_BAN_REASONS = 4096;
+
 /** Windows the "worst single client" gauge is exported for. */
 const OFFENDER_WINDOWS = { "5m": 300_000, "1h": 3_600_000 } as const;
 
@@ -74,6 +77,18 @@ export interface MetricsStats {
   connectionsActive: number;
   /** Cumulative relayed bytes per direction. */
   relayedBytes: { in: number; out: number };
+  /** Admitted connections open now, per listener. */
+  connectionsByListener: Record<string, number>;
+  /** Cumulative accepted connections per listener. */
+  acceptedByListener: Record<string, number>;
+  /** Cumulative requests the http listeners refused (429): in all, per listener, and per route and limit. */
+  http: { rejections: number; byListener: Record<string, number>; byRoute: Array<{ route: string; limiter: string; count: number }> };
+  /** Cumulative time shapers held data back, per direction. */
+  throttleSeconds: { in: number; out: number };
+  /** Cumulative bans started, per reason. */
+  bansByReason: Record<string, number>;
+  /** The last configuration reload (undefined: none since start), and the running totals. */
+  reloads: { ok: number; failed: number; last: { ok: boolean; at: number; problems: number } | undefined };
 }
 
 type Listener<K extends keyof (GatewayEvents & ObservabilityEvents)> = (...args: (GatewayEvents & ObservabilityEvents)[K]) => void;
@@ -112,6 +127,12 @@ export class GatewayMetrics {
   readonly guardDefensiveStarts: Counter;
   private readonly httpLabels = new Set<string>();
   private readonly listenerNames = new Set<string>();
+  /** http refusals per listener label, for /v1/stats (the Prometheus series carry route and limit, not the listener). */
+  private readonly httpByListener = new Map<string, number>();
+  private lastReload: MetricsStats["reloads"]["last"];
+  /** Why each recently banned key was banned (bounded; the oldest entry goes first). */
+  private readonly banReasons = new Map<string, string>();
+  private readonly clock: Clock;
   private readonly detach: Array<() => void> = [];
   private banReason: BanReason | undefined;
   private readonly exposition: (() => Promise<string>) | undefined;
@@ -122,6 +143,7 @@ export class GatewayMetrics {
     o: GatewayMetricsOptions = {},
   ) {
     const clock = o.clock ?? systemClock;
+    this.clock = clock;
     this.exposition = o.exposition;
     const registers = [this.registry];
     this.offenders = new OffenderTracker({ clock, maxKeys: o.maxOffenders });
@@ -297,6 +319,11 @@ export class GatewayMetrics {
     }
   }
 
+  /** Why `key` was last banned, when this process saw the ban start (a fleet peer's ban is not known here). */
+  banReasonOf(key: string): string | undefined {
+    return this.banReasons.get(key);
+  }
+
   /** The Prometheus text exposition. */
   expose(): Promise<string> {
     return this.exposition ? this.exposition() : this.registry.metrics();
@@ -315,9 +342,39 @@ export class GatewayMetrics {
     }
     let active = 0;
     for (const v of (await this.connectionsActive.get()).values) active += v.value;
+    const byListener: Record<string, number> = {};
+    for (const v of (await this.connectionsActive.get()).values) byListener[String(v.labels.listener)] = (byListener[String(v.labels.listener)] ?? 0) + v.value;
+    const accepted: Record<string, number> = {};
+    for (const v of (await this.connections.get()).values) {
+      if (v.labels.result === "accepted") accepted[String(v.labels.listener)] = (accepted[String(v.labels.listener)] ?? 0) + v.value;
+    }
     const bytes = { in: 0, out: 0 };
     for (const v of (await this.relayedBytes.get()).values) bytes[v.labels.direction === "out" ? "out" : "in"] += v.value;
-    return { limiters: byLimiter, connectionsActive: active, relayedBytes: bytes };
+    const byRoute: MetricsStats["http"]["byRoute"] = [];
+    let httpTotal = 0;
+    for (const v of (await this.httpRejections.get()).values) {
+      if (v.value === 0) continue;
+      httpTotal += v.value;
+      byRoute.push({ route: String(v.labels.route), limiter: String(v.labels.limiter), count: v.value });
+    }
+    byRoute.sort((a, b) => b.count - a.count || (a.route < b.route ? -1 : a.route > b.route ? 1 : 0));
+    const throttle = { in: 0, out: 0 };
+    for (const v of (await this.throttleSeconds.get()).values) throttle[v.labels.direction === "out" ? "out" : "in"] += v.value;
+    const bansByReason: Record<string, number> = {};
+    for (const v of (await this.bans.get()).values) bansByReason[String(v.labels.reason)] = (bansByReason[String(v.labels.reason)] ?? 0) + v.value;
+    const reloads = { ok: 0, failed: 0, last: this.lastReload };
+    for (const v of (await this.reloads.get()).values) reloads[v.labels.result === "ok" ? "ok" : "failed"] += v.value;
+    return {
+      limiters: byLimiter,
+      connectionsActive: active,
+      relayedBytes: bytes,
+      connectionsByListener: byListener,
+      acceptedByListener: accepted,
+      http: { rejections: httpTotal, byListener: Object.fromEntries(this.httpByListener), byRoute },
+      throttleSeconds: throttle,
+      bansByReason,
+      reloads,
+    };
   }
 
   get contentType(): string {
@@ -345,6 +402,7 @@ export class GatewayMetrics {
       this.connectionsActive.set({ listener }, 0);
       for (const d of DIRECTIONS) this.relayedBytes.inc({ listener, direction: d }, 0);
       for (const r of ["accepted", "refused"]) this.connections.inc({ listener, result: r }, 0);
+      if (l.kind === "http") this.httpByListener.set(listener, 0);
     }
   }
 
@@ -413,10 +471,14 @@ export class GatewayMetrics {
       const given = (e as { reason?: unknown }).reason;
       const reason = oneOfOr(BAN_REASONS, given, this.banReason ?? (e.failures > 0 ? "auth_failures" : "manual"));
       this.bans.inc({ reason });
+      this.banReasons.delete(e.key);
+      this.banReasons.set(e.key, reason);
+      if (this.banReasons.size > MAX_BAN_REASONS) this.banReasons.delete(this.banReasons.keys().next().value!);
     });
     this.on("unban", (e) => this.unbans.inc({ reason: oneOfOr(UNBAN_REASONS, e.reason, "other") }));
     this.on("reload", (e) => {
       this.reloads.inc({ result: e.ok ? "ok" : "failed" });
+      this.lastReload = { ok: e.ok, at: this.clock.wallNow(), problems: e.problems.length };
       if (e.ok) for (const l of this.gateway.config.listener) this.listener(l.name);
     });
     this.on("bytes", (e) => {
@@ -433,6 +495,10 @@ export class GatewayMetrics {
       const pair = `${e.route}\u0000${e.limiter}`;
       const known = this.httpLabels.has(pair) || (this.httpLabels.size < MAX_HTTP_RULE_LABELS && this.httpLabels.add(pair) !== undefined);
       this.httpRejections.inc(known ? { route: e.route, limiter: e.limiter } : { route: "other", limiter: "other" });
+      const listener = this.listener(e.listener);
+      this.httpByListener.set(listener, (this.httpByListener.get(listener) ?? 0) + 1);
+      // A refused request is an offence of its client, as a refused connection is.
+      if (typeof e.remote_addr === "string" && e.remote_addr.length > 0) this.offend(e.remote_addr, "http");
     });
     this.on("store_latency", (e) => {
       if (Number.isFinite(e.seconds) && e.seconds >= 0) this.storeLatency.observe(e.seconds);

@@ -179,6 +179,23 @@ export class BandwidthRegistry {
     return { upload: dir("upload"), download: dir("download"), keys: this.entries.size, evictions: this.evicted, refused: this.refusedCount };
   }
 
+  /**
+   * The `limit` tracked keys (`id:<identity>`, `ip:<ip key>`) whose buckets
+   * held data back longest, most first, in milliseconds per direction. Keys
+   * that were never throttled are left out; a key dropped as idle takes its
+   * time with it. O(n) over tracked keys: for the admin API, not a hot path.
+   */
+  throttled(limit: number): Array<{ key: string; uploadMs: number; downloadMs: number }> {
+    const out: Array<{ key: string; uploadMs: number; downloadMs: number }> = [];
+    for (const e of this.entries.values()) {
+      const uploadMs = e.upload.throttledMs;
+      const downloadMs = e.download.throttledMs;
+      if (uploadMs + downloadMs > 0) out.push({ key: e.key, uploadMs, downloadMs });
+    }
+    out.sort((a, b) => b.uploadMs + b.downloadMs - (a.uploadMs + a.downloadMs) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return out.slice(0, Math.max(0, limit));
+  }
+
   /** Tracked keys, oldest first (for inspection and tests; O(n)). */
   keys(): string[] {
     return [...this.entries.keys()];

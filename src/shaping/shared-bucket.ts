@@ -40,6 +40,8 @@ export class SharedBucket {
   private tail: Tap | undefined;
   private timer: TimerHandle | undefined;
   private throttledSince = -1;
+  /** Throttled time of this bucket alone (stats sums every bucket of a direction), up to the last mark. */
+  private ownThrottledMs = 0;
   private pumping = false;
   private attached = 0;
   /** Clock reading of the last attach or detach, for idle expiry. */
@@ -62,6 +64,11 @@ export class SharedBucket {
     this.quantum = quantumFor(spec, quantumOverride);
     this.lastActive = clock.now();
     lease?.onRefill(() => this.pump());
+  }
+
+  /** Milliseconds some connection of this bucket waited, including a wait going on now. */
+  get throttledMs(): number {
+    return this.ownThrottledMs + (this.throttledSince >= 0 ? this.clock.now() - this.throttledSince : 0);
   }
 
   get rate(): RateSpec | null {
@@ -188,13 +195,18 @@ export class SharedBucket {
   /** Counts throttled time up to now and keeps counting (so a bucket that never empties its queue still reports). */
   private markThrottle(): void {
     const now = this.clock.now();
-    if (this.throttledSince >= 0) this.stats.throttledMs += now - this.throttledSince;
+    if (this.throttledSince >= 0) {
+      this.stats.throttledMs += now - this.throttledSince;
+      this.ownThrottledMs += now - this.throttledSince;
+    }
     this.throttledSince = now;
   }
 
   private stopThrottle(): void {
     if (this.throttledSince >= 0) {
-      this.stats.throttledMs += this.clock.now() - this.throttledSince;
+      const ms = this.clock.now() - this.throttledSince;
+      this.stats.throttledMs += ms;
+      this.ownThrottledMs += ms;
       this.throttledSince = -1;
     }
     if (this.head === undefined && this.timer !== undefined) {

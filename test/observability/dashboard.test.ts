@@ -113,6 +113,12 @@ describe("dashboard", () => {
     const row = await page.waitForSelector('#bans tr[data-key="127.0.0.70"]', { timeout: 10_000 });
     assert.match((await row.textContent()) ?? "", /127\.0\.0\.70/);
     assert.equal(await page.textContent("#tile-bans"), "1");
+    // A connect-only gateway: the kinds it does not have say so in one line instead of empty charts.
+    for (const kind of ["http", "udp", "bw"]) {
+      assert.equal(await page.isVisible(`#${kind}-none`), true, `${kind}: one line saying there is none`);
+      assert.equal(await page.isVisible(`#${kind}-body`), false, `${kind}: no empty charts`);
+    }
+    assert.equal(await page.textContent('#listeners tr[data-key="egress"] td:nth-child(4)'), "listening");
     await page.screenshot({ path: join(OUT, "dashboard.png"), fullPage: true });
 
     await page.click('#bans tr[data-key="127.0.0.70"] button.unban');

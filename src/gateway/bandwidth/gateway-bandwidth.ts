@@ -114,6 +114,11 @@ export class GatewayBandwidth {
     return this.registry.metrics();
   }
 
+  /** The identities and addresses held back longest, for the admin API (see BandwidthRegistry.throttled). */
+  throttled(limit: number): Array<{ key: string; uploadMs: number; downloadMs: number }> {
+    return this.registry.throttled(limit);
+  }
+
   /**
    * Called when `conn` gets its upstream socket: when a cap applies, puts the
    * connection's shaping on the socket for the relay to use. A registry full

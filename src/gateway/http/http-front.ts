@@ -10,6 +10,7 @@
  * timeouts) take a new server for new connections while the old one serves
  * its open connections until they end.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { EventEmitter } from "node:events";
 import type { TimerHandle } from "../../core/clock.js";
 import type { Config, ListenerConfig } from "../config/schema.js";
@@ -27,6 +28,18 @@ interface Served {
   sockets: number;
   retired: boolean;
 }
+
+/**
+ * The client address of the connection whose request is being decided. The
+ * limiter's rejection hook names only the route and the limit; the address
+ * travels with the connection's async context, so a refusal decided after an
+ * await (a shared store, a form body) still names its client. Its price: on
+ * Node 20 and 22 an AsyncLocalStorage in use adds about 0.2 µs to every await
+ * in the process (measured 120-190 ns vs 300-350 ns per await); Node 24's
+ * async context frames make it nearly free. Only a gateway with an http
+ * listener loads this module.
+ */
+const peer = new AsyncLocalStorage<string>();
 
 /** How often a draining front closes keep-alive connections whose response has just finished. */
 const DRAIN_SWEEP_MS = 100;
@@ -62,7 +75,8 @@ export class HttpFront {
       served.sockets--;
       if (served.retired && served.sockets === 0) this.drop(served);
     });
-    served.server.emit("connection", conn.stream);
+    // The HTTP parser made for this socket keeps this context, and every request on it runs inside it.
+    peer.run(conn.remote, () => served.server.emit("connection", conn.stream));
   }
 
   /**
@@ -127,7 +141,7 @@ export class HttpFront {
       ...shared,
       clock: this.ctx.clock,
       logger: this.ctx.logger,
-      hooks: { onReject: (route, limiter) => events.emit("http_rejection", { listener, route, limiter }) },
+      hooks: { onReject: (route, limiter) => events.emit("http_rejection", { listener, route, limiter, remote_addr: peer.getStore() }) },
     });
   }
 

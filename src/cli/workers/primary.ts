@@ -32,6 +32,15 @@ const READY_TIMEOUT_MS = 30_000;
 const METRICS_TIMEOUT_MS = 2000;
 /** What a stopping worker gets past shutdown_timeout to report and exit before it is killed. */
 const STOP_GRACE_MS = 5000;
+/**
+ * Restarts in a row of a slot whose worker died before it was up, after
+ * which the primary gives up and exits: a worker that cannot start (a
+ * listener it cannot bind, a file only it reads being invalid now) would
+ * otherwise be restarted forever.
+ */
+const MAX_FAILED_STARTS = 3;
+/** A worker's exit code for a bad configuration (as `portcullis run`'s own). */
+const EXIT_BAD_CONFIG = 2;
 
 type State = "starting" | "up" | "retiring" | "stopping";
 
@@ -71,6 +80,15 @@ export class Primary {
   private readonly reloadWaits = new Map<number, (r: { ok: boolean; problems: string[] }) => void>();
   private nextId = 1;
   private stopping = false;
+  private stopped: Promise<void> | undefined;
+  /** Set once every slot has had a worker up: before that, a worker that cannot start ends the start. */
+  private booted = false;
+  /** Workers in a row per slot that died before they were up. */
+  private readonly failedStarts = new Map<number, number>();
+  /** Ends run() with an exit code (a worker that cannot start). */
+  private finish: ((code: number) => void) | undefined;
+  /** The exit code once the primary gave up on a worker that cannot start. */
+  private failedCode: number | undefined;
   private reloading = Promise.resolve();
   private onAllExited: (() => void) | undefined;
 
@@ -95,6 +113,7 @@ export class Primary {
     const started: Member[] = [];
     for (let slot = 1; slot <= this.config.workers; slot++) started.push(this.fork(slot, slot === 1));
     const ok = (await Promise.all(started.map((m) => m.ready))).every(Boolean);
+    this.booted = ok;
     if (ok && !this.stopping) this.log.info("workers up", { workers: started.length, pids: started.map((m) => m.worker.process.pid).join(",") });
     return ok;
   }
@@ -102,6 +121,12 @@ export class Primary {
   /** Runs until SIGTERM/SIGINT has drained every worker; resolves with the exit code. */
   run(): Promise<number> {
     return new Promise<number>((resolve) => {
+      this.finish = (code) => {
+        process.removeListener("SIGHUP", onHup);
+        process.removeListener("SIGINT", onInt);
+        process.removeListener("SIGTERM", onTerm);
+        resolve(code);
+      };
       const onHup = (): void => void this.reload("SIGHUP");
       const onStop = (signal: string): void => {
         if (this.stopping) {
@@ -125,7 +150,17 @@ export class Primary {
   }
 
   /** Drains every worker (each up to shutdown_timeout), then logs one `stopped` with the sums. */
-  async stop(signal: string): Promise<void> {
+  stop(signal: string): Promise<void> {
+    this.stopped ??= this.drainAll(signal);
+    return this.stopped;
+  }
+
+  /** The exit code the primary gave up with (a worker that cannot start), if it did. */
+  get failed(): number | undefined {
+    return this.failedCode;
+  }
+
+  private async drainAll(signal: string): Promise<void> {
     this.stopping = true;
     for (const t of this.restarts) clearTimeout(t);
     this.restarts.clear();
@@ -259,6 +294,7 @@ export class Primary {
   }
 
   private exited(m: Member, code: number | null, signal: string | null): void {
+    const neverUp = m.state === "starting";
     this.members.delete(m);
     m.host.close();
     // Its connections died with it: their leases must not hold the per-IP and global caps.
@@ -276,6 +312,13 @@ export class Primary {
       return;
     }
     if (expected) return;
+    if (neverUp) {
+      // A new worker of a rolling restart that did not start: the old one of its slot goes on (roll() reports it).
+      if ([...this.members].some((o) => o.slot === m.slot && o.state === "up")) return;
+      const failures = (this.failedStarts.get(m.slot) ?? 0) + 1;
+      this.failedStarts.set(m.slot, failures);
+      if (!this.booted || failures >= MAX_FAILED_STARTS) return this.giveUp(m, code, signal, failures);
+    }
     // A crash: the slot is filled again after a back-off that grows while the worker keeps dying young.
     const lived = systemClock.now() - m.startedAt;
     const prev = this.backoff.get(m.slot);
@@ -286,9 +329,33 @@ export class Primary {
       this.restarts.delete(t);
       if (this.stopping) return;
       const fresh = this.fork(m.slot, m.admin);
-      void fresh.ready.then((ok) => ok && this.log.info("worker restarted", { worker: fresh.slot, pid: fresh.worker.process.pid }));
+      void fresh.ready.then((ok) => {
+        if (!ok) return;
+        this.failedStarts.delete(fresh.slot);
+        this.log.info("worker restarted", { worker: fresh.slot, pid: fresh.worker.process.pid });
+      });
     }, delay);
     this.restarts.add(t);
+  }
+
+  /**
+   * A worker that cannot start: one error line, then the others drain and
+   * the primary exits non-zero (2 when the worker found the configuration
+   * bad, 1 otherwise) for its supervisor to see, instead of restarting it
+   * forever. The worker's own reason is on stderr just before.
+   */
+  private giveUp(m: Member, code: number | null, signal: string | null, attempts: number): void {
+    this.failedCode = code === EXIT_BAD_CONFIG ? EXIT_BAD_CONFIG : 1;
+    this.log.error("worker cannot start: stopping the gateway", {
+      worker: m.slot,
+      code,
+      signal,
+      attempts,
+      exit_code: this.failedCode,
+      hint: code === EXIT_BAD_CONFIG ? "the configuration file is invalid now" : "see the worker's message on stderr",
+    });
+    const exitCode = this.failedCode;
+    void this.stop("worker_cannot_start").then(() => this.finish?.(exitCode));
   }
 
   /**

@@ -19,7 +19,8 @@ import type { GatewayLogger } from "../../gateway/log/logger.js";
 import { MemoryStore } from "../../stores/memory-store.js";
 import { MessageStoreHost } from "../../stores/message/message-host.js";
 import { processChannel } from "../../stores/message/channel.js";
-import { ADMIN_ENV, CONTROL, type FromWorker, SLOT_ENV, type ToWorker, isControl } from "./protocol.js";
+import { acceptMode } from "./accept-mode.js";
+import { ADMIN_ENV, CONTROL, type FromWorker, REUSEPORT_ENV, SLOT_ENV, type ToWorker, isControl } from "./protocol.js";
 
 /** Restart back-off: the first restart after this, doubling per crash in a row, up to the cap. */
 const BACKOFF_FIRST_MS = 250;
@@ -89,6 +90,8 @@ export class Primary {
   private finish: ((code: number) => void) | undefined;
   /** The exit code once the primary gave up on a worker that cannot start. */
   private failedCode: number | undefined;
+  /** How the workers share the listeners (decided once per process: a rolling restart keeps it). */
+  private readonly accept = acceptMode();
   private reloading = Promise.resolve();
   private onAllExited: (() => void) | undefined;
 
@@ -114,7 +117,7 @@ export class Primary {
     for (let slot = 1; slot <= this.config.workers; slot++) started.push(this.fork(slot, slot === 1));
     const ok = (await Promise.all(started.map((m) => m.ready))).every(Boolean);
     this.booted = ok;
-    if (ok && !this.stopping) this.log.info("workers up", { workers: started.length, pids: started.map((m) => m.worker.process.pid).join(",") });
+    if (ok && !this.stopping) this.log.info("workers up", { workers: started.length, pids: started.map((m) => m.worker.process.pid).join(","), accept: this.accept });
     return ok;
   }
 
@@ -252,7 +255,7 @@ export class Primary {
   }
 
   private fork(slot: number, admin: boolean): Member {
-    const worker = cluster.fork({ [SLOT_ENV]: String(slot), [ADMIN_ENV]: admin ? "1" : "0" });
+    const worker = cluster.fork({ [SLOT_ENV]: String(slot), [ADMIN_ENV]: admin ? "1" : "0", [REUSEPORT_ENV]: this.accept === "reuseport" ? "1" : "0" });
     const host = new MessageStoreHost(processChannel(worker), { store: this.store });
     let markReady!: (ok: boolean) => void;
     const ready = new Promise<boolean>((r) => (markReady = r));

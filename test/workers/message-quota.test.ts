@@ -66,13 +66,15 @@ describe("byte quotas held by the primary", () => {
     assert.equal(isQuotaHost(new MemoryStore()), false);
   });
 
-  test("reuseport is used only when asked for and the Node has reusePort", () => {
+  test("reuseport is used where the Node has reusePort, unless the cluster is asked for", () => {
     assert.equal(reusePortAvailable("20.20.2"), false);
     assert.equal(reusePortAvailable("22.11.0"), false);
     assert.equal(reusePortAvailable("22.12.0"), true);
     assert.equal(reusePortAvailable("24.1.0"), true);
     assert.equal(acceptMode({ PORTCULLIS_ACCEPT: "reuseport" }, "24.22.3"), "reuseport");
     assert.equal(acceptMode({ PORTCULLIS_ACCEPT: "reuseport" }, "20.20.2"), "cluster");
-    assert.equal(acceptMode({}, "24.22.3"), "cluster");
+    assert.equal(acceptMode({}, "24.22.3"), "reuseport");
+    assert.equal(acceptMode({}, "20.20.2"), "cluster");
+    assert.equal(acceptMode({ PORTCULLIS_ACCEPT: "cluster" }, "24.22.3"), "cluster");
   });
 });

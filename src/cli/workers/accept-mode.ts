@@ -10,9 +10,10 @@
  *   (`reusePort`, Node 22.12+ and 23.1+) and the kernel spreads new
  *   connections over them, with no hop through the primary.
  *
- * PORTCULLIS_ACCEPT=cluster|reuseport chooses; the default is "cluster"
- * (docs/benchmarks.md has the measurement behind that choice); reuseport
- * asked of a Node without it falls back to cluster.
+ * The default is "reuseport" where Node offers it: it costs much less CPU
+ * per connection than the primary passing every socket over IPC
+ * (docs/benchmarks.md), and "cluster" elsewhere (Node 20).
+ * PORTCULLIS_ACCEPT=cluster chooses the cluster on any Node.
  */
 export type AcceptMode = "cluster" | "reuseport";
 
@@ -23,5 +24,5 @@ export function reusePortAvailable(version = process.versions.node): boolean {
 }
 
 export function acceptMode(env: NodeJS.ProcessEnv = process.env, version = process.versions.node): AcceptMode {
-  return env.PORTCULLIS_ACCEPT === "reuseport" && reusePortAvailable(version) ? "reuseport" : "cluster";
+  return env.PORTCULLIS_ACCEPT !== "cluster" && reusePortAvailable(version) ? "reuseport" : "cluster";
 }

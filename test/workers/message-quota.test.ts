@@ -5,12 +5,12 @@
  * is the bucket's burst, not twice it), a grant is partial when the bucket
  * holds less than asked, keys and rates are separate buckets, and a host
  * that does not answer grants -1 (a failure, which the lease counts).
- * Where the reuseport accept mode applies is decided by the Node version.
+ * The accept mode follows the reuse_port key.
  */
 import assert from "node:assert/strict";
 import { MessageChannel } from "node:worker_threads";
 import { after, describe, test } from "node:test";
-import { acceptMode, reusePortAvailable } from "../../src/cli/workers/accept-mode.js";
+import { acceptMode } from "../../src/cli/workers/accept-mode.js";
 import { MessageStore, MessageStoreHost, portChannel } from "../../src/message.js";
 import { MessageQuotaSource, isQuotaHost } from "../../src/shaping/message-quota.js";
 import { MemoryStore } from "../../src/stores/memory-store.js";
@@ -66,15 +66,8 @@ describe("byte quotas held by the primary", () => {
     assert.equal(isQuotaHost(new MemoryStore()), false);
   });
 
-  test("reuseport is used where the Node has reusePort, unless the cluster is asked for", () => {
-    assert.equal(reusePortAvailable("20.20.2"), false);
-    assert.equal(reusePortAvailable("22.11.0"), false);
-    assert.equal(reusePortAvailable("22.12.0"), true);
-    assert.equal(reusePortAvailable("24.1.0"), true);
-    assert.equal(acceptMode({ PORTCULLIS_ACCEPT: "reuseport" }, "24.22.3"), "reuseport");
-    assert.equal(acceptMode({ PORTCULLIS_ACCEPT: "reuseport" }, "20.20.2"), "cluster");
-    assert.equal(acceptMode({}, "24.22.3"), "reuseport");
-    assert.equal(acceptMode({}, "20.20.2"), "cluster");
-    assert.equal(acceptMode({ PORTCULLIS_ACCEPT: "cluster" }, "24.22.3"), "cluster");
+  test("the workers use their own SO_REUSEPORT sockets only when reuse_port asks for it", () => {
+    assert.equal(acceptMode({ reuse_port: false }), "cluster");
+    assert.equal(acceptMode({ reuse_port: true }), "reuseport");
   });
 });

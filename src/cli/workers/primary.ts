@@ -19,7 +19,7 @@ import type { GatewayLogger } from "../../gateway/log/logger.js";
 import { MemoryStore } from "../../stores/memory-store.js";
 import { MessageStoreHost } from "../../stores/message/message-host.js";
 import { processChannel } from "../../stores/message/channel.js";
-import { acceptMode } from "./accept-mode.js";
+import { type AcceptMode, acceptMode } from "./accept-mode.js";
 import { ADMIN_ENV, CONTROL, type FromWorker, REUSEPORT_ENV, SLOT_ENV, type ToWorker, isControl } from "./protocol.js";
 
 /** Restart back-off: the first restart after this, doubling per crash in a row, up to the cap. */
@@ -90,13 +90,14 @@ export class Primary {
   private finish: ((code: number) => void) | undefined;
   /** The exit code once the primary gave up on a worker that cannot start. */
   private failedCode: number | undefined;
-  /** How the workers share the listeners (decided once per process: a rolling restart keeps it). */
-  private readonly accept = acceptMode();
+  /** How the workers share the listeners (reuse_port, read once at start: a reload or rolling restart keeps it). */
+  private readonly accept: AcceptMode;
   private reloading = Promise.resolve();
   private onAllExited: (() => void) | undefined;
 
   constructor(private readonly o: PrimaryOptions) {
     this.config = o.config;
+    this.accept = acceptMode(o.config);
     this.store = new MemoryStore({ maxKeys: o.config.store.max_keys });
     // Workers inherit stdout/stderr: their log lines go straight to the same file, never through the primary.
     cluster.setupPrimary({ silent: false });
@@ -196,6 +197,11 @@ export class Primary {
       if (!r.ok) {
         this.log.warn("config reload refused", { trigger: why, problems: r.problems.join("; ") });
         return { ok: false, problems: r.problems };
+      }
+      // Workers switching between the cluster's shared socket and their own SO_REUSEPORT sockets
+      // would collide on the port (EADDRINUSE) mid-roll: the mode stays as started until a restart.
+      if (r.config.reuse_port !== (this.accept === "reuseport")) {
+        this.log.warn("config key needs a restart", { trigger: why, key: "reuse_port", running: this.accept === "reuseport", file: r.config.reuse_port });
       }
       if (bindings(r.config) !== bindings(this.config)) return this.roll(r.config, why);
       this.config = r.config;

@@ -16,17 +16,16 @@ export interface WorkersRunOptions {
   workers: number;
   /** The node binary (default: the one running the bench). */
   node?: string;
-  /** How the workers share the port (PORTCULLIS_ACCEPT). */
+  /** How the workers share the port: "reuseport" writes `reuse_port = true` (default: the cluster). */
   accept?: "cluster" | "reuseport";
 }
 
 export async function gatewayWorkers(target: number, dir: string, name: string, o: WorkersRunOptions): Promise<Relay> {
   const port = await freePort();
-  const top = o.workers > 1 ? [`workers = ${o.workers}`, 'shutdown_timeout = "1s"'] : [];
+  const top = o.workers > 1 ? [`workers = ${o.workers}`, 'shutdown_timeout = "1s"', `reuse_port = ${o.accept === "reuseport"}`] : [];
   const file = await gatewayConfig(dir, port, target, [], top);
-  const env = { ...process.env, PORTCULLIS_ACCEPT: o.accept ?? "cluster" };
   const ready = (out: string): boolean => (o.workers > 1 ? out.includes("workers up") : out.includes("up on"));
-  const p = await startProc(o.node ?? process.execPath, gatewayArgs(file), ready, name, 60_000, env);
+  const p = await startProc(o.node ?? process.execPath, gatewayArgs(file), ready, name, 60_000);
   return { name, port, pid: p.pid!, stop: () => p.kill("SIGTERM") };
 }
 

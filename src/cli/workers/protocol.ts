@@ -33,7 +33,8 @@ export const SLOT_ENV = "PORTCULLIS_WORKER_SLOT";
 export const ADMIN_ENV = "PORTCULLIS_WORKER_ADMIN";
 
 /**
- * Set to "1" in a worker's environment when every worker binds the
+ * Set to "1" in a worker's environment (by the primary, from reuse_port =
+ * true) when every worker binds the
  * listeners itself with SO_REUSEPORT (the kernel spreads connections over
  * the workers' own sockets) instead of through node:cluster.
  */

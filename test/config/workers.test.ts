@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { validateConfig } from "../../src/gateway/config/load.js";
 import { reusePortAvailable, reusePortProblems } from "../../src/gateway/config/reuse-port.js";
 import { CLI } from "../helpers/cli.js";
+import { type Origin, startEcho } from "../gateway/fixtures.js";
+import { ClusterProcess, freePorts, roundTrip } from "../workers/cluster-process.js";
 
 /** The CLI with a clean environment (no PORTCULLIS__ overrides leak in), bounded by a timeout. */
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -115,5 +117,42 @@ describe("reuse_port through the CLI on this Node", () => {
     const r = await cli(["check-config", "-c", f, "--json"]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal((JSON.parse(r.stdout) as { reuse_port: boolean }).reuse_port, false);
+  });
+});
+
+describe("reuse_port on reload (workers = 2, the real process)", () => {
+  const started: ClusterProcess[] = [];
+  const origins: Origin[] = [];
+  after(async () => {
+    for (const p of started) await p.cleanup();
+    for (const o of origins) await o.close();
+  });
+
+  test("turning reuse_port on by SIGHUP never changes the running accept mode: refused where Node lacks reusePort, else logged as needing a restart", async () => {
+    const origin = await startEcho();
+    origins.push(origin);
+    const [port] = await freePorts(1);
+    const text = (reuse: boolean): string =>
+      [`workers = 2`, `reuse_port = ${reuse}`, 'shutdown_timeout = "1s"', "[log]", 'format = "json"', "[[listener]]", 'name = "relay"', 'kind = "tcp"', `bind = "127.0.0.1:${port}"`, `upstream = "127.0.0.1:${origin.port}"`, ""].join("\n");
+    const p = await ClusterProcess.start(text(false));
+    started.push(p);
+    assert.equal(p.lines().find((l) => l.msg === "workers up")?.accept, "cluster");
+    const pids = p.workerPids();
+    await p.rewrite(text(true));
+    p.child.kill("SIGHUP");
+    if (!reusePortAvailable()) {
+      await p.waitFor(() => p.lines().some((l) => l.msg === "config reload refused"), "reload refused");
+      const refused = p.lines().find((l) => l.msg === "config reload refused")!;
+      assert.match(String(refused.problems), /^reuse_port: SO_REUSEPORT needs Node 22\.12\+, 23\.1\+ or 24\+/);
+    } else {
+      await p.waitFor(() => p.lines().some((l) => l.msg === "config reloaded" && l.workers === 2), "reloaded");
+      const warn = p.lines().find((l) => l.msg === "config key needs a restart");
+      assert.equal(warn?.key, "reuse_port");
+      assert.equal(warn?.running, false);
+    }
+    // The same workers, still serving through the cluster.
+    assert.deepEqual(p.workerPids(), pids);
+    assert.ok(!p.lines().some((l) => l.msg === "rolling restart"));
+    await roundTrip(port!);
   });
 });

@@ -127,8 +127,8 @@ export class Gateway {
       policy: this.policyOf(config),
       logger,
       events: this.events,
-      // On a shared store the byte caps draw from leased quotas in Redis, so the fleet holds each key to its cap.
-      bandwidth: new GatewayBandwidth(config.bandwidth, { clock, events: this.events, ...(this.stores.redis === undefined ? {} : { redis: this.stores.redis }) }),
+      // On a shared store (Redis, or a worker's primary) the byte caps draw from leased quotas there, so each key holds to its cap.
+      bandwidth: new GatewayBandwidth(config.bandwidth, { clock, events: this.events, injected: o.store, ...(this.stores.redis === undefined ? {} : { redis: this.stores.redis }) }),
       store: this.stores.store,
       readBuffers: new ReadBufferPool(),
       rng: o.rng,

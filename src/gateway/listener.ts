@@ -93,7 +93,9 @@ export class Listener {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.server.once("error", onError);
-      this.server.listen({ host: this.cfg.bind.host, port: this.cfg.bind.port, backlog: 1024 }, () => {
+      // A worker told to (workers = N with reuse_port = true) binds its own SO_REUSEPORT socket instead of the cluster's shared one.
+      const own = process.env.PORTCULLIS_WORKER_REUSEPORT === "1" ? { exclusive: true, reusePort: true } : {};
+      this.server.listen({ host: this.cfg.bind.host, port: this.cfg.bind.port, backlog: 1024, ...own } as net.ListenOptions, () => {
         this.server.removeListener("error", onError);
         resolve(this.bound());
       });

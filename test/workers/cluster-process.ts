@@ -29,11 +29,16 @@ export class ClusterProcess {
     this.child.stderr!.on("data", (d: Buffer) => (this.stderr += d.toString()));
   }
 
-  static async start(text: string): Promise<ClusterProcess> {
+  /** Starts `portcullis run` on `text` without waiting for anything. */
+  static async spawn(text: string): Promise<ClusterProcess> {
     const dir = await mkdtemp(join(tmpdir(), "portcullis-workers-"));
     const file = join(dir, "portcullis.toml");
     await writeFile(file, text);
-    const p = new ClusterProcess(dir, file);
+    return new ClusterProcess(dir, file);
+  }
+
+  static async start(text: string): Promise<ClusterProcess> {
+    const p = await ClusterProcess.spawn(text);
     // Worker processes start slowly on a loaded machine: bounded, but generously.
     await p.waitFor(() => p.stderr.includes("workers up"), "workers up", 60_000);
     return p;

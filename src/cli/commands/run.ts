@@ -309,7 +309,7 @@ async function runPrimary(file: string, load: (file: string) => LoadResult, conf
   if (!(await primary.start())) {
     console.error("portcullis run: a worker could not start (see its message above)");
     await primary.stop("startup");
-    return 1;
+    return primary.failed ?? 1;
   }
   if (!primary.isStopping) console.error(`portcullis: ${config.workers} workers up (primary pid ${process.pid})`);
   startedUp();

@@ -19,7 +19,8 @@ import type { GatewayLogger } from "../../gateway/log/logger.js";
 import { MemoryStore } from "../../stores/memory-store.js";
 import { MessageStoreHost } from "../../stores/message/message-host.js";
 import { processChannel } from "../../stores/message/channel.js";
-import { ADMIN_ENV, CONTROL, type FromWorker, SLOT_ENV, type ToWorker, isControl } from "./protocol.js";
+import { type AcceptMode, acceptMode } from "./accept-mode.js";
+import { ADMIN_ENV, CONTROL, type FromWorker, REUSEPORT_ENV, SLOT_ENV, type ToWorker, isControl } from "./protocol.js";
 
 /** Restart back-off: the first restart after this, doubling per crash in a row, up to the cap. */
 const BACKOFF_FIRST_MS = 250;
@@ -32,6 +33,15 @@ const READY_TIMEOUT_MS = 30_000;
 const METRICS_TIMEOUT_MS = 2000;
 /** What a stopping worker gets past shutdown_timeout to report and exit before it is killed. */
 const STOP_GRACE_MS = 5000;
+/**
+ * Restarts in a row of a slot whose worker died before it was up, after
+ * which the primary gives up and exits: a worker that cannot start (a
+ * listener it cannot bind, a file only it reads being invalid now) would
+ * otherwise be restarted forever.
+ */
+const MAX_FAILED_STARTS = 3;
+/** A worker's exit code for a bad configuration (as `portcullis run`'s own). */
+const EXIT_BAD_CONFIG = 2;
 
 type State = "starting" | "up" | "retiring" | "stopping";
 
@@ -71,11 +81,23 @@ export class Primary {
   private readonly reloadWaits = new Map<number, (r: { ok: boolean; problems: string[] }) => void>();
   private nextId = 1;
   private stopping = false;
+  private stopped: Promise<void> | undefined;
+  /** Set once every slot has had a worker up: before that, a worker that cannot start ends the start. */
+  private booted = false;
+  /** Workers in a row per slot that died before they were up. */
+  private readonly failedStarts = new Map<number, number>();
+  /** Ends run() with an exit code (a worker that cannot start). */
+  private finish: ((code: number) => void) | undefined;
+  /** The exit code once the primary gave up on a worker that cannot start. */
+  private failedCode: number | undefined;
+  /** How the workers share the listeners (reuse_port, read once at start: a reload or rolling restart keeps it). */
+  private readonly accept: AcceptMode;
   private reloading = Promise.resolve();
   private onAllExited: (() => void) | undefined;
 
   constructor(private readonly o: PrimaryOptions) {
     this.config = o.config;
+    this.accept = acceptMode(o.config);
     this.store = new MemoryStore({ maxKeys: o.config.store.max_keys });
     // Workers inherit stdout/stderr: their log lines go straight to the same file, never through the primary.
     cluster.setupPrimary({ silent: false });
@@ -95,13 +117,20 @@ export class Primary {
     const started: Member[] = [];
     for (let slot = 1; slot <= this.config.workers; slot++) started.push(this.fork(slot, slot === 1));
     const ok = (await Promise.all(started.map((m) => m.ready))).every(Boolean);
-    if (ok && !this.stopping) this.log.info("workers up", { workers: started.length, pids: started.map((m) => m.worker.process.pid).join(",") });
+    this.booted = ok;
+    if (ok && !this.stopping) this.log.info("workers up", { workers: started.length, pids: started.map((m) => m.worker.process.pid).join(","), accept: this.accept });
     return ok;
   }
 
   /** Runs until SIGTERM/SIGINT has drained every worker; resolves with the exit code. */
   run(): Promise<number> {
     return new Promise<number>((resolve) => {
+      this.finish = (code) => {
+        process.removeListener("SIGHUP", onHup);
+        process.removeListener("SIGINT", onInt);
+        process.removeListener("SIGTERM", onTerm);
+        resolve(code);
+      };
       const onHup = (): void => void this.reload("SIGHUP");
       const onStop = (signal: string): void => {
         if (this.stopping) {
@@ -125,7 +154,17 @@ export class Primary {
   }
 
   /** Drains every worker (each up to shutdown_timeout), then logs one `stopped` with the sums. */
-  async stop(signal: string): Promise<void> {
+  stop(signal: string): Promise<void> {
+    this.stopped ??= this.drainAll(signal);
+    return this.stopped;
+  }
+
+  /** The exit code the primary gave up with (a worker that cannot start), if it did. */
+  get failed(): number | undefined {
+    return this.failedCode;
+  }
+
+  private async drainAll(signal: string): Promise<void> {
     this.stopping = true;
     for (const t of this.restarts) clearTimeout(t);
     this.restarts.clear();
@@ -158,6 +197,11 @@ export class Primary {
       if (!r.ok) {
         this.log.warn("config reload refused", { trigger: why, problems: r.problems.join("; ") });
         return { ok: false, problems: r.problems };
+      }
+      // Workers switching between the cluster's shared socket and their own SO_REUSEPORT sockets
+      // would collide on the port (EADDRINUSE) mid-roll: the mode stays as started until a restart.
+      if (r.config.reuse_port !== (this.accept === "reuseport")) {
+        this.log.warn("config key needs a restart", { trigger: why, key: "reuse_port", running: this.accept === "reuseport", file: r.config.reuse_port });
       }
       if (bindings(r.config) !== bindings(this.config)) return this.roll(r.config, why);
       this.config = r.config;
@@ -217,7 +261,7 @@ export class Primary {
   }
 
   private fork(slot: number, admin: boolean): Member {
-    const worker = cluster.fork({ [SLOT_ENV]: String(slot), [ADMIN_ENV]: admin ? "1" : "0" });
+    const worker = cluster.fork({ [SLOT_ENV]: String(slot), [ADMIN_ENV]: admin ? "1" : "0", [REUSEPORT_ENV]: this.accept === "reuseport" ? "1" : "0" });
     const host = new MessageStoreHost(processChannel(worker), { store: this.store });
     let markReady!: (ok: boolean) => void;
     const ready = new Promise<boolean>((r) => (markReady = r));
@@ -259,6 +303,7 @@ export class Primary {
   }
 
   private exited(m: Member, code: number | null, signal: string | null): void {
+    const neverUp = m.state === "starting";
     this.members.delete(m);
     m.host.close();
     // Its connections died with it: their leases must not hold the per-IP and global caps.
@@ -276,6 +321,13 @@ export class Primary {
       return;
     }
     if (expected) return;
+    if (neverUp) {
+      // A new worker of a rolling restart that did not start: the old one of its slot goes on (roll() reports it).
+      if ([...this.members].some((o) => o.slot === m.slot && o.state === "up")) return;
+      const failures = (this.failedStarts.get(m.slot) ?? 0) + 1;
+      this.failedStarts.set(m.slot, failures);
+      if (!this.booted || failures >= MAX_FAILED_STARTS) return this.giveUp(m, code, signal, failures);
+    }
     // A crash: the slot is filled again after a back-off that grows while the worker keeps dying young.
     const lived = systemClock.now() - m.startedAt;
     const prev = this.backoff.get(m.slot);
@@ -286,9 +338,33 @@ export class Primary {
       this.restarts.delete(t);
       if (this.stopping) return;
       const fresh = this.fork(m.slot, m.admin);
-      void fresh.ready.then((ok) => ok && this.log.info("worker restarted", { worker: fresh.slot, pid: fresh.worker.process.pid }));
+      void fresh.ready.then((ok) => {
+        if (!ok) return;
+        this.failedStarts.delete(fresh.slot);
+        this.log.info("worker restarted", { worker: fresh.slot, pid: fresh.worker.process.pid });
+      });
     }, delay);
     this.restarts.add(t);
+  }
+
+  /**
+   * A worker that cannot start: one error line, then the others drain and
+   * the primary exits non-zero (2 when the worker found the configuration
+   * bad, 1 otherwise) for its supervisor to see, instead of restarting it
+   * forever. The worker's own reason is on stderr just before.
+   */
+  private giveUp(m: Member, code: number | null, signal: string | null, attempts: number): void {
+    this.failedCode = code === EXIT_BAD_CONFIG ? EXIT_BAD_CONFIG : 1;
+    this.log.error("worker cannot start: stopping the gateway", {
+      worker: m.slot,
+      code,
+      signal,
+      attempts,
+      exit_code: this.failedCode,
+      hint: code === EXIT_BAD_CONFIG ? "the configuration file is invalid now" : "see the worker's message on stderr",
+    });
+    const exitCode = this.failedCode;
+    void this.stop("worker_cannot_start").then(() => this.finish?.(exitCode));
   }
 
   /**

@@ -31,3 +31,11 @@ export function isControl(m: unknown): m is { pw: typeof CONTROL; t: string } {
 /** Environment a worker is forked with: its slot (1..N) and whether it serves the admin listener. */
 export const SLOT_ENV = "PORTCULLIS_WORKER_SLOT";
 export const ADMIN_ENV = "PORTCULLIS_WORKER_ADMIN";
+
+/**
+ * Set to "1" in a worker's environment (by the primary, from reuse_port =
+ * true) when every worker binds the
+ * listeners itself with SO_REUSEPORT (the kernel spreads connections over
+ * the workers' own sockets) instead of through node:cluster.
+ */
+export const REUSEPORT_ENV = "PORTCULLIS_WORKER_REUSEPORT";

@@ -13,6 +13,10 @@
  * hold a key to its cap together. Nothing on the relay path waits on
  * Redis: each gateway reserves a slice (LEASE_SLICE_MS of the rate) at once
  * and spends it locally; only a refill goes to Redis.
+ *
+ * With `workers = N` on the memory store the same holds across the workers:
+ * each draws from one bucket per key in the primary, through the message
+ * store (MessageQuotaSource), one pool (POOL_BYTES) at a time.
  */
 import type { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
@@ -20,6 +24,8 @@ import type { Clock, TimerHandle } from "../../core/clock.js";
 import { ipKey } from "../../net/ip-key.js";
 import { type BandwidthConfig, type DirectionalRate, parseBandwidthConfig } from "../../shaping/bandwidth-config.js";
 import { BandwidthCapacityError, type BandwidthMetrics, BandwidthRegistry } from "../../shaping/bandwidth-registry.js";
+import { MessageQuotaSource, isQuotaHost } from "../../shaping/message-quota.js";
+import type { QuotaSource } from "../../shaping/quota.js";
 import { RedisQuotaSource } from "../../shaping/redis-quota.js";
 import type { RedisStore } from "../../stores/redis/redis-store.js";
 import type { GatewayEvents } from "../events.js";
@@ -41,6 +47,12 @@ export interface GatewayBandwidthOptions {
   maxKeys?: number;
   /** The Redis store of the fleet: caps are then shared by every gateway on it (under its prefix). */
   redis?: RedisStore;
+  /**
+   * A store handed to the gateway (a worker's message store to its
+   * primary): when it can hold byte quotas, caps are shared by every
+   * process on it.
+   */
+  injected?: unknown;
 }
 
 /**
@@ -66,7 +78,7 @@ function anyCap(c: BandwidthConfig): boolean {
 
 export class GatewayBandwidth {
   private readonly registry: BandwidthRegistry;
-  private readonly quota: RedisQuotaSource | undefined;
+  private readonly quota: QuotaSource | undefined;
   private active: boolean;
   private shaped = 0;
   private reportedMs = { upload: 0, download: 0 };
@@ -78,7 +90,12 @@ export class GatewayBandwidth {
   ) {
     const config = parseBandwidthConfig(section);
     this.active = anyCap(config);
-    this.quota = o.redis === undefined ? undefined : new RedisQuotaSource({ store: o.redis, sliceMs: LEASE_SLICE_MS });
+    this.quota =
+      o.redis !== undefined
+        ? new RedisQuotaSource({ store: o.redis, sliceMs: LEASE_SLICE_MS })
+        : isQuotaHost(o.injected)
+          ? new MessageQuotaSource(o.injected)
+          : undefined;
     this.registry = new BandwidthRegistry({
       clock: o.clock,
       config,
@@ -87,7 +104,7 @@ export class GatewayBandwidth {
     });
   }
 
-  /** Whether caps are shared through Redis with the other gateways on it. */
+  /** Whether caps are shared with other processes (gateways on one Redis, or the workers of one primary). */
   get shared(): boolean {
     return this.quota !== undefined;
   }
@@ -161,7 +178,7 @@ export class GatewayBandwidth {
     this.ticker?.cancel();
     this.ticker = undefined;
     this.report();
-    return this.quota?.dispose() ?? Promise.resolve();
+    return this.quota instanceof RedisQuotaSource ? this.quota.dispose() : Promise.resolve();
   }
 
   private applies(remote: string, identity: string | undefined): boolean {

@@ -1,8 +1,9 @@
 /**
  * Checks what the schema cannot: that the files a configuration names can be
  * read and make a usable TLS context (and public keys), what the environment
- * must supply (admin token, policy URL), and that no two listeners want one
- * address. `run` and `check-config` call the same function, so whatever run
+ * must supply (admin token, policy URL), that no two listeners want one
+ * address, and that this Node offers what the configuration asks of it
+ * (reuse_port). `run` and `check-config` call the same function, so whatever run
  * would refuse at start, check-config refuses first. Problems name the key
  * path like schema problems do.
  */
@@ -14,10 +15,11 @@ import { authEnvironmentProblems } from "../identity/config-schema.js";
 import { storeProblems } from "../store/gateway-store.js";
 import { policyResourceProblems } from "../permissions/config-resources.js";
 import { bindConflicts } from "./bind-conflicts.js";
+import { reusePortProblems } from "./reuse-port.js";
 
 export function checkResources(c: Config, env: NodeJS.ProcessEnv = process.env): string[] {
   // What the environment decides: the admin token (from token_env) and libuv's thread pool size.
-  const problems: string[] = [...adminTokenProblems(c.admin, env), ...authEnvironmentProblems(c.auth, env), ...storeProblems(c.store, env), ...bindConflicts(c)];
+  const problems: string[] = [...adminTokenProblems(c.admin, env), ...authEnvironmentProblems(c.auth, env), ...storeProblems(c.store, env), ...bindConflicts(c), ...reusePortProblems(c)];
   c.listener.forEach((l, i) => {
     // Signed permissions: the table's URL and the trusted public keys.
     if (l.policy) problems.push(...policyResourceProblems(`listener[${i}].policy`, l.policy, env));

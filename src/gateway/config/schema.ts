@@ -302,6 +302,8 @@ export const configSchema = z.strictObject({
   shutdown_timeout: durationOrZero.default(30_000),
   /** Processes that accept on every listener (1 = one process, no primary); "auto" = one per CPU. */
   workers: workers.default(1),
+  /** Workers accept on their own SO_REUSEPORT sockets instead of node:cluster's round-robin (docs/gateway.md); needs a restart to change. */
+  reuse_port: bool.default(false),
   listener: z.array(listener).min(1, "expected at least one [[listener]]"),
   admin: admin.prefault({}),
   /** Rules of the http listeners: trusted proxies, profile, headers, routes, lockout. */

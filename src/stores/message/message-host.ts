@@ -1,4 +1,4 @@
-import { type LimitSpec, specFrom } from "../../algorithms/limit-spec.js";
+import { type LimitSpec, limitSpec, specFrom } from "../../algorithms/limit-spec.js";
 import { Outcome } from "../../algorithms/outcome.js";
 import type { PenaltyParams } from "../../algorithms/penalty-box.js";
 import { type Clock, systemClock } from "../../core/clock.js";
@@ -14,6 +14,8 @@ type Table = MemoryRateTable | MemoryLeaseTable | MemoryPenaltyTable;
 
 /** Most tables one connection may define, so a faulty peer cannot grow the host without bound. */
 const MAX_TABLES = 10_000;
+/** Distinct quota rates (a per-identity default plus overrides) one host keeps tables for. */
+const MAX_QUOTA_RATES = 256;
 
 export interface MessageStoreHostOptions {
   /** Where the state lives; share one store between the hosts of several workers so they share their limits. */
@@ -49,6 +51,9 @@ export class MessageStoreHost {
   /** The lease tables defined (kept past close(), so releaseLeases() still finds them). */
   private readonly defined = new Map<number, MemoryLeaseTable>();
   private readonly unsubscribe: (() => void)[] = [];
+  /** The byte quotas' buckets by rate (their state is in the shared store, so every host draws from the same one). */
+  private readonly quotas = new Map<string, MemoryRateTable>();
+  private readonly quotaOut = new Outcome();
   private readonly stopListening: () => void;
   private closed = false;
 
@@ -161,6 +166,8 @@ export class MessageStoreHost {
       }
       case "all":
         return this.rateAll(op[2] as unknown[][]);
+      case "q":
+        return this.quota(op[2], op[3], op[4], op[5], op[6]);
     }
     const rate = this.table(id, MemoryRateTable);
     const lease = this.table(id, MemoryLeaseTable);
@@ -211,6 +218,29 @@ export class MessageStoreHost {
       }
     }
     return null;
+  }
+
+  /**
+   * A leased byte quota: grants min(bytes, what `key`'s bucket holds) from a
+   * GCRA bucket of `rate` bytes/s and `burst` (the one bucket every worker
+   * draws that key's bytes from), or 0 when it is empty.
+   */
+  private quota(key: unknown, bytes: unknown, rate: unknown, burst: unknown, now: unknown): number | null {
+    if (typeof key !== "string" || typeof bytes !== "number" || !(bytes >= 0) || typeof rate !== "number" || typeof burst !== "number") return null;
+    const name = `bw:${rate}:${burst}`;
+    let t = this.quotas.get(name);
+    if (t === undefined) {
+      if (this.quotas.size >= MAX_QUOTA_RATES) this.quotas.delete(this.quotas.keys().next().value!);
+      t = this.store.rateTable(name, limitSpec({ algorithm: "gcra", rate, burst }));
+      this.quotas.set(name, t);
+    }
+    const at = this.now(now);
+    const want = Math.floor(bytes);
+    const o = t.peek(key, want, at, this.quotaOut);
+    // Partial grants: what fits now, rather than nothing until the whole slice fits.
+    const grant = o.allowed ? want : Math.min(want, o.remaining);
+    if (grant <= 0) return 0;
+    return t.consume(key, grant, at, this.quotaOut).allowed ? grant : 0;
   }
 
   private rateAll(list: unknown[][]): unknown {

@@ -190,6 +190,18 @@ export class MessageStore implements Store<false>, StoreFailure {
     return r.map((w) => outcome(w as WireOutcome));
   }
 
+  /**
+   * Takes up to `bytes` from the byte quota of `key` held by the host (a
+   * GCRA bucket of `bytesPerSecond` and `burst` shared by every peer of the
+   * host): resolves the bytes granted (0 when the bucket is empty), or -1
+   * when the host did not answer. The bandwidth shaper's leased slices
+   * (src/shaping/message-quota.ts) come from here.
+   */
+  async quota(key: string, bytes: number, bytesPerSecond: number, burst: number): Promise<number> {
+    const r = await this.send(["q", 0, key, bytes, bytesPerSecond, burst, Number.NaN]);
+    return typeof r === "number" ? r : -1;
+  }
+
   /** @internal One operation on table `ref` (defining it first if the host does not know it yet). */
   call(ref: TableRef, op: unknown[]): Promise<unknown> {
     return this.retrying([ref], op);

@@ -75,6 +75,7 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
   private readonly maxInFlight: number;
   private inFlight = 0;
   private closed = false;
+  private readonly recoveryListeners = new Set<() => void>();
   private unnamed = 0;
 
   constructor(o: RedisStoreOptions = {}) {
@@ -92,6 +93,16 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
     this.client = o.client ?? createClient(o.url ?? "redis://127.0.0.1:6379");
     this.cluster = this.client instanceof Cluster;
     this.health = new StoreHealth(failureMode, this.probeIntervalMs, () => this.ping(), o.events ?? {});
+    // One listener on the health, fanning out to a set the tables can leave (see onRecovery).
+    this.health.onRecovery(() => {
+      for (const l of [...this.recoveryListeners]) {
+        try {
+          l();
+        } catch {
+          // A faulty listener must not break the others.
+        }
+      }
+    });
     // Without a listener ioredis reports connection errors on stderr; they are health events here.
     this.client.on("error", (err: Error) => this.health.failed(`redis error: ${err.message}`));
     this.client.on("end", () => this.health.failed("redis connection ended"));
@@ -127,10 +138,22 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
 
   /**
    * @internal Calls `listener` each time the store returns to Redis after
-   * an outage (a penalty box writes back the bans it recorded locally).
+   * an outage (a penalty box writes back the bans it recorded locally, the
+   * guard re-takes its connections' leases). Returns the unsubscribe: a
+   * table that is closed (a reload replaced it) must leave, or every reload
+   * would leave one more listener behind for the life of the store.
    */
-  onRecovery(listener: () => void): void {
-    this.health.onRecovery(listener);
+  onRecovery(listener: () => void): () => void {
+    const l = (): void => listener();
+    this.recoveryListeners.add(l);
+    return () => {
+      this.recoveryListeners.delete(l);
+    };
+  }
+
+  /** @internal Listeners waiting for the next return to Redis (bounded by the live tables). */
+  get recoveryListenerCount(): number {
+    return this.recoveryListeners.size;
   }
 
   /** A limit name not used by this store instance yet. */

@@ -194,6 +194,10 @@ for (const mode of ["insurance", "open", "closed"] as const) {
         const leases = `${prefix}{guard.max_connections_per_ip:${kept}}`;
         await eventually(async () => (await admin.zcard(leases)) === 2, 2000, "the open connections' leases taken again");
         assert.equal(await relayConnect(b.relay, kept, held), "closed", "2 open at A: the 3rd at B is over the shared cap");
+        if (mode !== "closed") {
+          // Connections admitted by the failure mode hold no slot in Redis: they take one once it is back (up to the cap).
+          await eventually(async () => (await admin.zcard(`${prefix}{guard.max_connections_per_ip:${during}}`)) === 2, 2000, "the outage's connections counted in Redis");
+        }
 
         // The shared cap decides again, in every mode.
         const after = "127.0.61.4";

@@ -297,13 +297,13 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
   private async evalsha(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
     try {
       // One array, flattened by ioredis: no spread of hundreds of arguments.
-      if (script.binary) return await this.client.callBuffer("EVALSHA", [script.sha, keys.length].concat(keys, args));
+      if (script.binary) return await (this.client as unknown as BufferScripting).evalshaBuffer(script.sha, keys.length, ...keys, ...args);
       return await this.client.evalsha(script.sha, keys.length, keys.concat(args));
     } catch (err) {
       // After SCRIPT FLUSH or a restart Redis has forgotten the script:
       // EVAL sends it in full, which also caches it for the next EVALSHA.
       if (!isNoScript(err)) throw err;
-      if (script.binary) return await this.client.callBuffer("EVAL", [script.body, keys.length].concat(keys, args));
+      if (script.binary) return await (this.client as unknown as BufferScripting).evalBuffer(script.body, keys.length, ...keys, ...args);
       return await this.client.eval(script.body, keys.length, keys.concat(args));
     }
   }
@@ -332,6 +332,16 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
       return false;
     }
   }
+}
+
+/**
+ * The binary-reply forms of EVALSHA and EVAL, which ioredis defines for
+ * every command but does not declare. Not `callBuffer`: with
+ * `enableAutoPipelining` ioredis drops callBuffer's command name.
+ */
+interface BufferScripting {
+  evalshaBuffer(sha: string, numKeys: number, ...keysAndArgs: string[]): Promise<Buffer>;
+  evalBuffer(body: string, numKeys: number, ...keysAndArgs: string[]): Promise<Buffer>;
 }
 
 /** Resolves whether `c` is (or, within `timeoutMs`, becomes) ready; starts a connection that was never started. */

@@ -8,7 +8,9 @@
  * latter both ways node:cluster can hand out connections: round-robin (the
  * primary accepts and passes each socket on) and shared handle (every
  * worker accepts on the one listening socket); and workers = 2 counting
- * in Redis (REDIS_URL) rather than in the primary's memory store.
+ * in Redis (REDIS_URL) rather than in the primary's memory store. A last
+ * part sets one gateway process counting in Redis against the same in
+ * memory and the pipe (BENCH_GATEWAY_SECTIONS=store runs only it).
  * Every process is started fresh and stopped at the end.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -93,44 +95,44 @@ export async function run(): Promise<void> {
 }
 
 async function throughput(iperfPort: number, make: (target: number) => Promise<Relay[]>): Promise<void> {
-    console.log(`iperf3 over loopback, ${SECONDS} s per run, median of ${ROUNDS} interleaved rounds`);
-    const relays = await make(iperfPort);
-    const paths: Array<{ name: string; port: number }> = [{ name: "direct (no relay)", port: iperfPort }, ...relays];
-    const one = paths.map(() => [] as number[]);
-    const eight = paths.map(() => [] as number[]);
-    for (let r = 0; r < ROUNDS; r++) {
-      for (const [i, p] of paths.entries()) {
-        one[i]!.push(await iperf(p.port, 1));
-        eight[i]!.push(await iperf(p.port, 8));
-      }
+  console.log(`iperf3 over loopback, ${SECONDS} s per run, median of ${ROUNDS} interleaved rounds`);
+  const relays = await make(iperfPort);
+  const paths: Array<{ name: string; port: number }> = [{ name: "direct (no relay)", port: iperfPort }, ...relays];
+  const one = paths.map(() => [] as number[]);
+  const eight = paths.map(() => [] as number[]);
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [i, p] of paths.entries()) {
+      one[i]!.push(await iperf(p.port, 1));
+      eight[i]!.push(await iperf(p.port, 8));
     }
-    const rows = paths.map((p, i) => [p.name, median(one[i]!), median(eight[i]!)] as const);
-    const pipe = rows[1]!;
-    console.log(`| path | 1 stream | vs node pipe | 8 streams | vs node pipe |`);
-    console.log(`|---|---|---|---|---|`);
-    for (const [name, o, e] of rows) console.log(`| ${name} | ${gbit(o)} | ${ratio(o, pipe[1])} | ${gbit(e)} | ${ratio(e, pipe[2])} |`);
+  }
+  const rows = paths.map((p, i) => [p.name, median(one[i]!), median(eight[i]!)] as const);
+  const pipe = rows[1]!;
+  console.log(`| path | 1 stream | vs node pipe | 8 streams | vs node pipe |`);
+  console.log(`|---|---|---|---|---|`);
+  for (const [name, o, e] of rows) console.log(`| ${name} | ${gbit(o)} | ${ratio(o, pipe[1])} | ${gbit(e)} | ${ratio(e, pipe[2])} |`);
 }
 
 async function connectionRates(echoPort: number, make: (target: number) => Promise<Relay[]>): Promise<void> {
-    console.log(`\nnew connections per second, 100 concurrent clients (connect, 1-byte echo, close), ${SECONDS} s, median of ${ROUNDS} interleaved rounds`);
-    const crelays = await make(echoPort);
-    const cpaths: Array<{ name: string; port: number }> = [{ name: "direct (no relay)", port: echoPort }, ...crelays];
-    const rates = cpaths.map(() => [] as number[]);
-    const failures = cpaths.map(() => 0);
-    for (let r = 0; r < ROUNDS; r++) {
-      for (const [i, p] of cpaths.entries()) {
-        const c = await connRate(p.port, SECONDS);
-        rates[i]!.push(c.perSec);
-        failures[i]! += c.failed;
-      }
-    }
-    const base = median(rates[1]!);
-    console.log(`| path | conn/s | vs node pipe | failed |`);
-    console.log(`|---|---|---|---|`);
+  console.log(`\nnew connections per second, 100 concurrent clients (connect, 1-byte echo, close), ${SECONDS} s, median of ${ROUNDS} interleaved rounds`);
+  const crelays = await make(echoPort);
+  const cpaths: Array<{ name: string; port: number }> = [{ name: "direct (no relay)", port: echoPort }, ...crelays];
+  const rates = cpaths.map(() => [] as number[]);
+  const failures = cpaths.map(() => 0);
+  for (let r = 0; r < ROUNDS; r++) {
     for (const [i, p] of cpaths.entries()) {
-      const m = median(rates[i]!);
-      console.log(`| ${p.name} | ${(m / 1000).toFixed(2)} k | ${ratio(m, base)} | ${failures[i]} |`);
+      const c = await connRate(p.port, SECONDS);
+      rates[i]!.push(c.perSec);
+      failures[i]! += c.failed;
     }
+  }
+  const base = median(rates[1]!);
+  console.log(`| path | conn/s | vs node pipe | failed |`);
+  console.log(`|---|---|---|---|`);
+  for (const [i, p] of cpaths.entries()) {
+    const m = median(rates[i]!);
+    console.log(`| ${p.name} | ${(m / 1000).toFixed(2)} k | ${ratio(m, base)} | ${failures[i]} |`);
+  }
 }
 
 /**
@@ -148,6 +150,9 @@ async function storeRates(echoPort: number, dir: string, stops: Array<() => void
     await portcullis(echoPort, dir, undefined, "portcullis tcp, guard on the memory store"),
     await portcullis(echoPort, dir, undefined, "portcullis tcp, guard on the Redis store", { redisUrl: REDIS_URL }),
   ];
+  // BENCH_GATEWAY_COMPARE=<checkout>: that checkout's gateway on Redis as a fourth row (a before/after of the Redis path).
+  const compare = process.env.BENCH_GATEWAY_COMPARE;
+  if (compare !== undefined) paths.push(await portcullis(echoPort, dir, compare, `portcullis tcp, guard on the Redis store (${compare})`, { redisUrl: REDIS_URL }));
   for (const r of paths) stops.push(r.stop);
   const rates = paths.map(() => [] as number[]);
   // The relay process's own CPU per 1,000 connections: what a connection costs it, whatever the load lets it reach.
@@ -156,7 +161,8 @@ async function storeRates(echoPort: number, dir: string, stops: Array<() => void
   const redisVsMemory: number[] = [];
   for (let r = 0; r < rounds; r++) {
     // A different order each round: no path always runs right after the same one.
-    const order = r % 2 === 0 ? [0, 1, 2] : [2, 1, 0];
+    const forward = paths.map((_, i) => i);
+    const order = r % 2 === 0 ? forward : forward.reverse();
     for (const i of order) {
       const before = cpuSeconds(paths[i]!.pid);
       const c = await connRate(paths[i]!.port, SECONDS);

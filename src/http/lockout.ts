@@ -131,4 +131,21 @@ export class Lockout<S extends boolean = true> {
   get size(): number {
     return this.box.size;
   }
+
+  /**
+   * On a shared store: subscribes to the locks and unlocks of every
+   * instance (they land in this instance's cache within milliseconds, so a
+   * lock lifted elsewhere is not still refused here from the cache) and
+   * loads the live locks. False if the store did not answer within
+   * `timeoutMs` (the subscription completes in the background). Resolves
+   * true at once on the memory store.
+   */
+  start(timeoutMs?: number): Promise<boolean> {
+    return this.box.start(timeoutMs);
+  }
+
+  /** Ends `start()`'s subscription and the box's ties to the store (the store stays open). */
+  close(): Promise<void> {
+    return this.box.close();
+  }
 }

@@ -39,6 +39,19 @@ export interface Lease<S extends boolean = true> {
   renew(): Reply<S, boolean>;
 }
 
+/** Ids of the leases a failure mode hands out: a local insurance slot, or none at all (open). */
+const LOCAL_LEASE = "local:";
+const OPEN_LEASE = "open";
+
+/**
+ * True for a lease the failure mode handed out while the store was
+ * unavailable: it holds no slot in the store, so once the store answers
+ * again its holder may take a real one (see the gateway's lease renewer).
+ */
+export function isFallbackLease(l: Lease<boolean>): boolean {
+  return l.id === OPEN_LEASE || (typeof l.id === "string" && l.id.startsWith(LOCAL_LEASE));
+}
+
 export interface ConcurrencyResult<S extends boolean = true> {
   readonly decision: Decision;
   /** Present when allowed (also in shadow mode, so the slot count stays true). */
@@ -117,12 +130,12 @@ export class ConcurrencyLimiter<S extends boolean = true> {
       const r = this.local.tryAcquire(key);
       const l = r.lease;
       if (l !== undefined) {
-        lease = { key, id: `local:${l.id}`, release: () => value(this.sync, l.release()), renew: () => value(this.sync, l.renew()) };
+        lease = { key, id: `${LOCAL_LEASE}${l.id}`, release: () => value(this.sync, l.release()), renew: () => value(this.sync, l.renew()) };
       }
       return r.decision;
     });
     // Open: a lease that holds nothing (the store holds no slot to give back).
-    if (o.allowed && lease === undefined) lease = { key, id: "open", release: () => value(this.sync, undefined), renew: () => value(this.sync, true) };
+    if (o.allowed && lease === undefined) lease = { key, id: OPEN_LEASE, release: () => value(this.sync, undefined), renew: () => value(this.sync, true) };
     return { decision: decide(o, this.policy), lease: o.allowed ? lease : undefined };
   }
 

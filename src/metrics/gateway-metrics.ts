@@ -50,8 +50,8 @@ export interface ObservedGateway extends SnapshotSource {
   saturation?(): SaturationStats;
   /** "memory", "redis", or the failure mode answering now (absent: read as memory). */
   readonly storeState?: string;
-  /** A shared store's failovers, recoveries and decisions answered by its failure mode (absent on memory). */
-  readonly storeCounters?: Readonly<HealthCounters>;
+  /** A shared store's failovers, recoveries, decisions answered by its failure mode and seconds spent on it (absent on memory). */
+  readonly storeCounters?: Readonly<HealthCounters> & { readonly fallbackSeconds?: number };
 }
 
 export interface GatewayMetricsOptions {
@@ -208,6 +208,15 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         this.inc(gw.storeCounters?.fallbackDecisions ?? 0);
+      },
+    });
+    new Counter({
+      name: "portcullis_store_fallback_seconds_total",
+      help: "Time the shared store's failure mode (insurance, open, closed) has answered instead of the store; grows while the store is unavailable.",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(gw.storeCounters?.fallbackSeconds ?? 0);
       },
     });
     this.reloads = new Counter({ name: "portcullis_reloads_total", help: "Configuration reloads by result (ok, failed).", labelNames: ["result"], registers });

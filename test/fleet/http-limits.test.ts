@@ -14,7 +14,11 @@ import http from "node:http";
 import { after, before, describe, test } from "node:test";
 import { withTimeout } from "../gateway/fixtures.js";
 import { type Upstream, startUpstream } from "../gateway-http/helpers.js";
-import { deletePrefix } from "../redis/helpers.js";
+import { systemClock } from "../../src/core/clock.js";
+import { Lockout } from "../../src/http/lockout.js";
+import { resolveProfile } from "../../src/http/profiles.js";
+import { RedisStore } from "../../src/stores/redis/redis-store.js";
+import { REDIS_URL, deletePrefix } from "../redis/helpers.js";
 import { fleetPrefix, redisStoreToml, startFleet } from "./fleet-processes.js";
 
 function fleetToml(upstreamPort: number, prefix: string): string {
@@ -147,6 +151,54 @@ describe("http limits across gateways on one Redis", () => {
         "the lock to show at the other gateway",
       );
       assert.equal(await login(a, "right"), 429);
+    } finally {
+      await fleet.stop();
+    }
+  });
+});
+
+describe("the lockout's cache follows the fleet", () => {
+  const prefix = fleetPrefix("http-unlock");
+  let up: Upstream;
+  let store: RedisStore | undefined;
+  before(async () => {
+    up = await startUpstream();
+  });
+  after(async () => {
+    await store?.close();
+    await up.close();
+    await deletePrefix(prefix);
+  });
+
+  test("a lock lifted elsewhere in the fleet is lifted at every gateway at once (pub/sub), not at the cached lock's end", { timeout: 60_000 }, async () => {
+    const fleet = await startFleet(2, fleetToml(up.port, prefix), "api");
+    try {
+      const [a, b] = fleet.ports as [number, number];
+      const login = (port: number, password: string): Promise<number> => statusOf(send(port, "/login", `username=dave&password=${password}`));
+      for (let i = 0; i < 3; i++) assert.equal(await login(a, "wrong"), 401);
+      await withTimeout(
+        (async () => {
+          while ((await login(b, "right")) !== 429) await new Promise((r) => setTimeout(r, 50));
+        })(),
+        5000,
+        "the lock at B",
+      );
+      // B now holds the lock in its cache. An operator's tool on the same Redis lifts it (the box the listener "api" uses).
+      store = new RedisStore({ url: REDIS_URL, prefix, timeoutMs: 2000 });
+      assert.ok(await store.ready(5000));
+      const tool = new Lockout<false>({ maxFailures: 3, windowMs: 900_000, durationMs: 900_000 }, resolveProfile("default"), systemClock, store, "http-lockout:api");
+      assert.equal(await tool.unlock("dave"), true);
+      await tool.close();
+      // Bounded generously for a loaded machine (a request through the gateway is part of each try):
+      // the cached lock it replaces would hold for 15 minutes.
+      await withTimeout(
+        (async () => {
+          while ((await login(b, "right")) !== 200) await new Promise((r) => setTimeout(r, 50));
+        })(),
+        3000,
+        "the unlock at B (its cached lock has 15 minutes left)",
+      );
+      assert.equal(await login(a, "right"), 200);
     } finally {
       await fleet.stop();
     }

@@ -32,7 +32,7 @@ import type { BanEvent, Store } from "../../stores/store.js";
 import { blockListOf } from "../../config/leaves.js";
 import type { GuardConfig } from "../config/schema.js";
 import { ConnectionRegistry } from "./connection-registry.js";
-import { LeaseRenewer } from "./lease-renewer.js";
+import { type HeldSlot, LeaseRenewer } from "./lease-renewer.js";
 import { thenMaybe } from "./maybe-promise.js";
 import { TableSweeper } from "./table-sweeper.js";
 import { DefensiveMode, type DefensiveModeSettings, type DefensiveModeStats, type DefensiveTransition } from "./defensive-mode.js";
@@ -146,6 +146,7 @@ export class ConnectionGuard<S extends boolean = boolean> {
   private unsubscribe: (() => void) | undefined;
   private readonly renewer: LeaseRenewer | undefined;
   private startTimer: ReturnType<Clock["setTimer"]> | undefined;
+  private leaveRecovery: (() => void) | undefined;
   private closed = false;
   private defense!: DefensiveMode;
   /** The box's eviction count already passed on to the defensive mode. */
@@ -167,7 +168,13 @@ export class ConnectionGuard<S extends boolean = boolean> {
   ) {
     this.sync = o.store.sync;
     this.sweeper = new TableSweeper(o.clock, () => [this.box, this.defense.prefixes]);
-    if (!this.sync) this.renewer = new LeaseRenewer(o.clock, o.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS);
+    if (!this.sync) {
+      const store = o.store as Store<boolean> & Partial<RecoveryReporting>;
+      this.renewer = new LeaseRenewer(o.clock, o.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS, () => storeAnswers(store));
+      // Back from an outage: the leases that lapsed and the failure mode's slots are taken again at once.
+      const renewer = this.renewer;
+      this.leaveRecovery = store.onRecovery?.(() => renewer.renewNow());
+    }
     this.configure(cfg);
   }
 
@@ -385,7 +392,15 @@ export class ConnectionGuard<S extends boolean = boolean> {
       void ip.lease?.release();
       return hit ?? this.refused({ limiter: "max_connections", reason: "stopping", shadow: false });
     }
-    return this.renewer!.admission(key, leases(g, ip));
+    return this.renewer!.admission(key, this.slots(key, g, ip));
+  }
+
+  /** The slots an admitted connection holds, each with the way to take it again after an outage. */
+  private slots(key: string, g: ConcurrencyResult<false>, ip: ConcurrencyResult<false>): HeldSlot[] {
+    const out: HeldSlot[] = [];
+    if (g.lease !== undefined) out.push({ lease: g.lease, retake: () => retaken((this.global as ConcurrencyLimiter<false>).tryAcquire("*")) });
+    if (ip.lease !== undefined) out.push({ lease: ip.lease, retake: () => retaken((this.perIp as ConcurrencyLimiter<false>).tryAcquire(key)) });
+    return out;
   }
 
   /** The refusal of one answered check, if it refuses (shadow hits are counted and reported, not returned). */
@@ -507,6 +522,7 @@ export class ConnectionGuard<S extends boolean = boolean> {
     this.defense.close();
     this.sweeper.close();
     this.renewer?.close();
+    this.leaveRecovery?.();
     this.startTimer?.cancel();
     this.startTimer = undefined;
     this.unsubscribe?.();
@@ -523,10 +539,21 @@ export class ConnectionGuard<S extends boolean = boolean> {
   }
 }
 
-/** The leases an admitted connection holds on an asynchronous store. */
-function leases(g: ConcurrencyResult<false>, ip: ConcurrencyResult<false>): Lease<false>[] {
-  const out: Lease<false>[] = [];
-  if (g.lease !== undefined) out.push(g.lease);
-  if (ip.lease !== undefined) out.push(ip.lease);
-  return out;
+/** What a store that can fail reports of its returns (RedisStore): the unsubscribe is kept for close(). */
+interface RecoveryReporting {
+  onRecovery(listener: () => void): () => void;
+  readonly mode: string;
+}
+
+const FAILURE_MODES: ReadonlySet<string> = new Set(["insurance", "open", "closed"]);
+
+/** Whether the store answers itself now (not its failure mode); a store without modes always does. */
+function storeAnswers(store: Partial<RecoveryReporting>): boolean {
+  return store.mode === undefined || !FAILURE_MODES.has(store.mode);
+}
+
+/** The lease of a re-take the store allowed (in shadow mode too, so the slot count stays true). */
+async function retaken(r: Promise<ConcurrencyResult<false>>): Promise<Lease<false> | undefined> {
+  const { decision, lease } = await r;
+  return decision.allowed ? lease : undefined;
 }

@@ -109,6 +109,7 @@ export class HttpFront {
     for (const s of [...this.servers]) this.drop(s);
     this.current = undefined;
     this.limiter?.dispose();
+    void this.limiter?.lockout.close();
     this.limiter = undefined;
   }
 
@@ -126,7 +127,11 @@ export class HttpFront {
     this.limiter = next;
     this.rulesOf = { config, text };
     for (const s of this.servers) s.server.setLimiter(next);
-    old?.dispose();
+    if (old !== undefined) {
+      old.dispose();
+      // The old lockout's subscription and its place among the store's recovery listeners go with it.
+      void old.lockout.close();
+    }
     return next;
   }
 
@@ -136,13 +141,16 @@ export class HttpFront {
     // A shared store: the listener's route limits, queue places and lockout count with the fleet's,
     // under the listener's name. On memory the limiter keeps its own store, as each listener always has.
     const shared = this.ctx.store.sync ? {} : { store: this.ctx.store, scope: listener };
-    return new HttpLimiter({
+    const limiter = new HttpLimiter({
       ...limiterOptionsOf(config.http),
       ...shared,
       clock: this.ctx.clock,
       logger: this.ctx.logger,
       hooks: { onReject: (route, limiter) => events.emit("http_rejection", { listener, route, limiter, remote_addr: peer.getStore() }) },
     });
+    // On a shared store the lockout hears the fleet's locks and unlocks (pub/sub) into its local cache.
+    if (!this.ctx.store.sync) void limiter.lockout.start();
+    return limiter;
   }
 
   private serverFor(cfg: ListenerConfig, limiter: HttpLimiter): Served {

@@ -16,6 +16,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { Cluster, Redis } from "ioredis";
+import { systemClock } from "../../core/clock.js";
 import { MemoryStore } from "../../stores/memory-store.js";
 import type { RedisStore } from "../../stores/redis/redis-store.js";
 import type { HealthCounters, StoreMode } from "../../stores/store-health.js";
@@ -56,6 +57,12 @@ export interface InjectedStore extends Store<false> {
 /** What /readyz and the metrics report: "memory", "redis", or the failure mode answering now. */
 export type StoreState = "memory" | StoreMode;
 
+/** A shared store's health counters, with the time its failure mode has answered so far. */
+export interface StoreCounters extends HealthCounters {
+  /** Seconds spent on the failure mode (insurance, open or closed) since start, the current outage included. */
+  readonly fallbackSeconds: number;
+}
+
 export class GatewayStore {
   readonly store: Store<boolean>;
   /** The Redis store, when the gateway shares one. */
@@ -65,6 +72,10 @@ export class GatewayStore {
   private readonly client: Redis | Cluster | undefined;
   private readonly injected: InjectedStore | undefined;
   private closed = false;
+  /** When the current stint on the failure mode began (monotonic ms), if the store is on it. */
+  private fallbackSince: number | undefined;
+  /** Milliseconds on the failure mode in the stints that have ended. */
+  private fallbackMs = 0;
 
   constructor(cfg: StoreConfig, o: GatewayStoreOptions = {}) {
     if (o.injected !== undefined) {
@@ -79,7 +90,10 @@ export class GatewayStore {
     if (o.redis === undefined) throw new Error('store.kind: "redis" needs the Redis connector (Gateway.open loads it)');
     const url = redisUrlOf(cfg, o.env ?? process.env);
     this.where = redactUrl(url);
-    const opened = o.redis.openRedisStore(url, cfg, (from, to, reason) => o.onModeChange?.(from, to, reason));
+    const opened = o.redis.openRedisStore(url, cfg, (from, to, reason) => {
+      this.noteMode(to);
+      o.onModeChange?.(from, to, reason);
+    });
     this.client = opened.client;
     this.redis = opened.store;
     this.store = this.redis;
@@ -95,9 +109,27 @@ export class GatewayStore {
     return this.redis?.mode ?? "memory";
   }
 
-  /** Failovers, recoveries and decisions answered by the failure mode (undefined on memory). */
-  get counters(): Readonly<HealthCounters> | undefined {
-    return this.redis?.counters;
+  /** Failovers, recoveries, decisions answered by the failure mode and the time it answered (undefined on memory). */
+  get counters(): StoreCounters | undefined {
+    const c = this.redis?.counters;
+    if (c === undefined) return undefined;
+    return { failovers: c.failovers, recoveries: c.recoveries, fallbackDecisions: c.fallbackDecisions, fallbackSeconds: this.fallbackSeconds };
+  }
+
+  /** Seconds on the failure mode so far, the stint under way included (it grows while Redis is away). */
+  get fallbackSeconds(): number {
+    const open = this.fallbackSince === undefined ? 0 : systemClock.now() - this.fallbackSince;
+    return (this.fallbackMs + open) / 1000;
+  }
+
+  private noteMode(to: StoreMode): void {
+    const now = systemClock.now();
+    if (to === "redis") {
+      if (this.fallbackSince !== undefined) this.fallbackMs += now - this.fallbackSince;
+      this.fallbackSince = undefined;
+    } else {
+      this.fallbackSince ??= now;
+    }
   }
 
   /**

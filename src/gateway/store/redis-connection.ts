@@ -51,7 +51,9 @@ function redisClient(text: string, cfg: StoreConfig): Redis | Cluster {
     ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
     ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
   };
-  const common = { maxRetriesPerRequest: 0, ...auth, ...(tls ? { tls } : {}) };
+  // Auto-pipelining: the commands of one event-loop turn (a connection's caps and rates, the releases
+  // of the connections that ended) leave in one write and are read back from one reply buffer.
+  const common = { maxRetriesPerRequest: 0, enableAutoPipelining: true, ...auth, ...(tls ? { tls } : {}) };
   if (cfg.cluster) {
     return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
       enableOfflineQueue: false,

@@ -22,6 +22,6 @@ export interface RedisCalls {
   run(script: LuaScript, keys: string[], args: string[]): Promise<unknown>;
   /** A plain command with the store's deadline; undefined when Redis fails. */
   command<T>(send: (c: RedisClient) => Promise<T>): Promise<T | undefined>;
-  /** Calls `listener` each time Redis answers again after an outage. */
-  onRecovery(listener: () => void): void;
+  /** Calls `listener` each time Redis answers again after an outage; returns the unsubscribe. */
+  onRecovery(listener: () => void): () => void;
 }

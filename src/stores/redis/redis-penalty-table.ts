@@ -47,6 +47,7 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
   private lastNow = -Infinity;
   private lastLocal = -Infinity;
   private closed = false;
+  private readonly leaveRecovery: () => void;
 
   constructor(
     private readonly store: RedisCalls,
@@ -63,7 +64,7 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
     this.cache = new BanCache(integerAtLeast("maxCachedBans", o.maxCachedBans ?? 100_000, 1));
     this.local = new MemoryPenaltyTable(`${name}:local`, p, integerAtLeast("maxKeys", o.maxKeys ?? 65_536, 1));
     this.maxPendingForgets = this.local.maxKeys;
-    this.store.onRecovery(() => {
+    this.leaveRecovery = this.store.onRecovery(() => {
       if (this.closed) return;
       void this.writeBack();
       // Bans published while this instance could not hear them: reconcile from the index.
@@ -117,7 +118,7 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
     const until = this.cache.until(key, t);
     if (until !== undefined) return { streak: 0, throttledUntil: -Infinity, bannedUntil: until, bans: 0, now: t };
     const st = await this.run("status", key, "", now);
-    if (st === undefined) return this.local.check(key, this.localNow(now));
+    if (st === undefined) return this.onStoreClock(this.local.check(key, this.localNow(now)), now);
     if (st.bannedUntil > st.now) {
       this.cache.set(key, st.bannedUntil);
       return st;
@@ -130,12 +131,12 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
 
   async status(key: string, now: number): Promise<PenaltyView> {
     const st = await this.run("status", key, "", now);
-    return st === undefined ? this.local.status(key, this.localNow(now)) : st;
+    return st === undefined ? this.onStoreClock(this.local.status(key, this.localNow(now)), now) : st;
   }
 
   async failure(key: string, now: number): Promise<PenaltyFailure> {
     const st = await this.run("fail", key, "", now);
-    if (st === undefined) return this.local.failure(key, this.localNow(now));
+    if (st === undefined) return this.onStoreClock(this.local.failure(key, this.localNow(now)), now);
     if (st.started) this.banned_(key, st.bannedUntil);
     return { ...st, banned: st.started, saturated: false };
   }
@@ -144,7 +145,10 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
   async ban(key: string, durationMs: number | undefined, now: number): Promise<number> {
     const d = durationMs === undefined ? "" : String(durationMs);
     const st = await this.run("ban", key, d, now);
-    if (st === undefined) return this.local.ban(key, durationMs, this.localNow(now));
+    if (st === undefined) {
+      const l = this.localNow(now);
+      return this.local.ban(key, durationMs, l) + this.localToStore(l, now);
+    }
     this.banned_(key, st.bannedUntil);
     return st.bannedUntil;
   }
@@ -206,10 +210,11 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
     return this.writing;
   }
 
-  /** Unsubscribes and disconnects the subscriber (the store stays open). */
+  /** Unsubscribes, disconnects the subscriber and stops listening for recoveries (the store stays open). */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.leaveRecovery();
     const sub = this.subscriber;
     this.subscriber = undefined;
     sub?.disconnect();
@@ -234,6 +239,28 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
     const t = Number.isNaN(now) ? (this.clock ?? systemClock).now() : now;
     if (t > this.lastLocal) this.lastLocal = t;
     return this.lastLocal;
+  }
+
+  /**
+   * How far the store's clock is ahead of the local box's at local time
+   * `local`: 0 when the limit sent its own time (an injected clock drives
+   * both), else store time (Redis TIME, as last learned) minus the local
+   * monotonic clock.
+   */
+  private localToStore(local: number, now: number): number {
+    return Number.isNaN(now) ? this.storeNow() - local : 0;
+  }
+
+  /**
+   * A local answer given on the store's clock, like every other answer of
+   * this table: its callers compare its ends with the store's time (a ban's
+   * end in the log, a lockout's "still locked"), which a monotonic reading
+   * would put decades in the past.
+   */
+  private onStoreClock<T extends PenaltyView>(v: T, now: number): T {
+    const shift = this.localToStore(v.now, now);
+    if (shift === 0) return v;
+    return { ...v, now: v.now + shift, throttledUntil: v.throttledUntil + shift, bannedUntil: v.bannedUntil + shift };
   }
 
   private stateKey(key: string): string {

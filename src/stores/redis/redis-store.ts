@@ -75,6 +75,7 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
   private readonly maxInFlight: number;
   private inFlight = 0;
   private closed = false;
+  private readonly recoveryListeners = new Set<() => void>();
   private unnamed = 0;
 
   constructor(o: RedisStoreOptions = {}) {
@@ -92,6 +93,16 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
     this.client = o.client ?? createClient(o.url ?? "redis://127.0.0.1:6379");
     this.cluster = this.client instanceof Cluster;
     this.health = new StoreHealth(failureMode, this.probeIntervalMs, () => this.ping(), o.events ?? {});
+    // One listener on the health, fanning out to a set the tables can leave (see onRecovery).
+    this.health.onRecovery(() => {
+      for (const l of [...this.recoveryListeners]) {
+        try {
+          l();
+        } catch {
+          // A faulty listener must not break the others.
+        }
+      }
+    });
     // Without a listener ioredis reports connection errors on stderr; they are health events here.
     this.client.on("error", (err: Error) => this.health.failed(`redis error: ${err.message}`));
     this.client.on("end", () => this.health.failed("redis connection ended"));
@@ -127,10 +138,22 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
 
   /**
    * @internal Calls `listener` each time the store returns to Redis after
-   * an outage (a penalty box writes back the bans it recorded locally).
+   * an outage (a penalty box writes back the bans it recorded locally, the
+   * guard re-takes its connections' leases). Returns the unsubscribe: a
+   * table that is closed (a reload replaced it) must leave, or every reload
+   * would leave one more listener behind for the life of the store.
    */
-  onRecovery(listener: () => void): void {
-    this.health.onRecovery(listener);
+  onRecovery(listener: () => void): () => void {
+    const l = (): void => listener();
+    this.recoveryListeners.add(l);
+    return () => {
+      this.recoveryListeners.delete(l);
+    };
+  }
+
+  /** @internal Listeners waiting for the next return to Redis (bounded by the live tables). */
+  get recoveryListenerCount(): number {
+    return this.recoveryListeners.size;
   }
 
   /** A limit name not used by this store instance yet. */
@@ -274,13 +297,13 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
   private async evalsha(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
     try {
       // One array, flattened by ioredis: no spread of hundreds of arguments.
-      if (script.binary) return await this.client.callBuffer("EVALSHA", [script.sha, keys.length].concat(keys, args));
+      if (script.binary) return await (this.client as unknown as BufferScripting).evalshaBuffer(script.sha, keys.length, ...keys, ...args);
       return await this.client.evalsha(script.sha, keys.length, keys.concat(args));
     } catch (err) {
       // After SCRIPT FLUSH or a restart Redis has forgotten the script:
       // EVAL sends it in full, which also caches it for the next EVALSHA.
       if (!isNoScript(err)) throw err;
-      if (script.binary) return await this.client.callBuffer("EVAL", [script.body, keys.length].concat(keys, args));
+      if (script.binary) return await (this.client as unknown as BufferScripting).evalBuffer(script.body, keys.length, ...keys, ...args);
       return await this.client.eval(script.body, keys.length, keys.concat(args));
     }
   }
@@ -309,6 +332,16 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
       return false;
     }
   }
+}
+
+/**
+ * The binary-reply forms of EVALSHA and EVAL, which ioredis defines for
+ * every command but does not declare. Not `callBuffer`: with
+ * `enableAutoPipelining` ioredis drops callBuffer's command name.
+ */
+interface BufferScripting {
+  evalshaBuffer(sha: string, numKeys: number, ...keysAndArgs: string[]): Promise<Buffer>;
+  evalBuffer(body: string, numKeys: number, ...keysAndArgs: string[]): Promise<Buffer>;
 }
 
 /** Resolves whether `c` is (or, within `timeoutMs`, becomes) ready; starts a connection that was never started. */

@@ -30,8 +30,10 @@ export interface IpChurnOptions {
   maxTracked?: number;
   /** Clients at a time (default 64). */
   concurrency?: number;
-  /** ban.duration and ban.max_duration (default: the gateway's, 10m and 24h); records expire this plus ban.window (10 s here) after their last failure. */
+  /** ban.duration and ban.max_duration (default: the gateway's, 10m and 24h); records expire this plus twice ban.window after their last failure. */
   banDuration?: string;
+  /** ban.window when banDuration is given (default 10s). */
+  banWindow?: string;
   /** Quiet time after the flood before the last memory sample (default 0). */
   settleMs?: number;
   /** Whole run (default 30 minutes). */
@@ -120,7 +122,7 @@ export async function ipChurn(o: IpChurnOptions = {}): Promise<IpChurnResult> {
     "max_auth_attempts = " + String(failures),
     o.banDuration === undefined
       ? `ban = { failures = ${failures}, backoff_after = ${failures + 1} }`
-      : `ban = { failures = ${failures}, backoff_after = ${failures + 1}, window = "10s", duration = "${o.banDuration}", max_duration = "${o.banDuration}" }`,
+      : `ban = { failures = ${failures}, backoff_after = ${failures + 1}, window = "${o.banWindow ?? "10s"}", duration = "${o.banDuration}", max_duration = "${o.banDuration}" }`,
     ...(o.maxTracked !== undefined ? [`max_tracked = ${o.maxTracked}`] : []),
     "[[listener]]",
     'name = "egress"',

@@ -141,16 +141,19 @@ describe("credential cache", () => {
 });
 
 describe("[auth] settings", () => {
-  test("defaults: the thread pool size minus one, from UV_THREADPOOL_SIZE", () => {
+  test("defaults: the thread pool size minus one (UV_THREADPOOL_SIZE) and the cores minus one, at least one", () => {
     const r = validateConfig({ listener: [{ name: "l", kind: "connect", bind: "127.0.0.1:0" }] });
     assert.ok(r.ok);
     assert.equal(threadPoolSize({}), 4);
     assert.equal(threadPoolSize({ UV_THREADPOOL_SIZE: "8" }), 8);
     assert.equal(threadPoolSize({ UV_THREADPOOL_SIZE: "0" }), 4);
     assert.equal(threadPoolSize({ UV_THREADPOOL_SIZE: "many" }), 4);
-    assert.equal(verifierSettings(r.config.auth, {}).concurrency, 3);
-    assert.equal(verifierSettings(r.config.auth, { UV_THREADPOOL_SIZE: "1" }).concurrency, 1);
-    assert.equal(verifierSettings(r.config.auth, { UV_THREADPOOL_SIZE: "16" }).concurrency, 15);
+    assert.equal(verifierSettings(r.config.auth, {}, 8).concurrency, 3, "the pool minus one");
+    assert.equal(verifierSettings(r.config.auth, { UV_THREADPOOL_SIZE: "1" }, 8).concurrency, 1);
+    assert.equal(verifierSettings(r.config.auth, { UV_THREADPOOL_SIZE: "16" }, 32).concurrency, 15);
+    assert.equal(verifierSettings(r.config.auth, {}, 2).concurrency, 1, "2 cores: one stays with the event loop");
+    assert.equal(verifierSettings(r.config.auth, { UV_THREADPOOL_SIZE: "16" }, 4).concurrency, 3, "the cores minus one");
+    assert.equal(verifierSettings(r.config.auth, {}, 1).concurrency, 1, "at least one");
     assert.deepEqual(
       { ...verifierSettings(r.config.auth, {}), concurrency: 0 },
       { concurrency: 0, maxQueued: 32, maxWaitMs: 5000, cacheSize: 10_000, cacheTtlMs: 300_000, trustedSize: 10_000, trustedTtlMs: 3_600_000 },

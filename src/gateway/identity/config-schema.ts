@@ -3,6 +3,7 @@
  * (docs/identity.md, "Password checks under attack"). Every key has a
  * default, so files written before the section existed keep loading.
  */
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { duration, intInRange } from "../../config/leaves.js";
 import type { VerifierSettings } from "./password-verifier.js";
@@ -11,7 +12,7 @@ import type { VerifierSettings } from "./password-verifier.js";
 const DEFAULT_THREAD_POOL = 4;
 
 export const authSection = z.strictObject({
-  /** Password checks running at once (default: libuv's thread pool size minus one, at least 1). */
+  /** Password checks running at once (default: libuv's thread pool size minus one, and the cores minus one, at least 1). */
   max_concurrent_verifications: intInRange(1, 1024).optional(),
   /** Password checks waiting at once; a check beyond this fails at once as a failed login. */
   max_queued_verifications: intInRange(0, 100_000).default(32),
@@ -37,13 +38,22 @@ export function threadPoolSize(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 /**
- * The verifier's settings. By default one pool thread stays free of password
+ * Password checks at once by default: one pool thread stays free of password
  * hashing, so name lookups and file reads (which share the pool) never wait
- * behind a flood of logins.
+ * behind a flood of logins; and one core stays free of it, so the event loop,
+ * which answers every connection (and logs in every cached client), is not
+ * one thread among several busy hashing ones. On 2 cores three checks at once
+ * took that core: legitimate clients' p95 during a wrong-password flood was
+ * twice what it is with one (docs/identity.md, "Password checks under attack").
  */
-export function verifierSettings(a: AuthConfig, env: NodeJS.ProcessEnv = process.env): VerifierSettings {
+export function defaultConcurrency(env: NodeJS.ProcessEnv = process.env, cores: number = availableParallelism()): number {
+  return Math.max(1, Math.min(threadPoolSize(env) - 1, cores - 1));
+}
+
+/** The verifier's settings. */
+export function verifierSettings(a: AuthConfig, env: NodeJS.ProcessEnv = process.env, cores: number = availableParallelism()): VerifierSettings {
   return {
-    concurrency: a.max_concurrent_verifications ?? Math.max(1, threadPoolSize(env) - 1),
+    concurrency: a.max_concurrent_verifications ?? defaultConcurrency(env, cores),
     maxQueued: a.max_queued_verifications,
     maxWaitMs: a.max_verification_wait,
     cacheSize: a.cache_size,

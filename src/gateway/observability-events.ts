@@ -15,7 +15,7 @@ export interface ObservabilityEvents {
   /** The store entered (mode) or left (mode = "none") a fallback. */
   store_fallback: [{ mode: "insurance" | "open" | "closed" | "none" }];
   /** An http listener refused a request: `route` and `limiter` are names from the configuration ("lockout" for a locked subject). */
-  http_rejection: [{ listener: string; route: string; limiter: string }];
+  http_rejection: [{ listener: string; route: string; limiter: string; remote_addr?: string; long_retry_after?: boolean }];
   /** A password check started after waiting `seconds` for a slot. */
   verification_wait: [{ seconds: number; priority: "trusted" | "unknown" }];
   /** A password check never ran: its queue was full, its connection closed, or it waited too long. */

@@ -332,7 +332,7 @@ export class GatewayMetrics {
   /** Series that must read 0 rather than be absent, so rate() and alerts work from the first scrape. */
   private preset(): void {
     for (const l of LIMITERS) for (const r of ["allowed", "rejected"]) this.decisions.inc({ limiter: l, result: r }, 0);
-    for (const l of ["ban", "connection_rate", "prefix_connection_rate", "auth"]) this.longRetryAfter.inc({ limiter: l }, 0);
+    for (const l of ["ban", "connection_rate", "prefix_connection_rate", "auth", "http"]) this.longRetryAfter.inc({ limiter: l }, 0);
     for (const r of BAN_REASONS) this.bans.inc({ reason: r }, 0);
     // A shared store may already be in its failure mode when the metrics attach (Redis down at start).
     const state = this.gateway.storeState;
@@ -433,6 +433,7 @@ export class GatewayMetrics {
       const pair = `${e.route}\u0000${e.limiter}`;
       const known = this.httpLabels.has(pair) || (this.httpLabels.size < MAX_HTTP_RULE_LABELS && this.httpLabels.add(pair) !== undefined);
       this.httpRejections.inc(known ? { route: e.route, limiter: e.limiter } : { route: "other", limiter: "other" });
+      if (e.long_retry_after === true) this.longRetryAfter.inc({ limiter: "http" });
     });
     this.on("store_latency", (e) => {
       if (Number.isFinite(e.seconds) && e.seconds >= 0) this.storeLatency.observe(e.seconds);

@@ -10,16 +10,15 @@
  * timeouts) take a new server for new connections while the old one serves
  * its open connections until they end.
  */
-import type { EventEmitter } from "node:events";
 import type { TimerHandle } from "../../core/clock.js";
 import type { Config, ListenerConfig } from "../config/schema.js";
 import { HttpLimiter } from "../../http/http-limiter.js";
 import { type HttpProxyServer, createHttpProxyServer } from "../../http/proxy/server.js";
-import type { ObservabilityEvents } from "../observability-events.js";
 import type { Connection } from "../connection.js";
 import type { GatewayContext } from "../context.js";
 import { limiterOptionsOf } from "./config-schema.js";
 import { proxyOptionsOf } from "./options.js";
+import { httpRefusalLogger } from "./refusal-log.js";
 
 interface Served {
   cfg: ListenerConfig;
@@ -117,7 +116,6 @@ export class HttpFront {
   }
 
   private buildLimiter(config: Config): HttpLimiter {
-    const events = this.ctx.events as unknown as EventEmitter<ObservabilityEvents>;
     const listener = this.name;
     // A shared store: the listener's route limits, queue places and lockout count with the fleet's,
     // under the listener's name. On memory the limiter keeps its own store, as each listener always has.
@@ -126,8 +124,8 @@ export class HttpFront {
       ...limiterOptionsOf(config.http),
       ...shared,
       clock: this.ctx.clock,
-      logger: this.ctx.logger,
-      hooks: { onReject: (route, limiter) => events.emit("http_rejection", { listener, route, limiter }) },
+      // Every 429 is logged (event=limited) and counted there, once.
+      logger: httpRefusalLogger(listener, this.ctx),
     });
   }
 
@@ -139,7 +137,7 @@ export class HttpFront {
       cur.cfg = cfg;
       return cur;
     }
-    const server = createHttpProxyServer({ ...proxyOptionsOf(cfg), rules: limiter, logger: this.ctx.logger });
+    const server = createHttpProxyServer({ ...proxyOptionsOf(cfg), rules: limiter, logger: httpRefusalLogger(this.name, this.ctx) });
     // Node enforces headersTimeout / requestTimeout from a timer it starts on "listening"; this server never
     // listens itself (sockets come from the guarded Listener), so it is told it does, to bound slow clients.
     server.emit("listening");

@@ -3,10 +3,11 @@
  * totals of a relayed connection, shaping delays and store health. A
  * component that has these facts emits them on the gateway's `events`
  * emitter; GatewayMetrics listens for them. Totals only: no event names a
- * destination, and bytes are reported once per connection, not per chunk.
+ * destination, and bytes are reported per connection every few seconds and at
+ * its end, never per chunk.
  */
 export interface ObservabilityEvents {
-  /** Bytes a connection relayed in one direction ("in": from the client, "out": to the client), emitted when it closes. */
+  /** Bytes a connection relayed in one direction since its last report ("in": from the client, "out": to the client): every few seconds while open, and at its close. */
   bytes: [{ listener: string; direction: "in" | "out"; bytes: number }];
   /** Time a shaper held data back. */
   throttle: [{ direction: "in" | "out"; seconds: number; remote_addr?: string }];

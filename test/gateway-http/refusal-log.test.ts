@@ -90,6 +90,7 @@ async function driveGateway(dir: string, format: "logfmt" | "json", up: Upstream
   await writeFile(file, config(format, up.port, adminPort));
   const gw = new GatewayProcess(file);
   await gw.waitFor(() => /listener api \(http\) up on 127\.0\.0\.1:\d+/.test(gw.stderr), "listener up");
+  await gw.waitFor(() => gw.stderr.includes("admin listener up"), "admin listener up");
   const port = Number(/up on 127\.0\.0\.1:(\d+)/.exec(gw.stderr)![1]);
   const url = (p: string): string => `http://127.0.0.1:${port}${p}`;
   const refused: string[] = [];

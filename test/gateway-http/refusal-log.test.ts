@@ -89,8 +89,8 @@ async function driveGateway(dir: string, format: "logfmt" | "json", up: Upstream
   const file = join(dir, `gateway-${format}.toml`);
   await writeFile(file, config(format, up.port, adminPort));
   const gw = new GatewayProcess(file);
-  await gw.waitFor(() => /listener api \(http\) up on 127\.0\.0\.1:\d+/.test(gw.stderr), "listener up");
-  await gw.waitFor(() => gw.stderr.includes("admin listener up"), "admin listener up");
+  await gw.waitFor(() => /listener api \(http\) up on 127\.0\.0\.1:\d+/.test(gw.stderr), "listener up", 30_000);
+  await gw.waitFor(() => gw.stderr.includes("admin listener up"), "admin listener up", 30_000);
   const port = Number(/up on 127\.0\.0\.1:(\d+)/.exec(gw.stderr)![1]);
   const url = (p: string): string => `http://127.0.0.1:${port}${p}`;
   const refused: string[] = [];

@@ -55,8 +55,8 @@ before(async () => {
     ].join("\n"),
   );
   gw = new GatewayProcess(file);
-  await gw.waitFor(() => /listener fwd \(tcp\) up on 127\.0\.0\.1:\d+/.test(gw.stderr), "listener up");
-  await gw.waitFor(() => gw.stderr.includes("admin listener up"), "admin listener up");
+  await gw.waitFor(() => /listener fwd \(tcp\) up on 127\.0\.0\.1:\d+/.test(gw.stderr), "listener up", 30_000);
+  await gw.waitFor(() => gw.stderr.includes("admin listener up"), "admin listener up", 30_000);
   port = Number(/up on 127\.0\.0\.1:(\d+)/.exec(gw.stderr)![1]);
 });
 

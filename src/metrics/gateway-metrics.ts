@@ -444,6 +444,8 @@ export class GatewayMetrics {
       const known = this.httpLabels.has(pair) || (this.httpLabels.size < MAX_HTTP_RULE_LABELS && this.httpLabels.add(pair) !== undefined);
       this.httpRejections.inc(known ? { route: e.route, limiter: e.limiter } : { route: "other", limiter: "other" });
       if (e.long_retry_after === true) this.longRetryAfter.inc({ limiter: "http" });
+      // A client the http listener keeps refusing is an offender like one the guard refuses.
+      if (e.remote_addr !== undefined) this.offend(e.remote_addr, "http");
     });
     this.on("store_latency", (e) => {
       if (Number.isFinite(e.seconds) && e.seconds >= 0) this.storeLatency.observe(e.seconds);

@@ -187,6 +187,11 @@ for (const format of ["logfmt", "json"] as const) {
       assert.match(text, /portcullis_http_rejections_total\{route="token",limiter="token"\} 2\b/);
       assert.match(text, /portcullis_http_rejections_total\{route="short",limiter="short"\} 2\b/);
       assert.match(text, /portcullis_http_rejections_total\{route="login",limiter="lockout"\} 1\b/);
+      // The refused clients are in the offender table, under the kind "http".
+      const stats = (await (await fetch(`http://127.0.0.1:${r.adminPort}/v1/stats`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(10_000) })).json()) as Record<string, unknown>;
+      const offenders = JSON.stringify(stats);
+      assert.match(offenders, /127\.0\.0\.2/);
+      assert.match(offenders, /"http"/);
     });
 
     test("fail2ban-regex with the HTTP filter matches exactly the refused requests, with their addresses", async () => {

@@ -11,6 +11,7 @@ import { AdminLimiter } from "./admin-limiter.js";
 import { BearerAuth } from "./auth.js";
 import { type AdminConfig, adminBind } from "./config.js";
 import { AdminError, sendError } from "./errors.js";
+import { retryAfterFields } from "../gateway/log/retry-after.js";
 import { type Route, type RouteDeps, routes } from "./routes.js";
 import { type Asset, DASHBOARD_CSP, loadAssets } from "./static-assets.js";
 
@@ -19,6 +20,10 @@ export interface AdminServerOptions extends RouteDeps {
   token: string;
   clock: Clock;
 }
+
+/** The endpoint of the dashboard's files, and of requests no route matches, in the admin refusal metric and log. */
+const ASSETS_ID = "GET /assets";
+const UNMATCHED_ID = "unmatched";
 
 interface Compiled {
   route: Route;
@@ -38,6 +43,8 @@ export class AdminServer {
     this.limiter = new AdminLimiter(o.config.rate_limit, o.clock);
     this.assets = loadAssets();
     this.table = routes(o).map((route) => ({ route, id: `${route.method} ${route.template}`, parts: route.template.split("/") }));
+    // Every endpoint's refusal count exists from the start (0), so the first burst shows in increase().
+    for (const id of [...this.table.map((c) => c.id), ASSETS_ID, UNMATCHED_ID]) o.metrics.adminRateLimited.inc({ endpoint: id }, 0);
     this.server = http.createServer((req, res) => void this.serve(req, res));
     // Bounded waits: a slow or silent client is dropped, it cannot hold the listener.
     this.server.headersTimeout = 5000;
@@ -88,10 +95,12 @@ export class AdminServer {
       const method = req.method ?? "GET";
       const match = this.match(method, url.pathname);
       const asset = method === "GET" || method === "HEAD" ? this.assets.get(url.pathname) : undefined;
-      const id = match?.compiled.id ?? (asset ? "GET /assets" : undefined);
+      const id = match?.compiled.id ?? (asset ? ASSETS_ID : undefined);
       const d = this.limiter.check(url.pathname, id);
       if (!d.allowed) {
-        throw Object.assign(new AdminError("rate_limited", "too many admin requests"), { retryAfterS: Math.max(1, Math.ceil(d.retryAfterMs / 1000)) });
+        const retryAfterS = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
+        this.limited(req, id ?? UNMATCHED_ID, retryAfterS);
+        throw Object.assign(new AdminError("rate_limited", "too many admin requests"), { retryAfterS });
       }
       if (asset) return this.sendAsset(res, asset, url.pathname === "/");
       if (match === undefined) {
@@ -105,6 +114,21 @@ export class AdminServer {
     } catch (err) {
       this.fail(res, err);
     }
+  }
+
+  /** A request the admin rate limit refused: counted, and logged as the gateway logs every refusal (event=limited). */
+  private limited(req: IncomingMessage, endpoint: string, retryAfterS: number): void {
+    this.o.metrics.adminRateLimited.inc({ endpoint });
+    this.o.gateway.logger.limited({
+      remote_addr: req.socket.remoteAddress ?? "unknown",
+      listener: "admin",
+      route: endpoint,
+      limiter: "admin",
+      key: this.limiter.strategy,
+      reason: "rate_limited",
+      ...retryAfterFields(retryAfterS * 1000, this.o.gateway.config.log.long_retry_after),
+      method: req.method,
+    });
   }
 
   private fail(res: ServerResponse, err: unknown): void {

@@ -5,6 +5,8 @@
 import { ERROR_CODES } from "./errors.js";
 
 const json = (schema: object) => ({ content: { "application/json": { schema } } });
+/** A response with a JSON body: OpenAPI requires every response to have a description. */
+const ok = (description: string, schema: object) => ({ description, ...json(schema) });
 const error = (description: string) => ({ description, ...json({ $ref: "#/components/schemas/Error" }) });
 const common = {
   "401": error("Missing or wrong bearer token (code unauthorized)"),
@@ -57,7 +59,7 @@ export function openApiDocument(): object {
             { name: "cursor", in: "query", schema: { type: "string" }, description: "next_cursor of the previous page" },
           ],
           responses: {
-            "200": json({ type: "object", properties: { bans: { type: "array", items: { $ref: "#/components/schemas/Ban" } }, next_cursor: { type: ["string", "null"] } } }),
+            "200": ok("One page of active bans", { type: "object", properties: { bans: { type: "array", items: { $ref: "#/components/schemas/Ban" } }, next_cursor: { type: ["string", "null"] } } }),
             "400": error("Bad limit or cursor (bad_request, invalid_cursor)"),
             ...common,
           },
@@ -77,7 +79,7 @@ export function openApiDocument(): object {
             }),
           },
           responses: {
-            "201": json({ $ref: "#/components/schemas/Ban" }),
+            "201": ok("The ban now in force", { $ref: "#/components/schemas/Ban" }),
             "400": error("invalid_address, invalid_duration or bad_request"),
             "413": error("payload_too_large"),
             "415": error("unsupported_media_type"),
@@ -89,7 +91,7 @@ export function openApiDocument(): object {
         delete: {
           summary: "Lift a ban: the address may connect again at once",
           parameters: [address],
-          responses: { "200": json({ type: "object", properties: { key: { type: "string" }, unbanned: { const: true } } }), "400": error("invalid_address"), "404": error("not_banned"), ...common },
+          responses: { "200": ok("The ban was lifted", { type: "object", properties: { key: { type: "string" }, unbanned: { const: true } } }), "400": error("invalid_address"), "404": error("not_banned"), ...common },
         },
       },
       "/v1/limits/{limiter}/{key}": {
@@ -99,7 +101,7 @@ export function openApiDocument(): object {
             { name: "limiter", in: "path", required: true, schema: { type: "string", enum: ["ban", "max_connections_per_ip", "max_connections", "connection_rate", "prefix_connection_rate"] } },
             { ...address, name: "key" },
           ],
-          responses: { "200": json({ type: "object", properties: { limiter: { type: "string" }, key: { type: "string" } } }), "400": error("invalid_address"), "404": error("unknown_limiter"), ...common },
+          responses: { "200": ok("The key's state under the limiter", { type: "object", properties: { limiter: { type: "string" }, key: { type: "string" } } }), "400": error("invalid_address"), "404": error("unknown_limiter"), ...common },
         },
       },
       "/v1/reload": {

@@ -23,6 +23,9 @@ export class Connection implements Closable {
   masked = false;
   private up: Socket | undefined;
   private finished = false;
+  /** Upstream bytes already reported in `bytes` events, each way. */
+  private reportedIn = 0;
+  private reportedOut = 0;
   private readonly openedAt: number;
 
   constructor(
@@ -80,12 +83,28 @@ export class Connection implements Closable {
     const duration_ms = Math.max(0, Math.round(this.ctx.clock.now() - this.openedAt));
     this.ctx.logger.connClose({ remote_addr: this.remote, duration_ms, listener: this.listener });
     this.ctx.events.emit("close", { listener: this.listener, remote_addr: this.remote, duration_ms });
-    // What reached and came back from the upstream is what was relayed (no request heads, no TLS framing).
-    const up = this.upstream;
-    if (up !== undefined) {
-      if (up.bytesWritten > 0) this.ctx.events.emit("bytes", { listener: this.listener, direction: "in", bytes: up.bytesWritten });
-      if (up.bytesRead > 0) this.ctx.events.emit("bytes", { listener: this.listener, direction: "out", bytes: up.bytesRead });
-    }
+    this.reportBytes();
     this.onEnd(this);
+  }
+
+  /**
+   * Reports the bytes relayed since the last report. The listener calls it
+   * every few seconds while the connection is open, and it runs once more at
+   * the end, so a long tunnel's bytes show while it lasts, not all at its close.
+   */
+  reportBytes(): void {
+    // What reached and came back from the upstream is what was relayed (no request heads, no TLS framing).
+    const up = this.up;
+    if (up === undefined) return;
+    const sent = up.bytesWritten - this.reportedIn;
+    const received = up.bytesRead - this.reportedOut;
+    if (sent > 0) {
+      this.reportedIn += sent;
+      this.ctx.events.emit("bytes", { listener: this.listener, direction: "in", bytes: sent });
+    }
+    if (received > 0) {
+      this.reportedOut += received;
+      this.ctx.events.emit("bytes", { listener: this.listener, direction: "out", bytes: received });
+    }
   }
 }

@@ -5,7 +5,7 @@
  */
 import net from "node:net";
 import type tls from "node:tls";
-import { systemClock } from "../core/clock.js";
+import { type TimerHandle, systemClock } from "../core/clock.js";
 import type { ListenerConfig } from "./config/schema.js";
 import { Connection } from "./connection.js";
 import type { GatewayContext } from "./context.js";
@@ -23,6 +23,9 @@ import { MaskedSlots } from "./masking/masked-slots.js";
 import type { Admission, GuardHit } from "./guard/connection-guard.js";
 import { admissionRetryAfter } from "./log/retry-after.js";
 
+/** How often open connections report the bytes they relayed (portcullis_relayed_bytes_total moves during a tunnel). */
+export const BYTES_REPORT_MS = 2000;
+
 export interface BoundListener {
   name: string;
   kind: string;
@@ -34,6 +37,8 @@ export interface BoundListener {
 export class Listener {
   private readonly server: net.Server;
   private readonly open = new Set<Connection>();
+  /** The next report of open connections' relayed bytes, while any is open. */
+  private bytesReport: TimerHandle | undefined;
   /** Callers of idle() waiting for the last connection to end. */
   private waiters: (() => void)[] = [];
   /** Set once the server stops accepting; resolves when it has closed. */
@@ -131,12 +136,21 @@ export class Listener {
     this.stopAccepting();
     this.http?.close();
     for (const c of [...this.open]) c.close("stopping");
+    this.bytesReport?.cancel();
+    this.bytesReport = undefined;
     await this.serverClosed;
     await this.permissions.close();
   }
 
   /** Made once, handed to every connection. */
   private readonly onEnded = (c: Connection): void => this.ended(c);
+
+  /** Reports every open connection's relayed bytes each BYTES_REPORT_MS, for as long as one is open. */
+  private readonly reportBytes = (): void => {
+    this.bytesReport = undefined;
+    for (const c of this.open) c.reportBytes();
+    if (this.open.size > 0) this.bytesReport = this.ctx.clock.setTimer(this.reportBytes, BYTES_REPORT_MS);
+  };
 
   private ended(c: Connection): void {
     this.open.delete(c);
@@ -207,6 +221,7 @@ export class Listener {
     raw.on("error", () => raw.destroy());
     const conn = new Connection(raw, remote, admitted, cfg.name, this.ctx, this.onEnded);
     this.open.add(conn);
+    this.bytesReport ??= this.ctx.clock.setTimer(this.reportBytes, BYTES_REPORT_MS);
     const transport = cfg.tls ? "tls" : "tcp";
     this.ctx.logger.connOpen({ remote_addr: remote, transport, listener: cfg.name });
     this.ctx.events.emit("connection", { listener: cfg.name, remote_addr: remote, transport });

@@ -29,6 +29,7 @@ import { type ProfileSettings, resolveProfile } from "./profiles.js";
 import { type PathMatcher, compileMethods, compilePattern } from "./route-match.js";
 import type {
   HttpHooks,
+  HttpLimitedEvent,
   HttpLimiterOptions,
   HttpLogger,
   KeyContext,
@@ -401,21 +402,26 @@ export class HttpLimiter {
     track: LockoutTrack | undefined,
     signal: AbortSignal | undefined,
   ): Promise<Verdict> {
-    this.queuedNow++;
-    let d: Decision;
-    try {
-      const p = q.limiter.acquire(key, 1, signal ? { signal } : {});
+    // Only a request that takes a place in the queue is "queued": one the
+    // full queue refuses at once is a 429 like any other, and counted as one.
+    let queued = false;
+    const onQueued = (): void => {
+      queued = true;
+      this.queuedNow++;
       this.hooks.onQueued?.(route.name, q.name);
       this.event("info", "request queued", ctx, q.name, undefined, undefined);
-      d = await p;
+    };
+    let d: Decision;
+    try {
+      d = await q.limiter.acquire(key, 1, signal ? { signal, onQueued } : { onQueued });
     } catch (e) {
       if (e instanceof AcquireAbortedError) {
-        this.event("info", "queued request left the queue", ctx, q.name, undefined, undefined);
+        if (queued) this.event("info", "queued request left the queue", ctx, q.name, undefined, undefined);
         return ABORTED;
       }
       throw e;
     } finally {
-      this.queuedNow--;
+      if (queued) this.queuedNow--;
     }
     decisions.push(d);
     if (!d.allowed) return this.reject(route, ctx, decisions, decisions.length - 1);
@@ -453,7 +459,7 @@ export class HttpLimiter {
     if (body !== undefined) headers["content-type"] = PROBLEM_CONTENT_TYPE;
     this.hooks.rejections?.inc({ route: route.name, limiter: limit.name });
     this.hooks.onReject?.(route.name, limit.name);
-    this.event("warn", "request throttled", ctx, limit.name, d, undefined, retry);
+    this.refused("request throttled", ctx, limit.name, limit.key.kind, d, undefined, retry);
     return { allowed: false, status: 429, headers, body, route: route.name, lockout: undefined, aborted: false };
   }
 
@@ -464,13 +470,46 @@ export class HttpLimiter {
     if (body !== undefined) headers["content-type"] = PROBLEM_CONTENT_TYPE;
     this.hooks.rejections?.inc({ route: ctx.route, limiter: "lockout" });
     this.hooks.onReject?.(ctx.route, "lockout");
-    this.event("warn", "request refused: subject locked out", ctx, "lockout", d, subject, retry);
+    this.refused("request refused: subject locked out", ctx, "lockout", "subject", d, subject, retry);
     return { allowed: false, status: 429, headers, body, route: ctx.route, lockout: undefined, aborted: false };
   }
 
   private shadowEvent(route: CompiledRoute, ctx: KeyContext, l: CompiledLimit, d: Decision): void {
     this.hooks.onShadowReject?.(route.name, l.name);
     this.event("info", "request would be throttled (shadow)", ctx, l.name, d, undefined);
+  }
+
+  /** Logs a 429 once: as the logger's own `limited` event when it has one, else as a warning with the same tags. */
+  private refused(msg: string, ctx: KeyContext, limiter: string, key: string, d: Decision, subject: string | undefined, retry: number): void {
+    const log = this.log;
+    if (log === undefined) return;
+    if (log.limited === undefined) {
+      this.event("warn", msg, ctx, limiter, d, subject, retry);
+      return;
+    }
+    const e: HttpLimitedEvent = {
+      endpoint: ctx.route,
+      limiter,
+      key,
+      // A lockout's engine reason is the ban box's; operators read it as what it is.
+      reason: limiter === "lockout" && subject !== undefined ? "locked_out" : (d.reason ?? "rate_limited"),
+      remote_ip: ctx.clientIp,
+      method: ctx.req.method,
+      path: ctx.path,
+      retry_after: retry,
+      client_id: this.clientIdForLog(ctx)?.slice(0, 128),
+      request_id: this.requestIdOf(ctx),
+    };
+    if (subject !== undefined) e.subject = subject;
+    log.limited(e);
+  }
+
+  private requestIdOf(ctx: KeyContext): string | undefined {
+    for (const h of this.requestIdHeaders) {
+      const v = ctx.req.headers[h];
+      if (typeof v === "string" && v.length > 0) return v.slice(0, 128);
+    }
+    return undefined;
   }
 
   /** Logs a throttle event with the tags operators correlate on. */
@@ -484,13 +523,8 @@ export class HttpLimiter {
       remote_ip: ctx.clientIp,
       limiter,
     };
-    for (const h of this.requestIdHeaders) {
-      const v = ctx.req.headers[h];
-      if (typeof v === "string" && v.length > 0) {
-        fields.request_id = v.slice(0, 128);
-        break;
-      }
-    }
+    const requestId = this.requestIdOf(ctx);
+    if (requestId !== undefined) fields.request_id = requestId;
     if (subject !== undefined) fields.subject = subject;
     if (d?.reason !== undefined) fields.reason = d.reason;
     if (retry !== undefined) fields.retry_after = retry;

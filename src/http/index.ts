@@ -20,6 +20,7 @@ export type {
   ProblemOptions,
   HttpLogger,
   HttpHooks,
+  HttpLimitedEvent,
   CounterLike,
   HttpLimiterOptions,
 } from "./types.js";

@@ -164,6 +164,38 @@ export interface ProblemOptions {
 export interface HttpLogger {
   warn(msg: string, fields: Record<string, unknown>): void;
   info(msg: string, fields: Record<string, unknown>): void;
+  /**
+   * A request refused with 429, once per refusal. When the logger has this
+   * method it receives the refusal instead of the `request throttled` /
+   * `request refused: subject locked out` warnings, so it can write the event
+   * its own way (the gateway's `event=limited` line).
+   */
+  limited?(e: HttpLimitedEvent): void;
+}
+
+/**
+ * The tags of a refused request, as the auth-server guide asks for them: the
+ * endpoint, the limit, the client's address and id, the correlation id and
+ * the wait. Never a password: `client_id` is at most a Basic user name.
+ */
+export interface HttpLimitedEvent {
+  /** The matched route's name. */
+  endpoint: string;
+  /** The policy name, or "lockout". */
+  limiter: string;
+  /** What the limit counts by: ip, ip_prefix, client_id, user, route, global, custom; "subject" for the lockout. */
+  key: string;
+  /** The engine's reason: rate_limited, queue_full, locked_out, ... */
+  reason: string;
+  remote_ip: string;
+  method: string;
+  path: string;
+  /** Seconds the client is told to wait (the Retry-After header). */
+  retry_after: number;
+  client_id: string | undefined;
+  request_id: string | undefined;
+  /** The locked subject (a user name), for a lockout refusal. */
+  subject?: string;
 }
 
 /** Anything with prom-client's Counter#inc signature. */

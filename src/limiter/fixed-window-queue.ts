@@ -136,7 +136,7 @@ export class FixedWindowQueue<S extends boolean> {
     return this.rejectBehind(q, q.windowEnd, cost, now, "rate_limited", false);
   }
 
-  async acquire(key: string, cost: number, signal: AbortSignal | undefined): Promise<Outcome> {
+  async acquire(key: string, cost: number, signal: AbortSignal | undefined, onQueued?: () => void): Promise<Outcome> {
     if (this.disposed) throw new AcquireAbortedError("limiter disposed", "disposed");
     if (signal?.aborted) throw new AcquireAbortedError("acquire aborted before it started");
     // On a sync store this function runs to its end without yielding: the
@@ -209,6 +209,11 @@ export class FixedWindowQueue<S extends boolean> {
       queue.waiters.push(w);
       queue.permits += cost;
       this.schedule(key, queue);
+      try {
+        onQueued?.();
+      } catch {
+        // A caller's notice must not leave a waiter in the queue with its promise already failed.
+      }
     });
   }
 

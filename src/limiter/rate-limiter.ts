@@ -157,7 +157,7 @@ export class RateLimiter<S extends boolean = true> implements LimiterInfo, Decis
     if (err !== undefined) throw err;
     // A shadowed limit only reports: it never makes a caller wait.
     if (this.queue === undefined || this.shadow) return (await this.check(key, cost)) as Decision;
-    return decide(await this.queue.acquire(key, cost, options.signal), this);
+    return decide(await this.queue.acquire(key, cost, options.signal, options.onQueued), this);
   }
 
   /** Fails every queued waiter and stops the limit's timers. */

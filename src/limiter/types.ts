@@ -3,6 +3,8 @@ import type { Decision } from "./decision.js";
 export interface AcquireOptions {
   /** Cancels a queued acquisition; the caller leaves the queue and the promise rejects. */
   signal?: AbortSignal;
+  /** Called once when the caller takes a place in the queue (never for an answer given at once, such as a full queue). */
+  onQueued?: () => void;
 }
 
 /** Common surface of every rate limit, whatever its store. */

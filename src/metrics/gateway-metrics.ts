@@ -24,6 +24,7 @@ import {
   type BanReason,
   DIRECTIONS,
   GUARD_LIMITERS,
+  KNOWN_REJECTIONS,
   LIMITERS,
   type GuardLimiterName,
   MAX_HTTP_RULE_LABELS,
@@ -115,6 +116,8 @@ export class GatewayMetrics {
   readonly topOffender: Gauge<"window">;
   /** Requests the http listeners' route limits and lockout refused. */
   readonly httpRejections: Counter<"route" | "limiter">;
+  /** Requests the admin listener's own rate limit refused (429), by endpoint ("GET /v1/bans", "unmatched"). */
+  readonly adminRateLimited: Counter<"endpoint">;
   /** Password checks: waiting and running now, time waited for a slot, and checks dropped unstarted. */
   readonly verificationsQueued: Gauge;
   readonly verificationsRunning: Gauge;
@@ -233,6 +236,12 @@ export class GatewayMetrics {
       name: "portcullis_http_rejections_total",
       help: "HTTP requests refused by route limits (limiter: the policy name) or the subject lockout (limiter: lockout).",
       labelNames: ["route", "limiter"],
+      registers,
+    });
+    this.adminRateLimited = new Counter({
+      name: "portcullis_admin_rate_limited_total",
+      help: "Admin API requests refused by the admin rate limit (429), by endpoint.",
+      labelNames: ["endpoint"],
       registers,
     });
     this.verificationsQueued = new Gauge({
@@ -398,7 +407,8 @@ export class GatewayMetrics {
   /** Series that must read 0 rather than be absent, so rate() and alerts work from the first scrape. */
   private preset(): void {
     for (const l of LIMITERS) for (const r of ["allowed", "rejected"]) this.decisions.inc({ limiter: l, result: r }, 0);
-    for (const l of ["ban", "connection_rate", "prefix_connection_rate", "auth"]) this.longRetryAfter.inc({ limiter: l }, 0);
+    for (const [limiter, reason] of KNOWN_REJECTIONS) this.rejections.inc({ limiter, reason }, 0);
+    for (const l of ["ban", "connection_rate", "prefix_connection_rate", "auth", "http"]) this.longRetryAfter.inc({ limiter: l }, 0);
     for (const r of BAN_REASONS) this.bans.inc({ reason: r }, 0);
     // A shared store may already be in its failure mode when the metrics attach (Redis down at start).
     const state = this.gateway.storeState;
@@ -506,6 +516,7 @@ export class GatewayMetrics {
       this.httpRejections.inc(known ? { route: e.route, limiter: e.limiter } : { route: "other", limiter: "other" });
       const listener = this.listener(e.listener);
       this.httpByListener.set(listener, (this.httpByListener.get(listener) ?? 0) + 1);
+      if (e.long_retry_after === true) this.longRetryAfter.inc({ limiter: "http" });
       // A refused request is an offence of its client, as a refused connection is.
       if (typeof e.remote_addr === "string" && e.remote_addr.length > 0) this.offend(e.remote_addr, "http");
     });

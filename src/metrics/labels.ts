@@ -30,6 +30,26 @@ export const REASONS = [
   "other",
 ] as const;
 
+/**
+ * The (limiter, reason) pairs of portcullis_rejections_total the gateway can
+ * make, preset to 0 at start: a series that first appears at 1 is invisible
+ * to increase() and rate(), so the first burst after a start would be missed.
+ */
+export const KNOWN_REJECTIONS: ReadonlyArray<readonly [(typeof LIMITERS)[number], (typeof REASONS)[number]]> = [
+  ["deny_list", "deny_list"],
+  ["ban", "banned"],
+  ["max_connections", "concurrency_limit"],
+  ["max_connections_per_ip", "concurrency_limit"],
+  ["connection_rate", "rate_limited"],
+  ["prefix_connection_rate", "rate_limited"],
+  ["auth", "bad_credentials"],
+  ["auth", "malformed"],
+  ["auth", "backoff"],
+  ["auth", "banned"],
+  ["auth", "queue_full"],
+  ["destination_policy", "not_permitted"],
+];
+
 export const BAN_REASONS = ["auth_failures", "manual"] as const;
 export type BanReason = (typeof BAN_REASONS)[number];
 

@@ -7,9 +7,26 @@
  */
 import { createRequire } from "node:module";
 import type pg from "pg";
+import { explainMissingPeer } from "../core/optional-peer.js";
 
 const load = createRequire(import.meta.url);
 
-export function pgModule(): typeof pg {
-  return load("pg") as typeof pg;
+/** The pg module; a MissingPeerError naming `feature` when pg is not installed (it is an optional peer dependency). */
+export function pgModule(feature = "a PostgreSQL permission policy"): typeof pg {
+  try {
+    return load("pg") as typeof pg;
+  } catch (err) {
+    return explainMissingPeer(err, "pg", feature);
+  }
+}
+
+/** Whether `e` is an error PostgreSQL answered with (pg's DatabaseError); false when pg is not installed. */
+export function isDatabaseError(e: unknown): boolean {
+  let mod: typeof pg;
+  try {
+    mod = load("pg") as typeof pg;
+  } catch {
+    return false;
+  }
+  return e instanceof mod.DatabaseError;
 }

@@ -304,6 +304,35 @@ describe("admin rate limit", () => {
     }
   });
 
+  test("each 429 of the admin limit is counted by endpoint and logged once as event=limited at info", async () => {
+    const { o } = await strategies("endpoint");
+    try {
+      for (let i = 0; i < 2; i++) assert.equal((await o.call("GET", "/v1/limits/ban/127.0.0.1")).status, 200);
+      for (let i = 0; i < 3; i++) assert.equal((await o.call("GET", "/v1/limits/ban/127.0.0.1")).status, 429);
+      for (let i = 0; i < 3; i++) await o.call("GET", "/nowhere", { token: null });
+      const text = await o.obs.metrics.expose();
+      assert.equal(sample(text, "portcullis_admin_rate_limited_total", { endpoint: "GET /v1/limits/{limiter}/{key}" }), 3);
+      assert.equal(sample(text, "portcullis_admin_rate_limited_total", { endpoint: "unmatched" }), 1);
+      assert.equal(sample(text, "portcullis_admin_rate_limited_total", { endpoint: "GET /v1/bans" }), 0);
+      const lines = o.log.events("limited");
+      assert.equal(lines.length, 4);
+      const first = lines[0]!;
+      assert.equal(first.level, "info");
+      assert.equal(first.listener, "admin");
+      assert.equal(first.route, "GET /v1/limits/{limiter}/{key}");
+      assert.equal(first.limiter, "admin");
+      assert.equal(first.key, "endpoint");
+      assert.equal(first.reason, "rate_limited");
+      assert.equal(first.remote_addr, "127.0.0.1");
+      assert.ok(Number(first.retry_after_s) >= 1);
+      assert.equal(lines[3]!.route, "unmatched");
+      // The token is never part of the line.
+      assert.ok(!o.log.lines.some((l) => l.includes(TOKEN)));
+    } finally {
+      await o.stop();
+    }
+  });
+
   test("requests with a wrong token are limited too, so guessing the token is slow", async () => {
     const { o } = await strategies("global");
     try {

@@ -54,6 +54,35 @@ function promtool(args: string[], stdin?: string): Promise<{ code: number; out: 
   });
 }
 
+describe("series preset at start", () => {
+  test("every rejection the gateway can make is a series at 0 before any traffic, so increase() sees the first burst", async () => {
+    const o = await startObserved(await connectDoc(), { processMetrics: false });
+    try {
+      const text = await o.obs.metrics.expose();
+      const pairs: Array<[string, string]> = [
+        ["deny_list", "deny_list"],
+        ["ban", "banned"],
+        ["max_connections", "concurrency_limit"],
+        ["max_connections_per_ip", "concurrency_limit"],
+        ["connection_rate", "rate_limited"],
+        ["prefix_connection_rate", "rate_limited"],
+        ["auth", "bad_credentials"],
+        ["auth", "malformed"],
+        ["auth", "backoff"],
+        ["auth", "banned"],
+        ["auth", "queue_full"],
+        ["destination_policy", "not_permitted"],
+      ];
+      for (const [limiter, reason] of pairs) assert.equal(sample(text, "portcullis_rejections_total", { limiter, reason }), 0, `${limiter}/${reason}`);
+      assert.equal(sample(text, "portcullis_long_retry_after_total", { limiter: "http" }), 0);
+      assert.equal(sample(text, "portcullis_admin_rate_limited_total", { endpoint: "GET /v1/bans" }), 0);
+      assert.equal(sample(text, "portcullis_admin_rate_limited_total", { endpoint: "unmatched" }), 0);
+    } finally {
+      await o.stop();
+    }
+  });
+});
+
 describe("metrics after real traffic", () => {
   let origin: Origin;
   let o: Observed;

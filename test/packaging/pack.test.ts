@@ -61,19 +61,6 @@ test("npx portcullis version runs the compiled CLI, and tsx is not installed wit
   assert.equal(existsSync(join(app, "node_modules/tsx")), false, "tsx came with the package: it must be a devDependency");
 });
 
-test('import("portcullis") is the library; the gateway and Redis are subpaths', async () => {
-  const code = [
-    'const lib = await import("portcullis");',
-    'const gw = await import("portcullis/gateway");',
-    'const redis = await import("portcullis/redis");',
-    'const http = await import("portcullis/http");',
-    "const l = lib.createLimiter({ name: \"t\", algorithm: \"gcra\", rate: 1, burst: 1 });",
-    "console.log(JSON.stringify({ first: l.check(\"k\").allowed, second: l.check(\"k\").allowed, rootGateway: typeof lib.Gateway, gateway: typeof gw.Gateway, load: typeof gw.loadConfigFile, redis: typeof redis.RedisStore, http: typeof http.HttpLimiter }));",
-  ].join("\n");
-  const out = await run(process.execPath, ["--input-type=module", "-e", code], app, 30_000);
-  assert.deepEqual(JSON.parse(out), { first: true, second: false, rootGateway: "undefined", gateway: "function", load: "function", redis: "function", http: "function" });
-});
-
 test("the tarball carries the license and no source maps (src/ is not shipped); engines name the supported Node lines", () => {
   assert.ok(packed.includes("LICENSE"), "LICENSE is not in the tarball");
   assert.match(readFileSync(join(app, "node_modules/portcullis/LICENSE"), "utf8"), /Apache License\s+Version 2\.0, January 2004/);
@@ -83,6 +70,97 @@ test("the tarball carries the license and no source maps (src/ is not shipped); 
   assert.equal(pkg.engines.node, "^20.0.0 || ^22.0.0 || ^24.0.0");
 });
 
+const OPTIONAL_PEERS = ["pg", "ioredis", "@types/pg", "fastify"];
+
+/** Runs the installed bin; resolves with its exit code and output (it may fail). */
+function bin(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile("npx", ["--no", "portcullis", ...args], { cwd: app, env, timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
+test("pg, ioredis, their types and fastify are optional peers: declared, and not installed with the package", () => {
+  const pkg = JSON.parse(readFileSync(join(app, "node_modules/portcullis/package.json"), "utf8")) as {
+    dependencies: Record<string, string>;
+    peerDependencies: Record<string, string>;
+    peerDependenciesMeta: Record<string, { optional?: boolean }>;
+  };
+  for (const p of OPTIONAL_PEERS) {
+    assert.ok(pkg.peerDependencies[p], `${p} is not a peer dependency`);
+    assert.equal(pkg.peerDependenciesMeta[p]?.optional, true, `${p} is not optional`);
+    assert.equal(pkg.dependencies[p], undefined, `${p} is still a dependency`);
+    assert.equal(existsSync(join(app, "node_modules", p)), false, `${p} was installed with the package`);
+  }
+});
+
+test("without the optional peers: the gateway runs on memory, and a config that needs one names the package to install in one line", async () => {
+  writeFileSync(join(app, "memory.toml"), '[[listener]]\nname = "fwd"\nkind = "tcp"\nbind = "127.0.0.1:0"\nupstream = "127.0.0.1:9"\n');
+  const ok = await bin(["check-config", "-c", "memory.toml"]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const help = await bin(["help"]);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /permit/);
+  writeFileSync(join(app, "redis.toml"), '[store]\nkind = "redis"\nurl = "redis://127.0.0.1:6379"\n\n[[listener]]\nname = "fwd"\nkind = "tcp"\nbind = "127.0.0.1:0"\nupstream = "127.0.0.1:9"\n');
+  const redis = await bin(["run", "-c", "redis.toml"]);
+  assert.equal(redis.code, 1);
+  const redisLines = redis.stderr.trim().split("\n");
+  assert.equal(redisLines.length, 1, redis.stderr);
+  assert.match(redisLines[0]!, /\[store\] kind = "redis" needs the "ioredis" package, which is not installed: npm install ioredis/);
+  const db = await bin(["db", "migrate", "--url", "postgres://127.0.0.1:1/none"]);
+  assert.equal(db.code, 1);
+  const dbLines = db.stderr.trim().split("\n");
+  assert.equal(dbLines.length, 1, db.stderr);
+  assert.match(dbLines[0]!, /needs the "pg" package, which is not installed: npm install pg/);
+  assert.ok(!/\n\s+at /.test(redis.stderr + db.stderr), "no stack trace");
+});
+
+test("without the optional peers, a strict project importing the root entry type-checks with skipLibCheck false", async () => {
+  const dir2 = join(app, "root-only");
+  mkdirSync(dir2, { recursive: true });
+  writeFileSync(
+    join(dir2, "tsconfig.json"),
+    JSON.stringify({ compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, skipLibCheck: false, noEmit: true, types: [] }, files: ["use.ts"] }),
+  );
+  writeFileSync(join(dir2, "use.ts"), 'import * as lib from "portcullis";\nexport const l = lib.createLimiter({ name: "t", algorithm: "gcra", rate: 1, burst: 1 });\n');
+  writeFileSync(join(dir2, "package.json"), JSON.stringify({ name: "root-only", private: true, type: "module" }));
+  const tsc = join(root, "node_modules/typescript/bin/tsc");
+  const r = await new Promise<{ code: number; out: string }>((resolve) =>
+    execFile(process.execPath, [tsc, "-p", "tsconfig.json"], { cwd: dir2, env, timeout: 120_000 }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr })),
+  );
+  assert.equal(r.code, 0, `the root types reach a package the user may not have:\n${r.out.slice(0, 4000)}`);
+});
+
+test("the shipped types import only dependencies and peers, never a package that is only a devDependency", () => {
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { dependencies: Record<string, string>; peerDependencies: Record<string, string> };
+  // The package's own name (its doc comments show `import ... from "portcullis"`) resolves to itself.
+  const allowed = new Set(["portcullis", ...Object.keys(pkg.dependencies), ...Object.keys(pkg.peerDependencies)]);
+  const bad: string[] = [];
+  for (const f of packed.filter((p) => p.endsWith(".d.ts"))) {
+    const text = readFileSync(join(app, "node_modules/portcullis", f), "utf8");
+    for (const m of text.matchAll(/(?:from|import)\s*\(?\s*["']([^"'.][^"']*)["']/g)) {
+      const spec = m[1]!;
+      if (spec.startsWith("node:")) continue;
+      const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!;
+      // A package's types come from it or from its @types/ package.
+      const typesName = name.startsWith("@") ? `@types/${name.slice(1).replace("/", "__")}` : `@types/${name}`;
+      if (!allowed.has(name) && !allowed.has(typesName)) bad.push(`${f}: ${spec}`);
+    }
+  }
+  assert.deepEqual(bad, []);
+});
+
+/** Links the optional peers into the app, as a user of the Redis, permissions and Fastify subpaths has them installed. */
+function installPeers(): void {
+  for (const p of OPTIONAL_PEERS) {
+    const to = join(app, "node_modules", p);
+    if (existsSync(to)) continue;
+    mkdirSync(join(to, ".."), { recursive: true });
+    symlinkSync(join(root, "node_modules", p), to, "dir");
+  }
+}
+
 /** Every subpath the package exports ("." as "portcullis", "./redis" as "portcullis/redis", ...). */
 function subpaths(): string[] {
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { exports: Record<string, unknown> };
@@ -90,6 +168,7 @@ function subpaths(): string[] {
 }
 
 test("every subpath export imports from an .mjs file, and exports something", async () => {
+  installPeers();
   const names = subpaths();
   assert.ok(names.length >= 9, names.join(", "));
   const lines = names.map((n, i) => `import * as m${i} from ${JSON.stringify(n)};`);
@@ -103,8 +182,8 @@ test("a strict TypeScript project using every subpath, and the README's snippet,
   // The project's own @types/node (a user has theirs); nothing else of the checkout is visible to the compiler.
   mkdirSync(join(app, "node_modules/@types"), { recursive: true });
   if (!existsSync(join(app, "node_modules/@types/node"))) symlinkSync(join(root, "node_modules/@types/node"), join(app, "node_modules/@types/node"), "dir");
-  // The Fastify adapter's types name Fastify's own, as a Fastify user has them installed.
-  if (!existsSync(join(app, "node_modules/fastify"))) symlinkSync(join(root, "node_modules/fastify"), join(app, "node_modules/fastify"), "dir");
+  // The Fastify adapter's, the permissions' and the Redis store's types name their peers', as their users have them installed.
+  installPeers();
   writeFileSync(
     join(app, "tsconfig.json"),
     JSON.stringify({
@@ -141,4 +220,18 @@ test("a strict TypeScript project using every subpath, and the README's snippet,
     execFile(process.execPath, [tsc, "-p", "tsconfig.json"], { cwd: app, env, timeout: 120_000 }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr })),
   );
   assert.equal(r.code, 0, `the installed package does not type-check in a strict project:\n${r.out.slice(0, 4000)}`);
+});
+
+test('import("portcullis") is the library; the gateway and Redis are subpaths', async () => {
+  installPeers();
+  const code = [
+    'const lib = await import("portcullis");',
+    'const gw = await import("portcullis/gateway");',
+    'const redis = await import("portcullis/redis");',
+    'const http = await import("portcullis/http");',
+    "const l = lib.createLimiter({ name: \"t\", algorithm: \"gcra\", rate: 1, burst: 1 });",
+    "console.log(JSON.stringify({ first: l.check(\"k\").allowed, second: l.check(\"k\").allowed, rootGateway: typeof lib.Gateway, gateway: typeof gw.Gateway, load: typeof gw.loadConfigFile, redis: typeof redis.RedisStore, http: typeof http.HttpLimiter }));",
+  ].join("\n");
+  const out = await run(process.execPath, ["--input-type=module", "-e", code], app, 30_000);
+  assert.deepEqual(JSON.parse(out), { first: true, second: false, rootGateway: "undefined", gateway: "function", load: "function", redis: "function", http: "function" });
 });

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import pg from "pg";
+import { isDatabaseError, pgModule } from "../../permissions/pg-module.js";
 import { PortcullisError } from "../../core/errors.js";
 import { migrate } from "../../permissions/migrate.js";
 
@@ -51,7 +51,7 @@ export async function main(argv: string[], io: CommandIo = processIo): Promise<n
   const url = values.url ?? io.env.DATABASE_URL;
   if (!url) return usage("--url is required (or set DATABASE_URL)");
   const schema = values.schema ?? "public";
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  const client = new (pgModule("portcullis db").Client)({ connectionString: url, connectionTimeoutMillis: 10_000 });
   client.on("error", () => {});
   try {
     await client.connect();
@@ -65,7 +65,7 @@ export async function main(argv: string[], io: CommandIo = processIo): Promise<n
     io.out(r.applied.length === 0 ? `schema ${schema} is up to date (${r.alreadyApplied.length} migrations)` : `schema ${schema} migrated`);
     return 0;
   } catch (e) {
-    const known = e instanceof PortcullisError || e instanceof pg.DatabaseError;
+    const known = e instanceof PortcullisError || isDatabaseError(e);
     io.err(`portcullis db: migrate failed: ${known ? (e as Error).message : String(e)}`);
     return e instanceof PortcullisError && e.code === "invalid_argument" ? 2 : 1;
   } finally {

@@ -1,7 +1,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import pg from "pg";
+import type pg from "pg";
+import { isDatabaseError, pgModule } from "../../permissions/pg-module.js";
 import { systemClock } from "../../core/clock.js";
 import { InvalidArgumentError, PortcullisError } from "../../core/errors.js";
 import { signGrant } from "../../permissions/grant.js";
@@ -130,7 +131,7 @@ function db(v: Values, io: CommandIo): Db {
 const DB_FLAGS = { config: { type: "string", short: "c" }, listener: { type: "string" }, url: { type: "string" }, schema: { type: "string" } } as const;
 
 async function withDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
-  const db = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  const db = new (pgModule("portcullis permit").Client)({ connectionString: url, connectionTimeoutMillis: 10_000 });
   db.on("error", () => {});
   try {
     await db.connect();
@@ -311,8 +312,8 @@ export async function main(argv: string[], io: CommandIo = processIo): Promise<n
       io.err(`${name}: ${e.message} (try --help)`);
       return 2;
     }
-    if (e instanceof PortcullisError || e instanceof pg.DatabaseError) {
-      io.err(`${name}: ${e.message}`);
+    if (e instanceof PortcullisError || isDatabaseError(e)) {
+      io.err(`${name}: ${(e as Error).message}`);
       return 1;
     }
     if ((e as NodeJS.ErrnoException).code === "EEXIST") {

@@ -10,17 +10,15 @@
  * timeouts) take a new server for new connections while the old one serves
  * its open connections until they end.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
-import type { EventEmitter } from "node:events";
 import type { TimerHandle } from "../../core/clock.js";
 import type { Config, ListenerConfig } from "../config/schema.js";
 import { HttpLimiter } from "../../http/http-limiter.js";
 import { type HttpProxyServer, createHttpProxyServer } from "../../http/proxy/server.js";
-import type { ObservabilityEvents } from "../observability-events.js";
 import type { Connection } from "../connection.js";
 import type { GatewayContext } from "../context.js";
 import { limiterOptionsOf } from "./config-schema.js";
 import { proxyOptionsOf } from "./options.js";
+import { httpRefusalLogger } from "./refusal-log.js";
 
 interface Served {
   cfg: ListenerConfig;
@@ -28,18 +26,6 @@ interface Served {
   sockets: number;
   retired: boolean;
 }
-
-/**
- * The client address of the connection whose request is being decided. The
- * limiter's rejection hook names only the route and the limit; the address
- * travels with the connection's async context, so a refusal decided after an
- * await (a shared store, a form body) still names its client. Its price: on
- * Node 20 and 22 an AsyncLocalStorage in use adds about 0.2 µs to every await
- * in the process (measured 120-190 ns vs 300-350 ns per await); Node 24's
- * async context frames make it nearly free. Only a gateway with an http
- * listener loads this module.
- */
-const peer = new AsyncLocalStorage<string>();
 
 /** How often a draining front closes keep-alive connections whose response has just finished. */
 const DRAIN_SWEEP_MS = 100;
@@ -75,8 +61,7 @@ export class HttpFront {
       served.sockets--;
       if (served.retired && served.sockets === 0) this.drop(served);
     });
-    // The HTTP parser made for this socket keeps this context, and every request on it runs inside it.
-    peer.run(conn.remote, () => served.server.emit("connection", conn.stream));
+    served.server.emit("connection", conn.stream);
   }
 
   /**
@@ -136,7 +121,6 @@ export class HttpFront {
   }
 
   private buildLimiter(config: Config): HttpLimiter {
-    const events = this.ctx.events as unknown as EventEmitter<ObservabilityEvents>;
     const listener = this.name;
     // A shared store: the listener's route limits, queue places and lockout count with the fleet's,
     // under the listener's name. On memory the limiter keeps its own store, as each listener always has.
@@ -145,8 +129,8 @@ export class HttpFront {
       ...limiterOptionsOf(config.http),
       ...shared,
       clock: this.ctx.clock,
-      logger: this.ctx.logger,
-      hooks: { onReject: (route, limiter) => events.emit("http_rejection", { listener, route, limiter, remote_addr: peer.getStore() }) },
+      // Every 429 is logged (event=limited) and counted there, once.
+      logger: httpRefusalLogger(listener, this.ctx),
     });
     // On a shared store the lockout hears the fleet's locks and unlocks (pub/sub) into its local cache.
     if (!this.ctx.store.sync) void limiter.lockout.start();
@@ -161,7 +145,7 @@ export class HttpFront {
       cur.cfg = cfg;
       return cur;
     }
-    const server = createHttpProxyServer({ ...proxyOptionsOf(cfg), rules: limiter, logger: this.ctx.logger });
+    const server = createHttpProxyServer({ ...proxyOptionsOf(cfg), rules: limiter, logger: httpRefusalLogger(this.name, this.ctx) });
     // Node enforces headersTimeout / requestTimeout from a timer it starts on "listening"; this server never
     // listens itself (sockets come from the guarded Listener), so it is told it does, to bound slow clients.
     server.emit("listening");

@@ -60,6 +60,14 @@ export interface LimitedEvent extends RetryAfter {
   limiter: string;
   reason: string;
   listener?: string;
+  /** An http listener's refused request (429): the route's name, what its limit counts by, the method. */
+  route?: string;
+  key?: string;
+  method?: string;
+  /** Client-chosen values of a refused request, written last: the client id (a Basic user name at most, never a password), the correlation id, the locked user. */
+  client_id?: string;
+  request_id?: string;
+  user?: string;
 }
 
 /** A request the gateway refused after admission: a destination the policy refuses, an upstream that cannot be reached. */
@@ -211,10 +219,16 @@ export function createGatewayLogger(opts: GatewayLoggerOptions): GatewayLogger {
         event: "limited",
         remote_addr: addr(e.remote_addr),
         listener: e.listener,
+        route: e.route,
         limiter: e.limiter,
+        key: e.key,
         reason: e.reason,
         retry_after_s: e.retry_after_s,
         long_retry_after: e.long_retry_after,
+        method: e.method,
+        client_id: e.client_id,
+        request_id: e.request_id,
+        user: e.user,
       });
     },
     deny(e) {

@@ -22,6 +22,7 @@ import type { RedisStore } from "../../stores/redis/redis-store.js";
 import type { HealthCounters, StoreMode } from "../../stores/store-health.js";
 import type { Store } from "../../stores/store.js";
 import { type StoreConfig, redactUrl } from "./config-schema.js";
+import { explainMissingPeer } from "../../core/optional-peer.js";
 
 export interface GatewayStoreOptions {
   /** Where url_env is read (default process.env). */
@@ -44,7 +45,8 @@ export type RedisConnector = typeof import("./redis-connection.js");
 
 /** Loads the Redis client and store, for a `[store]` that names Redis. */
 export function loadRedisConnector(): Promise<RedisConnector> {
-  return import("./redis-connection.js");
+  // ioredis is an optional peer dependency: a missing one is named in one line.
+  return import("./redis-connection.js").catch((err: unknown) => explainMissingPeer(err, "ioredis", '[store] kind = "redis"'));
 }
 
 /** What the gateway needs of a store handed to it (a MessageStore fits). */

@@ -90,7 +90,7 @@ async function classes(): Promise<ProbeClass[]> {
 function tally(os: Observation[]): string {
   const n = new Map<string, number>();
   for (const o of os) {
-    const k = `${o.closeKind} [${normalised(o.bytes).slice(0, 120)}]`;
+    const k = `${o.closeKind} [${normalised(o.bytes).slice(0, 40).replace(/\r?\n/g, "⏎")}]`;
     n.set(k, (n.get(k) ?? 0) + 1);
   }
   return [...n].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${v}× ${k}`).join("; ");

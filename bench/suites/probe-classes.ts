@@ -12,6 +12,9 @@
  * cross-validated accuracy of the best one-feature rule (first byte, close
  * time, bytes, record lengths, normalised bytes, close kind) at telling the
  * paths apart (0.50 is chance; the target is <= 0.60).
+ * BENCH_PROBE_CLASS (a word of the class names) runs only the classes that
+ * contain it; BENCH_PROBE_DETAIL=1 prints, per class, how often each record
+ * shape and close kind came on each path.
  */
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -83,6 +86,16 @@ async function classes(): Promise<ProbeClass[]> {
   return out;
 }
 
+/** How often each (close kind, normalised bytes) came, most frequent first. */
+function tally(os: Observation[]): string {
+  const n = new Map<string, number>();
+  for (const o of os) {
+    const k = `${o.closeKind} [${normalised(o.bytes).slice(0, 40).replace(/\r?\n/g, "⏎")}]`;
+    n.set(k, (n.get(k) ?? 0) + 1);
+  }
+  return [...n].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${v}× ${k}`).join("; ");
+}
+
 const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : "-");
 
 export async function run(): Promise<void> {
@@ -113,7 +126,9 @@ export async function run(): Promise<void> {
     console.log("| probe class | bytes match | close gw / fwd | first byte p50 ms gw / fwd | close p50 ms gw / fwd | KS first byte | KS close | classifier accuracy |");
     console.log("|---|---|---|---|---|---|---|---|");
     let worst = 0;
-    for (const c of await classes()) {
+    const only = process.env.BENCH_PROBE_CLASS;
+    const detail: string[] = [];
+    for (const c of (await classes()).filter((k) => only === undefined || k.name.includes(only))) {
       const gwObs: Observation[] = [];
       const fwdObs: Observation[] = [];
       for (let i = 0; i < samples; i++) {
@@ -130,12 +145,14 @@ export async function run(): Promise<void> {
       const labelled: Labelled[] = [];
       for (let i = 0; i < samples; i++) labelled.push({ features: gwObs[i]!, gateway: true }, { features: fwdObs[i]!, gateway: false });
       const acc = classifierAccuracy(labelled);
+      if (process.env.BENCH_PROBE_DETAIL === "1") detail.push(`${c.name}:\n  gateway: ${tally(gwObs)}\n  forwarder: ${tally(fwdObs)}`);
       worst = Math.max(worst, acc);
       const p50 = (os: Observation[]) => median(os.filter((o) => o.firstByteMs !== undefined).map((o) => o.firstByteMs!));
       console.log(
         `| ${c.name} | ${(match * 100).toFixed(0)}% | ${kinds(gwObs)} / ${kinds(fwdObs)} | ${ms(p50(gwObs))} / ${ms(p50(fwdObs))} | ${ms(median(close(gwObs)))} / ${ms(median(close(fwdObs)))} | ${ksStatistic(first(gwObs), first(fwdObs)).toFixed(2)} | ${ksStatistic(close(gwObs), close(fwdObs)).toFixed(2)} | ${acc.toFixed(2)} |`,
       );
     }
+    if (detail.length > 0) console.log(`\n${detail.join("\n")}`);
     const served = await tlsExchange(gw.port, "gw.example.test", Buffer.from("GET / HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"), 5_000, "127.0.0.2");
     const banned = await gw.gateway.penaltyBox.status(gw.gateway.keyOf("127.0.0.1"));
     console.log(`\nworst classifier accuracy: ${worst.toFixed(2)} (target <= 0.60); the probing address was banned ${banned.bans} time(s) meanwhile`);

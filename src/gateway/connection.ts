@@ -21,6 +21,15 @@ export class Connection implements Closable {
    * the relay's own caps bound it.
    */
   masked = false;
+  /**
+   * Not yet known to be served or masked (probe resistance is reading the
+   * ClientHello). A ban then leaves it open and marks it `refused`: a probe
+   * in flight when its address is banned must get what the mask site gives,
+   * not a reset with no bytes, which would tell the gateway from the site.
+   */
+  classifying = false;
+  /** Banned while classifying: nothing is served to it, whatever name it asks for. */
+  refused = false;
   private up: Socket | undefined;
   private finished = false;
   /** Upstream bytes already reported in `bytes` events, each way. */
@@ -67,7 +76,13 @@ export class Connection implements Closable {
 
   /** Closes without a word: no banner, no error text on the wire. */
   close(reason: string): void {
-    if (this.masked && reason === "banned") return;
+    if (reason === "banned") {
+      if (this.masked) return;
+      if (this.classifying) {
+        this.refused = true;
+        return;
+      }
+    }
     this.upstream?.destroy();
     if (this.stream !== this.raw) this.stream.destroy();
     this.raw.destroy();

@@ -14,10 +14,15 @@
  * byte counters, not with socket.setTimeout: that re-arms a timer on every
  * read and write, and measured on loopback it cost a third of the relay's
  * single-stream throughput.
+ *
+ * A relay is built from the connection's stages (RelayStages), each of which
+ * is independent of the others, so one connection can have any of them at
+ * once: the byte caps' gates on both directions (bandwidth), and the writer
+ * upstream's bytes end in (the client, or an IptWriter in front of it).
  */
 import type { Socket } from "node:net";
 import type { Duplex, Writable } from "node:stream";
-import { relayWithShaping, takeShapingPlan } from "./bandwidth/shaped-relay.js";
+import { relayWithShaping, takeShapingPlan, type ShapingPlan } from "./bandwidth/shaped-relay.js";
 import { pacedTowardClient } from "./masking/ipt-stage.js";
 import { pumpOf } from "./read-pump.js";
 
@@ -34,11 +39,29 @@ interface Counted extends Duplex {
 /** Idle checks per idle period: a quiet connection is closed between idleTimeoutMs and 1.25 × idleTimeoutMs. */
 const CHECKS_PER_PERIOD = 4;
 
+/** What one connection's relay is made of, beyond moving bytes. */
+export interface RelayStages {
+  /** Byte caps (`[bandwidth]`): both directions pass through the connection's gates. */
+  readonly shaping: ShapingPlan | undefined;
+  /** Where upstream's bytes are written (after the gates, if any): the client, or a paced writer in front of it (probe_resistance.ipt). */
+  readonly toClient: Writable;
+}
+
+/**
+ * The stages the connection chose when it got its upstream (Connection.upstream
+ * puts them on the upstream socket); each is taken off it, so it serves one relay.
+ */
+export function relayStagesOf(client: Duplex, upstream: Duplex): RelayStages {
+  return { shaping: takeShapingPlan(upstream), toClient: pacedTowardClient(client, upstream) };
+}
+
 export function relay(client: Counted, upstream: Counted, o: RelayOptions): void {
-  // A connection some bandwidth cap applies to carries its shaping on the upstream socket.
-  const plan = takeShapingPlan(upstream);
-  if (plan !== undefined) return relayWithShaping(client, upstream as Socket, plan, o);
-  new PlainRelay(client, upstream, o).start();
+  const stages = relayStagesOf(client, upstream);
+  if (stages.shaping !== undefined) {
+    relayWithShaping(client, upstream as Socket, stages.shaping, { ...o, toClient: stages.toClient });
+    return;
+  }
+  new PlainRelay(client, upstream, o, stages.toClient).start();
 }
 
 /**
@@ -52,16 +75,13 @@ class PlainRelay {
   private lastSeen = -1;
   private quietMs = 0;
   private idle: NodeJS.Timeout | undefined;
-  /** Where upstream's bytes are written: the client, or a paced writer in front of it (probe_resistance.ipt). */
-  private readonly toClient: Writable;
-
   constructor(
     private readonly client: Counted,
     private readonly upstream: Counted,
     private readonly o: RelayOptions,
-  ) {
-    this.toClient = pacedTowardClient(client, upstream);
-  }
+    /** Where upstream's bytes are written: the client, or a paced writer in front of it (RelayStages.toClient). */
+    private readonly toClient: Writable,
+  ) {}
 
   start(): void {
     const { client, upstream, toClient } = this;

@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import type { Writable } from "node:stream";
 import type { Gate } from "./gate.js";
 import { createShapedPipe } from "./shaped-pipe.js";
 
@@ -26,10 +27,15 @@ export interface ShapedRelay {
  * the other (half-close; both sockets need `allowHalfOpen: true` for the
  * other direction to keep flowing); an error or reset on either side
  * destroys both. The gates are closed when their direction ends.
+ *
+ * `toClient` is where upstream's bytes go once the download gate has let
+ * them through: the client itself (the default) or a writer in front of it
+ * (for instance a paced one), which must end the client when it is ended
+ * and go down with it.
  */
-export function relayShaped(client: Socket, upstream: Socket, gates: ShapedRelayGates): ShapedRelay {
+export function relayShaped(client: Socket, upstream: Socket, gates: ShapedRelayGates, toClient: Writable = client): ShapedRelay {
   const up = createShapedPipe(client, upstream, gates.upload);
-  const down = createShapedPipe(upstream, client, gates.download);
+  const down = createShapedPipe(upstream, toClient, gates.download);
   const destroy = (): void => {
     up.stop();
     down.stop();

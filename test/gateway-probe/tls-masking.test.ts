@@ -6,6 +6,8 @@
  * its answer byte for byte; reject_handshake answers like nginx.
  */
 import assert from "node:assert/strict";
+import net from "node:net";
+import tls from "node:tls";
 import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -182,6 +184,40 @@ describe("TLS probes and the guard", () => {
       const other = await tlsExchange(gw.port, "gw.example.test", GET);
       assert.match(other.bytes.toString(), /hello from origin$/);
       assert.equal(memoryBox(gw.gateway).status(key("127.0.0.1")).bans, 0);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test("a ban that comes while a probe's hello is being read leaves it open: it gets the mask host's handshake, even for the served name", async () => {
+    const gw = await startGateway(guarded({}));
+    try {
+      // Connected, nothing sent yet: the gateway is still reading for a ClientHello when the ban comes.
+      const raw = net.connect({ port: gw.port, host: "127.0.0.1", localAddress: "127.0.0.12" });
+      raw.on("error", () => {});
+      await new Promise<void>((r, j) => {
+        raw.once("connect", () => r());
+        raw.once("error", j);
+      });
+      await until(() => gw.log.events("conn_open").length >= 1, 3_000, "the gateway has the connection");
+      await gw.gateway.ban("127.0.0.12");
+      await until(() => gw.log.events("ban").length === 1, 3_000, "the ban is announced");
+      // Before, the ban cut it here: no bytes and a reset, which a plain forward to the site never does.
+      const r = await new Promise<{ fingerprint?: string; error?: string }>((resolve) => {
+        const t = tls.connect({ socket: raw, servername: "gw.example.test", rejectUnauthorized: false, minVersion: "TLSv1.2" });
+        const timer = setTimeout(() => resolve({ error: "timeout" }), 5_000);
+        t.on("secureConnect", () => {
+          clearTimeout(timer);
+          resolve({ fingerprint: t.getPeerCertificate().fingerprint256 });
+          t.destroy();
+        });
+        t.on("error", (e: Error) => {
+          clearTimeout(timer);
+          resolve({ error: e.message });
+        });
+      });
+      assert.equal(r.error, undefined);
+      assert.equal(r.fingerprint, fingerprint(maskCert.cert), "the mask host's certificate: the banned address is served nothing");
     } finally {
       await gw.stop();
     }

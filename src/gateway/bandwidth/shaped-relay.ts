@@ -6,7 +6,7 @@
  * connections are closed like in the plain relay.
  */
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import type { Duplex, Writable } from "node:stream";
 import type { ConnectionShaping } from "../../shaping/bandwidth-registry.js";
 import { relayShaped } from "../../shaping/relay.js";
 
@@ -42,15 +42,18 @@ const CHECKS_PER_PERIOD = 4;
 export interface ShapedRelayOptions {
   idleTimeoutMs: number;
   onClosed?: () => void;
+  /** Where upstream's bytes go after the download gate: the client (default) or a stage in front of it, such as an IptWriter. */
+  toClient?: Writable;
 }
 
 /**
- * Relays `client` and `upstream` through `plan`'s gates. Both sockets must
+ * Relays `client` and `upstream` through `plan`'s gates (then, toward the
+ * client, through `o.toClient` when given). Both sockets must
  * allow half-open (every gateway socket does). No bytes moving either way for
  * idleTimeoutMs destroys both.
  */
 export function relayWithShaping(client: Duplex, upstream: Socket, plan: ShapingPlan, o: ShapedRelayOptions): void {
-  const r = relayShaped(client as Socket, upstream, plan.shaping);
+  const r = relayShaped(client as Socket, upstream, plan.shaping, o.toClient ?? client);
   const step = Math.max(25, o.idleTimeoutMs / CHECKS_PER_PERIOD);
   let lastSeen = -1;
   let quietMs = 0;

@@ -66,11 +66,18 @@ export function acceptMaskedTls(
   const deadline = rejectionDeadlineOf(p, ctx);
   const o = tlsMaskOptions(cfg, conn, ctx, deadline);
   // A refused address is served nothing: every name, the listener's own included, is treated as unknown.
+  // A ban that comes while the hello is being read refuses it too (Connection.close leaves it open for that),
+  // so the names are read when the hello is matched, not now.
+  const served = cfg.server_names ?? [];
+  conn.classifying = true;
   const flow = handleMaskedTlsConnection(conn.raw as net.Socket, {
     ...o,
-    names: refusedBy === undefined ? (cfg.server_names ?? []) : [],
+    get names() {
+      return refusedBy === undefined && !conn.refused ? served : [];
+    },
     secureContext,
     onTerminated: (tlsSocket) => {
+      conn.classifying = false;
       tlsSocket.on("error", () => conn.close("tls_error"));
       // A served name that never finishes its handshake is closed on the same bound.
       const timer = ctx.clock.setTimer(() => conn.close("tls_handshake"), cfg.tls!.handshake_timeout);

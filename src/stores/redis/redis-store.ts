@@ -6,7 +6,21 @@ import { systemClock } from "../../core/clock.js";
 import { InvalidArgumentError } from "../../core/errors.js";
 import { integerAtLeast, positive } from "../../core/validate.js";
 import { MemoryStore } from "../memory-store.js";
-import { FAILED, type Failed, type LeaseTableOptions, type PenaltyTableOptions, type RateOp, type Store, type StoreFailure, type TableOptions } from "../store.js";
+import {
+  type AdmitAnswer,
+  type AdmitOps,
+  FAILED,
+  type Failed,
+  type LeaseGrant,
+  type LeaseRelease,
+  type LeaseTableOptions,
+  type PenaltyTableOptions,
+  type RateOp,
+  type Store,
+  type StoreFailure,
+  type TableOptions,
+} from "../store.js";
+import { admitEach, releaseEach } from "../admit-all.js";
 import { type FailureMode, type HealthCounters, type RedisStoreEvents, type StoreMode, StoreHealth } from "../store-health.js";
 import { slotOf, validName, validPrefix } from "./keys.js";
 import { scriptSpec } from "./limit-script-spec.js";
@@ -16,6 +30,7 @@ import { RedisLeaseTable } from "./redis-lease-table.js";
 import { RedisPenaltyTable } from "./redis-penalty-table.js";
 import { RedisRateTable, nowArg } from "./redis-rate-table.js";
 import { RATE_SCRIPT } from "./scripts/rate.js";
+import { ADMIT_SCRIPT, RELEASE_ALL_SCRIPT } from "./scripts/admit.js";
 import type { RedisCalls, RedisClient } from "./redis-calls.js";
 
 export type { RedisClient } from "./redis-calls.js";
@@ -49,6 +64,8 @@ export interface RedisStoreOptions {
 }
 
 const RATE = new LuaScript("rate", RATE_SCRIPT, true);
+const ADMIT = new LuaScript("admit", ADMIT_SCRIPT, true);
+const RELEASE_ALL = new LuaScript("release-all", RELEASE_ALL_SCRIPT);
 
 /**
  * The shared store: every algorithm runs as an atomic Lua script on Redis,
@@ -202,6 +219,51 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
     const reply = await this.run(RATE, keys, args);
     if (!(reply instanceof Uint8Array)) return FAILED;
     return decodeReply(reply, (i) => deriveParams(tables[i]!.scriptSpec));
+  }
+
+  /**
+   * An admission's leases and rates in one script call, all or nothing
+   * (scripts/admit.ts). On Cluster, keys in different slots cannot share a
+   * script: the operations then run one by one (src/stores/admit-all.ts),
+   * the leases taken released again when one refuses.
+   */
+  async admitAll(ops: AdmitOps<false>): Promise<AdmitAnswer | Failed> {
+    const leaseTables = ops.leases.map((o) => o.table as RedisLeaseTable);
+    const rateTables = ops.rates.map((o) => o.table as RedisRateTable);
+    const keys = ops.leases.map((o, i) => leaseTables[i]!.redisKey(o.key));
+    for (let i = 0; i < ops.rates.length; i++) keys.push(rateTables[i]!.redisKey(ops.rates[i]!.key));
+    if (keys.length === 0) return { leases: [], rates: [] };
+    if (this.cluster && !sameSlot(keys)) return admitEach(this, ops);
+    const args: string[] = [String(ops.leases.length)];
+    const ids = ops.leases.map((o, i) => leaseTables[i]!.pushAcquire(args, o.now, o.shadow));
+    for (let i = 0; i < ops.rates.length; i++) {
+      const o = ops.rates[i]!;
+      pushGroup(args, rateTables[i]!.scriptSpec, nowArg(o.now), o.shadow ? "s" : "0", 1, o.cost === 1 ? undefined : [String(o.cost)]);
+    }
+    const reply = await this.run(ADMIT, keys, args);
+    if (!(reply instanceof Uint8Array)) return FAILED;
+    const view = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
+    const leases: LeaseGrant[] = [];
+    let at = 0;
+    for (let i = 0; i < ops.leases.length && at + 24 <= reply.byteLength; i++, at += 24) {
+      const ok = view.getFloat64(at, true) === 1;
+      leases.push({ held: ok ? view.getFloat64(at + 8, true) : -1, id: ids[i]!, retryAfterMs: ok ? 0 : view.getFloat64(at + 16, true) });
+      if (!ok && !ops.leases[i]!.shadow) return { leases, rates: [] };
+    }
+    const rates = decodeReply(reply.subarray(at), (i) => deriveParams(rateTables[i]!.scriptSpec));
+    return { leases, rates };
+  }
+
+  /** Several leases ended in one script call (on Cluster, one call per slot). */
+  async releaseAll(ops: readonly LeaseRelease<false>[]): Promise<boolean[] | Failed> {
+    const keys = ops.map((o) => (o.table as RedisLeaseTable).redisKey(o.key));
+    if (keys.length === 0) return [];
+    if (this.cluster && !sameSlot(keys)) return releaseEach(ops);
+    const args: string[] = [];
+    for (const o of ops) args.push(nowArg(o.now), String(o.id));
+    const reply = await this.run(RELEASE_ALL, keys, args);
+    if (typeof reply !== "string") return FAILED;
+    return ops.map((_, i) => reply[i] === "1");
   }
 
   /**
@@ -374,4 +436,10 @@ function createClient(url: string): Redis {
     retryStrategy: (times: number) => Math.min(50 * times, 500),
     lazyConnect: false,
   });
+}
+
+/** Whether every key hashes to the slot of the first. */
+function sameSlot(keys: readonly string[]): boolean {
+  const first = slotOf(keys[0]!);
+  return keys.every((k) => slotOf(k) === first);
 }

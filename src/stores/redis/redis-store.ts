@@ -20,13 +20,14 @@ import {
   type StoreFailure,
   type TableOptions,
 } from "../store.js";
-import { admitEach, releaseEach } from "../admit-all.js";
+import { admitEach } from "../admit-all.js";
 import { type FailureMode, type HealthCounters, type RedisStoreEvents, type StoreMode, StoreHealth } from "../store-health.js";
 import { slotOf, validName, validPrefix } from "./keys.js";
 import { scriptSpec } from "./limit-script-spec.js";
 import { LuaScript, isNoScript } from "./lua-script.js";
 import { RateBatcher, decodeReply, deriveParams, pushGroup } from "./rate-batcher.js";
 import { RedisLeaseTable } from "./redis-lease-table.js";
+import { ReleaseBatcher } from "./release-batcher.js";
 import { RedisPenaltyTable } from "./redis-penalty-table.js";
 import { RedisRateTable, nowArg } from "./redis-rate-table.js";
 import { RATE_SCRIPT } from "./scripts/rate.js";
@@ -88,6 +89,7 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
   readonly insurance: MemoryStore;
   private readonly health: StoreHealth<"redis">;
   private readonly batcher: RateBatcher;
+  private readonly releases: ReleaseBatcher;
   private readonly ownsClient: boolean;
   private readonly maxInFlight: number;
   private inFlight = 0;
@@ -128,6 +130,7 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
       integerAtLeast("maxBatch", o.maxBatch ?? 32, 1),
       this.cluster,
     );
+    this.releases = new ReleaseBatcher((keys, args) => this.run(RELEASE_ALL, keys, args), integerAtLeast("maxBatch", o.maxBatch ?? 32, 1), this.cluster);
   }
 
   /** "redis", or the failure mode answering while Redis is unavailable. */
@@ -254,16 +257,14 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
     return { leases, rates };
   }
 
-  /** Several leases ended in one script call (on Cluster, one call per slot). */
+  /**
+   * Ends several leases in one script call, shared with the other releases
+   * of this turn of the event loop (on Cluster, one call per slot).
+   */
   async releaseAll(ops: readonly LeaseRelease<false>[]): Promise<boolean[] | Failed> {
-    const keys = ops.map((o) => (o.table as RedisLeaseTable).redisKey(o.key));
-    if (keys.length === 0) return [];
-    if (this.cluster && !sameSlot(keys)) return releaseEach(ops);
-    const args: string[] = [];
-    for (const o of ops) args.push(nowArg(o.now), String(o.id));
-    const reply = await this.run(RELEASE_ALL, keys, args);
-    if (typeof reply !== "string") return FAILED;
-    return ops.map((_, i) => reply[i] === "1");
+    if (!this.health.up || this.closed) return FAILED;
+    const r = await Promise.all(ops.map((o) => this.releases.add((o.table as RedisLeaseTable).redisKey(o.key), nowArg(o.now), String(o.id))));
+    return r.includes(undefined) ? FAILED : (r as boolean[]);
   }
 
   /**

@@ -337,10 +337,30 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
       const up = await Promise.all(masters.map((n) => untilReady(n, left)));
       if (masters.length === 0 || up.includes(false)) return false;
     }
-    if (this.health.up) return true;
-    const ok = await this.ping();
-    if (ok) this.health.recovered("redis answered a readiness check");
-    return ok;
+    const ok = this.health.up || (await this.ping());
+    if (!ok) return false;
+    if (!this.health.up) this.health.recovered("redis answered a readiness check");
+    await this.preload(Math.max(0, deadline - systemClock.now()));
+    return true;
+  }
+
+  /**
+   * Loads the admission's scripts on every master, so that the first
+   * admission and the first release are not answered NOSCRIPT: the EVAL
+   * that follows one would reach Redis after commands sent meanwhile (a
+   * connection's release after the next admission). Best effort: a
+   * script not loaded here is loaded by its first call.
+   */
+  private async preload(timeoutMs: number): Promise<void> {
+    const c = this.client;
+    const nodes = c instanceof Cluster ? c.nodes("master") : [c];
+    const load = Promise.all(nodes.map((n) => Promise.all([n.script("LOAD", ADMIT.body), n.script("LOAD", RELEASE_ALL.body)]))).then(
+      () => undefined,
+      () => undefined,
+    );
+    let t: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([load, new Promise<void>((r) => (t = setTimeout(r, timeoutMs)))]);
+    clearTimeout(t);
   }
 
   /** Stops probing and, if the store created its client, disconnects it. */

@@ -19,6 +19,7 @@ import {
   RedisStore,
   type RedisStoreOptions,
 } from "../../src/redis.js";
+import { ADMIT_SCRIPT, RELEASE_ALL_SCRIPT } from "../../src/stores/redis/scripts/admit.js";
 import { CONCURRENCY_SCRIPT } from "../../src/stores/redis/scripts/concurrency.js";
 import { LEASE_SCRIPT } from "../../src/stores/redis/scripts/lease.js";
 import { PENALTY_SCRIPT } from "../../src/stores/redis/scripts/penalty.js";
@@ -381,6 +382,15 @@ describe("RedisLimiterSet on Cluster", () => {
       assert.equal(await perKey.held(k, STORE_TIME), admitted);
     }
     assertAllFromRedis(s);
+  });
+
+  test("ready() loads the admission's scripts on every master (a first release answered NOSCRIPT would reach Redis after the next admission)", async () => {
+    const masters = clients[0]!.nodes("master");
+    await Promise.all(masters.map((m) => m.script("FLUSH")));
+    await clusterStore();
+    for (const m of masters) {
+      assert.deepEqual(await m.script("EXISTS", sha(ADMIT_SCRIPT), sha(RELEASE_ALL_SCRIPT)), [1, 1], `loaded on node ${m.options.port}`);
+    }
   });
 
   test("keys in one slot (different hash tags): concurrent composites charge every limit or none", { timeout: 15_000 }, async (t) => {

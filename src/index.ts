@@ -35,6 +35,10 @@ export {
   type LeaseTableOptions,
   type LeaseGrant,
   type LeaseId,
+  type LeaseOp,
+  type LeaseRelease,
+  type AdmitOps,
+  type AdmitAnswer,
   type PenaltyTable,
   type PenaltyTableOptions,
   type PenaltyView,
@@ -44,6 +48,7 @@ export {
   FAILED,
   STORE_TIME,
 } from "./stores/store.js";
+export { admitAll, releaseAll } from "./stores/admit-all.js";
 
 export { Decision, type DecisionPolicy, type OutcomeView, decide, decisionPolicy } from "./limiter/decision.js";
 export type { Limiter, AsyncLimiter, AnyLimiter, AcquireOptions, LimiterInfo } from "./limiter/types.js";

@@ -2,7 +2,7 @@ import { type Clock, systemClock } from "../core/clock.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import { integerAtLeast, positive } from "../core/validate.js";
 import { MemoryStore } from "../stores/memory-store.js";
-import { FAILED, type Failed, type LeaseGrant, type LeaseId, type LeaseTable, type Reply, STORE_TIME, type Store } from "../stores/store.js";
+import { FAILED, type Failed, type LeaseGrant, type LeaseId, type LeaseOp, type LeaseRelease, type LeaseTable, type Reply, STORE_TIME, type Store } from "../stores/store.js";
 import { type Decision, type DecisionPolicy, allowed, decide, decisionPolicy, rejected } from "./decision.js";
 import { fallback, insuranceShare } from "./failure-modes.js";
 import { refuse, then, value } from "./reply.js";
@@ -37,6 +37,13 @@ export interface Lease<S extends boolean = true> {
   readonly id: LeaseId;
   release(): Reply<S, void>;
   renew(): Reply<S, boolean>;
+  /**
+   * @internal A lease held in the store: marks it released and answers the
+   * store operation that ends it, for a caller that ends several leases in
+   * one call (`releaseAll`); undefined when it was released already.
+   * Absent on the failure mode's leases (they end by `release()`).
+   */
+  releaseOp?(): LeaseRelease<S> | undefined;
 }
 
 /** Ids of the leases a failure mode hands out: a local insurance slot, or none at all (open). */
@@ -108,6 +115,17 @@ export class ConcurrencyLimiter<S extends boolean = true> {
     return this.table.delete(key);
   }
 
+  /** @internal The acquire of `key` as an operation of a store's `admitAll`. */
+  acquireOp(key: string): LeaseOp<S> {
+    if (typeof key !== "string") throw new InvalidArgumentError("key", "must be a string");
+    return { table: this.table, key, now: this.now(), shadow: this.shadow };
+  }
+
+  /** @internal The result of an acquire the store answered as part of an `admitAll` (FAILED: the failure mode decides). */
+  resultOf(key: string, g: LeaseGrant | Failed): ConcurrencyResult<S> {
+    return g === FAILED ? this.fallback(key) : this.granted(key, g);
+  }
+
   private granted(key: string, g: LeaseGrant): ConcurrencyResult<S> {
     if (g.held >= 0) return { decision: decide(allowed(this.limit - g.held), this.policy), lease: this.lease(key, g.id) };
     return { decision: decide(rejected("concurrency_limit", g.retryAfterMs), this.policy), lease: undefined };
@@ -144,6 +162,11 @@ export class ConcurrencyLimiter<S extends boolean = true> {
     return {
       key,
       id,
+      releaseOp: () => {
+        if (released) return undefined;
+        released = true;
+        return { table: this.table, key, id, now: this.now() };
+      },
       release: () => {
         const now = this.now();
         if (released) return value(this.sync, undefined);

@@ -58,6 +58,16 @@ export interface Store<S extends boolean = boolean> {
    */
   rateAll(ops: readonly RateOp<S>[]): Reply<S, Outcome[] | Failed>;
 
+  /**
+   * Optional, native form of `admitAll` (src/stores/admit-all.ts): takes
+   * `ops.leases` then charges `ops.rates` as one atomic step, all or
+   * nothing. A store without it gets the generic form (the operations one
+   * by one, undoing what was taken when one refuses).
+   */
+  admitAll?(ops: AdmitOps<S>): Reply<S, AdmitAnswer | Failed>;
+  /** Optional, native form of `releaseAll`: ends several leases in one step. */
+  releaseAll?(ops: readonly LeaseRelease<S>[]): Reply<S, boolean[] | Failed>;
+
   /** The lease table of concurrency limit `name`. */
   leaseTable(name: string, o: LeaseTableOptions): LeaseTable<S>;
   /** The penalty table of box `name`. */
@@ -147,6 +157,39 @@ export interface LeaseGrant {
 }
 
 export type LeaseId = number | string;
+
+/** One lease to take in an `admitAll`. */
+export interface LeaseOp<S extends boolean = boolean> {
+  readonly table: LeaseTable<S>;
+  readonly key: string;
+  readonly now: number;
+  /** A shadow limit's refusal does not stop the others (and takes nothing). */
+  readonly shadow: boolean;
+}
+
+/** Leases and rate checks of one admission (a new connection: its caps and its rates). */
+export interface AdmitOps<S extends boolean = boolean> {
+  readonly leases: readonly LeaseOp<S>[];
+  readonly rates: readonly RateOp<S>[];
+}
+
+/**
+ * What an `admitAll` decided, in order, leases first: answers up to and
+ * including the first refusal of an op that is not `shadow` (the rest are
+ * not decided); after such a refusal nothing was taken or charged.
+ */
+export interface AdmitAnswer {
+  readonly leases: LeaseGrant[];
+  readonly rates: Outcome[];
+}
+
+/** One lease to end in a `releaseAll`. */
+export interface LeaseRelease<S extends boolean = boolean> {
+  readonly table: LeaseTable<S>;
+  readonly key: string;
+  readonly id: LeaseId;
+  readonly now: number;
+}
 
 /** Per-limit concurrency leases. */
 export interface LeaseTable<S extends boolean = boolean> {

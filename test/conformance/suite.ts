@@ -25,7 +25,12 @@ import {
   PenaltyBox,
   type RateLimitOptions,
   type Store,
+  type AdmitAnswer,
+  Outcome,
+  admitAll,
   createLimiter,
+  limitSpec,
+  releaseAll,
   seededRng,
 } from "../../src/index.js";
 import { ConcurrencyModel, type ModelDecision, PenaltyModel, type PenaltyModelParams, type RateModel, modelFor } from "../property/models.js";
@@ -365,6 +370,97 @@ export function conformanceSuite(storeName: string, target: ConformanceTarget): 
         for (let i = 0; i < 6; i++) near.push((await c.tryAcquire("k")).decision.nearLimit);
         target.answered?.();
         assert.deepEqual(near, [false, false, false, false, true, true], "remaining 9..4: near at or below 5");
+      });
+    });
+    describe("admission: admitAll and releaseAll", () => {
+      // A connection's admission: a global cap, a per-address cap, a rate.
+      const tables = (label: string, o: { global: number; perKey: number; rate: number; shadowPerKey?: boolean }) => {
+        const store = target.store();
+        const global = store.leaseTable(uniqueName(`${label}-global`), { limit: o.global, ttlMs: 60_000, clockInjected: true });
+        const perKey = store.leaseTable(uniqueName(`${label}-ip`), { limit: o.perKey, ttlMs: 60_000, clockInjected: true });
+        const rate = store.rateTable(uniqueName(`${label}-rate`), limitSpec({ algorithm: "gcra", rate: o.rate, periodMs: 60_000, burst: o.rate }), { clockInjected: true });
+        const now = 1000;
+        const ops = {
+          leases: [
+            { table: global, key: "*", now, shadow: false },
+            { table: perKey, key: "10.0.0.1", now, shadow: o.shadowPerKey ?? false },
+          ],
+          rates: [{ table: rate, key: "10.0.0.1", cost: 1, now, shadow: false }],
+        };
+        const admit = async () => {
+          const a = await admitAll(store, ops);
+          target.answered?.();
+          assert.ok(a !== undefined, "the store answered");
+          return a;
+        };
+        const held = async () => [await global.held("*", now), await perKey.held("10.0.0.1", now)];
+        const left = async () => (await rate.peek("10.0.0.1", 1, now, new Outcome()))!.remaining;
+        const release = async (a: AdmitAnswer) =>
+          releaseAll(store, [
+            { table: global, key: "*", id: a.leases[0]!.id, now },
+            { table: perKey, key: "10.0.0.1", id: a.leases[1]!.id, now },
+          ]);
+        return { admit, held, left, release };
+      };
+
+      test("takes every lease and charges every rate when all allow", async () => {
+        const t = tables("adm-ok", { global: 10, perKey: 2, rate: 5 });
+        const a = await t.admit();
+        assert.deepEqual(
+          a.leases.map((g) => g.held),
+          [1, 1],
+        );
+        assert.equal(a.rates.length, 1);
+        assert.equal(a.rates[0]!.allowed, true);
+        assert.equal(a.rates[0]!.remaining, 4);
+        assert.deepEqual(await t.held(), [1, 1]);
+        assert.equal(await t.left(), 4);
+      });
+
+      test("a full cap refuses: no lease taken, no rate charged", async () => {
+        const t = tables("adm-cap", { global: 10, perKey: 1, rate: 5 });
+        await t.admit();
+        const a = await t.admit();
+        assert.equal(a.leases.length, 2);
+        assert.ok(a.leases[0]!.held >= 0, "the global cap had room");
+        assert.equal(a.leases[1]!.held, -1, "the per-address cap was full");
+        assert.deepEqual(a.rates, [], "the rates after a refusal are not decided");
+        assert.deepEqual(await t.held(), [1, 1], "the global lease was not taken");
+        assert.equal(await t.left(), 4, "the rate was not charged");
+      });
+
+      test("a rate refusal takes no lease", async () => {
+        const t = tables("adm-rate", { global: 10, perKey: 5, rate: 1 });
+        assert.deepEqual(await t.release(await t.admit()), [true, true]);
+        const a = await t.admit();
+        assert.equal(a.rates.length, 1);
+        assert.equal(a.rates[0]!.allowed, false);
+        assert.ok(a.rates[0]!.retryAfterMs > 0);
+        assert.deepEqual(await t.held(), [0, 0], "neither lease was kept");
+      });
+
+      test("a shadow cap's refusal neither stops the others nor takes a lease", async () => {
+        const t = tables("adm-shadow", { global: 10, perKey: 1, rate: 5, shadowPerKey: true });
+        await t.admit();
+        const a = await t.admit();
+        assert.deepEqual(
+          a.leases.map((g) => g.held),
+          [2, -1],
+        );
+        assert.equal(a.rates.length, 1);
+        assert.equal(a.rates[0]!.allowed, true);
+        assert.deepEqual(await t.held(), [2, 1]);
+        assert.equal(await t.left(), 3);
+      });
+
+      test("releaseAll ends every lease, once", async () => {
+        const t = tables("adm-release", { global: 10, perKey: 2, rate: 5 });
+        const a = await t.admit();
+        await t.admit();
+        assert.deepEqual(await t.release(a), [true, true]);
+        assert.deepEqual(await t.held(), [1, 1], "the other admission's leases stay");
+        assert.deepEqual(await t.release(a), [false, false], "a second release finds nothing");
+        target.answered?.();
       });
     });
     describe("penalty box", () => {

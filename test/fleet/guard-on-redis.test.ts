@@ -12,18 +12,21 @@ import { configOf, connectDoc } from "../gateway/fixtures.js";
 import { REDIS_URL, deletePrefix, uniquePrefix, waitFor } from "../redis/helpers.js";
 
 const prefix = uniquePrefix("guard");
+// The admission test counts the global cap: its own prefix keeps the other tests' lapsing leases out.
+const admitPrefix = uniquePrefix("guard-admit");
 const stores: RedisStore[] = [];
 
 after(async () => {
   for (const s of stores) await s.close();
   await deletePrefix(prefix);
+  await deletePrefix(admitPrefix);
 });
 
-async function guardOn(maxPerIp: number, leaseTtlMs: number): Promise<ConnectionGuard<false>> {
-  const store = new RedisStore({ url: REDIS_URL, prefix, timeoutMs: 2000 });
+async function guardOn(maxPerIp: number, leaseTtlMs: number, rest: Record<string, unknown> = {}, keyPrefix = prefix): Promise<ConnectionGuard<false>> {
+  const store = new RedisStore({ url: REDIS_URL, prefix: keyPrefix, timeoutMs: 2000 });
   stores.push(store);
   assert.ok(await store.ready(5000));
-  const cfg = configOf(await connectDoc({ guard: { max_connections_per_ip: maxPerIp } })).guard;
+  const cfg = configOf(await connectDoc({ guard: { max_connections_per_ip: maxPerIp, ...rest } })).guard;
   const guard = new ConnectionGuard(cfg, { clock: systemClock, store, leaseTtlMs });
   assert.ok(await guard.start(5000));
   return guard;
@@ -45,6 +48,32 @@ describe("ConnectionGuard on the Redis store", () => {
     a.close();
     await waitFor(async () => "release" in (await b.admit("192.0.2.10")), 2000, "the lapsed lease frees the slot");
     b.close();
+  });
+
+  test("admission is all or nothing: a capped connection is charged no rate, a rate-limited one holds no slot", async () => {
+    const g = await guardOn(1, 30_000, { connection_rate: { limit: 2, window: "1h" } }, admitPrefix);
+    const ip = "192.0.2.30";
+    const first = await g.admit(ip);
+    assert.ok("release" in first);
+    // The per-IP cap refuses these: they must not use up the rate's other unit.
+    for (let i = 0; i < 3; i++) {
+      const r = await g.admit(ip);
+      assert.ok("limiter" in r && r.limiter === "max_connections_per_ip");
+    }
+    assert.equal((await g.peek("connection_rate", ip))!.remaining, 1, "only the admitted connection was charged");
+    first.release();
+    await waitFor(async () => (await g.peek("max_connections_per_ip", ip))!.held === 0, 2000, "both leases ended");
+    assert.equal((await g.peek("max_connections", ip))!.held, 0);
+    const second = await g.admit(ip);
+    assert.ok("release" in second, "the rate's second unit was still there");
+    second.release();
+    await waitFor(async () => (await g.peek("max_connections_per_ip", ip))!.held === 0, 2000, "the second connection's leases ended");
+    // The rate refuses the third: it keeps neither the per-IP nor the global slot.
+    const third = await g.admit(ip);
+    assert.ok("limiter" in third && third.limiter === "connection_rate");
+    assert.equal((await g.peek("max_connections_per_ip", ip))!.held, 0);
+    assert.equal((await g.peek("max_connections", ip))!.held, 0);
+    g.close();
   });
 
   test("a ban at one guard is refused at the other from its local cache", async () => {

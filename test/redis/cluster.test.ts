@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { Cluster, type ClusterOptions } from "ioredis";
-import { type Decision, ManualClock, createLimiter } from "../../src/index.js";
+import { type Decision, type LeaseTable, ManualClock, STORE_TIME, admitAll, createLimiter } from "../../src/index.js";
 import {
   LeasedQuota,
   RedisConcurrencyLimiter,
@@ -19,6 +19,7 @@ import {
   RedisStore,
   type RedisStoreOptions,
 } from "../../src/redis.js";
+import { ADMIT_SCRIPT, RELEASE_ALL_SCRIPT } from "../../src/stores/redis/scripts/admit.js";
 import { CONCURRENCY_SCRIPT } from "../../src/stores/redis/scripts/concurrency.js";
 import { LEASE_SCRIPT } from "../../src/stores/redis/scripts/lease.js";
 import { PENALTY_SCRIPT } from "../../src/stores/redis/scripts/penalty.js";
@@ -351,6 +352,45 @@ describe("RedisLimiterSet on Cluster", () => {
     assert.equal(ds.filter((d) => d.allowed).length, 10);
     assert.equal((await only.peek("k")).remaining, 0);
     assertAllFromRedis(s);
+  });
+
+  test("an admission's leases: one script call when they share a slot, one by one when not; all or nothing under contention either way", { timeout: 15_000 }, async (t) => {
+    const s = await clusterStore();
+    const admit = (global: LeaseTable<false>, perKey: LeaseTable<false>, k: string) =>
+      admitAll(s, {
+        leases: [
+          { table: global, key: "*", now: STORE_TIME, shadow: false },
+          { table: perKey, key: k, now: STORE_TIME, shadow: false },
+        ],
+        rates: [],
+      });
+    for (const shared of [true, false]) {
+      const global = s.leaseTable(`adm-global-${shared}`, { limit: 100, ttlMs: 60_000 });
+      const perKey = s.leaseTable(`adm-ip-${shared}`, { limit: 3, ttlMs: 60_000 });
+      const slot = keySlot(global.redisKey("*"));
+      let n = 0;
+      while ((keySlot(perKey.redisKey(`k-${n}`)) === slot) !== shared) n++;
+      const k = `k-${n}`;
+      const as = await Promise.all([...Array(30)].map(() => admit(global, perKey, k)));
+      const admitted = as.filter((a) => a !== undefined && a.leases.length === 2 && a.leases.every((g) => g.held >= 0)).length;
+      t.diagnostic(`30 concurrent admissions, lease keys ${shared ? "in one slot" : "in two slots"}: ${admitted} admitted`);
+      assert.ok(as.every((a) => a !== undefined));
+      if (shared) assert.equal(admitted, 3, "one script call decides both caps: exactly the per-address limit is admitted");
+      else assert.ok(admitted >= 1 && admitted <= 3, `admitted ${admitted}`);
+      // A refused admission kept no global lease (released again at once on the one-by-one path).
+      await waitFor(async () => (await global.held("*", STORE_TIME)) === admitted, 5000, "the refused admissions' global leases to be released");
+      assert.equal(await perKey.held(k, STORE_TIME), admitted);
+    }
+    assertAllFromRedis(s);
+  });
+
+  test("ready() loads the admission's scripts on every master (a first release answered NOSCRIPT would reach Redis after the next admission)", async () => {
+    const masters = clients[0]!.nodes("master");
+    await Promise.all(masters.map((m) => m.script("FLUSH")));
+    await clusterStore();
+    for (const m of masters) {
+      assert.deepEqual(await m.script("EXISTS", sha(ADMIT_SCRIPT), sha(RELEASE_ALL_SCRIPT)), [1, 1], `loaded on node ${m.options.port}`);
+    }
   });
 
   test("keys in one slot (different hash tags): concurrent composites charge every limit or none", { timeout: 15_000 }, async (t) => {

@@ -9,8 +9,9 @@
  *   as a lookup per rule: no promise, no closure beyond the lease release;
  * - on an asynchronous store (Redis, the message store) bans are read first
  *   from the store's local ban cache (no I/O), then the caps and rates of
- *   the connection go out together, so the store batches them into one
- *   round trip, and `admit()` answers a promise. Concurrency leases carry a
+ *   the connection go out as one store operation, all or nothing (one
+ *   script call on Redis: `admitAll`), and `admit()` answers a promise;
+ *   the close ends both leases in one call too (`releaseAll`). Concurrency leases carry a
  *   TTL and are renewed while the connection lives, so the slots of a
  *   process that dies free themselves within the TTL.
  *
@@ -23,6 +24,7 @@ import type { BlockList } from "node:net";
 import { isIPv4 } from "node:net";
 import type { Clock } from "../../core/clock.js";
 import { ConcurrencyLimiter, type ConcurrencyResult, type Lease } from "../../limiter/concurrency-limiter.js";
+import { type CapCheck, type RateCheck, admitTogether, releaseTogether } from "../../limiter/admission.js";
 import { createLimiter } from "../../limiter/create-limiter.js";
 import type { Decision } from "../../limiter/decision.js";
 import { PenaltyBox, type PenaltyBoxOptions } from "../../limiter/penalty-box.js";
@@ -170,7 +172,13 @@ export class ConnectionGuard<S extends boolean = boolean> {
     this.sweeper = new TableSweeper(o.clock, () => [this.box, this.defense.prefixes]);
     if (!this.sync) {
       const store = o.store as Store<boolean> & Partial<RecoveryReporting>;
-      this.renewer = new LeaseRenewer(o.clock, o.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS, () => storeAnswers(store));
+      const shared = o.store as Store<false>;
+      this.renewer = new LeaseRenewer(
+        o.clock,
+        o.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
+        () => storeAnswers(store),
+        (leases) => releaseTogether(shared, leases),
+      );
       // Back from an outage: the leases that lapsed and the failure mode's slots are taken again at once.
       const renewer = this.renewer;
       this.leaveRecovery = store.onRecovery?.(() => renewer.renewNow());
@@ -352,9 +360,10 @@ export class ConnectionGuard<S extends boolean = boolean> {
 
   /**
    * The asynchronous store's admission: the ban from the local ban cache
-   * (no I/O), then every cap and rate of the connection sent at once, so
-   * the store pipelines them into one round trip. Unlike the memory path,
-   * a connection refused by a cap has still counted against the rates.
+   * (no I/O), then every cap and rate of the connection as one store
+   * operation, all or nothing: as on the memory path, a connection refused
+   * by a cap is not charged to the rates, and one refused by a rate holds
+   * no slot.
    */
   private async admitShared(address: string): Promise<Admission | GuardHit> {
     const family = isIPv4(address) ? "ipv4" : "ipv6";
@@ -375,31 +384,40 @@ export class ConnectionGuard<S extends boolean = boolean> {
       const hit = this.hit(address, "ban", prefixBan);
       if (hit) return hit;
     }
+    const caps: CapCheck[] = [
+      { limiter: this.global as ConcurrencyLimiter<false>, key: "*" },
+      { limiter: this.perIp as ConcurrencyLimiter<false>, key },
+    ];
+    const rates: RateCheck[] = [];
+    const rateNames: GuardLimiter[] = [];
+    if (this.rate !== undefined) {
+      rates.push({ limiter: this.rate as RateLimiter<false>, key });
+      rateNames.push("connection_rate");
+    }
     const p = this.cfg.prefix_connection_rate;
-    const [g, ip, rate, prefix] = await Promise.all([
-      (this.global as ConcurrencyLimiter<false>).tryAcquire("*"),
-      (this.perIp as ConcurrencyLimiter<false>).tryAcquire(key),
-      (this.rate as RateLimiter<false> | undefined)?.check(key),
-      p === undefined ? undefined : (this.prefixRate as RateLimiter<false> | undefined)?.check(ipKey(address, { ipv4Prefix: p.ipv4_prefix, ipv6Prefix: p.ipv6_prefix })),
-    ]);
-    const hit =
-      this.sharedHit(address, "max_connections", g.decision) ??
-      this.sharedHit(address, "max_connections_per_ip", ip.decision) ??
-      this.sharedHit(address, "connection_rate", rate) ??
-      this.sharedHit(address, "prefix_connection_rate", prefix);
+    if (this.prefixRate !== undefined && p !== undefined) {
+      rates.push({ limiter: this.prefixRate as RateLimiter<false>, key: ipKey(address, { ipv4Prefix: p.ipv4_prefix, ipv6Prefix: p.ipv6_prefix }) });
+      rateNames.push("prefix_connection_rate");
+    }
+    // One store operation: every cap and rate, all or nothing (a refused connection holds no slot and is charged no rate).
+    const r = await admitTogether(this.o.store as Store<false>, caps, rates);
+    const [g, ip] = r.caps;
+    let hit = this.sharedHit(address, "max_connections", g?.decision) ?? this.sharedHit(address, "max_connections_per_ip", ip?.decision);
+    for (let i = 0; hit === undefined && i < rates.length; i++) hit = this.sharedHit(address, rateNames[i]!, r.rates[i]);
+    const leases = [g?.lease, ip?.lease].filter((l) => l !== undefined);
     if (hit !== undefined || this.closed) {
-      void g.lease?.release();
-      void ip.lease?.release();
+      // Leases of the failure mode (the store did not answer) are local: the store took nothing else.
+      releaseTogether(this.o.store as Store<false>, leases);
       return hit ?? this.refused({ limiter: "max_connections", reason: "stopping", shadow: false });
     }
-    return this.renewer!.admission(key, this.slots(key, g, ip));
+    return this.renewer!.admission(key, this.slots(key, g?.lease, ip?.lease));
   }
 
   /** The slots an admitted connection holds, each with the way to take it again after an outage. */
-  private slots(key: string, g: ConcurrencyResult<false>, ip: ConcurrencyResult<false>): HeldSlot[] {
+  private slots(key: string, g: Lease<false> | undefined, ip: Lease<false> | undefined): HeldSlot[] {
     const out: HeldSlot[] = [];
-    if (g.lease !== undefined) out.push({ lease: g.lease, retake: () => retaken((this.global as ConcurrencyLimiter<false>).tryAcquire("*")) });
-    if (ip.lease !== undefined) out.push({ lease: ip.lease, retake: () => retaken((this.perIp as ConcurrencyLimiter<false>).tryAcquire(key)) });
+    if (g !== undefined) out.push({ lease: g, retake: () => retaken((this.global as ConcurrencyLimiter<false>).tryAcquire("*")) });
+    if (ip !== undefined) out.push({ lease: ip, retake: () => retaken((this.perIp as ConcurrencyLimiter<false>).tryAcquire(key)) });
     return out;
   }
 

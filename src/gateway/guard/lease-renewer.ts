@@ -48,6 +48,10 @@ export class LeaseRenewer {
     readonly ttlMs: number,
     /** Whether the store answers now (not its failure mode): only then is a lost slot taken again. */
     private readonly storeAnswers: () => boolean = () => true,
+    /** Ends a connection's leases (together, in one store call where the store can). */
+    private readonly releaseAll: (leases: Lease<false>[]) => void = (leases) => {
+      for (const l of leases) void l.release();
+    },
   ) {}
 
   /** Leases renewed now. */
@@ -70,8 +74,8 @@ export class LeaseRenewer {
         for (const s of mine) {
           s.released = true;
           this.held.delete(s);
-          void s.lease.release();
         }
+        this.releaseAll(mine.map((s) => s.lease));
       },
     };
   }

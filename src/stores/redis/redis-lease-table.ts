@@ -29,6 +29,21 @@ export class RedisLeaseTable implements LeaseTable<false> {
     this.ttl = ttlMs === Infinity ? "inf" : String(ttlMs);
   }
 
+  /** @internal The state key of `key` (an admission's script call takes several). */
+  redisKey(key: string): string {
+    return stateKey(this.store.prefix, this.name, key);
+  }
+
+  /**
+   * @internal Appends an acquire's arguments as the admission script reads
+   * them (now, id, ttl, limit, floor, shadow flag); answers the lease id.
+   */
+  pushAcquire(args: string[], now: number, shadow: boolean): string {
+    const id = `${this.instance}:${this.nextId++}`;
+    args.push(nowArg(now), id, this.ttl, String(this.limit), this.floor, shadow ? "s" : "0");
+    return id;
+  }
+
   async acquire(key: string, now: number): Promise<LeaseGrant | Failed> {
     const id = `${this.instance}:${this.nextId++}`;
     const r = await this.call("acquire", key, id, now);

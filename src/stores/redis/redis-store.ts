@@ -6,16 +6,32 @@ import { systemClock } from "../../core/clock.js";
 import { InvalidArgumentError } from "../../core/errors.js";
 import { integerAtLeast, positive } from "../../core/validate.js";
 import { MemoryStore } from "../memory-store.js";
-import { FAILED, type Failed, type LeaseTableOptions, type PenaltyTableOptions, type RateOp, type Store, type StoreFailure, type TableOptions } from "../store.js";
+import {
+  type AdmitAnswer,
+  type AdmitOps,
+  FAILED,
+  type Failed,
+  type LeaseGrant,
+  type LeaseRelease,
+  type LeaseTableOptions,
+  type PenaltyTableOptions,
+  type RateOp,
+  type Store,
+  type StoreFailure,
+  type TableOptions,
+} from "../store.js";
+import { admitEach } from "../admit-all.js";
 import { type FailureMode, type HealthCounters, type RedisStoreEvents, type StoreMode, StoreHealth } from "../store-health.js";
 import { slotOf, validName, validPrefix } from "./keys.js";
 import { scriptSpec } from "./limit-script-spec.js";
 import { LuaScript, isNoScript } from "./lua-script.js";
 import { RateBatcher, decodeReply, deriveParams, pushGroup } from "./rate-batcher.js";
 import { RedisLeaseTable } from "./redis-lease-table.js";
+import { ReleaseBatcher } from "./release-batcher.js";
 import { RedisPenaltyTable } from "./redis-penalty-table.js";
 import { RedisRateTable, nowArg } from "./redis-rate-table.js";
 import { RATE_SCRIPT } from "./scripts/rate.js";
+import { ADMIT_SCRIPT, RELEASE_ALL_SCRIPT } from "./scripts/admit.js";
 import type { RedisCalls, RedisClient } from "./redis-calls.js";
 
 export type { RedisClient } from "./redis-calls.js";
@@ -49,6 +65,8 @@ export interface RedisStoreOptions {
 }
 
 const RATE = new LuaScript("rate", RATE_SCRIPT, true);
+const ADMIT = new LuaScript("admit", ADMIT_SCRIPT, true);
+const RELEASE_ALL = new LuaScript("release-all", RELEASE_ALL_SCRIPT);
 
 /**
  * The shared store: every algorithm runs as an atomic Lua script on Redis,
@@ -71,6 +89,7 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
   readonly insurance: MemoryStore;
   private readonly health: StoreHealth<"redis">;
   private readonly batcher: RateBatcher;
+  private readonly releases: ReleaseBatcher;
   private readonly ownsClient: boolean;
   private readonly maxInFlight: number;
   private inFlight = 0;
@@ -111,6 +130,7 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
       integerAtLeast("maxBatch", o.maxBatch ?? 32, 1),
       this.cluster,
     );
+    this.releases = new ReleaseBatcher((keys, args) => this.run(RELEASE_ALL, keys, args), integerAtLeast("maxBatch", o.maxBatch ?? 32, 1), this.cluster);
   }
 
   /** "redis", or the failure mode answering while Redis is unavailable. */
@@ -205,6 +225,49 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
   }
 
   /**
+   * An admission's leases and rates in one script call, all or nothing
+   * (scripts/admit.ts). On Cluster, keys in different slots cannot share a
+   * script: the operations then run one by one (src/stores/admit-all.ts),
+   * the leases taken released again when one refuses.
+   */
+  async admitAll(ops: AdmitOps<false>): Promise<AdmitAnswer | Failed> {
+    const leaseTables = ops.leases.map((o) => o.table as RedisLeaseTable);
+    const rateTables = ops.rates.map((o) => o.table as RedisRateTable);
+    const keys = ops.leases.map((o, i) => leaseTables[i]!.redisKey(o.key));
+    for (let i = 0; i < ops.rates.length; i++) keys.push(rateTables[i]!.redisKey(ops.rates[i]!.key));
+    if (keys.length === 0) return { leases: [], rates: [] };
+    if (this.cluster && !sameSlot(keys)) return admitEach(this, ops);
+    const args: string[] = [String(ops.leases.length)];
+    const ids = ops.leases.map((o, i) => leaseTables[i]!.pushAcquire(args, o.now, o.shadow));
+    for (let i = 0; i < ops.rates.length; i++) {
+      const o = ops.rates[i]!;
+      pushGroup(args, rateTables[i]!.scriptSpec, nowArg(o.now), o.shadow ? "s" : "0", 1, o.cost === 1 ? undefined : [String(o.cost)]);
+    }
+    const reply = await this.run(ADMIT, keys, args);
+    if (!(reply instanceof Uint8Array)) return FAILED;
+    const view = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
+    const leases: LeaseGrant[] = [];
+    let at = 0;
+    for (let i = 0; i < ops.leases.length && at + 24 <= reply.byteLength; i++, at += 24) {
+      const ok = view.getFloat64(at, true) === 1;
+      leases.push({ held: ok ? view.getFloat64(at + 8, true) : -1, id: ids[i]!, retryAfterMs: ok ? 0 : view.getFloat64(at + 16, true) });
+      if (!ok && !ops.leases[i]!.shadow) return { leases, rates: [] };
+    }
+    const rates = decodeReply(reply.subarray(at), (i) => deriveParams(rateTables[i]!.scriptSpec));
+    return { leases, rates };
+  }
+
+  /**
+   * Ends several leases in one script call, shared with the other releases
+   * of this turn of the event loop (on Cluster, one call per slot).
+   */
+  async releaseAll(ops: readonly LeaseRelease<false>[]): Promise<boolean[] | Failed> {
+    if (!this.health.up || this.closed) return FAILED;
+    const r = await Promise.all(ops.map((o) => this.releases.add((o.table as RedisLeaseTable).redisKey(o.key), nowArg(o.now), String(o.id))));
+    return r.includes(undefined) ? FAILED : (r as boolean[]);
+  }
+
+  /**
    * The cross-slot composite on Cluster: peeks every limit and charges them
    * only if all would allow; when a concurrent check took the room between
    * the two steps and one limit rejects the charge, the others are
@@ -274,10 +337,30 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
       const up = await Promise.all(masters.map((n) => untilReady(n, left)));
       if (masters.length === 0 || up.includes(false)) return false;
     }
-    if (this.health.up) return true;
-    const ok = await this.ping();
-    if (ok) this.health.recovered("redis answered a readiness check");
-    return ok;
+    const ok = this.health.up || (await this.ping());
+    if (!ok) return false;
+    if (!this.health.up) this.health.recovered("redis answered a readiness check");
+    await this.preload(Math.max(0, deadline - systemClock.now()));
+    return true;
+  }
+
+  /**
+   * Loads the admission's scripts on every master, so that the first
+   * admission and the first release are not answered NOSCRIPT: the EVAL
+   * that follows one would reach Redis after commands sent meanwhile (a
+   * connection's release after the next admission). Best effort: a
+   * script not loaded here is loaded by its first call.
+   */
+  private async preload(timeoutMs: number): Promise<void> {
+    const c = this.client;
+    const nodes = c instanceof Cluster ? c.nodes("master") : [c];
+    const load = Promise.all(nodes.map((n) => Promise.all([n.script("LOAD", ADMIT.body), n.script("LOAD", RELEASE_ALL.body)]))).then(
+      () => undefined,
+      () => undefined,
+    );
+    let t: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([load, new Promise<void>((r) => (t = setTimeout(r, timeoutMs)))]);
+    clearTimeout(t);
   }
 
   /** Stops probing and, if the store created its client, disconnects it. */
@@ -374,4 +457,10 @@ function createClient(url: string): Redis {
     retryStrategy: (times: number) => Math.min(50 * times, 500),
     lazyConnect: false,
   });
+}
+
+/** Whether every key hashes to the slot of the first. */
+function sameSlot(keys: readonly string[]): boolean {
+  const first = slotOf(keys[0]!);
+  return keys.every((k) => slotOf(k) === first);
 }

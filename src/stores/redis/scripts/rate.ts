@@ -34,7 +34,7 @@ import { PRELUDE_CLOCK, PRELUDE_NUMBERS } from "./prelude.js";
  * retryAfterMs; or, for an allowed GCRA check of cost 1, code 4 and the
  * debt (its resetMs), from which the caller derives remaining.
  */
-export const RATE_SCRIPT = `${PRELUDE_NUMBERS}${PRELUDE_CLOCK}
+export const RATE_ALGORITHMS = `
 -- Locals, not global lookups: these run several times per operation.
 local mfloor, mceil = math.floor, math.ceil
 local spack, sunpack, sbyte = struct.pack, struct.unpack, string.byte
@@ -247,10 +247,19 @@ end
 
 -- Reply codes of a rejection (rate-batcher.ts reads them back).
 local REASON = { rate_limited = 2, insufficient_capacity = 3 }
-local all = ARGV[1] == 'all'
+`;
+
+/**
+ * The decisions, for a script that has set: \`all\` (stop at the first
+ * rejection of a limit not in shadow mode), \`k0\` (KEYS before the rate
+ * keys), \`a\` (the ARGV index of the first group), \`out\` / \`o\` (each
+ * operation's answer packed once: code, remaining, resetMs, retryAfterMs)
+ * and \`rejected\` (a refusal before the rates: decide nothing, write nothing).
+ */
+export const RATE_DECIDE = `
 -- One MGET for every key of the call (a repeated key is read again, which
 -- costs Redis less than removing duplicates here).
-local vals = rcall('MGET', unpack(KEYS))
+local vals = #KEYS > k0 and rcall('MGET', unpack(KEYS, k0 + 1)) or {}
 -- Per key, one table: st = { s1, s2, s3, savedNow|false, algorithm, spec,
 -- key, expiry }: the algorithm's numbers, the clock reading of the last
 -- write (false: nothing to write), the limit, and the expiry the key has
@@ -260,7 +269,7 @@ local order, nOrder = {}, 0
 -- The state of KEYS[i] as MGET read it. A value of another shape (another
 -- algorithm, foreign data under the prefix) reads as a fresh key.
 local function load(i, key, al, p)
-  local raw = vals[i]
+  local raw = vals[i - k0]
   local len = raw and #raw
   local st
   if len == al.size and sbyte(raw) == al.tag then
@@ -283,12 +292,7 @@ local function load(i, key, al, p)
   order[nOrder] = st
   return st
 end
--- Each operation's answer packed once: code, remaining, resetMs, retryAfterMs.
-local out = {}
-local o = 0
-local rejected = false
-local a = 2
-local i = 0
+local i = k0
 local nArgs = #ARGV
 while a <= nArgs and not rejected do
   local p = spec(ARGV[a])
@@ -399,5 +403,13 @@ if not rejected then
     end
   end
 end
+`;
+
+export const RATE_SCRIPT = `${PRELUDE_NUMBERS}${PRELUDE_CLOCK}${RATE_ALGORITHMS}
+local all = ARGV[1] == 'all'
+local k0, a = 0, 2
+local out, o = {}, 0
+local rejected = false
+${RATE_DECIDE}
 return table.concat(out)
 `;

@@ -7,7 +7,7 @@
  * one gateway is locked out at the other.
  *
  * Counts, not timing: the window is a minute and the test starts well
- * inside one (it waits for the next minute when fewer than 15 s are left).
+ * inside one (it waits for the next minute when fewer than 30 s are left).
  */
 import assert from "node:assert/strict";
 import http from "node:http";
@@ -75,10 +75,10 @@ function send(port: number, path: string, body?: string): Sent {
 
 const statusOf = (s: Sent): Promise<number> => withTimeout(s.status, 10_000, "a response");
 
-/** Waits for the next minute when fewer than 15 s of this one are left, so the minute-long window holds the whole test. */
+/** Waits for the next minute when fewer than 30 s of this one are left, so the minute-long window holds the whole test. */
 async function insideOneMinute(): Promise<void> {
   const left = 60_000 - (Date.now() % 60_000);
-  if (left < 15_000) await new Promise((r) => setTimeout(r, left + 100));
+  if (left < 30_000) await new Promise((r) => setTimeout(r, left + 100));
 }
 
 describe("http limits across gateways on one Redis", () => {

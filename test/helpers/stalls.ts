@@ -78,6 +78,72 @@ export class StallWatch {
   }
 
   /**
+   * Milliseconds of (from, to] lost to stalls by a shaper of `cap` bytes/s
+   * and `burst` bytes, found by replaying its bucket from the bytes that
+   * arrived (`arrivals`, each a meter's times and running totals; several
+   * are merged, for connections that share a bucket). Unlike lostMs, which
+   * assumes the bucket is empty whenever a stall begins, this sees what the
+   * bucket really held: when stalls come closer together than the relay
+   * needs to spend a burst (a hundred in three seconds under CPU hogs), a
+   * stall begins with part of the previous one's burst still unspent and
+   * banks less than a burst, so it costs more than (stall - burst time).
+   *
+   * Counted as lost: time the replayed bucket was full (tokens it could not
+   * keep) while a recorded stall ran or within `minGapMs` after it (the
+   * first turn of the loop, before the relay runs again), and the credit
+   * still unspent at `to` when a stall ran less than a burst's time before
+   * `to` (what it banked is sent after the window). Time the bucket was full
+   * while the process ran is not: that is a shaper leaving its rate unused,
+   * which the lower bound must catch. The bucket starts the window empty
+   * (windows start after the first burst is spent).
+   */
+  bucketLostMs(from: number, to: number, cap: number, burst: number, arrivals: readonly { t: readonly number[]; total: readonly number[] }[]): number {
+    const interval = 1000 / cap;
+    const tolerance = burst * interval;
+    const events: [number, number][] = [];
+    for (const m of arrivals) {
+      for (let k = 0; k < m.t.length; k++) {
+        const t = m.t[k]!;
+        if (t > from && t <= to) events.push([t, m.total[k]! - (k > 0 ? m.total[k - 1]! : 0)]);
+      }
+    }
+    events.sort((x, y) => x[0] - y[0]);
+    const stalls = this.gaps.filter(([a, b]) => b > from && a < to).map(([a, b]): [number, number] => [Math.max(a, from), Math.min(b + this.minGapMs, to)]);
+    /** Length of the parts of (x, y] inside a stall (or just after it). */
+    const stalledIn = (x: number, y: number): number => {
+      let sum = 0;
+      let reached = x;
+      for (const [a, b] of stalls) {
+        const lo = Math.max(a, reached);
+        const hi = Math.min(b, y);
+        if (hi > lo) {
+          sum += hi - lo;
+          reached = hi;
+        }
+      }
+      return sum;
+    };
+    let debt = tolerance;
+    let at = from;
+    let lost = 0;
+    const advance = (t: number): void => {
+      const elapsed = t - at;
+      // The bucket was full from at + debt to t: the tokens of that time were thrown away.
+      if (elapsed > debt) lost += stalledIn(at + debt, t);
+      debt = Math.max(0, debt - elapsed);
+      at = t;
+    };
+    for (const [t, bytes] of events) {
+      advance(t);
+      debt += bytes * interval;
+    }
+    advance(to);
+    const recentStall = stalls.some(([, b]) => b > to - tolerance);
+    if (recentStall && debt < tolerance) lost += tolerance - debt;
+    return lost;
+  }
+
+  /**
    * The end of the shortest window from `from` that holds `runnableMs` of
    * time the process could run, by the stalls recorded so far, and no later
    * than `from + maxMs`. A window never ends inside a recorded stall: it is
@@ -122,6 +188,11 @@ export class StallWatch {
       if (next <= to) return to;
       to = next;
     }
+  }
+
+  /** How many stalls overlap (from, to], for the diagnostics. */
+  countIn(from: number, to: number): number {
+    return this.gaps.filter(([a, b]) => b > from && a < to).length;
   }
 
   /** The longest stall seen in (from, to], for the diagnostics. */

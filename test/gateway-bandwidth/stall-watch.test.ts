@@ -138,8 +138,8 @@ describe("what stalls cost a shaper, by its bucket replayed from the arrivals", 
     w.noteGap(100, 140);
     // The relay sends nothing for 50 ms after the stall (more than the 5 ms of its first turn), then only the rate.
     arrive(m, 190, 400, 1);
-    // The stall cost 10 ms (40 - the burst) and 5 ms after it; the other 45 ms of the full bucket are the shaper's.
-    assert.equal(w.bucketLostMs(0, 400, CAP, BURST, [m]), 15);
+    // The stall cost 10 ms (40 - the burst): the bucket was empty when it began; the 50 ms of full bucket after it are the shaper's.
+    assert.equal(w.bucketLostMs(0, 400, CAP, BURST, [m]), 10);
   });
 
   test("a stall that ended less than a burst before the window's end costs the credit still unspent there", () => {
@@ -148,8 +148,20 @@ describe("what stalls cost a shaper, by its bucket replayed from the arrivals", 
     arrive(m, 0, 100, 1);
     w.noteGap(100, 190);
     arrive(m, 190, 200, 1); // the banked burst is sent after the window
-    // 60 ms full inside the stall, and the 30 ms of credit unspent at 200.
-    assert.equal(w.bucketLostMs(0, 200, CAP, BURST, [m]), 90);
+    // 60 ms full inside the stall, and the credit unspent at 200: 30 ms less the 1 ms of debt that byte-a-ms arrivals keep.
+    assert.equal(w.bucketLostMs(0, 200, CAP, BURST, [m]), 60 + 29);
+  });
+
+  test("a shaper that delivers short gets no more allowance for stalls than if each had banked a whole burst", () => {
+    const w = new StallWatch({ clock: new ManualClock(0), sample: false });
+    const m = { t: [] as number[], total: [] as number[] };
+    // 90% of the rate while it runs, a 40-ms stall every 100 ms: its bucket is full whenever a stall begins.
+    for (let t = 0; t < 1000; t += 100) {
+      arrive(m, t, t + 60, 0.9);
+      w.noteGap(t + 60, t + 100);
+    }
+    assert.equal(w.bucketLostMs(0, 960, CAP, BURST, [m]), w.lostMs(0, 960, 30));
+    assert.equal(w.lostMs(0, 960, 30), 9 * 10);
   });
 
   test("connections sharing a bucket are replayed together", () => {

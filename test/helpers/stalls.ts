@@ -81,21 +81,24 @@ export class StallWatch {
    * Milliseconds of (from, to] lost to stalls by a shaper of `cap` bytes/s
    * and `burst` bytes, found by replaying its bucket from the bytes that
    * arrived (`arrivals`, each a meter's times and running totals; several
-   * are merged, for connections that share a bucket). Unlike lostMs, which
-   * assumes the bucket is empty whenever a stall begins, this sees what the
-   * bucket really held: when stalls come closer together than the relay
-   * needs to spend a burst (a hundred in three seconds under CPU hogs), a
-   * stall begins with part of the previous one's burst still unspent and
-   * banks less than a burst, so it costs more than (stall - burst time).
+   * are merged, for connections that share a bucket). lostMs assumes the
+   * bucket is empty whenever a stall begins; under CPU hogs stalls come
+   * closer together (a hundred in two seconds) than the relay needs to
+   * spend the burst the last one banked, so a stall can begin with part of
+   * that burst unspent, bank less than a burst, and cost more than
+   * (stall - burst time).
    *
-   * Counted as lost: time the replayed bucket was full (tokens it could not
-   * keep) while a recorded stall ran or within `minGapMs` after it (the
-   * first turn of the loop, before the relay runs again), and the credit
-   * still unspent at `to` when a stall ran less than a burst's time before
-   * `to` (what it banked is sent after the window). Time the bucket was full
-   * while the process ran is not: that is a shaper leaving its rate unused,
-   * which the lower bound must catch. The bucket starts the window empty
-   * (windows start after the first burst is spent).
+   * A stall's cost is the time the replayed bucket was full (tokens it could
+   * not keep) during it or within `minGapMs` after it (the first turn of the
+   * loop, before the relay runs again), but no more than lostMs counts for
+   * it plus the part of a burst's time the process had not run since the
+   * previous stall: after a burst's time of running, the relay should have
+   * emptied the bucket, so a shaper that leaves its bucket full while it
+   * runs (delivers short) is not excused, on a quiet machine at all. A
+   * stall that ended less than a burst's time before `to` also costs the
+   * credit still unspent at `to` (what it banked is sent after the window).
+   * The bucket starts the window empty (windows start after the first
+   * burst is spent).
    */
   bucketLostMs(from: number, to: number, cap: number, burst: number, arrivals: readonly { t: readonly number[]; total: readonly number[] }[]): number {
     const interval = 1000 / cap;
@@ -108,28 +111,35 @@ export class StallWatch {
       }
     }
     events.sort((x, y) => x[0] - y[0]);
-    const stalls = this.gaps.filter(([a, b]) => b > from && a < to).map(([a, b]): [number, number] => [Math.max(a, from), Math.min(b + this.minGapMs, to)]);
-    /** Length of the parts of (x, y] inside a stall (or just after it). */
-    const stalledIn = (x: number, y: number): number => {
-      let sum = 0;
+    // Each stall in the window: where its cost is counted, and the most it may cost.
+    const stalls: { a: number; b: number; most: number; full: number }[] = [];
+    let previousEnd = -Infinity;
+    for (const [a, b] of this.gaps) {
+      if (b > from && a < to) {
+        const part = Math.min(b, to) - Math.max(a, from);
+        const ranSince = a - previousEnd;
+        stalls.push({ a: Math.max(a, from), b: Math.min(b + this.minGapMs, to), most: Math.max(0, part - tolerance) + Math.max(0, tolerance - ranSince), full: 0 });
+      }
+      previousEnd = b;
+    }
+    /** Adds the parts of (x, y] inside a stall (or just after it) to that stall's full time. */
+    const fullIn = (x: number, y: number): void => {
       let reached = x;
-      for (const [a, b] of stalls) {
-        const lo = Math.max(a, reached);
-        const hi = Math.min(b, y);
+      for (const st of stalls) {
+        const lo = Math.max(st.a, reached);
+        const hi = Math.min(st.b, y);
         if (hi > lo) {
-          sum += hi - lo;
+          st.full += hi - lo;
           reached = hi;
         }
       }
-      return sum;
     };
     let debt = tolerance;
     let at = from;
-    let lost = 0;
     const advance = (t: number): void => {
       const elapsed = t - at;
       // The bucket was full from at + debt to t: the tokens of that time were thrown away.
-      if (elapsed > debt) lost += stalledIn(at + debt, t);
+      if (elapsed > debt) fullIn(at + debt, t);
       debt = Math.max(0, debt - elapsed);
       at = t;
     };
@@ -138,8 +148,9 @@ export class StallWatch {
       debt += bytes * interval;
     }
     advance(to);
-    const recentStall = stalls.some(([, b]) => b > to - tolerance);
-    if (recentStall && debt < tolerance) lost += tolerance - debt;
+    let lost = 0;
+    for (const st of stalls) lost += Math.min(st.full, st.most);
+    if (stalls.some((st) => st.b > to - tolerance) && debt < tolerance) lost += tolerance - debt;
     return lost;
   }
 

@@ -89,13 +89,15 @@ export class StallWatch {
    * (stall - burst time).
    *
    * A stall's cost is the time the replayed bucket was full (tokens it could
-   * not keep) during it or within `minGapMs` after it (the first turn of the
-   * loop, before the relay runs again), but no more than lostMs counts for
-   * it plus the part of a burst's time the process had not run since the
-   * previous stall: after a burst's time of running, the relay should have
-   * emptied the bucket, so a shaper that leaves its bucket full while it
-   * runs (delivers short) is not excused, on a quiet machine at all. A
-   * stall that ended less than a burst's time before `to` also costs the
+   * not keep) during it, but no more than a correct shaper can lose: a
+   * stall of S ms that begins with u ms of credit unspent loses at most
+   * S + u - (burst time), where u is what the previous stall banked (at most
+   * a burst) less the time the process ran since, during which the relay,
+   * sending faster than the cap whenever it holds credit, spends at least
+   * 1 ms of credit per ms. So a shaper that leaves its bucket full while it
+   * runs (delivers short) is not excused: on a quiet machine not at all,
+   * under load no more than lostMs plus the credit it could not have spent.
+   * A stall that ended less than a burst's time before `to` also costs the
    * credit still unspent at `to` (what it banked is sent after the window).
    * The bucket starts the window empty (windows start after the first
    * burst is spent).
@@ -114,15 +116,21 @@ export class StallWatch {
     // Each stall in the window: where its cost is counted, and the most it may cost.
     const stalls: { a: number; b: number; most: number; full: number }[] = [];
     let previousEnd = -Infinity;
+    let banked = 0;
     for (const [a, b] of this.gaps) {
-      if (b > from && a < to) {
-        const part = Math.min(b, to) - Math.max(a, from);
-        const ranSince = a - previousEnd;
-        stalls.push({ a: Math.max(a, from), b: Math.min(b + this.minGapMs, to), most: Math.max(0, part - tolerance) + Math.max(0, tolerance - ranSince), full: 0 });
+      if (b <= from - tolerance || a >= to) {
+        if (a >= to) break;
+        previousEnd = b;
+        banked = Math.min(tolerance, b - a);
+        continue;
       }
+      const unspent = Math.max(0, banked - (a - previousEnd));
+      const part = Math.min(b, to) - Math.max(a, from);
+      if (b > from) stalls.push({ a: Math.max(a, from), b: Math.min(b, to), most: Math.max(0, part + unspent - tolerance), full: 0 });
+      banked = Math.min(tolerance, unspent + (b - a));
       previousEnd = b;
     }
-    /** Adds the parts of (x, y] inside a stall (or just after it) to that stall's full time. */
+    /** Adds the parts of (x, y] inside a stall to that stall's full time. */
     const fullIn = (x: number, y: number): void => {
       let reached = x;
       for (const st of stalls) {

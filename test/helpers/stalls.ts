@@ -97,8 +97,8 @@ export class StallWatch {
    * 1 ms of credit per ms. So a shaper that leaves its bucket full while it
    * runs (delivers short) is not excused: on a quiet machine not at all,
    * under load no more than lostMs plus the credit it could not have spent.
-   * A stall that ended less than a burst's time before `to` also costs the
-   * credit still unspent at `to` (what it banked is sent after the window).
+   * A stall still running at `to` costs all of its part inside the window,
+   * as in lostMs (what it banked is sent after the window).
    * The bucket starts the window empty (windows start after the first
    * burst is spent).
    */
@@ -114,7 +114,7 @@ export class StallWatch {
     }
     events.sort((x, y) => x[0] - y[0]);
     // Each stall in the window: where its cost is counted, and the most it may cost.
-    const stalls: { a: number; b: number; most: number; full: number }[] = [];
+    const stalls: { a: number; b: number; most: number; full: number; running: boolean }[] = [];
     let previousEnd = -Infinity;
     let banked = 0;
     for (const [a, b] of this.gaps) {
@@ -126,7 +126,8 @@ export class StallWatch {
       }
       const unspent = Math.max(0, banked - (a - previousEnd));
       const part = Math.min(b, to) - Math.max(a, from);
-      if (b > from) stalls.push({ a: Math.max(a, from), b: Math.min(b, to), most: Math.max(0, part + unspent - tolerance), full: 0 });
+      if (b > to) stalls.push({ a: Math.max(a, from), b: to, most: part, full: part, running: true });
+      else if (b > from) stalls.push({ a: Math.max(a, from), b, most: Math.max(0, part + unspent - tolerance), full: 0, running: false });
       banked = Math.min(tolerance, unspent + (b - a));
       previousEnd = b;
     }
@@ -134,6 +135,7 @@ export class StallWatch {
     const fullIn = (x: number, y: number): void => {
       let reached = x;
       for (const st of stalls) {
+        if (st.running) continue;
         const lo = Math.max(st.a, reached);
         const hi = Math.min(st.b, y);
         if (hi > lo) {
@@ -158,7 +160,6 @@ export class StallWatch {
     advance(to);
     let lost = 0;
     for (const st of stalls) lost += Math.min(st.full, st.most);
-    if (stalls.some((st) => st.b > to - tolerance) && debt < tolerance) lost += tolerance - debt;
     return lost;
   }
 

@@ -6,6 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { holdOptimizingCompilers } from "./compiler-hold.js";
 
 interface CommandModule {
   main(argv: string[]): Promise<number>;
@@ -44,6 +45,8 @@ export async function cli(argv: string[]): Promise<number> {
     return cmd === undefined ? 2 : 0;
   }
   if (cmd === "--version" || cmd === "-v") return cli(["version"]);
+  // `run` turns the compilers back on once its listeners are up (src/cli/compiler-hold.ts); loading it is part of its startup.
+  if (cmd === "run") holdOptimizingCompilers();
   const m = (COMMANDS as readonly string[]).includes(cmd) ? await load(cmd) : undefined;
   if (!m) {
     console.error(`portcullis: unknown command "${cmd}"\n\n${await usage()}`);

@@ -4,11 +4,12 @@
  */
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
-import tls from "node:tls";
+import type tls from "node:tls";
+import { tlsModule } from "../core/lazy-tls.js";
 import type { TlsConfig } from "./config/schema.js";
 
 export function secureContextOf(t: TlsConfig): tls.SecureContext {
-  return tls.createSecureContext({
+  return tlsModule().createSecureContext({
     cert: readFileSync(t.cert),
     key: readFileSync(t.key),
     ca: t.client_ca === undefined ? undefined : readFileSync(t.client_ca),
@@ -38,7 +39,7 @@ export interface Handshake {
 /** Runs the server handshake on `raw`; resolves undefined on failure or timeout (the socket is then destroyed). */
 export function serverHandshake(raw: Socket, t: TlsConfig, ctx: tls.SecureContext, setTimer: (fn: () => void, ms: number) => { cancel(): void }): Promise<Handshake | undefined> {
   const mtls = t.client_ca !== undefined;
-  const socket = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx, requestCert: mtls, rejectUnauthorized: mtls && t.require_client_cert });
+  const socket = new (tlsModule().TLSSocket)(raw, { isServer: true, secureContext: ctx, requestCert: mtls, rejectUnauthorized: mtls && t.require_client_cert });
   return new Promise((resolve) => {
     const timer = setTimer(() => fail(), t.handshake_timeout);
     const fail = (): void => {

@@ -6,7 +6,8 @@
  * the real site, starting with the very bytes it sent).
  */
 import type net from "node:net";
-import tls from "node:tls";
+import type tls from "node:tls";
+import { tlsModule } from "../core/lazy-tls.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import { type ClientHelloVerdict, DEFAULT_MAX_HELLO_BYTES, parseClientHello } from "./client-hello.js";
 
@@ -89,5 +90,5 @@ export function peekClientHello(socket: net.Socket, o: PeekOptions = {}): Promis
  */
 export function replayIntoTls(socket: net.Socket, bytes: Buffer, options: tls.TLSSocketOptions): tls.TLSSocket {
   if (bytes.length > 0) socket.unshift(bytes);
-  return new tls.TLSSocket(socket, { ...options, isServer: true });
+  return new (tlsModule().TLSSocket)(socket, { ...options, isServer: true });
 }

@@ -24,7 +24,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { configOf, startGateway as startRaw, withTimeout, type Running } from "../gateway/fixtures.js";
 import { rateBounds, StallWatch } from "../helpers/stalls.js";
-import { bandwidthDoc, blast, meterDownload, meterOf, now, openTunnel, startUpstream, type Upstream } from "./harness.js";
+import { bandwidthDoc, blast, type Meter, meterDownload, meterOf, now, openTunnel, startUpstream, type Upstream } from "./harness.js";
 
 const MiB = 1024 * 1024;
 /** A test's bound: its windows' bounds (at most 16 s in one test) plus start, tunnels and stop, with room for a loaded machine. */
@@ -49,17 +49,21 @@ describe("gateway bandwidth rates", () => {
     await withTimeout(sink.close(), STEP_MS, "the upstream's close");
   });
 
-  /** Asserts `rate` (bytes/s) against `cap` with `tolerance`, given what stalls cost a shaper of burst `burst` in (from, to]. */
-  function assertRate(what: string, rate: number, cap: number, burst: number, tolerance: number, from: number, to: number): string {
-    const lost = stalls.lostMs(from, to, (burst * 1000) / cap);
+  /**
+   * Asserts `rate` (bytes/s) against `cap` with `tolerance`, given what stalls cost a shaper of burst `burst` in (from, to],
+   * replaying its bucket from the arrivals of `meters` (the connections that share it).
+   */
+  function assertRate(what: string, rate: number, cap: number, burst: number, tolerance: number, from: number, to: number, meters: Meter[]): string {
+    const lost = stalls.bucketLostMs(from, to, cap, burst, meters);
     const { low, high } = rateBounds(cap, tolerance, to - from, lost);
-    const text = `${what} ${(rate / 1024).toFixed(1)} KiB/s (cap ${(cap / 1024).toFixed(0)}, stalls cost ${lost.toFixed(0)} of ${(to - from).toFixed(0)} ms, longest ${stalls.longestMs(from, to).toFixed(0)} ms)`;
+    const stallCount = stalls.countIn(from, to);
+    const text = `${what} ${(rate / 1024).toFixed(1)} KiB/s (cap ${(cap / 1024).toFixed(0)}, stalls cost ${lost.toFixed(0)} of ${(to - from).toFixed(0)} ms (${stalls.lostMs(from, to, (burst * 1000) / cap).toFixed(0)} if each banked a whole burst), ${stallCount} stalls, longest ${stalls.longestMs(from, to).toFixed(0)} ms)`;
     assert.ok(rate >= low && rate <= high, `${text}: want [${(low / 1024).toFixed(1)}, ${(high / 1024).toFixed(1)}]`);
     return text;
   }
 
   /** Rates over a window from 1 s after the first byte, holding at least `windowMs` of time the process could run (at most 4 × that in all). */
-  async function measureUpload(gw: Running, users: string[], windowMs: number, burstMs: number): Promise<{ rates: number[]; from: number; to: number }> {
+  async function measureUpload(gw: Running, users: string[], windowMs: number, burstMs: number): Promise<{ rates: number[]; meters: Meter[]; from: number; to: number }> {
     const first = sink.meters.length;
     const socks: net.Socket[] = [];
     for (const u of users) socks.push(await openTunnel(gw.port, sink.port, u));
@@ -68,7 +72,7 @@ describe("gateway bandwidth rates", () => {
       const meters = await Promise.all(users.map((_, i) => meterOf(sink, first + i)));
       const from = now() + 1000;
       const to = await stalls.windowEnd(from, windowMs, burstMs, 4 * windowMs);
-      return { rates: meters.map((m) => (m.between(from, to) * 1000) / (to - from)), from, to };
+      return { rates: meters.map((m) => (m.between(from, to) * 1000) / (to - from)), meters, from, to };
     } finally {
       for (const b of senders) b.stop();
       for (const s of socks) s.destroy();
@@ -78,9 +82,9 @@ describe("gateway bandwidth rates", () => {
   test("a connect listener's per_identity cap holds within 3% after the burst", { timeout: TEST_MS }, async (t) => {
     const gw = await startGateway(await bandwidthDoc({ per_identity: { bytes_per_second: "1MiB", burst: "64KiB" } }));
     try {
-      const { rates, from, to } = await measureUpload(gw, ["alice"], 3000, 62.5);
+      const { rates, meters, from, to } = await measureUpload(gw, ["alice"], 3000, 62.5);
       t.diagnostic(`achieved/configured ${(rates[0]! / MiB).toFixed(4)}`);
-      t.diagnostic(assertRate("alice", rates[0]!, MiB, 64 * 1024, 0.03, from, to));
+      t.diagnostic(assertRate("alice", rates[0]!, MiB, 64 * 1024, 0.03, from, to, [meters[0]!]));
     } finally {
       await gw.stop();
     }
@@ -94,9 +98,9 @@ describe("gateway bandwidth rates", () => {
       }),
     );
     try {
-      const { rates, from, to } = await measureUpload(gw, ["alice", "bob"], 2000, 31.25);
-      t.diagnostic(assertRate("alice", rates[0]!, MiB, 64 * 1024, 0.05, from, to));
-      t.diagnostic(assertRate("bob", rates[1]!, 2 * MiB, 64 * 1024, 0.05, from, to));
+      const { rates, meters, from, to } = await measureUpload(gw, ["alice", "bob"], 2000, 31.25);
+      t.diagnostic(assertRate("alice", rates[0]!, MiB, 64 * 1024, 0.05, from, to, [meters[0]!]));
+      t.diagnostic(assertRate("bob", rates[1]!, 2 * MiB, 64 * 1024, 0.05, from, to, [meters[1]!]));
     } finally {
       await gw.stop();
     }
@@ -118,8 +122,8 @@ describe("gateway bandwidth rates", () => {
       const end = await stalls.windowEnd(tr + 200, 800, 62.5, 3200);
       const before = (m.between(t0 + 500, tr) * 1000) / (tr - t0 - 500);
       const afterRate = (m.between(tr + 200, end) * 1000) / (end - tr - 200);
-      t.diagnostic(assertRate("before the reload", before, MiB, 64 * 1024, 0.05, t0 + 500, tr));
-      t.diagnostic(assertRate(`(0.2 s, ${((end - tr) / 1000).toFixed(1)} s] after the reload`, afterRate, 256 * 1024, 16 * 1024, 0.1, tr + 200, end));
+      t.diagnostic(assertRate("before the reload", before, MiB, 64 * 1024, 0.05, t0 + 500, tr, [m]));
+      t.diagnostic(assertRate(`(0.2 s, ${((end - tr) / 1000).toFixed(1)} s] after the reload`, afterRate, 256 * 1024, 16 * 1024, 0.1, tr + 200, end, [m]));
     } finally {
       sender.stop();
       s.destroy();
@@ -147,11 +151,11 @@ describe("gateway bandwidth rates", () => {
       const from = now() + 1000;
       const to = await stalls.windowEnd(from, 2000, 62.5, 8000);
       const rate = (i: number): number => (meters[i]!.between(from, to) * 1000) / (to - from);
-      t.diagnostic(assertRate("127.0.0.2, two connections together", rate(0) + rate(1), 512 * 1024, 32 * 1024, 0.05, from, to));
+      t.diagnostic(assertRate("127.0.0.2, two connections together", rate(0) + rate(1), 512 * 1024, 32 * 1024, 0.05, from, to, [meters[0]!, meters[1]!]));
       // Shared fairly (round-robin quanta): each gets about half of what the address gets, whatever the machine's speed.
       const pair = rate(0) + rate(1);
       assert.ok(rate(0) > 0.4 * pair && rate(1) > 0.4 * pair, `each of 127.0.0.2's connections gets its share: ${rate(0) / 1024}, ${rate(1) / 1024} KiB/s`);
-      t.diagnostic(assertRate("127.0.0.3", rate(2), 512 * 1024, 32 * 1024, 0.05, from, to));
+      t.diagnostic(assertRate("127.0.0.3", rate(2), 512 * 1024, 32 * 1024, 0.05, from, to, [meters[2]!]));
     } finally {
       for (const s of socks) s.destroy();
       await gw.stop();

@@ -11,7 +11,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
-import { StallWatch } from "../helpers/stalls.js";
+import { rateBounds, StallWatch } from "../helpers/stalls.js";
 
 /** Runs `p` on `clock`, 1 ms at a time; fails if it has not settled within `limitMs` of clock time. */
 async function onClock<T>(clock: ManualClock, p: Promise<T>, limitMs: number): Promise<T> {
@@ -93,5 +93,75 @@ describe("the rate tests' measuring window", () => {
     assert.ok(done, "the window ended");
     assert.ok(to <= 4000);
     assert.ok(to - w.lostMs(0, to, 10) >= 1000, `runnable ${to - w.lostMs(0, to, 10)} of 1000 ms`);
+  });
+});
+
+/** Arrivals of `bytesPerMs` every ms in (from, to], as a meter logs them, appended to `m`. */
+function arrive(m: { t: number[]; total: number[] }, from: number, to: number, bytesPerMs: number): void {
+  for (let t = from + 1; t <= to; t++) {
+    m.t.push(t);
+    m.total.push((m.total.at(-1) ?? 0) + bytesPerMs);
+  }
+}
+
+describe("what stalls cost a shaper, by its bucket replayed from the arrivals", () => {
+  // 1000 bytes/s (1 byte per ms) with a 30-byte burst: a burst lasts 30 ms.
+  const CAP = 1000;
+  const BURST = 30;
+
+  test("with no stall nothing is excused: a shaper that delivers 10% short shows the whole shortfall", () => {
+    const w = new StallWatch({ clock: new ManualClock(0), sample: false });
+    const m = { t: [] as number[], total: [] as number[] };
+    arrive(m, 0, 1000, 0.9);
+    assert.equal(w.bucketLostMs(0, 1000, CAP, BURST, [m]), 0);
+    const { low } = rateBounds(CAP, 0.05, 1000, 0);
+    assert.ok(900 < low, "900 bytes/s fails the lower bound");
+  });
+
+  test("a stall that begins before the last one's burst is spent banks less than a burst, and costs the difference", () => {
+    const w = new StallWatch({ clock: new ManualClock(0), sample: false });
+    const m = { t: [] as number[], total: [] as number[] };
+    arrive(m, 0, 100, 1); // throttled: the bucket is empty
+    w.noteGap(100, 160); // 60 ms: the bucket fills after 30 and throws away 30 ms
+    arrive(m, 159, 170, 2); // spending the burst at twice the rate: 22 bytes in (159, 170], debt 22 - 10 = 12 ms...
+    w.noteGap(170, 200); // ...so the next stall begins with 18 ms of credit: full after 12, 18 ms thrown away
+    arrive(m, 199, 230, 2);
+    arrive(m, 230, 400, 1);
+    assert.equal(w.lostMs(0, 400, 30), 30, "as if each stall began with an empty bucket: 30 + 0");
+    assert.equal(w.bucketLostMs(0, 400, CAP, BURST, [m]), 30 + 18);
+  });
+
+  test("a full bucket while the process runs is not excused, just after a stall as anywhere", () => {
+    const w = new StallWatch({ clock: new ManualClock(0), sample: false });
+    const m = { t: [] as number[], total: [] as number[] };
+    arrive(m, 0, 100, 1);
+    w.noteGap(100, 140);
+    // The relay sends nothing for 50 ms after the stall (more than the 5 ms of its first turn), then only the rate.
+    arrive(m, 190, 400, 1);
+    // The stall cost 10 ms (40 - the burst): the bucket was empty when it began; the 50 ms of full bucket after it are the shaper's.
+    assert.equal(w.bucketLostMs(0, 400, CAP, BURST, [m]), 10);
+  });
+
+  test("a shaper that delivers short gets no more allowance for stalls than if each had banked a whole burst", () => {
+    const w = new StallWatch({ clock: new ManualClock(0), sample: false });
+    const m = { t: [] as number[], total: [] as number[] };
+    // 90% of the rate while it runs, a 40-ms stall every 100 ms: its bucket is full whenever a stall begins.
+    for (let t = 0; t < 1000; t += 100) {
+      arrive(m, t, t + 60, 0.9);
+      w.noteGap(t + 60, t + 100);
+    }
+    assert.equal(w.bucketLostMs(0, 960, CAP, BURST, [m]), w.lostMs(0, 960, 30));
+    assert.equal(w.lostMs(0, 960, 30), 9 * 10);
+  });
+
+  test("connections sharing a bucket are replayed together", () => {
+    const w = new StallWatch({ clock: new ManualClock(0), sample: false });
+    const a = { t: [] as number[], total: [] as number[] };
+    const b = { t: [] as number[], total: [] as number[] };
+    arrive(a, 0, 300, 0.5);
+    arrive(b, 0, 300, 0.5);
+    assert.equal(w.bucketLostMs(0, 300, CAP, BURST, [a, b]), 0);
+    w.noteGap(300, 400);
+    assert.equal(w.bucketLostMs(0, 390, CAP, BURST, [a, b]), 90, "a stall still running at the end costs its whole part in the window");
   });
 });

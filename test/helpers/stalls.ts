@@ -78,6 +78,92 @@ export class StallWatch {
   }
 
   /**
+   * Milliseconds of (from, to] lost to stalls by a shaper of `cap` bytes/s
+   * and `burst` bytes, found by replaying its bucket from the bytes that
+   * arrived (`arrivals`, each a meter's times and running totals; several
+   * are merged, for connections that share a bucket). lostMs assumes the
+   * bucket is empty whenever a stall begins; under CPU hogs stalls come
+   * closer together (a hundred in two seconds) than the relay needs to
+   * spend the burst the last one banked, so a stall can begin with part of
+   * that burst unspent, bank less than a burst, and cost more than
+   * (stall - burst time).
+   *
+   * A stall's cost is the time the replayed bucket was full (tokens it could
+   * not keep) during it, but no more than a correct shaper can lose: a
+   * stall of S ms that begins with u ms of credit unspent loses at most
+   * S + u - (burst time), where u is what the previous stall banked (at most
+   * a burst) less the time the process ran since, during which the relay,
+   * sending faster than the cap whenever it holds credit, spends at least
+   * 1 ms of credit per ms. So a shaper that leaves its bucket full while it
+   * runs (delivers short) is not excused: on a quiet machine not at all,
+   * under load no more than lostMs plus the credit it could not have spent.
+   * A stall still running at `to` costs all of its part inside the window,
+   * as in lostMs (what it banked is sent after the window).
+   * The bucket starts the window empty (windows start after the first
+   * burst is spent).
+   */
+  bucketLostMs(from: number, to: number, cap: number, burst: number, arrivals: readonly { t: readonly number[]; total: readonly number[] }[]): number {
+    const interval = 1000 / cap;
+    const tolerance = burst * interval;
+    const events: [number, number][] = [];
+    for (const m of arrivals) {
+      for (let k = 0; k < m.t.length; k++) {
+        const t = m.t[k]!;
+        if (t > from && t <= to) events.push([t, m.total[k]! - (k > 0 ? m.total[k - 1]! : 0)]);
+      }
+    }
+    events.sort((x, y) => x[0] - y[0]);
+    // Each stall in the window: where its cost is counted, and the most it may cost.
+    const stalls: { a: number; b: number; most: number; full: number; running: boolean }[] = [];
+    let previousEnd = -Infinity;
+    let banked = 0;
+    for (const [a, b] of this.gaps) {
+      if (b <= from - tolerance || a >= to) {
+        if (a >= to) break;
+        previousEnd = b;
+        banked = Math.min(tolerance, b - a);
+        continue;
+      }
+      const unspent = Math.max(0, banked - (a - previousEnd));
+      const part = Math.min(b, to) - Math.max(a, from);
+      if (b > to) stalls.push({ a: Math.max(a, from), b: to, most: part, full: part, running: true });
+      else if (b > from) stalls.push({ a: Math.max(a, from), b, most: Math.max(0, part + unspent - tolerance), full: 0, running: false });
+      banked = Math.min(tolerance, unspent + (b - a));
+      previousEnd = b;
+    }
+    /** Adds the parts of (x, y] inside a stall to that stall's full time. */
+    const fullIn = (x: number, y: number): void => {
+      let reached = x;
+      for (const st of stalls) {
+        if (st.running) continue;
+        const lo = Math.max(st.a, reached);
+        const hi = Math.min(st.b, y);
+        if (hi > lo) {
+          st.full += hi - lo;
+          reached = hi;
+        }
+      }
+    };
+    let debt = tolerance;
+    let at = from;
+    const advance = (t: number): void => {
+      const elapsed = t - at;
+      // The bucket was full from at + debt to t: the tokens of that time were thrown away.
+      if (elapsed > debt) fullIn(at + debt, t);
+      debt = Math.max(0, debt - elapsed);
+      at = t;
+    };
+    for (const [t, bytes] of events) {
+      advance(t);
+      debt += bytes * interval;
+    }
+    advance(to);
+    let lost = 0;
+    for (const st of stalls) lost += Math.min(st.full, st.most);
+    return lost;
+  }
+
+  /**
    * The end of the shortest window from `from` that holds `runnableMs` of
    * time the process could run, by the stalls recorded so far, and no later
    * than `from + maxMs`. A window never ends inside a recorded stall: it is
@@ -122,6 +208,11 @@ export class StallWatch {
       if (next <= to) return to;
       to = next;
     }
+  }
+
+  /** How many stalls overlap (from, to], for the diagnostics. */
+  countIn(from: number, to: number): number {
+    return this.gaps.filter(([a, b]) => b > from && a < to).length;
   }
 
   /** The longest stall seen in (from, to], for the diagnostics. */

@@ -7,6 +7,7 @@ import type { LoadResult } from "../../gateway/config/load.js";
 import type { Config } from "../../gateway/config/schema.js";
 // The admin listener (API, metrics, dashboard) is loaded only when it is enabled: an idle gateway pays for what it uses.
 import type { Observability } from "../../admin/observability.js";
+import { holdOptimizingCompilers } from "../compiler-hold.js";
 import { holdYoungGeneration } from "../young-generation.js";
 import { LineBatch } from "../../gateway/log/line-batch.js";
 
@@ -80,7 +81,13 @@ export async function main(argv: string[]): Promise<number> {
     console.error("portcullis run: -c FILE is required");
     return 2;
   }
-  const startedUp = holdYoungGeneration();
+  // Startup's one-off code must not leave a grown young generation or the optimising compilers resident in an idle gateway.
+  const releaseYoung = holdYoungGeneration();
+  const releaseCompilers = holdOptimizingCompilers();
+  const startedUp = (): void => {
+    releaseYoung();
+    releaseCompilers();
+  };
   try {
     return await serve(file, await configLoader(), startedUp);
   } finally {

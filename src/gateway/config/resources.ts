@@ -7,7 +7,7 @@
  * would refuse at start, check-config refuses first. Problems name the key
  * path like schema problems do.
  */
-import tls from "node:tls";
+import { tlsModule } from "../../core/lazy-tls.js";
 import { readFileSync } from "node:fs";
 import type { Config } from "./schema.js";
 import { adminTokenProblems } from "./admin-token.js";
@@ -41,7 +41,7 @@ export function checkResources(c: Config, env: NodeJS.ProcessEnv = process.env):
     }
     if (!readable) return;
     try {
-      tls.createSecureContext({ cert: readFileSync(l.tls.cert), key: readFileSync(l.tls.key), ca: l.tls.client_ca ? readFileSync(l.tls.client_ca) : undefined });
+      tlsModule().createSecureContext({ cert: readFileSync(l.tls.cert), key: readFileSync(l.tls.key), ca: l.tls.client_ca ? readFileSync(l.tls.client_ca) : undefined });
     } catch (err) {
       const msg = err instanceof Error ? err.message.split("\n")[0] : String(err);
       problems.push(`listener[${i}].tls: certificate and key do not make a TLS context (${msg})`);

@@ -11,7 +11,7 @@ import { AdminLimiter } from "./admin-limiter.js";
 import { BearerAuth } from "./auth.js";
 import { type AdminConfig, adminBind } from "./config.js";
 import { AdminError, sendError } from "./errors.js";
-import { retryAfterFields } from "../gateway/log/retry-after.js";
+import { retryAfterFields } from "../core/retry-after.js";
 import { type Route, type RouteDeps, routes } from "./routes.js";
 import { type Asset, DASHBOARD_CSP, loadAssets } from "./static-assets.js";
 

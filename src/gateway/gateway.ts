@@ -35,7 +35,7 @@ import type { UdpRelayCounters } from "../udp/udp-relay.js";
 import type { PolicyStats } from "../permissions/pg-policy.js";
 import type { ObservabilityEvents } from "./observability-events.js";
 import { ReadBufferPool } from "./read-pump.js";
-import { thenMaybe } from "./guard/maybe-promise.js";
+import { thenMaybe } from "../core/maybe-promise.js";
 import { GatewayStore, loadRedisConnector, type InjectedStore, type RedisConnector, type StoreState } from "./store/gateway-store.js";
 
 export interface GatewayOptions {

@@ -18,7 +18,7 @@ import type { Socket } from "node:net";
 import type { Clock } from "../core/clock.js";
 import type { PenaltyBox } from "../limiter/penalty-box.js";
 import type { Admission, ConnectionGuard } from "../gateway/guard/connection-guard.js";
-import { thenMaybe } from "../gateway/guard/maybe-promise.js";
+import { thenMaybe } from "../core/maybe-promise.js";
 import type { Closable } from "../gateway/guard/connection-registry.js";
 import type { ServerEventLog } from "./event-log.js";
 

@@ -18,7 +18,7 @@ import { PenaltyBox } from "../limiter/penalty-box.js";
 import { MemoryStore } from "../stores/memory-store.js";
 import type { BanEvent, Store } from "../stores/store.js";
 import { type Admission, ConnectionGuard, type GuardHit } from "../gateway/guard/connection-guard.js";
-import { thenMaybe } from "../gateway/guard/maybe-promise.js";
+import { thenMaybe } from "../core/maybe-promise.js";
 import type { ServerEventLog } from "./event-log.js";
 import { GuardedConnection } from "./guarded-connection.js";
 import { type ServerGuardOptions, guardConfigOf, lockoutOf } from "./options.js";

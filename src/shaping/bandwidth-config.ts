@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from "../core/errors.js";
-import type { RateSpec } from "./byte-bucket.js";
+import type { RateSpec } from "../algorithms/byte-bucket.js";
 import { parseByteSize } from "./byte-size.js";
 import { parseCidr, type Cidr } from "./cidr.js";
 

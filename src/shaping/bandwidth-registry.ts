@@ -3,7 +3,7 @@ import { PortcullisError } from "../core/errors.js";
 import type { Rng } from "../core/random.js";
 import { integerAtLeast, nonNegative, positive } from "../core/validate.js";
 import { ipKey, type IpKeyOptions } from "../net/ip-key.js";
-import type { RateSpec } from "./byte-bucket.js";
+import type { RateSpec } from "../algorithms/byte-bucket.js";
 import { type BandwidthConfig, type DirectionalRate } from "./bandwidth-config.js";
 import { ChainGate, type Gate } from "./gate.js";
 import { QuotaLease, type QuotaSource } from "./quota.js";

@@ -4,7 +4,7 @@
  * The Redis-backed quota source lives in ./redis-quota.js so that this
  * module does not load the Redis client.
  */
-export { ByteBucket, type RateSpec } from "./byte-bucket.js";
+export { ByteBucket, type RateSpec } from "../algorithms/byte-bucket.js";
 export { parseByteSize } from "./byte-size.js";
 export { parseCidr, type Cidr } from "./cidr.js";
 export {

@@ -1,4 +1,4 @@
-import type { RateSpec } from "./byte-bucket.js";
+import type { RateSpec } from "../algorithms/byte-bucket.js";
 import type { QuotaSource } from "./quota.js";
 
 /** What the quota needs of a store whose state lives in another process (the message store fits). */

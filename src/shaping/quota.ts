@@ -1,7 +1,7 @@
 import type { Clock, TimerHandle } from "../core/clock.js";
 import { type Rng, systemRng } from "../core/random.js";
 import { positive } from "../core/validate.js";
-import type { RateSpec } from "./byte-bucket.js";
+import type { RateSpec } from "../algorithms/byte-bucket.js";
 
 /**
  * A budget of bytes shared beyond this process, for example by every

@@ -1,6 +1,6 @@
 import { LeasedQuota } from "../stores/redis/leased-quota.js";
 import type { RedisStore } from "../stores/redis/redis-store.js";
-import type { RateSpec } from "./byte-bucket.js";
+import type { RateSpec } from "../algorithms/byte-bucket.js";
 import type { QuotaSource } from "./quota.js";
 
 export interface RedisQuotaSourceOptions {

@@ -1,5 +1,5 @@
 import type { Clock, TimerHandle } from "../core/clock.js";
-import { ByteBucket, type RateSpec } from "./byte-bucket.js";
+import { ByteBucket, type RateSpec } from "../algorithms/byte-bucket.js";
 import type { Gate } from "./gate.js";
 import type { QuotaLease } from "./quota.js";
 

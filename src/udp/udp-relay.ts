@@ -4,7 +4,7 @@ import { isIPv6 } from "node:net";
 import type { Clock, TimerHandle } from "../core/clock.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import { integerAtLeast, positive } from "../core/validate.js";
-import { ByteBucket } from "../shaping/byte-bucket.js";
+import { ByteBucket } from "../algorithms/byte-bucket.js";
 import { FlowTable, type TrackedFlow } from "./flow-table.js";
 
 export interface UdpEndpoint {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
 import { bandwidthConfig } from "../../src/shaping/bandwidth-config.js";
 import { BandwidthRegistry } from "../../src/shaping/bandwidth-registry.js";
-import { ByteBucket, type RateSpec } from "../../src/shaping/byte-bucket.js";
+import { ByteBucket, type RateSpec } from "../../src/algorithms/byte-bucket.js";
 import type { Gate } from "../../src/shaping/gate.js";
 import type { QuotaSource } from "../../src/shaping/quota.js";
 

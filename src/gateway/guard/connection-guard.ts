@@ -35,7 +35,7 @@ import { blockListOf } from "../../config/leaves.js";
 import type { GuardConfig } from "../config/schema.js";
 import { ConnectionRegistry } from "./connection-registry.js";
 import { type HeldSlot, LeaseRenewer } from "./lease-renewer.js";
-import { thenMaybe } from "./maybe-promise.js";
+import { thenMaybe } from "../../core/maybe-promise.js";
 import { TableSweeper } from "./table-sweeper.js";
 import { DefensiveMode, type DefensiveModeSettings, type DefensiveModeStats, type DefensiveTransition } from "./defensive-mode.js";
 

@@ -11,17 +11,15 @@
  * its open connections until they end.
  */
 import type { TimerHandle } from "../../core/clock.js";
-import type { Config, ListenerConfig } from "../config/schema.js";
 import { HttpLimiter } from "../../http/http-limiter.js";
 import { type HttpProxyServer, createHttpProxyServer } from "../../http/proxy/server.js";
-import type { Connection } from "../connection.js";
-import type { GatewayContext } from "../context.js";
 import { limiterOptionsOf } from "./config-schema.js";
+import type { HttpConnection, HttpContext, HttpListenerConfig } from "./gateway-view.js";
 import { proxyOptionsOf } from "./options.js";
 import { httpRefusalLogger } from "./refusal-log.js";
 
 interface Served {
-  cfg: ListenerConfig;
+  cfg: HttpListenerConfig;
   readonly server: HttpProxyServer;
   sockets: number;
   retired: boolean;
@@ -33,7 +31,7 @@ const DRAIN_SWEEP_MS = 100;
 export class HttpFront {
   private limiter: HttpLimiter | undefined;
   /** The configuration the limiter was built from, and its `[http]` section as text (to tell a real change). */
-  private rulesOf: { config: Config; text: string } | undefined;
+  private rulesOf: { config: HttpContext["config"]; text: string } | undefined;
   private current: Served | undefined;
   /** Servers with open connections (the current one and retired ones still draining). */
   private readonly servers = new Set<Served>();
@@ -46,14 +44,14 @@ export class HttpFront {
 
   constructor(
     private readonly name: string,
-    private readonly ctx: GatewayContext,
+    private readonly ctx: HttpContext,
   ) {
     // The gateway emits "reload" once the new configuration is in place: new routes apply at once, not at the next connection.
     ctx.events.on("reload", this.onReload);
   }
 
   /** Runs HTTP on an admitted connection with the listener's settings `cfg`. */
-  accept(conn: Connection, cfg: ListenerConfig): void {
+  accept(conn: HttpConnection, cfg: HttpListenerConfig): void {
     const limiter = this.refreshRules();
     const served = this.serverFor(cfg, limiter);
     served.sockets++;
@@ -120,7 +118,7 @@ export class HttpFront {
     return next;
   }
 
-  private buildLimiter(config: Config): HttpLimiter {
+  private buildLimiter(config: HttpContext["config"]): HttpLimiter {
     const listener = this.name;
     // A shared store: the listener's route limits, queue places and lockout count with the fleet's,
     // under the listener's name. On memory the limiter keeps its own store, as each listener always has.
@@ -137,7 +135,7 @@ export class HttpFront {
     return limiter;
   }
 
-  private serverFor(cfg: ListenerConfig, limiter: HttpLimiter): Served {
+  private serverFor(cfg: HttpListenerConfig, limiter: HttpLimiter): Served {
     const cur = this.current;
     if (cur !== undefined && cur.cfg === cfg) return cur;
     if (cur !== undefined && sameProxySettings(cur.cfg, cfg)) {
@@ -168,6 +166,6 @@ export class HttpFront {
   }
 }
 
-function sameProxySettings(a: ListenerConfig, b: ListenerConfig): boolean {
+function sameProxySettings(a: HttpListenerConfig, b: HttpListenerConfig): boolean {
   return JSON.stringify(proxyOptionsOf(a)) === JSON.stringify(proxyOptionsOf(b));
 }

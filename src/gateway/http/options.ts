@@ -6,12 +6,12 @@
  * checks a section by building a limiter from it. The table in docs/http.md
  * is these two in prose.
  */
-import type { ListenerConfig } from "../config/schema.js";
 import type { HttpProxyOptions } from "../../http/proxy/server.js";
 import { dropUndefined } from "./config-schema.js";
+import type { HttpListenerConfig } from "./gateway-view.js";
 
 /** Proxy options of one `http` listener; fields left out take the HTTP layer's defaults. */
-export function proxyOptionsOf(l: ListenerConfig): Omit<HttpProxyOptions, "rules" | "logger"> {
+export function proxyOptionsOf(l: HttpListenerConfig): Omit<HttpProxyOptions, "rules" | "logger"> {
   return dropUndefined({
     upstream: l.upstream?.url ?? "",
     maxHeaderSize: l.max_header_size,

@@ -6,14 +6,11 @@
  * metrics. The HTTP layer's other messages (shadow refusals, a warning about
  * forwarding headers) pass through as they are.
  */
-import type { EventEmitter } from "node:events";
 import type { HttpLimitedEvent, HttpLogger } from "../../http/types.js";
-import type { GatewayContext } from "../context.js";
-import { retryAfterFields } from "../log/retry-after.js";
-import type { ObservabilityEvents } from "../observability-events.js";
+import { retryAfterFields } from "../../core/retry-after.js";
+import type { HttpContext } from "./gateway-view.js";
 
-export function httpRefusalLogger(listener: string, ctx: GatewayContext): HttpLogger {
-  const events = ctx.events as unknown as EventEmitter<ObservabilityEvents>;
+export function httpRefusalLogger(listener: string, ctx: Pick<HttpContext, "logger" | "events" | "config">): HttpLogger {
   return {
     info: (msg, fields) => ctx.logger.info(msg, fields),
     warn: (msg, fields) => ctx.logger.warn(msg, fields),
@@ -32,7 +29,7 @@ export function httpRefusalLogger(listener: string, ctx: GatewayContext): HttpLo
         request_id: e.request_id,
         user: e.subject,
       });
-      events.emit("http_rejection", { listener, route: e.endpoint, limiter: e.limiter, remote_addr: e.remote_ip, long_retry_after: wait.long_retry_after });
+      ctx.events.emit("http_rejection", { listener, route: e.endpoint, limiter: e.limiter, remote_addr: e.remote_ip, long_retry_after: wait.long_retry_after });
     },
   };
 }

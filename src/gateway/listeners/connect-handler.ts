@@ -18,7 +18,7 @@ import { headEnd, parseConnectHead } from "./connect-request.js";
 import { ConnectMasker } from "../masking/connect-masker.js";
 import { type SignedDestinations, decideDestination } from "../permissions/signed-destinations.js";
 import { connectPumped } from "../read-pump.js";
-import { retryAfterFields } from "../log/retry-after.js";
+import { retryAfterFields } from "../../core/retry-after.js";
 
 const PROXY_AUTH_REQUIRED = Buffer.from(
   'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="proxy"\r\nContent-Length: 0\r\n\r\n',

@@ -1,25 +1,11 @@
 /**
- * How long a refused client must wait before it can succeed, on the refusal's
- * log line and event: `retry_after_s`, and `long_retry_after` when that wait
- * is above `log.long_retry_after` (default 120 s). A wait that long means a
- * ban or a deep back-off, which the auth-server guide asks operators to look
- * at by hand; the flag makes those lines easy to find, and
- * `portcullis_long_retry_after_total` easy to alert on.
+ * The wait of a guard refusal at accept, as the fields of its log line and
+ * event (src/core/retry-after.ts), flagged against the configured
+ * `log.long_retry_after`.
  */
+import { type RetryAfterFields, retryAfterFields } from "../../core/retry-after.js";
 import type { GatewayContext } from "../context.js";
 import type { GuardHit } from "../guard/connection-guard.js";
-
-export interface RetryAfterFields {
-  retry_after_s?: number;
-  long_retry_after?: true;
-}
-
-/** The fields for a refusal whose client may retry in `ms` (none when unknown). */
-export function retryAfterFields(ms: number | undefined, thresholdMs: number): RetryAfterFields {
-  if (ms === undefined || !Number.isFinite(ms) || ms <= 0) return {};
-  const s = Math.ceil(ms / 1000);
-  return s * 1000 > thresholdMs ? { retry_after_s: s, long_retry_after: true } : { retry_after_s: s };
-}
 
 /** The wait of a guard refusal at accept: a ban's remaining time, a connection rate's next token; unknown for caps and lists. */
 export function admissionRetryAfter(ctx: GatewayContext, hit: GuardHit): RetryAfterFields {

@@ -9,7 +9,7 @@
  * the prober in the operator's books (the penalty box, the log), never in
  * what it sees.
  */
-import { whenReady } from "../guard/maybe-promise.js";
+import { whenReady } from "../../core/maybe-promise.js";
 import type net from "node:net";
 import { parseHostPort } from "../../config/leaves.js";
 import { systemRng } from "../../core/random.js";
@@ -20,12 +20,11 @@ import type { MaskRelayOptions, MaskRelaySummary } from "../../probe/mask-relay.
 import type { MaskedTlsOptions } from "../../probe/masked-tls-listener.js";
 import { type RejectionDeadline, startRejectionDelay } from "../../probe/rejection-delay.js";
 import type { TimerHandle } from "../../core/clock.js";
-import type { Connection } from "../connection.js";
-import type { GatewayContext } from "../context.js";
 import { type ProbeResistanceConfig, classifyWindowMs } from "./config-schema.js";
+import type { MaskedConnection, MaskingContext } from "./gateway-view.js";
 
 /** Relay options of a validated probe_resistance block with a mask host (the deadline is per connection). */
-export function maskOptionsOf(p: ProbeResistanceConfig, ctx: GatewayContext): Omit<MaskRelayOptions, "deadline"> {
+export function maskOptionsOf(p: ProbeResistanceConfig, ctx: Pick<MaskingContext, "clock" | "rng">): Omit<MaskRelayOptions, "deadline"> {
   const mask = parseHostPort(p.mask)!;
   const rng = ctx.rng ?? systemRng;
   const sp = p.shape_padding;
@@ -49,7 +48,7 @@ export function drainOptionsOf(p: ProbeResistanceConfig): NonNullable<MaskedTlsO
 }
 
 /** The rejection deadline of one connection, started when it is accepted. */
-export function rejectionDeadlineOf(p: ProbeResistanceConfig, ctx: GatewayContext): RejectionDeadline {
+export function rejectionDeadlineOf(p: ProbeResistanceConfig, ctx: Pick<MaskingContext, "clock">): RejectionDeadline {
   return startRejectionDelay({ floorMs: p.delay.floor, ceilingMs: p.delay.ceiling, clock: ctx.clock });
 }
 
@@ -60,9 +59,9 @@ export class ConnectMasker {
   private early: EarlyMask | undefined;
 
   constructor(
-    private readonly conn: Connection,
+    private readonly conn: MaskedConnection,
     private readonly p: ProbeResistanceConfig,
-    private readonly ctx: GatewayContext,
+    private readonly ctx: MaskingContext,
     private readonly listener: string,
   ) {
     // Started at accept, so parsing, auth and the relay all hide inside one sampled delay.

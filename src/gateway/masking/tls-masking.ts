@@ -9,24 +9,22 @@
  * operator as on a `connect` listener (one penalty-box failure per
  * connection not served) and never changes what the prober sees.
  */
-import { whenReady } from "../guard/maybe-promise.js";
+import { whenReady } from "../../core/maybe-promise.js";
 import type net from "node:net";
 import type tls from "node:tls";
-import type { ListenerConfig } from "../config/schema.js";
 import { type MaskedTlsOptions, handleMaskedTlsConnection } from "../../probe/masked-tls-listener.js";
 import type { RejectionDeadline } from "../../probe/rejection-delay.js";
-import type { Connection } from "../connection.js";
-import type { GatewayContext } from "../context.js";
 import { classifyWindowMs } from "./config-schema.js";
+import type { MaskedConnection, MaskingContext, MaskingListenerConfig } from "./gateway-view.js";
 import { drainOptionsOf, maskOptionsOf, rejectionDeadlineOf } from "./connect-masker.js";
 
 /** Whether a listener's TLS connections go through the ClientHello peek. */
-export function masksTls(cfg: ListenerConfig): boolean {
+export function masksTls(cfg: MaskingListenerConfig): boolean {
   return cfg.kind === "tcp" && cfg.tls !== undefined && cfg.probe_resistance !== undefined;
 }
 
 /** Options of the masked-TLS flow from a listener's configuration (everything but the names and the callback). */
-function tlsMaskOptions(cfg: ListenerConfig, conn: Connection, ctx: GatewayContext, deadline: RejectionDeadline): Omit<MaskedTlsOptions, "names" | "secureContext" | "onTerminated"> {
+function tlsMaskOptions(cfg: MaskingListenerConfig, conn: MaskedConnection, ctx: MaskingContext, deadline: RejectionDeadline): Omit<MaskedTlsOptions, "names" | "secureContext" | "onTerminated"> {
   const p = cfg.probe_resistance!;
   const masked = p.mask === false ? undefined : maskOptionsOf(p, ctx);
   return {
@@ -55,10 +53,10 @@ function tlsMaskOptions(cfg: ListenerConfig, conn: Connection, ctx: GatewayConte
  * served to it, everything is masked at once, served names included.
  */
 export function acceptMaskedTls(
-  conn: Connection,
-  cfg: ListenerConfig,
+  conn: MaskedConnection,
+  cfg: MaskingListenerConfig,
   secureContext: tls.SecureContext,
-  ctx: GatewayContext,
+  ctx: MaskingContext,
   serve: (tlsSocket: tls.TLSSocket) => void,
   refusedBy?: string,
 ): void {
@@ -105,7 +103,7 @@ export function acceptMaskedTls(
  * ban it may start refuses the address's served names from then on and
  * leaves masked connections alone.
  */
-function recordMaskedProbe(conn: Connection, ctx: GatewayContext, deadline: RejectionDeadline): void {
+function recordMaskedProbe(conn: MaskedConnection, ctx: MaskingContext, deadline: RejectionDeadline): void {
   if (conn.admission.exempt) return;
   const key = conn.admission.key;
   whenReady(ctx.guard.recordAuthFailure(key), (r) => {

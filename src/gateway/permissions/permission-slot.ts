@@ -4,22 +4,21 @@
  * `policy` block, replaced (the old one closed) when it changed, closed when
  * the listener goes away. A listener without `policy` has none.
  */
-import type { ListenerConfig } from "../config/schema.js";
-import type { GatewayContext } from "../context.js";
+import type { PermissionContext, PermissionListenerConfig } from "./gateway-view.js";
 import { SignedDestinations } from "./signed-destinations.js";
 
 export class PermissionSlot {
   private current: SignedDestinations | undefined;
   private key = "";
 
-  constructor(private readonly ctx: GatewayContext) {}
+  constructor(private readonly ctx: PermissionContext) {}
 
   get destinations(): SignedDestinations | undefined {
     return this.current;
   }
 
   /** Applies a listener configuration; throws (changing nothing) when the new policy cannot be set up. */
-  configure(cfg: ListenerConfig): void {
+  configure(cfg: PermissionListenerConfig): void {
     const key = cfg.policy === undefined ? "" : JSON.stringify([cfg.policy, cfg.revoke_closes_tunnels]);
     if (key === this.key) return;
     const next =

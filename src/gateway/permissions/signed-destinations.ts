@@ -9,17 +9,15 @@
 import { type Clock } from "../../core/clock.js";
 import { Keyring } from "../../permissions/keys.js";
 import { PgPermissionPolicy } from "../../permissions/pg-policy.js";
-import type { Connection } from "../connection.js";
-import type { GatewayContext } from "../context.js";
-import type { GatewayLogger } from "../log/logger.js";
 import { type DestinationDecision, DestinationPolicy } from "../policy/destination-policy.js";
 import type { ListenerPolicyConfig } from "./config-schema.js";
+import type { PermissionContext, PermissionLogger, TunnelConnection } from "./gateway-view.js";
 
 export interface SignedDestinationsOptions {
   listener: string;
   revokeClosesTunnels: boolean;
   clock: Clock;
-  logger: GatewayLogger;
+  logger: PermissionLogger;
   auditDestinations: boolean;
   /** The PostgreSQL URL when the configuration names none (from the url_env variable). */
   env?: NodeJS.ProcessEnv;
@@ -38,7 +36,7 @@ export class SignedDestinations {
   readonly policy: PgPermissionPolicy;
   private readonly addresses: DestinationPolicy;
   /** Open tunnels by granting row; each entry leaves when its connection closes, so the map is bounded by open connections. */
-  private readonly tunnels = new Map<string, Set<Connection>>();
+  private readonly tunnels = new Map<string, Set<TunnelConnection>>();
   private readonly unsubscribe: () => void;
   private readonly revokeCloses: boolean;
 
@@ -82,7 +80,7 @@ export class SignedDestinations {
   }
 
   /** Remembers an open tunnel under the row that admitted it, until it closes. */
-  track(rowId: string, conn: Connection): void {
+  track(rowId: string, conn: TunnelConnection): void {
     let set = this.tunnels.get(rowId);
     if (set === undefined) this.tunnels.set(rowId, (set = new Set()));
     set.add(conn);
@@ -115,6 +113,6 @@ export class SignedDestinations {
 }
 
 /** The destination decision of a connect listener: its signed policy when it has one, else the configured rules. */
-export function decideDestination(ctx: GatewayContext, signed: SignedDestinations | undefined, identity: string, host: string, port: number): Promise<SignedDecision> {
+export function decideDestination(ctx: Pick<PermissionContext, "policy">, signed: SignedDestinations | undefined, identity: string, host: string, port: number): Promise<SignedDecision> {
   return signed === undefined ? ctx.policy.decide(identity, host, port) : signed.decide(identity, host, port);
 }

@@ -6,10 +6,33 @@
  * changes a cap or the upstream is bound anew (the Gateway sees
  * canUpdateTo() = false), since a relay's caps are fixed when it starts.
  */
-import type { ListenerConfig } from "../config/schema.js";
+import type { Clock } from "../../core/clock.js";
 import { createUdpRelay, type UdpRelay, type UdpRelayCounters } from "../../udp/udp-relay.js";
-import type { GatewayContext } from "../context.js";
-import type { BoundListener } from "../listener.js";
+
+/**
+ * The fields of a listener's configuration a udp listener reads. (Declared
+ * here, structurally: the gateway passes its own listener configuration.)
+ */
+export interface UdpListenerConfig {
+  readonly name: string;
+  readonly kind: string;
+  readonly bind: { readonly host: string; readonly port: number };
+  readonly upstream?: { readonly host: string; readonly port: number } | undefined;
+  readonly bytes_per_second?: number | undefined;
+  readonly packets_per_second?: number | undefined;
+  readonly max_flows?: number | undefined;
+  readonly flow_idle_timeout?: number | undefined;
+  readonly max_flows_per_ip?: number | undefined;
+}
+
+/** Where a listener is bound, as the gateway reports each of its listeners. */
+export interface BoundUdpListener {
+  name: string;
+  kind: string;
+  host: string;
+  port: number;
+  tls: false;
+}
 
 /** Rates standing for "no cap" (1 TiB/s, 2^40 datagrams/s): the relay's buckets always have room. */
 const NO_CAP = 2 ** 40;
@@ -21,22 +44,22 @@ export const UDP_DEFAULTS = {
 } as const;
 
 /** The settings a running relay cannot change. */
-function settingsOf(c: ListenerConfig): string {
+function settingsOf(c: UdpListenerConfig): string {
   return JSON.stringify([c.upstream, c.bytes_per_second, c.packets_per_second, c.max_flows, c.flow_idle_timeout, c.max_flows_per_ip]);
 }
 
 export class UdpListener {
   private relay: UdpRelay | undefined;
-  private cfg: ListenerConfig;
+  private cfg: UdpListenerConfig;
 
   constructor(
-    cfg: ListenerConfig,
-    private readonly ctx: GatewayContext,
+    cfg: UdpListenerConfig,
+    private readonly ctx: { readonly clock: Clock },
   ) {
     this.cfg = cfg;
   }
 
-  get config(): ListenerConfig {
+  get config(): UdpListenerConfig {
     return this.cfg;
   }
 
@@ -54,7 +77,7 @@ export class UdpListener {
     return this.relay?.flowsOf(ip) ?? 0;
   }
 
-  canUpdateTo(next: ListenerConfig): boolean {
+  canUpdateTo(next: UdpListenerConfig): boolean {
     return (
       next.kind === this.cfg.kind &&
       next.bind.host === this.cfg.bind.host &&
@@ -63,11 +86,11 @@ export class UdpListener {
     );
   }
 
-  update(next: ListenerConfig): void {
+  update(next: UdpListenerConfig): void {
     this.cfg = next;
   }
 
-  async listen(): Promise<BoundListener> {
+  async listen(): Promise<BoundUdpListener> {
     const c = this.cfg;
     const up = c.upstream!;
     this.relay = await createUdpRelay({
@@ -82,7 +105,7 @@ export class UdpListener {
     return this.bound();
   }
 
-  bound(): BoundListener {
+  bound(): BoundUdpListener {
     const a = this.relay?.address ?? { host: this.cfg.bind.host, port: this.cfg.bind.port };
     return { name: this.cfg.name, kind: this.cfg.kind, host: a.host, port: a.port, tls: false };
   }

@@ -1,5 +1,11 @@
-import { gcra, gcraParams, gcraRescale, type GcraParams } from "../algorithms/gcra.js";
-import { Outcome } from "../algorithms/outcome.js";
+/**
+ * A byte bucket: a rate in bytes per second with a burst, on the engine's
+ * GCRA transition (cost = bytes). Bandwidth shaping paces relays with it and
+ * the udp relay meters each client's datagrams with it; it only depends on
+ * the engine, so both features use it without importing each other.
+ */
+import { gcra, gcraParams, gcraRescale, type GcraParams } from "./gcra.js";
+import { Outcome } from "./outcome.js";
 import { positive } from "../core/validate.js";
 
 /** A byte rate: `bytesPerSecond` sustained, up to `burst` bytes at once. */

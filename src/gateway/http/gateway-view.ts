@@ -1,0 +1,79 @@
+/**
+ * What the `http` listener uses of the gateway, as structural types: the
+ * log, the events, the shared context, an admitted connection and a
+ * listener's proxy fields, each only as far as the http adapters read them.
+ * The gateway passes its own objects; the compiler checks they fit, and
+ * this feature imports nothing of the gateway.
+ */
+import type { Duplex } from "node:stream";
+import type { Clock } from "../../core/clock.js";
+import type { Store } from "../../stores/store.js";
+import type { HttpSection, UpstreamTarget } from "./config-schema.js";
+
+/** The `event=limited` line of a refused request. */
+export interface HttpLimitedLine {
+  remote_addr: string;
+  limiter: string;
+  reason: string;
+  listener?: string;
+  route?: string;
+  key?: string;
+  method?: string;
+  retry_after_s?: number;
+  long_retry_after?: true;
+  client_id?: string;
+  request_id?: string;
+  user?: string;
+}
+
+/** The `http_rejection` event the metrics count. */
+export interface HttpRejectionEvent {
+  listener: string;
+  route: string;
+  limiter: string;
+  remote_addr?: string | undefined;
+  long_retry_after?: boolean;
+}
+
+export interface HttpGatewayLogger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  limited(e: HttpLimitedLine): void;
+}
+
+/** The gateway's events an http listener emits or hears (a reload applies new routes at once). */
+export interface HttpGatewayEvents {
+  emit(event: "http_rejection", e: HttpRejectionEvent): unknown;
+  on(event: "reload", listener: (e: { ok: boolean }) => void): unknown;
+  off(event: "reload", listener: (e: { ok: boolean }) => void): unknown;
+}
+
+/** The gateway's shared parts an http listener uses (read at each call: a reload swaps them). */
+export interface HttpContext {
+  readonly clock: Clock;
+  readonly logger: HttpGatewayLogger;
+  readonly events: HttpGatewayEvents;
+  readonly config: { readonly http: HttpSection; readonly log: { readonly long_retry_after: number } };
+  /** Where the gateway counts: the memory store, or the Redis store a fleet shares. */
+  readonly store: Store<boolean>;
+}
+
+/** An admitted connection: only its stream reaches the HTTP parser. */
+export interface HttpConnection {
+  readonly stream: Duplex;
+}
+
+/** The fields of an `http` listener's configuration its proxy reads. */
+export interface HttpListenerConfig {
+  readonly upstream?: UpstreamTarget | undefined;
+  readonly request_timeout: number;
+  readonly connect_timeout: number;
+  readonly max_header_size?: number | undefined;
+  readonly max_headers_count?: number | undefined;
+  readonly max_body_size?: number | undefined;
+  readonly headers_timeout?: number | undefined;
+  readonly keep_alive_timeout?: number | undefined;
+  readonly upstream_headers_timeout?: number | undefined;
+  readonly upstream_body_timeout?: number | undefined;
+  readonly upstream_connections?: number | undefined;
+}

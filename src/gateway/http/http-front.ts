@@ -11,7 +11,7 @@
  * its open connections until they end.
  */
 import type { TimerHandle } from "../../core/clock.js";
-import type { Config, ListenerConfig } from "../config/schema.js";
+import type { HttpRootConfig as Config, HttpListenerConfig as ListenerConfig } from "./config-schema.js";
 import { HttpLimiter } from "../../http/http-limiter.js";
 import { type HttpProxyServer, createHttpProxyServer } from "../../http/proxy/server.js";
 import type { Connection } from "../connection.js";

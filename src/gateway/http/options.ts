@@ -6,7 +6,7 @@
  * checks a section by building a limiter from it. The table in docs/http.md
  * is these two in prose.
  */
-import type { ListenerConfig } from "../config/schema.js";
+import type { HttpListenerConfig as ListenerConfig } from "./config-schema.js";
 import type { HttpProxyOptions } from "../../http/proxy/server.js";
 import { dropUndefined } from "./config-schema.js";
 

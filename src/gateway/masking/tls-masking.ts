@@ -12,7 +12,7 @@
 import { whenReady } from "../guard/maybe-promise.js";
 import type net from "node:net";
 import type tls from "node:tls";
-import type { ListenerConfig } from "../config/schema.js";
+import type { MaskingListenerConfig as ListenerConfig } from "./config-schema.js";
 import { type MaskedTlsOptions, handleMaskedTlsConnection } from "../../probe/masked-tls-listener.js";
 import type { RejectionDeadline } from "../../probe/rejection-delay.js";
 import type { Connection } from "../connection.js";

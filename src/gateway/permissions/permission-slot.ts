@@ -4,7 +4,7 @@
  * `policy` block, replaced (the old one closed) when it changed, closed when
  * the listener goes away. A listener without `policy` has none.
  */
-import type { ListenerConfig } from "../config/schema.js";
+import type { PermissionListenerConfig as ListenerConfig } from "./config-schema.js";
 import type { GatewayContext } from "../context.js";
 import { SignedDestinations } from "./signed-destinations.js";
 

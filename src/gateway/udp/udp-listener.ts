@@ -6,7 +6,7 @@
  * changes a cap or the upstream is bound anew (the Gateway sees
  * canUpdateTo() = false), since a relay's caps are fixed when it starts.
  */
-import type { ListenerConfig } from "../config/schema.js";
+import type { UdpListenerConfig as ListenerConfig } from "./config-schema.js";
 import { createUdpRelay, type UdpRelay, type UdpRelayCounters } from "../../udp/udp-relay.js";
 import type { GatewayContext } from "../context.js";
 import type { BoundListener } from "../listener.js";

@@ -262,6 +262,7 @@ export const configSchema = z.strictObject({
   /** How password checks are bounded under load: concurrency, queue, credential cache (docs/identity.md). */
   auth: authSection.prefault({}),
   guard: guard.prefault({}),
+  /** Who may reach which destinations on listeners without a signed `policy` ([[policy.rule]], docs/configuration.md). */
   policy: policySection.prefault({}),
   /** Reload when the file changes (also across the symlink swap of a Kubernetes ConfigMap), besides SIGHUP. */
   watch: bool.default(false),

@@ -6,14 +6,14 @@
  * refused: a typo must not silently fall back to a default.
  *
  * The gateway composes it: each feature's section or listener fields live
- * with the feature (../http, ../bandwidth, ../masking, ../permissions
- * config-schema.ts), the leaves and the loader in src/config, which knows no
- * feature.
+ * with the feature (../http, ../bandwidth, ../masking, ../permissions,
+ * ../udp config-schema.ts), the leaves and the loader in src/config, which
+ * knows no feature. No section imports this file: what a section checks
+ * across fields of a listener it reads from the listener it is given.
  */
 import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { isPasswordHash } from "../identity/passwords.js";
-import { isCanonicalHostPattern } from "../../permissions/host-pattern.js";
 import {
   bool,
   cidr,
@@ -35,9 +35,10 @@ import { authSection } from "../identity/config-schema.js";
 import { MIN_TOKEN_LENGTH } from "./admin-token.js";
 // http listener kind: its listener fields and the [http] section live in their own module.
 import { httpListenerFields, httpSection, refineHttpListener, upstreamTarget } from "../http/config-schema.js";
-// Probe resistance (masking) and signed PostgreSQL permissions: their listener fields live in their own modules.
+// Probe resistance (masking), permissions ([policy] and signed PostgreSQL permissions) and the udp kind: their fields live in their own modules.
 import { probeListenerFields, refineProbeListener } from "../masking/config-schema.js";
-import { permissionListenerFields, refinePermissionListener } from "../permissions/config-schema.js";
+import { permissionListenerFields, policySection, refinePermissionListener } from "../permissions/config-schema.js";
+import { refineUdpListener, udpListenerFields } from "../udp/config-schema.js";
 
 /**
  * A limit written either as a bare number or as a table with `shadow`:
@@ -181,11 +182,7 @@ const listener = z
     /** http: proxy limits and timeouts (optional; defaults in docs/http.md). */
     ...httpListenerFields,
     // udp: per-client caps and the flow table (defaults in src/gateway/udp/udp-listener.ts; no caps = unlimited).
-    bytes_per_second: size.optional(),
-    packets_per_second: positiveInt.optional(),
-    max_flows: positiveInt.optional(),
-    flow_idle_timeout: duration.optional(),
-    max_flows_per_ip: positiveInt.optional(),
+    ...udpListenerFields,
     // connect / TLS tcp: probe resistance (mask host, delays, caps) and the TLS names served.
     ...probeListenerFields,
     // connect: signed PostgreSQL permissions instead of [[policy.rule]].
@@ -195,14 +192,7 @@ const listener = z
     refineProbeListener(l, ctx);
     refinePermissionListener(l, ctx);
   })
-  .superRefine((l, ctx) => {
-    // udp listeners: a host:port upstream, no TLS; the udp keys only there.
-    if (l.kind === "udp" && (l.upstream === undefined || "url" in l.upstream)) ctx.addIssue({ code: "custom", path: ["upstream"], message: 'required for kind "udp" as "host:port", e.g. "127.0.0.1:53"' });
-    if (l.kind === "udp" && l.tls !== undefined) ctx.addIssue({ code: "custom", path: ["tls"], message: 'not for kind "udp"' });
-    for (const k of ["bytes_per_second", "packets_per_second", "max_flows", "flow_idle_timeout", "max_flows_per_ip"] as const) {
-      if (l.kind !== "udp" && l[k] !== undefined) ctx.addIssue({ code: "custom", path: [k], message: 'only for kind "udp"' });
-    }
-  })
+  .superRefine((l, ctx) => refineUdpListener(l, ctx))
   .superRefine((l, ctx) => {
     if (l.kind === "tcp" && l.upstream === undefined) {
       ctx.addIssue({ code: "custom", path: ["upstream"], message: 'required for kind "tcp", e.g. "127.0.0.1:9000"' });
@@ -212,29 +202,6 @@ const listener = z
     }
     refineHttpListener(l, ctx);
   });
-
-const port = z.unknown().transform((v, ctx): number | [number, number] => {
-  if (typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 65535) return v;
-  if (typeof v === "string") {
-    const m = /^(\d{1,5})-(\d{1,5})$/.exec(v);
-    if (m && Number(m[1]) >= 1 && Number(m[2]) <= 65535 && Number(m[1]) <= Number(m[2])) return [Number(m[1]), Number(m[2])];
-  }
-  ctx.addIssue({ code: "custom", message: `expected a port (1-65535) or a range "8000-8080", got ${shown(v)}` });
-  return z.NEVER;
-});
-
-const hostPattern = z.unknown().transform((v, ctx): string => {
-  if (typeof v === "string" && isCanonicalHostPattern(v)) return v;
-  ctx.addIssue({ code: "custom", message: `expected a host pattern ("api.example.com", "*.example.com", "*" or an IP) in lower case, got ${shown(v)}` });
-  return z.NEVER;
-});
-
-const rule = z.strictObject({
-  identities: z.array(nonEmptyString).min(1, "expected at least one identity (\"*\" for any)"),
-  hosts: z.array(hostPattern).default([]),
-  ports: z.array(port).default([]),
-  cidrs: z.array(cidr).default([]),
-});
 
 const passwordHash = z.unknown().transform((v, ctx): string => {
   if (typeof v === "string" && isPasswordHash(v)) return v;
@@ -295,7 +262,8 @@ export const configSchema = z.strictObject({
   /** How password checks are bounded under load: concurrency, queue, credential cache (docs/identity.md). */
   auth: authSection.prefault({}),
   guard: guard.prefault({}),
-  policy: z.strictObject({ rule: z.array(rule).default([]) }).prefault({}),
+  /** Who may reach which destinations on listeners without a signed `policy` ([[policy.rule]], docs/configuration.md). */
+  policy: policySection.prefault({}),
   /** Reload when the file changes (also across the symlink swap of a Kubernetes ConfigMap), besides SIGHUP. */
   watch: bool.default(false),
   /** On SIGTERM/SIGINT, how long open connections may finish after accepting stops; 0 = cut at once. */

@@ -79,6 +79,16 @@ export const httpListenerFields = {
 
 const HTTP_ONLY = Object.keys(httpListenerFields);
 
+/** The http fields as the validated configuration holds them. */
+export type HttpListenerSettings = { [K in keyof typeof httpListenerFields]?: z.output<(typeof httpListenerFields)[K]> };
+
+/** What the http front reads of its `[[listener]]` (the gateway passes the whole validated listener). */
+export type HttpListenerConfig = HttpListenerSettings & {
+  upstream?: UpstreamTarget | undefined;
+  request_timeout: number;
+  connect_timeout: number;
+};
+
 interface ListenerShape {
   kind: string;
   upstream?: UpstreamTarget | undefined;
@@ -316,6 +326,11 @@ export const httpSection = z.strictObject({
 });
 
 export type HttpSection = z.output<typeof httpSection>;
+
+/** What the http front reads of the whole configuration: the `[http]` section. */
+export interface HttpRootConfig {
+  http: HttpSection;
+}
 
 // The `[http]` section as options of the HTTP layer (src/http): snake_case to camelCase, durations
 // already in milliseconds, "draft" headers to the layer's "ietf" format.

@@ -111,6 +111,15 @@ export const probeListenerFields = {
   server_names: z.array(nonEmptyString).optional(),
 };
 
+/** What probe resistance reads of a `[[listener]]` (the gateway passes the whole validated listener). */
+export interface MaskingListenerConfig {
+  name: string;
+  kind: string;
+  tls?: { handshake_timeout: number } | undefined;
+  probe_resistance?: ProbeResistanceConfig | undefined;
+  server_names?: string[] | undefined;
+}
+
 /** Cross-field checks, called from the listener's superRefine. */
 export function refineProbeListener(
   l: { kind: string; tls?: unknown; probe_resistance?: ProbeResistanceConfig; server_names?: string[] },

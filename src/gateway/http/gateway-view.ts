@@ -8,7 +8,7 @@
 import type { Duplex } from "node:stream";
 import type { Clock } from "../../core/clock.js";
 import type { Store } from "../../stores/store.js";
-import type { HttpSection, UpstreamTarget } from "./config-schema.js";
+import type { HttpSection } from "./config-schema.js";
 
 /** The `event=limited` line of a refused request. */
 export interface HttpLimitedLine {
@@ -63,17 +63,4 @@ export interface HttpConnection {
   readonly stream: Duplex;
 }
 
-/** The fields of an `http` listener's configuration its proxy reads. */
-export interface HttpListenerConfig {
-  readonly upstream?: UpstreamTarget | undefined;
-  readonly request_timeout: number;
-  readonly connect_timeout: number;
-  readonly max_header_size?: number | undefined;
-  readonly max_headers_count?: number | undefined;
-  readonly max_body_size?: number | undefined;
-  readonly headers_timeout?: number | undefined;
-  readonly keep_alive_timeout?: number | undefined;
-  readonly upstream_headers_timeout?: number | undefined;
-  readonly upstream_body_timeout?: number | undefined;
-  readonly upstream_connections?: number | undefined;
-}
+export type { HttpListenerConfig } from "./config-schema.js";

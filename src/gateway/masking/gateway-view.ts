@@ -8,7 +8,6 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Clock } from "../../core/clock.js";
 import type { Rng } from "../../core/random.js";
-import type { ProbeResistanceConfig } from "./config-schema.js";
 
 /** The penalty box's answer to one failure (a ban, when it decided one). */
 export interface ProbeFailure {
@@ -60,11 +59,4 @@ export interface MaskedConnection {
   close(reason: string): void;
 }
 
-/** The fields of a listener's configuration the TLS masking reads. */
-export interface MaskingListenerConfig {
-  readonly name: string;
-  readonly kind: string;
-  readonly tls?: { readonly handshake_timeout: number } | undefined;
-  readonly probe_resistance?: ProbeResistanceConfig | undefined;
-  readonly server_names?: string[] | undefined;
-}
+export type { MaskingListenerConfig } from "./config-schema.js";

@@ -8,7 +8,6 @@
 import type { Socket } from "node:net";
 import type { Clock } from "../../core/clock.js";
 import type { DestinationDecision } from "../policy/destination-policy.js";
-import type { ListenerPolicyConfig } from "./config-schema.js";
 
 /** The gateway's log lines the permission policy writes. */
 export interface PermissionLogger {
@@ -31,9 +30,4 @@ export interface TunnelConnection {
   close(reason: string): void;
 }
 
-/** The fields of a listener's configuration its permissions read. */
-export interface PermissionListenerConfig {
-  readonly name: string;
-  readonly policy?: ListenerPolicyConfig | undefined;
-  readonly revoke_closes_tunnels: boolean;
-}
+export type { PermissionListenerConfig } from "./config-schema.js";

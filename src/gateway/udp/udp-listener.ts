@@ -9,21 +9,8 @@
 import type { Clock } from "../../core/clock.js";
 import { createUdpRelay, type UdpRelay, type UdpRelayCounters } from "../../udp/udp-relay.js";
 
-/**
- * The fields of a listener's configuration a udp listener reads. (Declared
- * here, structurally: the gateway passes its own listener configuration.)
- */
-export interface UdpListenerConfig {
-  readonly name: string;
-  readonly kind: string;
-  readonly bind: { readonly host: string; readonly port: number };
-  readonly upstream?: { readonly host: string; readonly port: number } | undefined;
-  readonly bytes_per_second?: number | undefined;
-  readonly packets_per_second?: number | undefined;
-  readonly max_flows?: number | undefined;
-  readonly flow_idle_timeout?: number | undefined;
-  readonly max_flows_per_ip?: number | undefined;
-}
+import type { UdpListenerConfig } from "./config-schema.js";
+export type { UdpListenerConfig };
 
 /** Where a listener is bound, as the gateway reports each of its listeners. */
 export interface BoundUdpListener {

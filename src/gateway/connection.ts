@@ -7,7 +7,6 @@ import type { Duplex } from "node:stream";
 import type { GatewayContext } from "./context.js";
 import type { Admission } from "./guard/connection-guard.js";
 import type { Closable } from "./guard/connection-registry.js";
-import { attachIpt } from "./masking/ipt-stage.js";
 import type { ReadBufferPool } from "./read-pump.js";
 
 export class Connection implements Closable {
@@ -30,7 +29,8 @@ export class Connection implements Closable {
   classifying = false;
   /** Banned while classifying: nothing is served to it, whatever name it asks for. */
   refused = false;
-  private up: Socket | undefined;
+  /** The upstream socket, once the listener opened it. Its relay's stages are chosen by relayStagesFor (relay.ts). */
+  upstream: Socket | undefined;
   private finished = false;
   /** Upstream bytes already reported in `bytes` events, each way. */
   private reportedIn = 0;
@@ -62,16 +62,9 @@ export class Connection implements Closable {
     return this.ctx.logger;
   }
 
-  get upstream(): Socket | undefined {
-    return this.up;
-  }
-
-  /** Assigning the upstream is where bandwidth shaping decides whether this connection's relay is paced. */
-  set upstream(s: Socket | undefined) {
-    this.up = s;
-    if (s !== undefined) this.ctx.bandwidth.attach(this, s);
-    // Inter-packet timing (probe_resistance.ipt): marks the upstream for a paced upstream -> client path.
-    if (s !== undefined) attachIpt(this, s, this.ctx);
+  /** The gateway this connection belongs to, for choosing its relay's stages (relayStagesFor). */
+  get context(): GatewayContext {
+    return this.ctx;
   }
 
   /** Closes without a word: no banner, no error text on the wire. */
@@ -109,7 +102,7 @@ export class Connection implements Closable {
    */
   reportBytes(): void {
     // What reached and came back from the upstream is what was relayed (no request heads, no TLS framing).
-    const up = this.up;
+    const up = this.upstream;
     if (up === undefined) return;
     const sent = up.bytesWritten - this.reportedIn;
     const received = up.bytesRead - this.reportedOut;

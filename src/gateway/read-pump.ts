@@ -56,11 +56,8 @@ export class ReadBufferPool {
   }
 }
 
-const PUMP = Symbol("portcullis.readPump");
-
-interface Pumped {
-  [PUMP]?: ReadPump;
-}
+/** Each pumped socket's pump, kept here rather than on the socket: nothing is added to a socket's own fields. */
+const pumps = new WeakMap<object, ReadPump>();
 
 export class ReadPump {
   private current: Buffer;
@@ -89,7 +86,7 @@ export class ReadPump {
   /** Ties the pump to the socket it reads (made with `onread`). */
   attach(s: net.Socket): net.Socket {
     this.src = s;
-    (s as Pumped)[PUMP] = this;
+    pumps.set(s, this);
     // A closed socket reads no more: its own buffer can serve another, unless a write still holds it.
     // ('close' comes once: a plain listener does what `once` would, without its wrapper.)
     s.on("close", () => this.closed());
@@ -173,8 +170,8 @@ function endUnlessDone(dst: Writable): void {
 }
 
 /** The pump of a socket made by `adopt` or `connectPumped`, if any. */
-export function pumpOf(s: unknown): ReadPump | undefined {
-  return (s as Pumped)[PUMP];
+export function pumpOf(s: object): ReadPump | undefined {
+  return pumps.get(s);
 }
 
 interface WithHandle {

@@ -164,3 +164,33 @@ export class IptWriter extends Writable {
     }
   }
 }
+
+/** Bytes one paced connection holds before its source is paused (the writer's buffer holds as much again). */
+export const IPT_HELD_BYTES = 64 * 1024;
+
+/** What the IPT stage writes to: the client side of a relay. */
+export interface PacedClient extends Writable {
+  destroy(error?: Error): this;
+}
+
+/**
+ * The IPT stage of a relay (the gateway's tunnels and terminated TLS, and
+ * the mask relay): everything going toward the client is written through
+ * an IptWriter in front of it. One stage serves one connection.
+ */
+export class IptStage {
+  readonly kind = "ipt";
+  constructor(private readonly o: { clock: Clock; rng?: Rng }) {}
+
+  /**
+   * The writer that takes the place of `client` for the bytes toward it. It
+   * ends the client after flushing (half-close kept) and follows the client
+   * down when that fails or closes; its own errors close the client, which
+   * the relay already watches.
+   */
+  towardClient(client: PacedClient): Writable {
+    const writer = new IptWriter(client, { clock: this.o.clock, rng: this.o.rng ?? systemRng, highWaterMark: IPT_HELD_BYTES });
+    writer.on("error", () => client.destroy());
+    return writer;
+  }
+}

@@ -17,7 +17,7 @@ import { InvalidArgumentError } from "../core/errors.js";
 import type { Rng } from "../core/random.js";
 import { integerAtLeast, positive } from "../core/validate.js";
 import type { EarlyMaskState, MaskTarget } from "./early-mask.js";
-import { IptWriter } from "./ipt.js";
+import { IptStage } from "./ipt.js";
 import { type RejectionDeadline, startRejectionDelay } from "./rejection-delay.js";
 import { type ShapePaddingOptions, shapePadding, shapePaddingOptions } from "./shape-padding.js";
 
@@ -215,8 +215,8 @@ export function relayToMask(client: net.Socket, initial: Buffer, o: MaskRelayOpt
     let resolved = false;
     const timers: TimerHandle[] = [];
     // What the mask host sends goes to the client through this (IPT pacing when enabled).
-    const towardClient: Writable = o.ipt === undefined ? client : new IptWriter(client, { clock, rng: o.ipt.rng, highWaterMark: 64 * 1024 });
-    if (towardClient !== client) towardClient.on("error", () => client.destroy());
+    // (The same IPT stage as the gateway's own relay: src/gateway/relay.ts.)
+    const towardClient: Writable = o.ipt === undefined ? client : new IptStage({ clock, rng: o.ipt.rng }).towardClient(client);
 
     // Until the deadline, what goes toward the client waits here, in order (the delay covers the first byte only).
     let held: Array<() => void> | undefined;

@@ -1,11 +1,12 @@
 /**
  * Bandwidth shaping for one Gateway: the registry of byte buckets built from
- * the `[bandwidth]` section, the choice per connection between the shaped
- * and the plain relay, reloads, and the throttle time reported to metrics.
+ * the `[bandwidth]` section, the choice per connection of a byte-cap stage
+ * for its relay, reloads, and the throttle time reported to metrics.
  *
  * A connection is shaped when a cap applies to its IP or (connect listeners)
- * to its identity under the configuration at the time its upstream is
- * opened; otherwise it takes the plain relay and costs nothing. A reload
+ * to its identity under the configuration at the time its relay starts:
+ * its relay then has a byte-cap stage (ByteCapStage); otherwise it has
+ * none and costs nothing. A reload
  * re-rates the buckets of every shaped connection at once.
  *
  * On a Redis store every identity and IP bucket also draws from a leased
@@ -18,8 +19,6 @@
  * each draws from one bucket per key in the primary, through the message
  * store (MessageQuotaSource), one pool (POOL_BYTES) at a time.
  */
-import type { EventEmitter } from "node:events";
-import type { Socket } from "node:net";
 import type { Clock, TimerHandle } from "../../core/clock.js";
 import { ipKey } from "../../net/ip-key.js";
 import { type BandwidthConfig, type DirectionalRate, parseBandwidthConfig } from "../../shaping/bandwidth-config.js";
@@ -28,8 +27,7 @@ import { MessageQuotaSource, isQuotaHost } from "../../shaping/message-quota.js"
 import type { QuotaSource } from "../../shaping/quota.js";
 import { RedisQuotaSource } from "../../shaping/redis-quota.js";
 import type { RedisStore } from "../../stores/redis/redis-store.js";
-import type { GatewayEvents } from "../events.js";
-import { setShapingPlan, takeShapingPlan } from "./shaped-relay.js";
+import { ByteCapStage } from "./cap-stage.js";
 
 /** What the shaping needs to know of a connection. */
 export interface ShapedConnection {
@@ -40,9 +38,14 @@ export interface ShapedConnection {
   close(reason: string): void;
 }
 
+/** Where throttle time is reported (the gateway's events). */
+export interface ThrottleEvents {
+  emit(event: "throttle", e: { direction: "in" | "out"; seconds: number }): unknown;
+}
+
 export interface GatewayBandwidthOptions {
   clock: Clock;
-  events: EventEmitter<GatewayEvents>;
+  events: ThrottleEvents;
   /** Identities plus IPs tracked at once (default 100,000). */
   maxKeys?: number;
   /** The Redis store of the fleet: caps are then shared by every gateway on it (under its prefix). */
@@ -137,39 +140,30 @@ export class GatewayBandwidth {
   }
 
   /**
-   * Called when `conn` gets its upstream socket: when a cap applies, puts the
-   * connection's shaping on the socket for the relay to use. A registry full
-   * of live keys closes the connection (fail closed).
+   * The byte-cap stage of `conn`'s relay when a cap applies to it (chosen
+   * once, as its relay starts), else undefined. A registry full of live
+   * keys closes the connection (fail closed). The relay closes the stage
+   * when it ends, which gives the keys back.
    */
-  attach(conn: ShapedConnection, upstream: Socket): void {
-    if (!this.active) return;
+  capStageFor(conn: ShapedConnection): ByteCapStage | undefined {
+    if (!this.active) return undefined;
     const identity = conn.identity;
-    if (!this.applies(conn.remote, identity)) return;
+    if (!this.applies(conn.remote, identity)) return undefined;
     let shaping;
     try {
       shaping = this.registry.open({ ip: conn.remote, identity });
     } catch (e) {
       if (e instanceof BandwidthCapacityError) {
         conn.close("bandwidth_capacity");
-        return;
+        return undefined;
       }
       throw e;
     }
     this.shaped++;
     this.ticker ??= this.o.clock.setTimer(this.tick, REPORT_EVERY_MS);
-    const plan = {
-      shaping,
-      ended: () => {
-        this.shaped--;
-        this.report();
-      },
-    };
-    setShapingPlan(upstream, plan);
-    // An upstream that never reaches the relay (refused, timed out, client gone) still gives its keys back.
-    upstream.once("close", () => {
-      if (takeShapingPlan(upstream) === undefined) return;
-      plan.shaping.close();
-      plan.ended();
+    return new ByteCapStage(shaping, () => {
+      this.shaped--;
+      this.report();
     });
   }
 

@@ -13,7 +13,7 @@ import type { Connection } from "../connection.js";
 import type { GatewayContext } from "../context.js";
 import { parseProxyAuthorization } from "../identity/basic-auth.js";
 import { certificateFingerprint, identityFromCertificate } from "../identity/client-cert.js";
-import { relay } from "../relay.js";
+import { relay, relayStagesFor } from "../relay.js";
 import { headEnd, parseConnectHead } from "./connect-request.js";
 import { ConnectMasker } from "../masking/connect-masker.js";
 import { type SignedDestinations, decideDestination } from "../permissions/signed-destinations.js";
@@ -316,7 +316,7 @@ export class ConnectSession {
       // Bytes the client sent right after its head go first.
       for (const b of this.buffered) up.write(b);
       this.buffered = [];
-      relay(s, up, { idleTimeoutMs: this.cfg.idle_timeout });
+      relay(s, up, relayStagesFor(this.conn), { idleTimeoutMs: this.cfg.idle_timeout });
       s.resume();
     });
   }

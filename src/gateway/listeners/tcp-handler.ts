@@ -6,7 +6,7 @@ import { systemClock } from "../../core/clock.js";
 import type { ListenerConfig } from "../config/schema.js";
 import type { Connection } from "../connection.js";
 import { connectPumped } from "../read-pump.js";
-import { relay } from "../relay.js";
+import { relay, relayStagesFor } from "../relay.js";
 
 export function relayToUpstream(conn: Connection, cfg: ListenerConfig): void {
   const target = cfg.upstream!;
@@ -31,5 +31,5 @@ export function relayToUpstream(conn: Connection, cfg: ListenerConfig): void {
   up.on("error", (err: NodeJS.ErrnoException) => noRoute(err.code ?? "connect_failed"));
   up.on("close", () => timer.cancel());
   // Writes before the upstream connects are queued by the socket; backpressure applies as usual.
-  relay(conn.stream, up, { idleTimeoutMs: cfg.idle_timeout });
+  relay(conn.stream, up, relayStagesFor(conn), { idleTimeoutMs: cfg.idle_timeout });
 }

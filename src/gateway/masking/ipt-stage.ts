@@ -1,47 +1,28 @@
 /**
- * Inter-packet timing in the gateway (`probe_resistance.ipt.enabled`): on a
- * listener that enables it, what the upstream sends toward the client goes
- * through an IptWriter, so a tunnel (after CONNECT authentication) or a
+ * Chooses the inter-packet timing stage of a gateway connection's relay
+ * (`probe_resistance.ipt.enabled` on its listener): with it, what the
+ * upstream sends toward the client goes through an IptWriter (IptStage in
+ * src/probe/ipt.ts), so a tunnel (after CONNECT authentication) or a
  * terminated TLS connection does not forward each chunk the instant it
- * arrives. The decision is made when the upstream is assigned to the
- * connection and travels on the upstream socket to the relay, like the
- * bandwidth shaper's plan.
+ * arrives. Masked connections get the same stage inside the mask relay.
  */
-import type { Socket } from "node:net";
-import type { Duplex, Writable } from "node:stream";
-import { systemRng } from "../../core/random.js";
-import { IptWriter } from "../../probe/ipt.js";
-import type { GatewayContext } from "../context.js";
+import type { Clock } from "../../core/clock.js";
+import type { Rng } from "../../core/random.js";
+import { IptStage } from "../../probe/ipt.js";
 
-/** Bytes one paced connection holds before its upstream is paused (the writer's buffer holds as much again). */
-export const IPT_HELD_BYTES = 64 * 1024;
-
-/** A symbol, not a string key: nothing else can collide with it or see it in the socket's own fields. */
-const PACING = Symbol("portcullis.ipt-pacing");
-
-interface Paced {
-  [PACING]?: GatewayContext;
+/** What this stage reads of a listener's configuration. */
+export interface IptListener {
+  readonly probe_resistance?: { readonly ipt: { readonly enabled: boolean } } | undefined;
 }
 
-/** Whether `conn`'s listener enables IPT; if so, marks `upstream` for the relay. (Only the listener's name: the connection imports this stage, not the other way round.) */
-export function attachIpt(conn: { readonly listener: string }, upstream: Socket, ctx: GatewayContext): void {
-  const cfg = ctx.config.listener.find((l) => l.name === conn.listener);
-  if (cfg?.probe_resistance?.ipt.enabled === true) (upstream as Paced)[PACING] = ctx;
+/** The gateway's time and randomness, which pace the writes. */
+export interface IptEnvironment {
+  readonly clock: Clock;
+  readonly rng?: Rng | undefined;
 }
 
-/**
- * Where the relay writes what `upstream` sends: `client` itself, or an
- * IptWriter in front of it when the upstream was marked. The writer ends
- * the client after flushing (half-close kept) and follows the client down
- * when it fails or closes; its own errors close the client, which the relay
- * already watches.
- */
-export function pacedTowardClient(client: Duplex, upstream: Duplex): Writable {
-  const p = upstream as Paced;
-  const ctx = p[PACING];
-  if (ctx === undefined) return client;
-  delete p[PACING];
-  const writer = new IptWriter(client, { clock: ctx.clock, rng: ctx.rng ?? systemRng, highWaterMark: IPT_HELD_BYTES });
-  writer.on("error", () => client.destroy());
-  return writer;
+/** The IPT stage for one connection on `listener`, or undefined when the listener does not enable IPT. */
+export function iptStageFor(listener: IptListener | undefined, env: IptEnvironment): IptStage | undefined {
+  if (listener?.probe_resistance?.ipt.enabled !== true) return undefined;
+  return new IptStage({ clock: env.clock, rng: env.rng });
 }

@@ -2,6 +2,8 @@
  * Every configuration section that takes networks refuses the same bad CIDRs
  * with the same message, through the real loader (a file on disk): only the
  * key path differs. A section that reads networks its own way would show here.
+ * The library options that take networks throw the same message, naming
+ * their option.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -9,6 +11,13 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfigFile } from "../../src/gateway/config/load.js";
+import { DestinationPolicy } from "../../src/gateway/policy/destination-policy.js";
+import { TrustedProxies } from "../../src/http/client-ip.js";
+import { cidrProblem } from "../../src/net/cidr.js";
+import { signGrant } from "../../src/permissions/grant.js";
+import { generateSigningKey } from "../../src/permissions/keys.js";
+import { guardConfigOf } from "../../src/server-guard/options.js";
+import { bandwidthConfig } from "../../src/shaping/bandwidth-config.js";
 
 const BAD = ["10.0.0.0/33", "1.2.3", "::1/129", "10.0.0.0/-1", "abc", "10.0.0.1/8", "10.0.0.0/08", "fe80::%eth0/64", "::ffff:0:0/80"];
 const GOOD = ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::ffff:10.0.0.0/104"];
@@ -75,5 +84,42 @@ describe("a bad CIDR reads the same in every section", () => {
     for (const name of ["abc", "spiffe://enclave/agent-7", "cafe.example"]) {
       assert.deepEqual(await problems(`[bandwidth.overrides]\n${q(name)} = "unlimited"\n${LISTENER}`), [], name);
     }
+  });
+});
+
+describe("the library options read networks by the same rules", () => {
+  const key = generateSigningKey();
+  /** Each option that takes networks: a call with `v` there, and the name its error must carry. */
+  const OPTIONS: Array<{ name: string; call: (v: string) => unknown; param: (v: string) => string }> = [
+    { name: "TrustedProxies", call: (v) => new TrustedProxies(["10.0.0.0/8", v]), param: () => "trustedProxies[1]" },
+    { name: "server guard allow", call: (v) => guardConfigOf({ allow: [v] }), param: () => "allow[0]" },
+    { name: "server guard deny", call: (v) => guardConfigOf({ deny: [v] }), param: () => "deny[0]" },
+    { name: "bandwidth overrides", call: (v) => bandwidthConfig({ overrides: { [v]: "unlimited" } }), param: (v) => `overrides.${v}` },
+    {
+      name: "destination policy cidrs",
+      call: (v) => new DestinationPolicy([{ identities: ["*"], hosts: [], ports: [], cidrs: [v] }]),
+      param: () => "policy.rules[0].cidrs[0]",
+    },
+    {
+      name: "signed grant cidr",
+      call: (v) => signGrant({ identity: "a", dest: "x.com", ports: "443", cidr: v, notBeforeMs: 0, expiresMs: 1, createdBy: "x", key }),
+      param: () => "cidr",
+    },
+  ];
+
+  test("each refuses the bad values with the loader's message", () => {
+    for (const bad of BAD.filter((b) => b !== "abc")) {
+      for (const o of OPTIONS) {
+        assert.throws(
+          () => o.call(bad),
+          (e: Error) => e.message === `${o.param(bad)}: ${cidrProblem(bad)}`,
+          `${o.name} ${bad}`,
+        );
+      }
+    }
+  });
+
+  test("each accepts the good values", () => {
+    for (const good of GOOD) for (const o of OPTIONS) assert.doesNotThrow(() => o.call(good), `${o.name} ${good}`);
   });
 });

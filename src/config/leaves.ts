@@ -3,7 +3,7 @@
  * was expected and shows what was given, e.g.
  * `expected a positive integer, got "x"`.
  */
-import { BlockList, isIP } from "node:net";
+import { isIP } from "node:net";
 import { z } from "zod";
 import { parseDuration } from "./duration.js";
 import { parseSize } from "./size.js";
@@ -78,31 +78,6 @@ export function parseHostPort(v: unknown): HostPort | undefined {
 }
 
 export const hostPort = leaf('"host:port" (IPv6 as "[::1]:8080")', parseHostPort);
-
-/** An address or CIDR block: `10.0.0.0/8`, `2001:db8::/32`, `192.0.2.7`. */
-export function parseCidr(v: unknown): { address: string; prefix: number; family: "ipv4" | "ipv6" } | undefined {
-  if (typeof v !== "string") return undefined;
-  const [address, bits, ...rest] = v.split("/");
-  if (rest.length > 0 || address === undefined) return undefined;
-  const fam = isIP(address);
-  if (fam === 0) return undefined;
-  const max = fam === 4 ? 32 : 128;
-  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
-  if (!(prefix >= 0 && prefix <= max)) return undefined;
-  return { address, prefix, family: fam === 4 ? "ipv4" : "ipv6" };
-}
-
-export const cidr = leaf('a CIDR block such as "10.0.0.0/8" or an address', (v) => (parseCidr(v) ? (v as string) : undefined));
-
-/** Builds a BlockList from validated CIDR strings. */
-export function blockListOf(cidrs: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const c of cidrs) {
-    const p = parseCidr(c)!;
-    list.addSubnet(p.address, p.prefix, p.family);
-  }
-  return list;
-}
 
 export const dottedOid = leaf('a dotted OID such as "1.3.6.1.4.1.55555.1"', (v) =>
   typeof v === "string" && /^[0-2](?:\.(?:0|[1-9]\d*)){1,40}$/.test(v) ? v : undefined,

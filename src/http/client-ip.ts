@@ -5,45 +5,29 @@
  * untrusted hop is the client. Anyone can write those headers, so from an
  * untrusted peer they are ignored, and the socket address is the client.
  */
-import { BlockList, isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6 } from "node:net";
 import type { IncomingHttpHeaders } from "node:http";
 import { InvalidArgumentError } from "../core/errors.js";
+import { cidrListAt, type CidrList } from "../net/cidr.js";
 import { normalizeIp } from "../net/ip-key.js";
 
 /** Most hops read from a forwarding chain: a longer chain is cut, never parsed in full. */
 const MAX_HOPS = 32;
 
 export class TrustedProxies {
-  private readonly list = new BlockList();
+  private readonly list: CidrList;
   readonly size: number;
 
   constructor(cidrs: readonly string[] = [], param = "trustedProxies") {
     if (!Array.isArray(cidrs)) throw new InvalidArgumentError(param, "must be a list of CIDRs");
-    cidrs.forEach((c, i) => addCidr(this.list, c, `${param}[${i}]`));
+    this.list = cidrListAt(param, cidrs);
     this.size = cidrs.length;
   }
 
   /** Whether a normalised address is a trusted proxy. */
   trusts(ip: string): boolean {
-    if (this.size === 0) return false;
-    return this.list.check(ip, isIPv4(ip) ? "ipv4" : "ipv6");
+    return this.list.contains(ip);
   }
-}
-
-function addCidr(list: BlockList, cidr: string, param: string): void {
-  if (typeof cidr !== "string") throw new InvalidArgumentError(param, "must be a CIDR string");
-  const slash = cidr.indexOf("/");
-  let addr: string;
-  try {
-    addr = normalizeIp(slash < 0 ? cidr : cidr.slice(0, slash));
-  } catch {
-    throw new InvalidArgumentError(param, `not an address or CIDR: ${JSON.stringify(cidr)}`);
-  }
-  const v4 = isIPv4(addr);
-  const max = v4 ? 32 : 128;
-  const bits = slash < 0 ? max : Number(cidr.slice(slash + 1));
-  if (!Number.isInteger(bits) || bits < 0 || bits > max) throw new InvalidArgumentError(param, `bad prefix length in ${JSON.stringify(cidr)}`);
-  list.addSubnet(addr, bits, v4 ? "ipv4" : "ipv6");
 }
 
 export interface ClientIp {

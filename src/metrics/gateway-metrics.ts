@@ -9,11 +9,10 @@
  * meaningful ratio per limiter.
  */
 import type { HealthCounters } from "../stores/store-health.js";
-import type { BlockList } from "node:net";
 import { isIPv4 } from "node:net";
 import type { EventEmitter } from "node:events";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { blockListOf } from "../config/leaves.js";
+import { cidrListOf, type CidrList } from "../net/cidr.js";
 import type { Config } from "../gateway/config/schema.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { GatewayEvents } from "../gateway/events.js";
@@ -139,7 +138,7 @@ export class GatewayMetrics {
   private readonly detach: Array<() => void> = [];
   private banReason: BanReason | undefined;
   private readonly exposition: (() => Promise<string>) | undefined;
-  private lists: { config: Config; allow: BlockList | undefined } | undefined;
+  private lists: { config: Config; allow: CidrList | undefined } | undefined;
 
   constructor(
     private readonly gateway: ObservedGateway,
@@ -556,7 +555,7 @@ export class GatewayMetrics {
   private allowListed(address: string): boolean {
     const config = this.gateway.config;
     if (this.lists?.config !== config) {
-      this.lists = { config, allow: config.guard.allow.length > 0 ? blockListOf(config.guard.allow) : undefined };
+      this.lists = { config, allow: config.guard.allow.length > 0 ? cidrListOf(config.guard.allow) : undefined };
     }
     const allow = this.lists.allow;
     if (allow === undefined) return false;

@@ -17,7 +17,7 @@ export interface IpKeyOptions {
 }
 
 /** Parses an IPv6 address (no zone) into eight 16-bit groups, or undefined. */
-function parseV6(addr: string): number[] | undefined {
+export function parseV6(addr: string): number[] | undefined {
   if (!isIPv6(addr)) return undefined;
   let s = addr;
   const groups: number[] = [];

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { InvalidArgumentError } from "../core/errors.js";
-import { canonicalCidr } from "./cidr.js";
+import { cidrAt } from "../net/cidr.js";
 import { canonicalHostPattern } from "./host-pattern.js";
 import type { SigningKey } from "./keys.js";
 import type { PermissionFields } from "./permission.js";
@@ -37,11 +37,7 @@ export function signGrant(r: GrantRequest): SignedPermission {
   const ports = parsePortRange(r.ports);
   if (ports === undefined) throw new InvalidArgumentError("ports", `not a port or range within 1-65535: ${JSON.stringify(r.ports)}`);
   let cidr: string | null = null;
-  if (r.cidr !== undefined) {
-    const c = canonicalCidr(r.cidr);
-    if (c === undefined) throw new InvalidArgumentError("cidr", `not a network such as 10.0.0.0/8: ${JSON.stringify(r.cidr)}`);
-    cidr = c;
-  }
+  if (r.cidr !== undefined) cidr = cidrAt("cidr", r.cidr).text;
   for (const [name, v] of [["not-before", r.notBeforeMs], ["expires", r.expiresMs]] as const) {
     if (!Number.isFinite(v) || Math.abs(v) > 8.64e15) throw new InvalidArgumentError(name, "must be a valid time");
   }

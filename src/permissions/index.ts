@@ -8,7 +8,7 @@ export { signGrant, type GrantRequest, type SignedPermission } from "./grant.js"
 export { type PermissionFields, type PermissionRow, type RowRejection, ROW_REJECTIONS } from "./permission.js";
 export { hostMatches, normalizeHost, canonicalHostPattern } from "./host-pattern.js";
 export { parsePortRange, type PortRange } from "./port-range.js";
-export { canonicalCidr, CidrMatcher } from "./cidr.js";
+export { canonicalCidr, parseCidr, type Cidr } from "../net/cidr.js";
 export { migrate, loadMigrations, MigrationError, MIGRATIONS_DIR, type MigrateResult } from "./migrate.js";
 export { insertPermission, deletePermission, listPermissions } from "./table.js";
 export { DecisionCache } from "./decision-cache.js";

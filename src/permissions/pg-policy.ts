@@ -2,7 +2,7 @@ import type pg from "pg";
 import { pgModule } from "./pg-module.js";
 import { systemClock, type Clock } from "../core/clock.js";
 import { integerAtLeast, nonNegative } from "../core/validate.js";
-import { CidrMatcher } from "./cidr.js";
+import { cidrAt, type Cidr } from "../net/cidr.js";
 import { DecisionCache } from "./decision-cache.js";
 import { hostMatches, normalizeHost } from "./host-pattern.js";
 import type { Keyring } from "./keys.js";
@@ -97,7 +97,7 @@ interface Grant {
   readonly rowId: string;
   readonly identity: string;
   readonly signatureHex: string;
-  readonly cidr: CidrMatcher | null;
+  readonly cidr: Cidr | null;
   readonly notBeforeUs: bigint;
   readonly expiresAtUs: bigint;
 }
@@ -316,7 +316,7 @@ export class PgPermissionPolicy {
         rowId: f.id,
         identity,
         signatureHex: row.signature!.toString("hex"),
-        cidr: f.cidr === null ? null : new CidrMatcher(f.cidr),
+        cidr: f.cidr === null ? null : cidrAt("cidr", f.cidr),
         notBeforeUs: f.notBeforeUs,
         expiresAtUs: f.expiresAtUs,
       });

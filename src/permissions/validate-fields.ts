@@ -1,4 +1,4 @@
-import { canonicalCidr } from "./cidr.js";
+import { canonicalCidr } from "../net/cidr.js";
 import { isCanonicalHostPattern } from "./host-pattern.js";
 import { LIMITS, type PermissionFields } from "./permission.js";
 import { isValidPortRange } from "./port-range.js";

@@ -7,7 +7,7 @@
 import type { Clock } from "../core/clock.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import type { Store } from "../stores/store.js";
-import { parseCidr } from "../config/leaves.js";
+import { cidrAt } from "../net/cidr.js";
 import type { GuardConfig } from "../gateway/config/schema.js";
 import type { ServerEventLog } from "./event-log.js";
 
@@ -80,9 +80,7 @@ function ms(name: string, v: number | undefined, dflt: number): number {
 
 function cidrs(name: string, v: readonly string[] | undefined): string[] {
   const list = [...(v ?? [])];
-  list.forEach((c, i) => {
-    if (parseCidr(c) === undefined) throw new InvalidArgumentError(`${name}[${i}]`, `not a CIDR block or address: ${JSON.stringify(c)}`);
-  });
+  list.forEach((c, i) => cidrAt(`${name}[${i}]`, c));
   return list;
 }
 

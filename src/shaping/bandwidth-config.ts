@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from "../core/errors.js";
 import type { RateSpec } from "../algorithms/byte-bucket.js";
 import { parseByteSize } from "./byte-size.js";
-import { parseCidr, type Cidr } from "./cidr.js";
+import { cidrProblem, looksLikeCidr, parseCidr, type Cidr } from "../net/cidr.js";
 
 /** Rates of one key, per direction; `null` is unlimited. */
 export interface DirectionalRate {
@@ -35,7 +35,7 @@ export type RateInput = RateSpec | { upload?: RateSpec | null; download?: RateSp
 export interface BandwidthConfigInput {
   perIdentity?: RateInput;
   perIp?: RateInput;
-  /** Keys that parse as an IP or CIDR override per-IP buckets; any other key is an identity. */
+  /** Keys written like an address or CIDR (see looksLikeCidr) override per-IP buckets and must parse; any other key is an identity. */
   overrides?: Record<string, RateInput>;
 }
 
@@ -56,6 +56,7 @@ export function bandwidthConfig(o: BandwidthConfigInput = {}): BandwidthConfig {
   for (const [key, rate] of Object.entries(o.overrides ?? {})) {
     const cidr = parseCidr(key);
     if (cidr) cidrOverrides.push({ cidr, rate: directional(rate) });
+    else if (looksLikeCidr(key)) throw new InvalidArgumentError(`overrides.${key}`, cidrProblem(key)!);
     else identityOverrides.set(key, directional(rate));
   }
   cidrOverrides.sort((a, b) => b.cidr.prefix - a.cidr.prefix);

@@ -6,7 +6,7 @@
  */
 export { ByteBucket, type RateSpec } from "../algorithms/byte-bucket.js";
 export { parseByteSize } from "./byte-size.js";
-export { parseCidr, type Cidr } from "./cidr.js";
+export { parseCidr, type Cidr } from "../net/cidr.js";
 export {
   bandwidthConfig,
   parseBandwidthConfig,

@@ -121,7 +121,7 @@ describe("loading", () => {
       'guard.max_connections_per_ip: expected a positive integer, got "x"',
       'guard.ban.duration: expected a duration such as "30s", "10m", "1h", "00:01:00" or "PT1M", got "forever"',
       "guard.colour: unknown key",
-      'guard.allow[0]: expected a CIDR block such as "10.0.0.0/8" or an address, got "10.0.0.0/33"',
+      'guard.allow[0]: expected a CIDR block such as "10.0.0.0/8" or "2001:db8::/32", or an address, got "10.0.0.0/33" (prefix length must be a whole number from 0 to 32)',
       'log.format: expected one of "json", "logfmt", got "xml"',
       'listener[0].bind: expected "host:port" (IPv6 as "[::1]:8080"), got "nowhere"',
     ]));

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { canonicalCidr, CidrMatcher } from "../../src/permissions/cidr.js";
+import { canonicalCidr, parseCidr } from "../../src/net/cidr.js";
 import { canonicalHostPattern, hostMatches, normalizeHost } from "../../src/permissions/host-pattern.js";
 import { parsePortRange } from "../../src/permissions/port-range.js";
 import { parseTimeArg } from "../../src/permissions/time-arg.js";
@@ -45,20 +45,22 @@ describe("port ranges", () => {
 });
 
 describe("CIDR", () => {
-  test("canonical form clears host bits and always writes the prefix", () => {
-    assert.equal(canonicalCidr("10.1.2.3/8"), "10.0.0.0/8");
+  test("canonical form always writes the prefix; a bare address is its /32 or /128; host bits are refused", () => {
+    assert.equal(canonicalCidr("10.0.0.0/8"), "10.0.0.0/8");
     assert.equal(canonicalCidr("10.1.2.3/32"), "10.1.2.3/32");
-    assert.equal(canonicalCidr("FD00:0:0::1/8"), "fd00::/8");
-    for (const bad of ["10.0.0.0", "10.0.0.0/33", "::/129", "host/8", "::ffff:10.0.0.0/104"]) assert.equal(canonicalCidr(bad), undefined, bad);
+    assert.equal(canonicalCidr("10.1.2.3"), "10.1.2.3/32");
+    assert.equal(canonicalCidr("FD00:0:0::/8"), "fd00::/8");
+    assert.equal(canonicalCidr("::ffff:10.0.0.0/104"), "10.0.0.0/8");
+    for (const bad of ["10.1.2.3/8", "FD00:0:0::1/8", "10.0.0.0/33", "::/129", "host/8", " 10.0.0.0/8"]) assert.equal(canonicalCidr(bad), undefined, bad);
   });
 
   test("contains the addresses of its network only, IPv4-mapped IPv6 included", () => {
-    const v4 = new CidrMatcher("10.0.0.0/8");
+    const v4 = parseCidr("10.0.0.0/8")!;
     assert.equal(v4.contains("10.200.1.1"), true);
     assert.equal(v4.contains("::ffff:10.1.1.1"), true);
     assert.equal(v4.contains("11.0.0.1"), false);
     assert.equal(v4.contains("not an address"), false);
-    const v6 = new CidrMatcher("fd00::/8");
+    const v6 = parseCidr("fd00::/8")!;
     assert.equal(v6.contains("fd12::1"), true);
     assert.equal(v6.contains("fe80::1"), false);
     assert.equal(v6.contains("10.0.0.1"), false);

@@ -148,7 +148,7 @@ describe("signatures", () => {
   });
 
   test("signGrant normalises what people type and refuses bad fields by name", () => {
-    const s = signGrant({ identity: "a", dest: "API.Example.COM.", ports: "8000-8100", cidr: "10.1.2.3/16", notBeforeMs: NOW, expiresMs: NOW + 1, createdBy: "x", key });
+    const s = signGrant({ identity: "a", dest: "API.Example.COM.", ports: "8000-8100", cidr: "::ffff:10.1.0.0/112", notBeforeMs: NOW, expiresMs: NOW + 1, createdBy: "x", key });
     assert.equal(s.fields.hostPattern, "api.example.com");
     assert.deepEqual([s.fields.portMin, s.fields.portMax, s.fields.cidr], [8000, 8100, "10.1.0.0/16"]);
     assert.equal(verifySignature(s.fields, s.signature, key.publicKey), true);
@@ -157,6 +157,7 @@ describe("signatures", () => {
     assert.throws(() => signGrant({ ...base, ports: "0" }), /ports/);
     assert.throws(() => signGrant({ ...base, ports: "9-8" }), /ports/);
     assert.throws(() => signGrant({ ...base, cidr: "10.0.0.0/33" }), /cidr/);
+    assert.throws(() => signGrant({ ...base, cidr: "10.1.2.3/16" }), /^InvalidArgumentError: cidr: .*host bits are set; the network is 10\.1\.0\.0\/16/);
     assert.throws(() => signGrant({ ...base, expiresMs: NOW }), /expires/);
     assert.throws(() => signGrant({ ...base, identity: "" }), /identity/);
   });

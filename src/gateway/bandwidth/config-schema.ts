@@ -9,6 +9,7 @@
 import { z } from "zod";
 import { InvalidArgumentError } from "../../core/errors.js";
 import { parseSize } from "../../config/size.js";
+import { cidrProblem, looksLikeCidr } from "../../net/cidr.js";
 import { parseBandwidthConfig } from "../../shaping/bandwidth-config.js";
 
 type Path = Array<string | number>;
@@ -69,6 +70,9 @@ function normalize(v: unknown): Record<string, unknown> {
       const o: Record<string, unknown> = {};
       for (const [key, r] of Object.entries(x)) {
         if (key.length === 0 || key.length > 1024) throw new SectionError([k], "keys must be 1 to 1024 characters");
+        // A key written like an address is a network and must parse; any other key is an identity.
+        const problem = looksLikeCidr(key) ? cidrProblem(key) : undefined;
+        if (problem !== undefined) throw new SectionError([k, key], problem);
         o[key] = rate([k, key], r);
       }
       out[k] = o;

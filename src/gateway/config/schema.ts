@@ -16,7 +16,6 @@ import { z } from "zod";
 import { isPasswordHash } from "../identity/passwords.js";
 import {
   bool,
-  cidr,
   dottedOid,
   duration,
   durationOrZero,
@@ -28,6 +27,7 @@ import {
   shown,
   size,
 } from "../../config/leaves.js";
+import { cidr } from "../../net/cidr-leaf.js";
 import { filePath } from "../../config/file-paths.js";
 import { bandwidthSection } from "../bandwidth/config-schema.js";
 import { storeSection } from "../store/config-schema.js";

@@ -20,7 +20,6 @@
  * store (expiring on their own), so the mode does not start there, and the
  * prefix table stays local to the process.
  */
-import type { BlockList } from "node:net";
 import { isIPv4 } from "node:net";
 import type { Clock } from "../../core/clock.js";
 import { ConcurrencyLimiter, type ConcurrencyResult, type Lease } from "../../limiter/concurrency-limiter.js";
@@ -31,7 +30,7 @@ import { PenaltyBox, type PenaltyBoxOptions } from "../../limiter/penalty-box.js
 import type { RateLimiter } from "../../limiter/rate-limiter.js";
 import { ipKey } from "../../net/ip-key.js";
 import type { BanEvent, Store } from "../../stores/store.js";
-import { blockListOf } from "../../config/leaves.js";
+import { cidrListOf, type CidrList } from "../../net/cidr.js";
 import type { GuardConfig } from "../config/schema.js";
 import { ConnectionRegistry } from "./connection-registry.js";
 import { type HeldSlot, LeaseRenewer } from "./lease-renewer.js";
@@ -158,8 +157,8 @@ export class ConnectionGuard<S extends boolean = boolean> {
   private global!: ConcurrencyLimiter<boolean>;
   private rate: RateLimiter<boolean> | undefined;
   private prefixRate: RateLimiter<boolean> | undefined;
-  private allow!: BlockList;
-  private deny!: BlockList;
+  private allow!: CidrList;
+  private deny!: CidrList;
   private hasAllow = false;
   private hasDeny = false;
   private readonly refusals = new Map<string, number>();
@@ -280,8 +279,8 @@ export class ConnectionGuard<S extends boolean = boolean> {
         this.observeEvictions();
       }
     }
-    this.allow = blockListOf(cfg.allow);
-    this.deny = blockListOf(cfg.deny);
+    this.allow = cidrListOf(cfg.allow);
+    this.deny = cidrListOf(cfg.deny);
     this.hasAllow = cfg.allow.length > 0;
     this.hasDeny = cfg.deny.length > 0;
   }

@@ -9,7 +9,8 @@
 import { z } from "zod";
 import { InvalidArgumentError } from "../../core/errors.js";
 import { HttpLimiter } from "../../http/http-limiter.js";
-import { bool, cidr, duration, intInRange, nonEmptyString, oneOf, parseHostPort, positiveInt, shown, size, type HostPort } from "../../config/leaves.js";
+import { bool, duration, intInRange, nonEmptyString, oneOf, parseHostPort, positiveInt, shown, size, type HostPort } from "../../config/leaves.js";
+import { cidr } from "../../net/cidr-leaf.js";
 import type { HttpLimiterOptions, KeySpec, LimitConfig, LockoutConfig, PartialLimitConfig, RouteConfig, RouteLockoutConfig } from "../../http/types.js";
 
 /**

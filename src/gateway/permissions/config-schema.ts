@@ -9,7 +9,8 @@
 import { z } from "zod";
 import { parseDuration } from "../../config/duration.js";
 import { filePath } from "../../config/file-paths.js";
-import { bool, cidr, nonEmptyString, oneOf, shown } from "../../config/leaves.js";
+import { bool, nonEmptyString, oneOf, shown } from "../../config/leaves.js";
+import { cidr } from "../../net/cidr-leaf.js";
 import { isCanonicalHostPattern } from "../../permissions/host-pattern.js";
 import { quotedSchema } from "../../permissions/schema-name.js";
 

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from "../../core/errors.js";
-import { canonicalCidr, CidrMatcher } from "../../permissions/cidr.js";
+import { cidrAt, type Cidr } from "../../net/cidr.js";
 import { canonicalHostPattern, hostMatches } from "../../permissions/host-pattern.js";
 
 /**
@@ -28,7 +28,7 @@ export class CompiledRule {
   private readonly identities: Set<string>;
   private readonly hosts: string[];
   private readonly ports: Array<readonly [number, number]>;
-  private readonly cidrs: CidrMatcher[];
+  private readonly cidrs: Cidr[];
 
   constructor(rule: DestinationRule, index: number) {
     const at = (field: string): string => `policy.rules[${index}].${field}`;
@@ -53,11 +53,7 @@ export class CompiledRule {
       }
       return [range[0], range[1]] as const;
     });
-    this.cidrs = rule.cidrs.map((c) => {
-      const canon = typeof c === "string" ? canonicalCidr(c) : undefined;
-      if (canon === undefined) throw new InvalidArgumentError(at("cidrs"), `not a CIDR: ${JSON.stringify(c)}`);
-      return new CidrMatcher(canon);
-    });
+    this.cidrs = rule.cidrs.map((c, i) => cidrAt(`${at("cidrs")}[${i}]`, c));
   }
 
   /** Whether the rule applies to this identity and port at all. */

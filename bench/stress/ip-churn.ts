@@ -52,6 +52,8 @@ export interface IpChurnResult {
   rechecked: number;
   servedAgain: number;
   seconds: number;
+  /** Flood connections (one per address) per second of the flood, re-checks excluded. */
+  connectionsPerSecond: number;
   rssIdleMiB: number;
   rssPeakMiB: number;
   /** RSS when the failed-login table had just filled, and at the end of the flood. */
@@ -153,6 +155,7 @@ export async function ipChurn(o: IpChurnOptions = {}): Promise<IpChurnResult> {
     let failedLogins = 0;
     let closedUnanswered = 0;
     let next = 0;
+    const floodStarted = Date.now();
     const worker = async (): Promise<void> => {
       while (next < n && Date.now() < deadline) {
         const i = next++;
@@ -163,6 +166,7 @@ export async function ipChurn(o: IpChurnOptions = {}): Promise<IpChurnResult> {
       }
     };
     await Promise.all(Array.from({ length: concurrency }, () => worker()));
+    const connectionsPerSecond = n / ((Date.now() - floodStarted) / 1000);
     const rssEndMiB = rssMiB(pid);
     // Offenders must stay refused, even with the right password.
     const every = o.recheckEvery ?? 97;
@@ -175,7 +179,7 @@ export async function ipChurn(o: IpChurnOptions = {}): Promise<IpChurnResult> {
     const seconds = (Date.now() - started) / 1000;
     if (o.settleMs) await new Promise((r) => setTimeout(r, o.settleMs));
     clearInterval(sampler);
-    return { addresses: n, failedLogins, closedUnanswered, rechecked, servedAgain, seconds, rssIdleMiB, rssPeakMiB, rssFullMiB, rssEndMiB, rssSettledMiB: rssMiB(pid) };
+    return { addresses: n, failedLogins, closedUnanswered, rechecked, servedAgain, seconds, connectionsPerSecond, rssIdleMiB, rssPeakMiB, rssFullMiB, rssEndMiB, rssSettledMiB: rssMiB(pid) };
   } finally {
     child.kill("SIGTERM");
     await new Promise((r) => setTimeout(r, 500));

@@ -8,6 +8,7 @@ import type { Config } from "../../gateway/config/schema.js";
 // The admin listener (API, metrics, dashboard) is loaded only when it is enabled: an idle gateway pays for what it uses.
 import type { Observability } from "../../admin/observability.js";
 import { holdOptimizingCompilers } from "../compiler-hold.js";
+import { limitHeapGrowth } from "../heap-growth.js";
 import { holdYoungGeneration } from "../young-generation.js";
 import { LineBatch } from "../../gateway/log/line-batch.js";
 
@@ -79,6 +80,13 @@ export async function main(argv: string[]): Promise<number> {
   const file = values.config;
   if (file === undefined) {
     console.error("portcullis run: -c FILE is required");
+    return 2;
+  }
+  // A flood's promoted garbage must not grow the old generation to several times its live objects (src/cli/heap-growth.ts).
+  try {
+    limitHeapGrowth();
+  } catch (err) {
+    console.error(`portcullis run: ${(err as Error).message}`);
     return 2;
   }
   // Startup's one-off code must not leave a grown young generation or the optimising compilers resident in an idle gateway.

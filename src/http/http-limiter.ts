@@ -21,7 +21,7 @@ import { MemoryStore } from "../stores/memory-store.js";
 import type { Store } from "../stores/store.js";
 import { TrustedProxies, resolveClientIp } from "./client-ip.js";
 import { type LimitView, ceilSeconds, headerFormats, policyItem, quoteName, retryAfterSeconds, writeRateLimitHeaders } from "./headers.js";
-import { type CompiledKey, compileKey, identityReader } from "./keys.js";
+import { type CompiledKey, compileKey, identityReader } from "./limit-keys.js";
 import { Lockout } from "./lockout.js";
 import { requestPath } from "./path.js";
 import { PROBLEM_CONTENT_TYPE, type ProblemWriter, problemWriter } from "./problem.js";

@@ -4,7 +4,7 @@ import { Outcome, msUntil } from "../algorithms/outcome.js";
 import type { Clock, TimerHandle } from "../core/clock.js";
 import { AcquireAbortedError } from "../core/errors.js";
 import type { Reply } from "../stores/store.js";
-import { type KeyQueue as SharedKeyQueue, type QueueBounds, type Waiter, settle, windowsBehind } from "./queue-retry.js";
+import { type KeyQueue as SharedKeyQueue, type QueueBounds, type Waiter, settle, windowsBehind } from "./queue-waiters.js";
 import type { QueueSeat, QueueSeats } from "./queue-seats.js";
 import { then, value } from "./reply.js";
 

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { InvalidArgumentError } from "../core/errors.js";
 import { canonicalCidr } from "./cidr.js";
 import { canonicalHostPattern } from "./host-pattern.js";
-import type { SigningKey } from "./keys.js";
+import type { SigningKey } from "./signing-keys.js";
 import type { PermissionFields } from "./permission.js";
 import { parsePortRange } from "./port-range.js";
 import { signPermission } from "./signature.js";

@@ -5,7 +5,7 @@ import { integerAtLeast, nonNegative } from "../core/validate.js";
 import { CidrMatcher } from "./cidr.js";
 import { DecisionCache } from "./decision-cache.js";
 import { hostMatches, normalizeHost } from "./host-pattern.js";
-import type { Keyring } from "./keys.js";
+import type { Keyring } from "./signing-keys.js";
 import { NotifyListener } from "./notify-listener.js";
 import { LIMITS, ROW_REJECTIONS, type PermissionRow, type RowRejection } from "./permission.js";
 import { silentLogger, type PolicyLogger } from "./policy-logger.js";

@@ -7,7 +7,7 @@
  * them.
  */
 import { type Clock } from "../../core/clock.js";
-import { Keyring } from "../../permissions/keys.js";
+import { Keyring } from "../../permissions/signing-keys.js";
 import { PgPermissionPolicy } from "../../permissions/pg-policy.js";
 import type { Connection } from "../connection.js";
 import type { GatewayContext } from "../context.js";

@@ -5,7 +5,7 @@ import { type Clock, type TimerHandle, systemClock } from "../../core/clock.js";
 import { InvalidArgumentError } from "../../core/errors.js";
 import { integerAtLeast, nonNegative, positive } from "../../core/validate.js";
 import type { MemoryRateTable } from "../memory-rate-table.js";
-import { stateKey, validName } from "./keys.js";
+import { stateKey, validName } from "./key-names.js";
 import { LuaScript } from "./lua-script.js";
 import type { RedisStore } from "./redis-store.js";
 import { LEASE_SCRIPT } from "./scripts/lease.js";

@@ -1,6 +1,6 @@
 import { type GcraRemainingParams, gcraSlackMs, remainingOf } from "../../algorithms/gcra.js";
 import { Outcome, type RejectReason } from "../../algorithms/outcome.js";
-import { slotOf } from "./keys.js";
+import { slotOf } from "./key-names.js";
 
 /** Runs one call of the rate script. Resolves undefined on any failure; never rejects. */
 export type RateCall = (keys: string[], args: string[]) => Promise<unknown>;

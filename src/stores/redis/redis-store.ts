@@ -22,7 +22,7 @@ import {
 } from "../store.js";
 import { admitEach } from "../admit-all.js";
 import { type FailureMode, type HealthCounters, type RedisStoreEvents, type StoreMode, StoreHealth } from "../store-health.js";
-import { slotOf, validName, validPrefix } from "./keys.js";
+import { slotOf, validName, validPrefix } from "./key-names.js";
 import { scriptSpec } from "./limit-script-spec.js";
 import { LuaScript, isNoScript } from "./lua-script.js";
 import { RateBatcher, decodeReply, deriveParams, pushGroup } from "./rate-batcher.js";

@@ -1,4 +1,4 @@
-import { slotOf } from "./keys.js";
+import { slotOf } from "./key-names.js";
 
 /** Runs one call of the release script. Resolves undefined on any failure; never rejects. */
 export type ReleaseCall = (keys: string[], args: string[]) => Promise<unknown>;

@@ -199,30 +199,25 @@ export class HttpLimiter {
     if (route.lockout !== undefined) {
       const subject = route.lockout.subject(ctx);
       if (subject !== undefined) {
-        const d = this.lockout.check(subject) as Decision;
-        if (d.shadowed) this.event("info", "subject would be locked out (shadow)", ctx, "lockout", d, subject);
-        if (!d.allowed) return this.lockedOut(ctx, subject, d);
+        const refused = this.lockoutChecked(ctx, subject, this.lockout.check(subject) as Decision);
+        if (refused !== undefined) return refused;
         track = { subject, failures: route.lockout.failures, successResets: route.lockout.successResets };
       }
     }
 
-    let decisions: Decision[] | undefined;
-    let keys: string[] | undefined;
+    let decisions: Decision[];
     if (route.sync.length === 1) {
       const l = route.sync[0]!;
-      const key = this.keyOf(l, ctx);
-      const d = l.limiter.check(key) as Decision;
-      if (!d.allowed) return this.reject(route, ctx, [d], 0);
-      if (d.shadowed) this.shadowEvent(route, ctx, l, d);
+      const d = l.limiter.check(this.keyOf(l, ctx)) as Decision;
       // The common case (one limit, no queue) answers without building the general lists.
-      if (route.queued === undefined) return this.allowOne(route, l, d, track);
+      const done = this.oneChecked(route, ctx, l, d, track);
+      if (done !== undefined) return done;
       decisions = [d];
     } else if (route.set !== undefined) {
-      keys = route.sync.map((l) => this.keyOf(l, ctx));
-      const c = route.set.check(keys) as CompositeDecision;
+      const c = route.set.check(route.sync.map((l) => this.keyOf(l, ctx))) as CompositeDecision;
       decisions = c.decisions as Decision[];
-      if (!c.allowed) return this.reject(route, ctx, decisions, decisions.length - 1);
-      for (let i = 0; i < decisions.length; i++) if (decisions[i]!.shadowed) this.shadowEvent(route, ctx, route.sync[i]!, decisions[i]!);
+      const refused = this.setChecked(route, ctx, c.allowed, decisions);
+      if (refused !== undefined) return refused;
     } else {
       decisions = [];
     }
@@ -307,9 +302,8 @@ export class HttpLimiter {
     if (route.lockout !== undefined) {
       const subject = route.lockout.subject(ctx);
       if (subject !== undefined) {
-        const d = await this.lockout.check(subject);
-        if (d.shadowed) this.event("info", "subject would be locked out (shadow)", ctx, "lockout", d, subject);
-        if (!d.allowed) return this.lockedOut(ctx, subject, d);
+        const refused = this.lockoutChecked(ctx, subject, await this.lockout.check(subject));
+        if (refused !== undefined) return refused;
         track = { subject, failures: route.lockout.failures, successResets: route.lockout.successResets };
       }
     }
@@ -317,15 +311,14 @@ export class HttpLimiter {
     if (route.sync.length === 1) {
       const l = route.sync[0]!;
       const d = await l.limiter.check(this.keyOf(l, ctx));
-      if (!d.allowed) return this.reject(route, ctx, [d], 0);
-      if (d.shadowed) this.shadowEvent(route, ctx, l, d);
-      if (route.queued === undefined) return this.allowOne(route, l, d, track);
+      const done = this.oneChecked(route, ctx, l, d, track);
+      if (done !== undefined) return done;
       decisions = [d];
     } else if (route.set !== undefined) {
       const c = await route.set.check(route.sync.map((l) => this.keyOf(l, ctx)));
       decisions = c.decisions as Decision[];
-      if (!c.allowed) return this.reject(route, ctx, decisions, decisions.length - 1);
-      for (let i = 0; i < decisions.length; i++) if (decisions[i]!.shadowed) this.shadowEvent(route, ctx, route.sync[i]!, decisions[i]!);
+      const refused = this.setChecked(route, ctx, c.allowed, decisions);
+      if (refused !== undefined) return refused;
     } else {
       decisions = [];
     }
@@ -335,6 +328,25 @@ export class HttpLimiter {
     return this.queueStep(route, ctx, q, qKey, await q.limiter.check(qKey), decisions, track, onQueue);
   }
 
+  /** After the lockout check of `subject`: the refusal when it is locked out (a shadowed lock is only logged). */
+  private lockoutChecked(ctx: KeyContext, subject: string, d: Decision): Verdict | undefined {
+    if (d.shadowed) this.event("info", "subject would be locked out (shadow)", ctx, "lockout", d, subject);
+    return d.allowed ? undefined : this.lockedOut(ctx, subject, d);
+  }
+
+  /** After the check of a route's only limit: its refusal, its answer when no queue follows, else undefined. */
+  private oneChecked(route: CompiledRoute, ctx: KeyContext, l: CompiledLimit, d: Decision, track: LockoutTrack | undefined): Verdict | undefined {
+    if (!d.allowed) return this.reject(route, ctx, [d], 0);
+    if (d.shadowed) this.shadowEvent(route, ctx, l, d);
+    return route.queued === undefined ? this.allowOne(route, l, d, track) : undefined;
+  }
+
+  /** After the check of a route's limits together: their refusal, else undefined (shadowed ones logged). */
+  private setChecked(route: CompiledRoute, ctx: KeyContext, allowed: boolean, decisions: readonly Decision[]): Verdict | undefined {
+    if (!allowed) return this.reject(route, ctx, decisions, decisions.length - 1);
+    for (let i = 0; i < decisions.length; i++) if (decisions[i]!.shadowed) this.shadowEvent(route, ctx, route.sync[i]!, decisions[i]!);
+    return undefined;
+  }
 
   /** After the queued limit's check: pass, refuse (not a rate refusal, or a full queue) or wait in the queue. */
   private queueStep(

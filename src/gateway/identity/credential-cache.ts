@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from "node:crypto";
 import type { Clock } from "../../core/clock.js";
-import { ExpiringLru } from "./expiring-lru.js";
+import { ExpiringLru } from "../../core/expiring-lru.js";
 
 /**
  * Credentials verified recently, so a legitimate client that reconnects does

@@ -1,7 +1,7 @@
 import type { Clock } from "../../core/clock.js";
 import type { UserTable } from "./basic-auth.js";
 import { CredentialCache } from "./credential-cache.js";
-import { ExpiringLru } from "./expiring-lru.js";
+import { ExpiringLru } from "../../core/expiring-lru.js";
 import { type GateObserver, type VerificationDrop, VerificationGate } from "./verification-gate.js";
 
 /**

@@ -205,22 +205,8 @@ export class HttpLimiter {
       }
     }
 
-    let decisions: Decision[];
-    if (route.sync.length === 1) {
-      const l = route.sync[0]!;
-      const d = l.limiter.check(this.keyOf(l, ctx)) as Decision;
-      // The common case (one limit, no queue) answers without building the general lists.
-      const done = this.oneChecked(route, ctx, l, d, track);
-      if (done !== undefined) return done;
-      decisions = [d];
-    } else if (route.set !== undefined) {
-      const c = route.set.check(route.sync.map((l) => this.keyOf(l, ctx))) as CompositeDecision;
-      decisions = c.decisions as Decision[];
-      const refused = this.setChecked(route, ctx, c.allowed, decisions);
-      if (refused !== undefined) return refused;
-    } else {
-      decisions = [];
-    }
+    const decisions = this.limitsChecked(route, ctx, this.checkLimits(route, ctx) as Decision | CompositeDecision | undefined, track);
+    if (!Array.isArray(decisions)) return decisions;
 
     const q = route.queued;
     if (q === undefined) return this.allow(route, decisions, track);
@@ -307,21 +293,8 @@ export class HttpLimiter {
         track = { subject, failures: route.lockout.failures, successResets: route.lockout.successResets };
       }
     }
-    let decisions: Decision[];
-    if (route.sync.length === 1) {
-      const l = route.sync[0]!;
-      const d = await l.limiter.check(this.keyOf(l, ctx));
-      const done = this.oneChecked(route, ctx, l, d, track);
-      if (done !== undefined) return done;
-      decisions = [d];
-    } else if (route.set !== undefined) {
-      const c = await route.set.check(route.sync.map((l) => this.keyOf(l, ctx)));
-      decisions = c.decisions as Decision[];
-      const refused = this.setChecked(route, ctx, c.allowed, decisions);
-      if (refused !== undefined) return refused;
-    } else {
-      decisions = [];
-    }
+    const decisions = this.limitsChecked(route, ctx, await this.checkLimits(route, ctx), track);
+    if (!Array.isArray(decisions)) return decisions;
     const q = route.queued;
     if (q === undefined) return this.allow(route, decisions, track);
     const qKey = this.keyOf(q, ctx);
@@ -334,18 +307,34 @@ export class HttpLimiter {
     return d.allowed ? undefined : this.lockedOut(ctx, subject, d);
   }
 
-  /** After the check of a route's only limit: its refusal, its answer when no queue follows, else undefined. */
-  private oneChecked(route: CompiledRoute, ctx: KeyContext, l: CompiledLimit, d: Decision, track: LockoutTrack | undefined): Verdict | undefined {
-    if (!d.allowed) return this.reject(route, ctx, [d], 0);
-    if (d.shadowed) this.shadowEvent(route, ctx, l, d);
-    return route.queued === undefined ? this.allowOne(route, l, d, track) : undefined;
+  /** Checks a route's limits that are not queued: its one limit alone, or all of them together. */
+  private checkLimits(route: CompiledRoute, ctx: KeyContext): Decision | CompositeDecision | undefined | Promise<Decision | CompositeDecision> {
+    if (route.sync.length === 1) {
+      const l = route.sync[0]!;
+      return l.limiter.check(this.keyOf(l, ctx));
+    }
+    return route.set?.check(route.sync.map((l) => this.keyOf(l, ctx)));
   }
 
-  /** After the check of a route's limits together: their refusal, else undefined (shadowed ones logged). */
-  private setChecked(route: CompiledRoute, ctx: KeyContext, allowed: boolean, decisions: readonly Decision[]): Verdict | undefined {
-    if (!allowed) return this.reject(route, ctx, decisions, decisions.length - 1);
+  /**
+   * After `checkLimits`: the refusal, or the answer when the route has no
+   * queue and one limit (the common case answers without building the
+   * general lists), else the decisions to go on to the queue with. Shadowed
+   * decisions are logged.
+   */
+  private limitsChecked(route: CompiledRoute, ctx: KeyContext, c: Decision | CompositeDecision | undefined, track: LockoutTrack | undefined): Verdict | Decision[] {
+    if (c === undefined) return [];
+    if (route.sync.length === 1) {
+      const l = route.sync[0]!;
+      const d = c as Decision;
+      if (!d.allowed) return this.reject(route, ctx, [d], 0);
+      if (d.shadowed) this.shadowEvent(route, ctx, l, d);
+      return route.queued === undefined ? this.allowOne(route, l, d, track) : [d];
+    }
+    const decisions = (c as CompositeDecision).decisions as Decision[];
+    if (!c.allowed) return this.reject(route, ctx, decisions, decisions.length - 1);
     for (let i = 0; i < decisions.length; i++) if (decisions[i]!.shadowed) this.shadowEvent(route, ctx, route.sync[i]!, decisions[i]!);
-    return undefined;
+    return decisions;
   }
 
   /** After the queued limit's check: pass, refuse (not a rate refusal, or a full queue) or wait in the queue. */

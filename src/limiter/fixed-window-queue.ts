@@ -1,3 +1,4 @@
+/** The FIFO queue of a fixed-window limit: callers wait for the next window instead of being refused. */
 import type { FixedWindowParams } from "../algorithms/fixed-window.js";
 import type { QueueOrder } from "../algorithms/limit-spec.js";
 import { Outcome, msUntil } from "../algorithms/outcome.js";

@@ -1,3 +1,4 @@
+/** Grants: a permission request in the forms people type, validated and signed into a row. */
 import { randomUUID } from "node:crypto";
 import { InvalidArgumentError } from "../core/errors.js";
 import { canonicalCidr } from "./cidr.js";

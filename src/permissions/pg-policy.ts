@@ -1,3 +1,4 @@
+/** The destination policy from signed permission rows in PostgreSQL. */
 import type pg from "pg";
 import { pgModule } from "./pg-module.js";
 import { systemClock, type Clock } from "../core/clock.js";

@@ -1,3 +1,4 @@
+/** Signing and verifying a permission's canonical bytes with Ed25519. */
 import { sign, verify, type KeyObject } from "node:crypto";
 import { encodePermission } from "./canonical.js";
 import type { Keyring, SigningKey } from "./signing-keys.js";

@@ -1,3 +1,4 @@
+/** A byte bucket: a GCRA over bytes that grants what a rate and burst allow. */
 import { gcra, gcraParams, gcraRescale, type GcraParams } from "../algorithms/gcra.js";
 import { Outcome } from "../algorithms/outcome.js";
 import { positive } from "../core/validate.js";

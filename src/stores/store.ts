@@ -1,3 +1,4 @@
+/** The contract between the limiters and the stores their state lives in. */
 import type { Clock } from "../core/clock.js";
 import type { LimitSpec } from "../algorithms/limit-spec.js";
 import type { Outcome } from "../algorithms/outcome.js";

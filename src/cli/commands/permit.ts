@@ -1,3 +1,4 @@
+/** The `permit` command: signs, grants, revokes, lists and verifies destination permissions. */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";

@@ -1,3 +1,4 @@
+/** The cache of recently verified credentials, so a reconnecting client does not pay a password hash again. */
 import { createHmac, randomBytes } from "node:crypto";
 import type { Clock } from "../../core/clock.js";
 import { ExpiringLru } from "../../core/expiring-lru.js";

@@ -1,3 +1,4 @@
+/** The message store: limits whose state lives in another process or thread. */
 import type { LimitSpec } from "../../algorithms/limit-spec.js";
 import { Outcome, type RejectReason } from "../../algorithms/outcome.js";
 import type { PenaltyParams } from "../../algorithms/penalty-box.js";

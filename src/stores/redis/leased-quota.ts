@@ -1,3 +1,4 @@
+/** A GCRA budget in Redis from which instances lease slices. */
 import { gcraParams, type GcraParams } from "../../algorithms/gcra.js";
 import { limitSpec } from "../../algorithms/limit-spec.js";
 import { Outcome } from "../../algorithms/outcome.js";

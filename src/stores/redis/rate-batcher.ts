@@ -1,3 +1,4 @@
+/** Batches the rate operations of one turn into one rate script call, and decodes its reply. */
 import { type GcraRemainingParams, gcraSlackMs, remainingOf } from "../../algorithms/gcra.js";
 import { Outcome, type RejectReason } from "../../algorithms/outcome.js";
 import { TurnBatcher } from "./turn-batcher.js";

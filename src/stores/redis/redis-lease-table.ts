@@ -1,3 +1,4 @@
+/** Concurrency leases in Redis, across instances. */
 import { randomUUID } from "node:crypto";
 import { FAILED, type Failed, type LeaseGrant, type LeaseId, type LeaseTable } from "../store.js";
 import { stateKey } from "./key-names.js";

@@ -1,3 +1,4 @@
+/** The penalty box's state in Redis, with bans spread by pub/sub. */
 import { Cluster, type Redis } from "ioredis";
 import { msUntil } from "../../algorithms/outcome.js";
 import type { PenaltyParams, PenaltyStatus } from "../../algorithms/penalty-box.js";

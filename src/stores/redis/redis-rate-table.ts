@@ -1,3 +1,4 @@
+/** A rate limit's state in Redis. */
 import type { LimitSpec } from "../../algorithms/limit-spec.js";
 import type { Outcome } from "../../algorithms/outcome.js";
 import type { Failed, RateTable } from "../store.js";

@@ -1,3 +1,4 @@
+/** The Redis store: every algorithm as an atomic Lua script, with a deadline and a failure mode. */
 import { Cluster, Redis } from "ioredis";
 import type { LimitSpec } from "../../algorithms/limit-spec.js";
 import type { Outcome } from "../../algorithms/outcome.js";

@@ -1,3 +1,4 @@
+/** The concurrency script: leases on a sorted set. */
 import { ONE_KEY_OP, PRELUDE } from "./prelude.js";
 
 /**

@@ -1,3 +1,4 @@
+/** The leased-quota script: slices taken from and given back to a GCRA bucket. */
 import { ONE_KEY_OP, PRELUDE } from "./prelude.js";
 
 /**

@@ -1,3 +1,4 @@
+/** The penalty-box scripts: its transitions and the listing of live bans. */
 import { ONE_KEY_OP, PRELUDE } from "./prelude.js";
 
 /**

@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import pg from "pg";
-import { generateSigningKey, Keyring } from "../../src/permissions/keys.js";
+import { generateSigningKey, Keyring } from "../../src/permissions/signing-keys.js";
 import { migrate } from "../../src/permissions/migrate.js";
 import { PgPermissionPolicy } from "../../src/permissions/pg-policy.js";
 import { signGrant } from "../../src/permissions/grant.js";

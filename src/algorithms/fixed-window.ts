@@ -1,3 +1,4 @@
+/** The fixed-window rate algorithm: its parameters and its transition over two numbers of state. */
 import { integerAtLeast, positive } from "../core/validate.js";
 import { type Outcome, msUntil } from "./outcome.js";
 import type { RateAlgorithm } from "./rate-algorithm.js";

@@ -1,3 +1,4 @@
+/** The GCRA rate algorithm (the exact token bucket): its parameters, its transition and its remaining count. */
 import { InvalidArgumentError } from "../core/errors.js";
 import { positive } from "../core/validate.js";
 import type { Outcome } from "./outcome.js";

@@ -1,3 +1,4 @@
+/** A limit's specification: the rate options a caller gives, validated into one algorithm and its parameters. */
 import { fixedWindow, fixedWindowParams, type FixedWindowParams } from "./fixed-window.js";
 import { gcra, gcraParams, type GcraParams } from "./gcra.js";
 import type { RateAlgorithm } from "./rate-algorithm.js";

@@ -1,3 +1,4 @@
+/** The penalty box's transitions (failure back-off and escalating bans) over seven numbers of state per key. */
 import { integerAtLeast, nonNegative, positive } from "../core/validate.js";
 
 /**

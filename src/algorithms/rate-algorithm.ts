@@ -1,3 +1,4 @@
+/** The shape every rate algorithm has for the stores: a pure transition over a few numbers of state. */
 import type { Outcome } from "./outcome.js";
 
 /**

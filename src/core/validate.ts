@@ -1,3 +1,4 @@
+/** Checks of numeric options that throw an InvalidArgumentError naming the option. */
 import { InvalidArgumentError } from "./errors.js";
 
 /** A finite number > 0. */

@@ -16,6 +16,7 @@ import { parseForm } from "./form-body.js";
 import type { HttpLimiter, Verdict } from "./http-limiter.js";
 import { type Callback, LimiterTiers, type PortcullisExtras, RequestKeys, oneRouteTable, responseHeaders, standardHeadersOption, whenReady } from "./one-route.js";
 import { parseDuration } from "./duration.js";
+import { DEFAULT_WINDOW_MS, refuseUnsupported } from "./one-liner-options.js";
 import { NodeRequestInfo, closeSignal } from "./adapters/node.js";
 
 type Awaitable<T> = T | Promise<T>;
@@ -100,7 +101,6 @@ const UNSUPPORTED: Record<string, string> = {
 };
 
 const DEFAULT_MAX = 1000;
-const DEFAULT_WINDOW_MS = 60_000;
 const FORM = "application/x-www-form-urlencoded";
 
 function plugin(instance: unknown, o: RateLimitPluginOptions, done: Done): void {
@@ -114,9 +114,7 @@ function plugin(instance: unknown, o: RateLimitPluginOptions, done: Done): void 
 }
 
 function register(fastify: Instance, o: RateLimitPluginOptions): void {
-  for (const k of Object.keys(UNSUPPORTED)) {
-    if ((o as Record<string, unknown>)[k] !== undefined) throw new InvalidArgumentError(k, `is not supported; ${UNSUPPORTED[k]}`);
-  }
+  refuseUnsupported(o, UNSUPPORTED, false);
   if (o.global === false) throw new InvalidArgumentError("global", "per-route limits are set with the route table: register fastifyRateLimit with `routes`");
   if (typeof o.store === "function") throw new InvalidArgumentError("store", "must be a store instance (MemoryStore, or RedisStore from portcullis/redis), not a class");
   const windowMs = parseDuration(o.timeWindow ?? DEFAULT_WINDOW_MS, "timeWindow");

@@ -21,7 +21,7 @@ import { MemoryStore } from "../stores/memory-store.js";
 import type { Store } from "../stores/store.js";
 import { TrustedProxies, resolveClientIp } from "./client-ip.js";
 import { type LimitView, ceilSeconds, headerFormats, policyItem, quoteName, retryAfterSeconds, writeRateLimitHeaders } from "./headers.js";
-import { type CompiledKey, compileKey, identityReader } from "./keys.js";
+import { type CompiledKey, compileKey, identityReader } from "./limit-keys.js";
 import { Lockout } from "./lockout.js";
 import { requestPath } from "./path.js";
 import { PROBLEM_CONTENT_TYPE, type ProblemWriter, problemWriter } from "./problem.js";
@@ -199,33 +199,14 @@ export class HttpLimiter {
     if (route.lockout !== undefined) {
       const subject = route.lockout.subject(ctx);
       if (subject !== undefined) {
-        const d = this.lockout.check(subject) as Decision;
-        if (d.shadowed) this.event("info", "subject would be locked out (shadow)", ctx, "lockout", d, subject);
-        if (!d.allowed) return this.lockedOut(ctx, subject, d);
+        const refused = this.lockoutChecked(ctx, subject, this.lockout.check(subject) as Decision);
+        if (refused !== undefined) return refused;
         track = { subject, failures: route.lockout.failures, successResets: route.lockout.successResets };
       }
     }
 
-    let decisions: Decision[] | undefined;
-    let keys: string[] | undefined;
-    if (route.sync.length === 1) {
-      const l = route.sync[0]!;
-      const key = this.keyOf(l, ctx);
-      const d = l.limiter.check(key) as Decision;
-      if (!d.allowed) return this.reject(route, ctx, [d], 0);
-      if (d.shadowed) this.shadowEvent(route, ctx, l, d);
-      // The common case (one limit, no queue) answers without building the general lists.
-      if (route.queued === undefined) return this.allowOne(route, l, d, track);
-      decisions = [d];
-    } else if (route.set !== undefined) {
-      keys = route.sync.map((l) => this.keyOf(l, ctx));
-      const c = route.set.check(keys) as CompositeDecision;
-      decisions = c.decisions as Decision[];
-      if (!c.allowed) return this.reject(route, ctx, decisions, decisions.length - 1);
-      for (let i = 0; i < decisions.length; i++) if (decisions[i]!.shadowed) this.shadowEvent(route, ctx, route.sync[i]!, decisions[i]!);
-    } else {
-      decisions = [];
-    }
+    const decisions = this.limitsChecked(route, ctx, this.checkLimits(route, ctx) as Decision | CompositeDecision | undefined, track);
+    if (!Array.isArray(decisions)) return decisions;
 
     const q = route.queued;
     if (q === undefined) return this.allow(route, decisions, track);
@@ -307,34 +288,54 @@ export class HttpLimiter {
     if (route.lockout !== undefined) {
       const subject = route.lockout.subject(ctx);
       if (subject !== undefined) {
-        const d = await this.lockout.check(subject);
-        if (d.shadowed) this.event("info", "subject would be locked out (shadow)", ctx, "lockout", d, subject);
-        if (!d.allowed) return this.lockedOut(ctx, subject, d);
+        const refused = this.lockoutChecked(ctx, subject, await this.lockout.check(subject));
+        if (refused !== undefined) return refused;
         track = { subject, failures: route.lockout.failures, successResets: route.lockout.successResets };
       }
     }
-    let decisions: Decision[];
-    if (route.sync.length === 1) {
-      const l = route.sync[0]!;
-      const d = await l.limiter.check(this.keyOf(l, ctx));
-      if (!d.allowed) return this.reject(route, ctx, [d], 0);
-      if (d.shadowed) this.shadowEvent(route, ctx, l, d);
-      if (route.queued === undefined) return this.allowOne(route, l, d, track);
-      decisions = [d];
-    } else if (route.set !== undefined) {
-      const c = await route.set.check(route.sync.map((l) => this.keyOf(l, ctx)));
-      decisions = c.decisions as Decision[];
-      if (!c.allowed) return this.reject(route, ctx, decisions, decisions.length - 1);
-      for (let i = 0; i < decisions.length; i++) if (decisions[i]!.shadowed) this.shadowEvent(route, ctx, route.sync[i]!, decisions[i]!);
-    } else {
-      decisions = [];
-    }
+    const decisions = this.limitsChecked(route, ctx, await this.checkLimits(route, ctx), track);
+    if (!Array.isArray(decisions)) return decisions;
     const q = route.queued;
     if (q === undefined) return this.allow(route, decisions, track);
     const qKey = this.keyOf(q, ctx);
     return this.queueStep(route, ctx, q, qKey, await q.limiter.check(qKey), decisions, track, onQueue);
   }
 
+  /** After the lockout check of `subject`: the refusal when it is locked out (a shadowed lock is only logged). */
+  private lockoutChecked(ctx: KeyContext, subject: string, d: Decision): Verdict | undefined {
+    if (d.shadowed) this.event("info", "subject would be locked out (shadow)", ctx, "lockout", d, subject);
+    return d.allowed ? undefined : this.lockedOut(ctx, subject, d);
+  }
+
+  /** Checks a route's limits that are not queued: its one limit alone, or all of them together. */
+  private checkLimits(route: CompiledRoute, ctx: KeyContext): Decision | CompositeDecision | undefined | Promise<Decision | CompositeDecision> {
+    if (route.sync.length === 1) {
+      const l = route.sync[0]!;
+      return l.limiter.check(this.keyOf(l, ctx));
+    }
+    return route.set?.check(route.sync.map((l) => this.keyOf(l, ctx)));
+  }
+
+  /**
+   * After `checkLimits`: the refusal, or the answer when the route has no
+   * queue and one limit (the common case answers without building the
+   * general lists), else the decisions to go on to the queue with. Shadowed
+   * decisions are logged.
+   */
+  private limitsChecked(route: CompiledRoute, ctx: KeyContext, c: Decision | CompositeDecision | undefined, track: LockoutTrack | undefined): Verdict | Decision[] {
+    if (c === undefined) return [];
+    if (route.sync.length === 1) {
+      const l = route.sync[0]!;
+      const d = c as Decision;
+      if (!d.allowed) return this.reject(route, ctx, [d], 0);
+      if (d.shadowed) this.shadowEvent(route, ctx, l, d);
+      return route.queued === undefined ? this.allowOne(route, l, d, track) : [d];
+    }
+    const decisions = (c as CompositeDecision).decisions as Decision[];
+    if (!c.allowed) return this.reject(route, ctx, decisions, decisions.length - 1);
+    for (let i = 0; i < decisions.length; i++) if (decisions[i]!.shadowed) this.shadowEvent(route, ctx, route.sync[i]!, decisions[i]!);
+    return decisions;
+  }
 
   /** After the queued limit's check: pass, refuse (not a rate refusal, or a full queue) or wait in the queue. */
   private queueStep(

@@ -26,6 +26,7 @@ import {
   whenReady,
 } from "./one-route.js";
 import { type Next, runLimiter } from "./adapters/node.js";
+import { DEFAULT_WINDOW_MS, refuseUnsupported } from "./one-liner-options.js";
 
 type Awaitable<T> = T | Promise<T>;
 
@@ -92,14 +93,11 @@ const UNSUPPORTED: Record<string, string> = {
   passOnStoreError: "set the store's own failure mode (RedisStore `onFailure`)",
 };
 
-const DEFAULT_WINDOW_MS = 60_000;
 const DEFAULT_LIMIT = 5;
 
 export function rateLimit<Req extends IncomingMessage = IncomingMessage, Res extends ServerResponse = ServerResponse>(o: RateLimitOptions<Req, Res> = {}): RateLimitMiddleware<Req, Res> {
   if (o === null || typeof o !== "object") throw new InvalidArgumentError("options", "must be an object");
-  for (const k of Object.keys(UNSUPPORTED)) {
-    if ((o as Record<string, unknown>)[k] !== undefined && (o as Record<string, unknown>)[k] !== false) throw new InvalidArgumentError(k, `is not supported; ${UNSUPPORTED[k]}`);
-  }
+  refuseUnsupported(o, UNSUPPORTED, true);
   const windowMs = o.windowMs ?? DEFAULT_WINDOW_MS;
   const limitOpt = o.limit ?? o.max ?? DEFAULT_LIMIT;
   if (typeof limitOpt !== "number" && typeof limitOpt !== "function") throw new InvalidArgumentError(o.limit !== undefined ? "limit" : "max", `must be a number or a function, got ${JSON.stringify(limitOpt)}`);

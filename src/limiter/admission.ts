@@ -1,3 +1,4 @@
+/** A new connection's caps (concurrency leases) and rates checked together on any store, all or nothing. */
 import type { AdmitAnswer, Failed, RateOp, Store } from "../stores/store.js";
 import { FAILED } from "../stores/store.js";
 import { admitAll, releaseAll } from "../stores/admit-all.js";

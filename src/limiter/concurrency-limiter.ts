@@ -1,3 +1,4 @@
+/** The concurrency limiter: at most `limit` slots held per key at once, on any store. */
 import { type Clock, systemClock } from "../core/clock.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import { integerAtLeast, positive } from "../core/validate.js";

@@ -1,3 +1,4 @@
+/** createLimiter: a rate limit from its options, on the store given or a memory store of its own. */
 import { type RateLimiterOptions, RateLimiter } from "./rate-limiter.js";
 
 /**

@@ -1,3 +1,4 @@
+/** The Decision: the answer of one limit check, with its remaining count and its waits. */
 import type { RejectReason } from "../algorithms/outcome.js";
 import { inRange } from "../core/validate.js";
 

@@ -1,3 +1,4 @@
+/** What answers while a store that can fail is unavailable (insurance, open, closed), for every limiter. */
 import type { LimitSpec, RateLimitOptions } from "../algorithms/limit-spec.js";
 import type { StoreFailure } from "../stores/store.js";
 import { type OutcomeView, allowed, rejected } from "./decision.js";

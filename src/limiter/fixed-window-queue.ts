@@ -1,10 +1,11 @@
+/** The FIFO queue of a fixed-window limit: callers wait for the next window instead of being refused. */
 import type { FixedWindowParams } from "../algorithms/fixed-window.js";
 import type { QueueOrder } from "../algorithms/limit-spec.js";
 import { Outcome, msUntil } from "../algorithms/outcome.js";
 import type { Clock, TimerHandle } from "../core/clock.js";
 import { AcquireAbortedError } from "../core/errors.js";
 import type { Reply } from "../stores/store.js";
-import { type KeyQueue as SharedKeyQueue, type QueueBounds, type Waiter, settle, windowsBehind } from "./queue-retry.js";
+import { type KeyQueue as SharedKeyQueue, type QueueBounds, type Waiter, settle, windowsBehind } from "./queue-waiters.js";
 import type { QueueSeat, QueueSeats } from "./queue-seats.js";
 import { then, value } from "./reply.js";
 

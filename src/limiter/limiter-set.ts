@@ -1,3 +1,4 @@
+/** LimiterSet: several limits checked as one, all of them or none charged. */
 import type { Outcome } from "../algorithms/outcome.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import { cost as validCost } from "../core/validate.js";

@@ -1,3 +1,4 @@
+/** The penalty-box limiter: authentication failures per key, back-off and bans, on any store. */
 import { msUntil } from "../algorithms/outcome.js";
 import { type PenaltyOptions, type PenaltyParams, type PenaltyStatus, penaltyParams } from "../algorithms/penalty-box.js";
 import { type Clock, systemClock } from "../core/clock.js";

@@ -1,3 +1,4 @@
+/** Places held in a shared store by the waiters of a fixed window's queue. */
 import type { Clock } from "../core/clock.js";
 import type { Store } from "../stores/store.js";
 import { ConcurrencyLimiter, type Lease } from "./concurrency-limiter.js";

@@ -1,3 +1,4 @@
+/** RateLimiter: a rate limit over any store, synchronous on memory, asynchronous on shared stores. */
 import { type LimitSpec, type RateLimitOptions, limitSpec } from "../algorithms/limit-spec.js";
 import { Outcome } from "../algorithms/outcome.js";
 import { type Clock, TurnCachedClock, systemClock } from "../core/clock.js";

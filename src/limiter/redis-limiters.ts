@@ -1,3 +1,4 @@
+/** The Redis limiter names of earlier versions, kept as thin aliases over the one limiter family. */
 import type { RedisPenaltyTable } from "../stores/redis/redis-penalty-table.js";
 import type { RedisRateTable } from "../stores/redis/redis-rate-table.js";
 import type { RedisStore } from "../stores/redis/redis-store.js";

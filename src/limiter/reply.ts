@@ -1,3 +1,4 @@
+/** The seam between the sync and async surfaces: a limiter's last step runs on the store's answer. */
 import type { Reply } from "../stores/store.js";
 
 /**

@@ -1,3 +1,4 @@
+/** The types every limiter shares: acquire options and the common description of a limit. */
 import type { Decision } from "./decision.js";
 
 export interface AcquireOptions {

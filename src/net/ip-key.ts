@@ -1,3 +1,4 @@
+/** IP address keys: addresses normalised by their bits, and IPv6 clients counted by prefix. */
 import { isIPv4, isIPv6 } from "node:net";
 import { InvalidArgumentError } from "../core/errors.js";
 import { integerAtLeast } from "../core/validate.js";

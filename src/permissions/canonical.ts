@@ -1,3 +1,4 @@
+/** The canonical byte encoding of a permission: the message the authority signs. */
 import type { PermissionFields } from "./permission.js";
 
 /**

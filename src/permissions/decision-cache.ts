@@ -1,6 +1,3 @@
-import type { Clock } from "../core/clock.js";
-import { integerAtLeast, nonNegative } from "../core/validate.js";
-
 /**
  * A bounded TTL cache of policy lookups, keyed by (identity, destination),
  * with an index by identity so a change to one identity's permissions drops
@@ -11,6 +8,10 @@ import { integerAtLeast, nonNegative } from "../core/validate.js";
  * invalidation may carry the old answer, so it is only stored if no
  * invalidation happened while it ran.
  */
+import type { Clock } from "../core/clock.js";
+import { ExpiringLru } from "../core/expiring-lru.js";
+import { integerAtLeast, nonNegative } from "../core/validate.js";
+
 export interface DecisionCacheOptions {
   readonly clock: Clock;
   /** How long an entry stays usable (ms of the clock's monotonic time). 0 disables caching. */
@@ -21,24 +22,18 @@ export interface DecisionCacheOptions {
 interface Entry<V> {
   readonly identity: string;
   readonly value: V;
-  readonly expiresAt: number;
 }
 
-/** Entries looked at for expiry per insert: a small constant keeps inserts O(1). */
-const SWEEP_PER_INSERT = 2;
-
 export class DecisionCache<V> {
-  private readonly entries = new Map<string, Entry<V>>();
+  private readonly entries: ExpiringLru<Entry<V>>;
   private readonly byIdentity = new Map<string, Set<string>>();
-  private readonly clock: Clock;
   private readonly ttlMs: number;
-  private readonly maxEntries: number;
   private gen = 0;
 
   constructor(o: DecisionCacheOptions) {
-    this.clock = o.clock;
     this.ttlMs = nonNegative("cacheTtlMs", o.ttlMs);
-    this.maxEntries = integerAtLeast("cacheMaxEntries", o.maxEntries, 1);
+    const maxEntries = integerAtLeast("cacheMaxEntries", o.maxEntries, 1);
+    this.entries = new ExpiringLru(o.clock, maxEntries, this.ttlMs, (key, e) => this.unindex(key, e.identity));
   }
 
   /** Changes on every invalidation. */
@@ -51,29 +46,13 @@ export class DecisionCache<V> {
   }
 
   get(key: string): V | undefined {
-    const e = this.entries.get(key);
-    if (e === undefined) return undefined;
-    if (this.clock.now() >= e.expiresAt) {
-      this.remove(key, e);
-      return undefined;
-    }
-    this.entries.delete(key);
-    this.entries.set(key, e);
-    return e.value;
+    return this.entries.get(key)?.value;
   }
 
   /** Stores `value` unless an invalidation happened since `generation` was read. */
   set(identity: string, key: string, value: V, generation: number): boolean {
     if (this.ttlMs === 0 || generation !== this.gen) return false;
-    const now = this.clock.now();
-    const old = this.entries.get(key);
-    if (old !== undefined) this.remove(key, old);
-    this.sweep(now);
-    while (this.entries.size >= this.maxEntries) {
-      const [k, e] = this.entries.entries().next().value as [string, Entry<V>];
-      this.remove(k, e);
-    }
-    this.entries.set(key, { identity, value, expiresAt: now + this.ttlMs });
+    this.entries.set(key, { identity, value });
     let keys = this.byIdentity.get(identity);
     if (keys === undefined) this.byIdentity.set(identity, (keys = new Set()));
     keys.add(key);
@@ -84,8 +63,8 @@ export class DecisionCache<V> {
     this.gen++;
     const keys = this.byIdentity.get(identity);
     if (keys === undefined) return;
-    for (const k of keys) this.entries.delete(k);
     this.byIdentity.delete(identity);
+    for (const k of keys) this.entries.delete(k);
   }
 
   clear(): void {
@@ -94,19 +73,11 @@ export class DecisionCache<V> {
     this.byIdentity.clear();
   }
 
-  private sweep(now: number): void {
-    let i = 0;
-    for (const [k, e] of this.entries) {
-      if (i++ >= SWEEP_PER_INSERT || now < e.expiresAt) return;
-      this.remove(k, e);
-    }
-  }
-
-  private remove(key: string, e: Entry<V>): void {
-    this.entries.delete(key);
-    const keys = this.byIdentity.get(e.identity);
+  /** Drops `key` from its identity's index once its entry left the cache (expired, evicted, replaced). */
+  private unindex(key: string, identity: string): void {
+    const keys = this.byIdentity.get(identity);
     if (keys === undefined) return;
     keys.delete(key);
-    if (keys.size === 0) this.byIdentity.delete(e.identity);
+    if (keys.size === 0) this.byIdentity.delete(identity);
   }
 }

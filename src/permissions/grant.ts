@@ -1,8 +1,9 @@
+/** Grants: a permission request in the forms people type, validated and signed into a row. */
 import { randomUUID } from "node:crypto";
 import { InvalidArgumentError } from "../core/errors.js";
 import { cidrAt } from "../net/cidr.js";
 import { canonicalHostPattern } from "./host-pattern.js";
-import type { SigningKey } from "./keys.js";
+import type { SigningKey } from "./signing-keys.js";
 import type { PermissionFields } from "./permission.js";
 import { parsePortRange } from "./port-range.js";
 import { signPermission } from "./signature.js";

@@ -1,6 +1,3 @@
-import { isIP } from "node:net";
-import { normalizeIp } from "../net/ip-key.js";
-
 /**
  * Destination host patterns. A pattern is one of:
  *   "api.example.com"   exactly that host
@@ -11,6 +8,8 @@ import { normalizeIp } from "../net/ip-key.js";
  * stored (and signed) in canonical form, so a pattern that is not canonical is
  * malformed rather than silently reinterpreted.
  */
+import { isIP } from "node:net";
+import { normalizeIp } from "../net/ip-key.js";
 
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 

@@ -1,7 +1,7 @@
 /** Signed destination permissions in PostgreSQL for connect listeners. */
 export { PgPermissionPolicy, type PgPermissionPolicyOptions, type PolicyDecision, type PolicyStats, type RevokeListener } from "./pg-policy.js";
 export { type PolicyLogger, silentLogger } from "./policy-logger.js";
-export { Keyring, keyIdOf, generateSigningKey, loadPrivateKey, loadPublicKey, parsePrivateKey, parsePublicKey, privateKeyPem, publicKeyPem, type SigningKey } from "./keys.js";
+export { Keyring, keyIdOf, generateSigningKey, loadPrivateKey, loadPublicKey, parsePrivateKey, parsePublicKey, privateKeyPem, publicKeyPem, type SigningKey } from "./signing-keys.js";
 export { encodePermission } from "./canonical.js";
 export { signPermission, verifySignature, checkIntegrity, checkRow, timeState, type RowCheck } from "./signature.js";
 export { signGrant, type GrantRequest, type SignedPermission } from "./grant.js";

@@ -1,10 +1,3 @@
-import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import type pg from "pg";
-import { PortcullisError } from "../core/errors.js";
-import { MIGRATIONS_TABLE, quotedSchema } from "./schema-name.js";
-
 /**
  * Applies the SQL files in migrations/ (named NNNN_name.sql) in order, each
  * at most once per schema. Bookkeeping lives in portcullis_migrations, in the
@@ -13,6 +6,12 @@ import { MIGRATIONS_TABLE, quotedSchema } from "./schema-name.js";
  * one transaction under an advisory lock, so two gateways migrating at once
  * neither interleave nor half-apply.
  */
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type pg from "pg";
+import { PortcullisError } from "../core/errors.js";
+import { MIGRATIONS_TABLE, quotedSchema } from "./schema-name.js";
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations/", import.meta.url));
 

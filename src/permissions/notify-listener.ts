@@ -1,3 +1,4 @@
+/** A PostgreSQL LISTEN connection on one channel that reconnects on its own. */
 import type pg from "pg";
 import { pgModule } from "./pg-module.js";
 import type { Clock, TimerHandle } from "../core/clock.js";

@@ -19,7 +19,7 @@ export interface PermissionFields {
   readonly expiresAtUs: bigint;
   /** Who granted it (free text, for the audit trail). */
   readonly createdBy: string;
-  /** Id of the key that signed it (see keys.ts). */
+  /** Id of the key that signed it (see signing-keys.ts). */
   readonly keyId: string;
 }
 

@@ -1,3 +1,4 @@
+/** The destination policy from signed permission rows in PostgreSQL. */
 import type pg from "pg";
 import { pgModule } from "./pg-module.js";
 import { systemClock, type Clock } from "../core/clock.js";
@@ -5,7 +6,7 @@ import { integerAtLeast, nonNegative } from "../core/validate.js";
 import { cidrAt, type Cidr } from "../net/cidr.js";
 import { DecisionCache } from "./decision-cache.js";
 import { hostMatches, normalizeHost } from "./host-pattern.js";
-import type { Keyring } from "./keys.js";
+import type { Keyring } from "./signing-keys.js";
 import { NotifyListener } from "./notify-listener.js";
 import { LIMITS, ROW_REJECTIONS, type PermissionRow, type RowRejection } from "./permission.js";
 import { silentLogger, type PolicyLogger } from "./policy-logger.js";

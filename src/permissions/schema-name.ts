@@ -1,3 +1,4 @@
+/** The PostgreSQL schema name of the permission table: checked, then quoted. */
 import { InvalidArgumentError } from "../core/errors.js";
 
 /**

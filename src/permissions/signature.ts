@@ -1,6 +1,7 @@
+/** Signing and verifying a permission's canonical bytes with Ed25519. */
 import { sign, verify, type KeyObject } from "node:crypto";
 import { encodePermission } from "./canonical.js";
-import type { Keyring, SigningKey } from "./keys.js";
+import type { Keyring, SigningKey } from "./signing-keys.js";
 import type { PermissionFields, PermissionRow, RowRejection } from "./permission.js";
 import { validateFields } from "./validate-fields.js";
 

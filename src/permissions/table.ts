@@ -1,13 +1,12 @@
-import type pg from "pg";
-import type { PermissionFields, PermissionRow } from "./permission.js";
-import { PERMISSIONS_TABLE, quotedSchema } from "./schema-name.js";
-
 /**
  * SQL access to the permission table. Times are read as exact integer
  * microseconds (text, to keep all 64 bits): reading them through a JS Date
  * would drop the microseconds, and a tampered row differing only there would
  * verify. A time that is not finite reads as null, which verifies as malformed.
  */
+import type pg from "pg";
+import type { PermissionFields, PermissionRow } from "./permission.js";
+import { PERMISSIONS_TABLE, quotedSchema } from "./schema-name.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
 

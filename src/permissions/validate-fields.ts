@@ -1,3 +1,4 @@
+/** The check that a permission's fields are well formed and canonical. */
 import { canonicalCidr } from "../net/cidr.js";
 import { isCanonicalHostPattern } from "./host-pattern.js";
 import { LIMITS, type PermissionFields } from "./permission.js";

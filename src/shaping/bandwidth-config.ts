@@ -1,3 +1,4 @@
+/** The bandwidth configuration: per-key upload and download rates, validated. */
 import { InvalidArgumentError } from "../core/errors.js";
 import type { RateSpec } from "../algorithms/byte-bucket.js";
 import { parseByteSize } from "./byte-size.js";

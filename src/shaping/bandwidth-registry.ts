@@ -1,3 +1,4 @@
+/** The registry of bandwidth buckets: one per key, shared by the key's live connections. */
 import type { Clock } from "../core/clock.js";
 import { PortcullisError } from "../core/errors.js";
 import type { Rng } from "../core/random.js";

@@ -1,3 +1,4 @@
+/** Byte counts from configuration: numbers, or strings such as "10MiB". */
 import { InvalidArgumentError } from "../core/errors.js";
 
 const UNITS: Record<string, number> = {

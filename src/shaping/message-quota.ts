@@ -1,3 +1,4 @@
+/** The bandwidth quota source backed by the process holding the shared state (the message store). */
 import type { RateSpec } from "../algorithms/byte-bucket.js";
 import type { QuotaSource } from "./quota.js";
 

@@ -1,3 +1,4 @@
+/** A byte budget shared beyond this process, spent locally in leased slices. */
 import type { Clock, TimerHandle } from "../core/clock.js";
 import { type Rng, systemRng } from "../core/random.js";
 import { positive } from "../core/validate.js";

@@ -1,3 +1,4 @@
+/** The bandwidth quota source backed by the Redis store's leased quotas. */
 import { LeasedQuota } from "../stores/redis/leased-quota.js";
 import type { RedisStore } from "../stores/redis/redis-store.js";
 import type { RateSpec } from "../algorithms/byte-bucket.js";

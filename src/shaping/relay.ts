@@ -1,3 +1,4 @@
+/** Relays bytes both ways between two sockets, each direction through its own shaped pipe. */
 import type { Socket } from "node:net";
 import type { Writable } from "node:stream";
 import type { Gate } from "./gate.js";

@@ -1,3 +1,4 @@
+/** One byte bucket shared by every connection of a key, paced in small grants. */
 import type { Clock, TimerHandle } from "../core/clock.js";
 import { ByteBucket, type RateSpec } from "../algorithms/byte-bucket.js";
 import type { Gate } from "./gate.js";

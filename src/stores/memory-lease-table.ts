@@ -1,3 +1,4 @@
+/** Concurrency leases in the memory store. */
 import {
   concurrencyAcquire,
   concurrencyEarliestExpiry,

@@ -1,3 +1,4 @@
+/** The penalty box's state in the memory store, with eviction of stale keys. */
 import {
   PENALTY_WIDTH,
   type PenaltyParams,

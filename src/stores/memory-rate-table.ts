@@ -1,3 +1,4 @@
+/** A rate limit's state in the memory store. */
 import type { LimitSpec } from "../algorithms/limit-spec.js";
 import type { Outcome } from "../algorithms/outcome.js";
 import type { RateAlgorithm } from "../algorithms/rate-algorithm.js";

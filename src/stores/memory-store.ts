@@ -1,3 +1,4 @@
+/** The memory store: the embedded default store, one bounded table per limit. */
 import type { LimitSpec } from "../algorithms/limit-spec.js";
 import { Outcome } from "../algorithms/outcome.js";
 import type { PenaltyParams } from "../algorithms/penalty-box.js";

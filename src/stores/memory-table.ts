@@ -1,3 +1,4 @@
+/** The bounded table of fixed-width numeric state behind the memory store. */
 import { integerAtLeast } from "../core/validate.js";
 
 /**

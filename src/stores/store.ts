@@ -1,3 +1,4 @@
+/** The contract between the limiters and the stores their state lives in. */
 import type { Clock } from "../core/clock.js";
 import type { LimitSpec } from "../algorithms/limit-spec.js";
 import type { Outcome } from "../algorithms/outcome.js";
@@ -158,11 +159,15 @@ export interface LeaseGrant {
 
 export type LeaseId = number | string;
 
-/** One lease to take in an `admitAll`. */
-export interface LeaseOp<S extends boolean = boolean> {
+/** A key of a lease table at a clock reading: what every lease operation of a batch names. */
+export interface LeaseKeyAt<S extends boolean = boolean> {
   readonly table: LeaseTable<S>;
   readonly key: string;
   readonly now: number;
+}
+
+/** One lease to take in an `admitAll`. */
+export interface LeaseOp<S extends boolean = boolean> extends LeaseKeyAt<S> {
   /** A shadow limit's refusal does not stop the others (and takes nothing). */
   readonly shadow: boolean;
 }
@@ -184,11 +189,8 @@ export interface AdmitAnswer {
 }
 
 /** One lease to end in a `releaseAll`. */
-export interface LeaseRelease<S extends boolean = boolean> {
-  readonly table: LeaseTable<S>;
-  readonly key: string;
+export interface LeaseRelease<S extends boolean = boolean> extends LeaseKeyAt<S> {
   readonly id: LeaseId;
-  readonly now: number;
 }
 
 /** Per-limit concurrency leases. */

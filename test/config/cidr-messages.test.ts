@@ -15,7 +15,7 @@ import { DestinationPolicy } from "../../src/gateway/policy/destination-policy.j
 import { TrustedProxies } from "../../src/http/client-ip.js";
 import { cidrProblem } from "../../src/net/cidr.js";
 import { signGrant } from "../../src/permissions/grant.js";
-import { generateSigningKey } from "../../src/permissions/keys.js";
+import { generateSigningKey } from "../../src/permissions/signing-keys.js";
 import { guardConfigOf } from "../../src/server-guard/options.js";
 import { bandwidthConfig } from "../../src/shaping/bandwidth-config.js";
 

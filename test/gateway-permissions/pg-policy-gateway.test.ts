@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import tls from "node:tls";
 import { systemClock } from "../../src/core/clock.js";
-import { generateSigningKey, publicKeyPem } from "../../src/permissions/keys.js";
+import { generateSigningKey, publicKeyPem } from "../../src/permissions/signing-keys.js";
 import { makeTestPki, type IssuedCert, type TestPki } from "../helpers/certs.js";
 import { configOf, startGateway, startOrigin, type Origin } from "../gateway/fixtures.js";
 import { grant, pgFixture, until, type PgFixture } from "../permissions/pg-fixture.js";

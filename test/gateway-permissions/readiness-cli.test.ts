@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { generateSigningKey, publicKeyPem } from "../../src/permissions/keys.js";
+import { generateSigningKey, publicKeyPem } from "../../src/permissions/signing-keys.js";
 import { closedPort } from "../probe/fixtures.js";
 import { pgFixture, until } from "../permissions/pg-fixture.js";
 import { CLI } from "../helpers/cli.js";

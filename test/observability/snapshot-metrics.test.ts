@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { systemClock } from "../../src/core/clock.js";
 import { GatewayMetrics } from "../../src/metrics/gateway-metrics.js";
-import { generateSigningKey, publicKeyPem } from "../../src/permissions/keys.js";
+import { generateSigningKey, publicKeyPem } from "../../src/permissions/signing-keys.js";
 import { startGateway, startOrigin, withTimeout, type Origin, type Running } from "../gateway/fixtures.js";
 import { bandwidthDoc, openTunnel, sleep } from "../gateway-bandwidth/harness.js";
 import { makeTestPki } from "../helpers/certs.js";

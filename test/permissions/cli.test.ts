@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { main as permit } from "../../src/cli/commands/permit.js";
 import { main as db, type CommandIo } from "../../src/cli/commands/db.js";
-import { Keyring, loadPublicKey } from "../../src/permissions/keys.js";
+import { Keyring, loadPublicKey } from "../../src/permissions/signing-keys.js";
 import { PgPermissionPolicy } from "../../src/permissions/pg-policy.js";
 import { DATABASE_URL } from "./pg-fixture.js";
 import { CLI } from "../helpers/cli.js";

@@ -4,7 +4,7 @@ import { execFile } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import { connect as tlsConnect } from "node:tls";
 import { systemClock } from "../../src/core/clock.js";
-import { generateSigningKey, Keyring } from "../../src/permissions/keys.js";
+import { generateSigningKey, Keyring } from "../../src/permissions/signing-keys.js";
 import { PgPermissionPolicy } from "../../src/permissions/pg-policy.js";
 import { makeTestPki, type IssuedCert, type TestPki } from "../helpers/certs.js";
 import { grant, pgFixture, until, type PgFixture } from "./pg-fixture.js";

@@ -2,7 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import pg from "pg";
 import { ManualClock, systemClock } from "../../src/core/clock.js";
-import { generateSigningKey, Keyring } from "../../src/permissions/keys.js";
+import { generateSigningKey, Keyring } from "../../src/permissions/signing-keys.js";
 import { migrate } from "../../src/permissions/migrate.js";
 import { PgPermissionPolicy } from "../../src/permissions/pg-policy.js";
 import type { PolicyLogger } from "../../src/permissions/policy-logger.js";

@@ -2,7 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import pg from "pg";
 import { ManualClock, systemClock } from "../../src/core/clock.js";
-import { generateSigningKey, Keyring, type SigningKey } from "../../src/permissions/keys.js";
+import { generateSigningKey, Keyring, type SigningKey } from "../../src/permissions/signing-keys.js";
 import { PgPermissionPolicy, type PgPermissionPolicyOptions } from "../../src/permissions/pg-policy.js";
 import type { PolicyLogger } from "../../src/permissions/policy-logger.js";
 import { signGrant } from "../../src/permissions/grant.js";

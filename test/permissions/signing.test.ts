@@ -4,7 +4,7 @@ import { createHash, generateKeyPairSync } from "node:crypto";
 import fc from "fast-check";
 import { encodePermission } from "../../src/permissions/canonical.js";
 import { signGrant } from "../../src/permissions/grant.js";
-import { generateSigningKey, keyIdOf, Keyring, parsePrivateKey, parsePublicKey, privateKeyPem, publicKeyPem } from "../../src/permissions/keys.js";
+import { generateSigningKey, keyIdOf, Keyring, parsePrivateKey, parsePublicKey, privateKeyPem, publicKeyPem } from "../../src/permissions/signing-keys.js";
 import type { PermissionFields, PermissionRow } from "../../src/permissions/permission.js";
 import { checkIntegrity, checkRow, signPermission, timeState, verifySignature } from "../../src/permissions/signature.js";
 

@@ -1,3 +1,4 @@
+/** The `bench` command: runs the benchmarks side by side with their peers in a source checkout. */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";

@@ -1,3 +1,4 @@
+/** The `check-config` command: validates a configuration file and prints the effective configuration. */
 import { stringify as toToml } from "smol-toml";
 import { effectiveConfig } from "../../gateway/config/effective.js";
 import { loadConfigFile } from "../../gateway/config/load.js";

@@ -1,3 +1,4 @@
+/** The `db` command: manages the PostgreSQL schema of the permission table. */
 import { parseArgs } from "node:util";
 import { isDatabaseError, pgModule } from "../../permissions/pg-module.js";
 import { PortcullisError } from "../../core/errors.js";

@@ -1,3 +1,4 @@
+/** The `hash-password` command: hashes a proxy Basic user's password read from standard input. */
 import { hashPassword } from "../../gateway/identity/passwords.js";
 
 export const summary = "hash a password for a proxy Basic user (reads it from standard input)";

@@ -1,3 +1,4 @@
+/** The `permit` command: signs, grants, revokes, lists and verifies destination permissions. */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
@@ -6,7 +7,7 @@ import { isDatabaseError, pgModule } from "../../permissions/pg-module.js";
 import { systemClock } from "../../core/clock.js";
 import { InvalidArgumentError, PortcullisError } from "../../core/errors.js";
 import { signGrant } from "../../permissions/grant.js";
-import { generateSigningKey, Keyring, loadPrivateKey, privateKeyPem, publicKeyPem } from "../../permissions/keys.js";
+import { generateSigningKey, Keyring, loadPrivateKey, privateKeyPem, publicKeyPem } from "../../permissions/signing-keys.js";
 import type { PermissionRow } from "../../permissions/permission.js";
 import { formatPortRange } from "../../permissions/port-range.js";
 import { checkIntegrity, timeState } from "../../permissions/signature.js";

@@ -1,3 +1,4 @@
+/** The `run` command: starts the gateway, as one process or as a primary with workers. */
 import cluster from "node:cluster";
 import { createHash } from "node:crypto";
 import { readFileSync, watch, type FSWatcher } from "node:fs";

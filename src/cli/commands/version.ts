@@ -1,3 +1,4 @@
+/** The `version` command: prints the version. */
 import { readFileSync } from "node:fs";
 
 export const summary = "print the version";

@@ -311,21 +311,16 @@ export class ConnectionGuard<S extends boolean = boolean> {
   admit(address: string): S extends true ? Admission | GuardHit : AdmitReply;
   admit(address: string): AdmitReply {
     if (!this.sync) return this.admitShared(address);
-    const family = isIPv4(address) ? "ipv4" : "ipv6";
-    if (this.hasDeny && this.deny.check(address, family)) return this.refused({ limiter: "deny_list", reason: "deny_list", shadow: false });
-    const key = this.keyOf(address);
-    if (this.hasAllow && this.allow.check(address, family)) return { key, exempt: true, release: () => {} };
+    const key = this.screen(address);
+    if (typeof key !== "string") return key;
 
     const ban = (this.box as PenaltyBox<true>).check(key);
     if (ban.reason === "banned") {
       const hit = this.hit(address, "ban", ban);
       if (hit) return hit;
     }
-    const prefixBan = this.defense.check(key);
-    if (prefixBan?.reason === "banned") {
-      const hit = this.hit(address, "ban", prefixBan);
-      if (hit) return hit;
-    }
+    const prefixHit = this.prefixBanned(address, key);
+    if (prefixHit) return prefixHit;
     const g = (this.global as ConcurrencyLimiter<true>).tryAcquire("*");
     if (!g.decision.allowed || g.decision.shadowed) {
       const hit = this.hit(address, "max_connections", g.decision);
@@ -358,6 +353,25 @@ export class ConnectionGuard<S extends boolean = boolean> {
   }
 
   /**
+   * The deny and allow lists, which answer before any limit: the refusal of
+   * a denied address, the exempt admission of an allowed one, or else the
+   * key the address is counted by.
+   */
+  private screen(address: string): string | Admission | GuardHit {
+    const family = isIPv4(address) ? "ipv4" : "ipv6";
+    if (this.hasDeny && this.deny.check(address, family)) return this.refused({ limiter: "deny_list", reason: "deny_list", shadow: false });
+    const key = this.keyOf(address);
+    if (this.hasAllow && this.allow.check(address, family)) return { key, exempt: true, release: () => {} };
+    return key;
+  }
+
+  /** The refusal of a key whose prefix defensive mode banned, if it is (a shadowed ban only logs). */
+  private prefixBanned(address: string, key: string): GuardHit | undefined {
+    const prefixBan = this.defense.check(key);
+    return prefixBan?.reason === "banned" ? this.hit(address, "ban", prefixBan) : undefined;
+  }
+
+  /**
    * The asynchronous store's admission: the ban from the local ban cache
    * (no I/O), then every cap and rate of the connection as one store
    * operation, all or nothing: as on the memory path, a connection refused
@@ -365,10 +379,8 @@ export class ConnectionGuard<S extends boolean = boolean> {
    * no slot.
    */
   private async admitShared(address: string): Promise<Admission | GuardHit> {
-    const family = isIPv4(address) ? "ipv4" : "ipv6";
-    if (this.hasDeny && this.deny.check(address, family)) return this.refused({ limiter: "deny_list", reason: "deny_list", shadow: false });
-    const key = this.keyOf(address);
-    if (this.hasAllow && this.allow.check(address, family)) return { key, exempt: true, release: () => {} };
+    const key = this.screen(address);
+    if (typeof key !== "string") return key;
     const box = this.box as PenaltyBox<false>;
     if (box.isBanned(key)) {
       // The cached ban answers without I/O.
@@ -378,11 +390,8 @@ export class ConnectionGuard<S extends boolean = boolean> {
         if (hit) return hit;
       }
     }
-    const prefixBan = this.defense.check(key);
-    if (prefixBan?.reason === "banned") {
-      const hit = this.hit(address, "ban", prefixBan);
-      if (hit) return hit;
-    }
+    const prefixHit = this.prefixBanned(address, key);
+    if (prefixHit) return prefixHit;
     const caps: CapCheck[] = [
       { limiter: this.global as ConcurrencyLimiter<false>, key: "*" },
       { limiter: this.perIp as ConcurrencyLimiter<false>, key },

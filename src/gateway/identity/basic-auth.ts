@@ -1,11 +1,10 @@
-import { randomBytes } from "node:crypto";
-import { InvalidArgumentError } from "../../core/errors.js";
-import { DEFAULT_SCRYPT, hashPassword, parsePasswordHash, verifyPassword } from "./passwords.js";
-
 /**
  * Proxy Basic authentication (RFC 7617 in a Proxy-Authorization header) and
  * the table of users it is checked against.
  */
+import { randomBytes } from "node:crypto";
+import { InvalidArgumentError } from "../../core/errors.js";
+import { DEFAULT_SCRYPT, hashPassword, parsePasswordHash, verifyPassword } from "./passwords.js";
 
 /** Longest Proxy-Authorization header value considered; longer ones are refused unread. */
 export const MAX_PROXY_AUTHORIZATION_LENGTH = 4096;

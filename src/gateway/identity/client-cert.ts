@@ -1,3 +1,4 @@
+/** The identity of an mTLS client, read from its verified certificate. */
 import { createHash, type X509Certificate } from "node:crypto";
 import { createRequire } from "node:module";
 import type * as Asn1Schema from "@peculiar/asn1-schema";

@@ -1,6 +1,7 @@
+/** The cache of recently verified credentials, so a reconnecting client does not pay a password hash again. */
 import { createHmac, randomBytes } from "node:crypto";
 import type { Clock } from "../../core/clock.js";
-import { ExpiringLru } from "./expiring-lru.js";
+import { ExpiringLru } from "../../core/expiring-lru.js";
 
 /**
  * Credentials verified recently, so a legitimate client that reconnects does

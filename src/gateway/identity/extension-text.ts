@@ -1,5 +1,3 @@
-import * as asn1js from "asn1js";
-
 /**
  * The text a custom certificate extension carries. Issuers encode such an
  * identity either as a DER string (UTF8String, IA5String, PrintableString),
@@ -8,6 +6,7 @@ import * as asn1js from "asn1js";
  * text can never be mistaken for DER, and DER of any other type decodes to
  * bytes that the identity check rejects.
  */
+import * as asn1js from "asn1js";
 
 const UNIVERSAL = 1;
 const TAG_UTF8 = 12;

@@ -1,9 +1,3 @@
-import type { Clock } from "../../core/clock.js";
-import type { UserTable } from "./basic-auth.js";
-import { CredentialCache } from "./credential-cache.js";
-import { ExpiringLru } from "./expiring-lru.js";
-import { type GateObserver, type VerificationDrop, VerificationGate } from "./verification-gate.js";
-
 /**
  * Proxy Basic password checks as a bounded, fair resource. A credential
  * verified recently is accepted from the cache without hashing; everything
@@ -14,6 +8,11 @@ import { type GateObserver, type VerificationDrop, VerificationGate } from "./ve
  * unknown class's bounded queue, and legitimate clients that logged in
  * before keep logging in.
  */
+import type { Clock } from "../../core/clock.js";
+import type { UserTable } from "./basic-auth.js";
+import { CredentialCache } from "./credential-cache.js";
+import { ExpiringLru } from "../../core/expiring-lru.js";
+import { type GateObserver, type VerificationDrop, VerificationGate } from "./verification-gate.js";
 
 export interface VerifierSettings {
   /** Verifications running at once. */

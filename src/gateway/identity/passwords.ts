@@ -1,11 +1,10 @@
-import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
-
 /**
  * Password hashes for proxy Basic users: scrypt (node:crypto) with a random
  * salt, stored self-describing as `scrypt$N$r$p$salt$hash` (salt and hash in
  * unpadded base64), so the cost can be raised later without breaking the
  * hashes already in configuration files.
  */
+import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 
 export interface ScryptParams {
   /** CPU/memory cost, a power of two. */

@@ -1,5 +1,3 @@
-import type { Clock, TimerHandle } from "../../core/clock.js";
-
 /**
  * A bounded, fair gate in front of password hashing. At most `concurrency`
  * verifications run at once (each holds one thread of libuv's pool for the
@@ -11,6 +9,7 @@ import type { Clock, TimerHandle } from "../../core/clock.js";
  * waited (its AbortSignal fired) is dropped before it starts: a flood that
  * gives up costs nothing once it is gone.
  */
+import type { Clock, TimerHandle } from "../../core/clock.js";
 
 export type VerificationPriority = "trusted" | "unknown";
 /** Why a verification never ran. */

@@ -1,11 +1,3 @@
-import pino, { type DestinationStream } from "pino";
-import { type Clock, systemClock } from "../../core/clock.js";
-import { InvalidArgumentError } from "../../core/errors.js";
-import { normalizeIp } from "../../net/ip-key.js";
-import { ConnLines } from "./conn-lines.js";
-import { LogfmtDestination } from "./logfmt.js";
-import { scrubFields } from "./privacy.js";
-
 /**
  * The gateway's event log, on pino. Every event is one line at INFO with
  * `ts` (ISO 8601 wall time), `level` and `event`, then the event's fields in a
@@ -13,6 +5,13 @@ import { scrubFields } from "./privacy.js";
  * line-anchored pattern (fail2ban) reads the fields it needs before any text a
  * client chose. See docs/logging.md.
  */
+import pino, { type DestinationStream } from "pino";
+import { type Clock, systemClock } from "../../core/clock.js";
+import { InvalidArgumentError } from "../../core/errors.js";
+import { normalizeIp } from "../../net/ip-key.js";
+import { ConnLines } from "./conn-lines.js";
+import { LogfmtDestination } from "./logfmt.js";
+import { scrubFields } from "./privacy.js";
 
 export type LogFormat = "json" | "logfmt";
 

@@ -6,7 +6,7 @@
  * path, never the URL (it may carry a password).
  */
 import { InvalidArgumentError } from "../../core/errors.js";
-import { loadPublicKey } from "../../permissions/keys.js";
+import { loadPublicKey } from "../../permissions/signing-keys.js";
 import type { ListenerPolicyConfig } from "./config-schema.js";
 
 export function policyResourceProblems(at: string, p: ListenerPolicyConfig, env: NodeJS.ProcessEnv): string[] {

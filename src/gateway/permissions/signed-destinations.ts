@@ -7,7 +7,7 @@
  * them.
  */
 import { type Clock } from "../../core/clock.js";
-import { Keyring } from "../../permissions/keys.js";
+import { Keyring } from "../../permissions/signing-keys.js";
 import { PgPermissionPolicy } from "../../permissions/pg-policy.js";
 import { type DestinationDecision, DestinationPolicy } from "../policy/destination-policy.js";
 import type { ListenerPolicyConfig } from "./config-schema.js";

@@ -1,3 +1,4 @@
+/** The host of the message store: answers its peers' operations from a MemoryStore. */
 import { type LimitSpec, limitSpec, specFrom } from "../../algorithms/limit-spec.js";
 import { Outcome } from "../../algorithms/outcome.js";
 import type { PenaltyParams } from "../../algorithms/penalty-box.js";

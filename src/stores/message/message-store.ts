@@ -1,17 +1,16 @@
+/** The message store: limits whose state lives in another process or thread. */
 import type { LimitSpec } from "../../algorithms/limit-spec.js";
 import { Outcome, type RejectReason } from "../../algorithms/outcome.js";
 import type { PenaltyParams } from "../../algorithms/penalty-box.js";
 import { systemClock } from "../../core/clock.js";
 import { InvalidArgumentError } from "../../core/errors.js";
-import { integerAtLeast, positive } from "../../core/validate.js";
+import { integerAtLeast } from "../../core/validate.js";
 import { BanCache } from "../ban-cache.js";
-import { MemoryStore } from "../memory-store.js";
 import {
   type BanEvent,
   type BanRow,
   FAILED,
   type Failed,
-  type FailureMode,
   type LeaseGrant,
   type LeaseId,
   type LeaseTable,
@@ -23,29 +22,17 @@ import {
   type RateOp,
   type RateTable,
   type Store,
-  type StoreFailure,
 } from "../store.js";
-import { type HealthCounters, type StoreEvents, type StoreMode, StoreHealth } from "../store-health.js";
+import type { StoreEvents } from "../store-health.js";
+import { RemoteStore, type RemoteStoreOptions } from "../remote-store.js";
 import type { MessageChannel } from "./channel.js";
 import { type EventPush, type Reply, type Request, UNKNOWN_TABLE, WIRE, type WireOutcome, decode, encode, isWire } from "./wire.js";
 
-export interface MessageStoreOptions {
+export interface MessageStoreOptions extends RemoteStoreOptions {
   /** The channel to the process holding the state (see channel.ts for adapters). */
   channel: MessageChannel;
-  /** Deadline of every batch in ms (default 100). */
-  timeoutMs?: number;
-  /** What decides while the host does not answer (default "insurance"). */
-  onFailure?: FailureMode;
-  /** Processes sharing the host; insurance limits are the real ones divided by it (default 2). */
-  expectedInstances?: number;
-  /** How often the host is pinged while it does not answer, in ms (default 250). */
-  probeIntervalMs?: number;
   /** Most operations in one message (default 256). */
   maxBatch?: number;
-  /** Most operations waiting on the host at once; beyond it decisions fall back at once (default 20,000). */
-  maxInFlight?: number;
-  /** Most keys each insurance limit tracks locally (default 100,000). */
-  insuranceMaxKeys?: number;
   /** Most bans cached locally per box (default 100,000). */
   maxCachedBans?: number;
   events?: StoreEvents<"remote">;
@@ -72,17 +59,11 @@ interface Batch {
  * missed one counts as a store failure, so the limiters' failure modes
  * apply (insurance by default) while a probe pings the host.
  */
-export class MessageStore implements Store<false>, StoreFailure {
+export class MessageStore extends RemoteStore<"remote"> implements Store<false> {
   readonly sync = false as const;
   readonly kind = "message" as const;
   readonly storeTime = true;
-  readonly timeoutMs: number;
-  readonly expectedInstances: number;
-  readonly probeIntervalMs: number;
-  readonly insurance: MemoryStore;
-  private readonly health: StoreHealth<"remote">;
   private readonly maxBatch: number;
-  private readonly maxInFlight: number;
   private readonly maxCachedBans: number;
   private readonly inFlight = new Map<number, Batch>();
   private readonly boxes = new Map<number, MessagePenaltyTable>();
@@ -91,52 +72,17 @@ export class MessageStore implements Store<false>, StoreFailure {
   private waiting = 0;
   private nextBatch = 1;
   private nextTable = 1;
-  private unnamed = 0;
   /** Tables the host knows (cleared when it answers that it does not: a restarted host). */
   private defined = new Set<number>();
   private closed = false;
 
   constructor(private readonly o: MessageStoreOptions) {
-    this.timeoutMs = positive("timeoutMs", o.timeoutMs ?? 100);
-    this.expectedInstances = integerAtLeast("expectedInstances", o.expectedInstances ?? 2, 1);
-    this.probeIntervalMs = positive("probeIntervalMs", o.probeIntervalMs ?? 250);
+    super(o, 100, o.events ?? {}, "remote");
     this.maxBatch = integerAtLeast("maxBatch", o.maxBatch ?? 256, 1);
-    this.maxInFlight = integerAtLeast("maxInFlight", o.maxInFlight ?? 20_000, 1);
     this.maxCachedBans = integerAtLeast("maxCachedBans", o.maxCachedBans ?? 100_000, 1);
-    const mode = o.onFailure ?? "insurance";
-    if (mode !== "insurance" && mode !== "open" && mode !== "closed") {
-      throw new InvalidArgumentError("onFailure", `must be "insurance", "open" or "closed", got ${String(mode)}`);
-    }
-    this.insurance = new MemoryStore({ maxKeys: integerAtLeast("insuranceMaxKeys", o.insuranceMaxKeys ?? 100_000, 1) });
-    this.health = new StoreHealth(mode, this.probeIntervalMs, () => this.ping(), o.events ?? {}, "remote");
     this.stopListening = o.channel.onMessage((m) => this.onMessage(m));
     // The host that answers again may be a new one that knows no table yet.
     this.health.onRecovery(() => this.defined.clear());
-  }
-
-  get failure(): StoreFailure {
-    return this;
-  }
-
-  /** "remote", or the failure mode answering while the host does not. */
-  get mode(): StoreMode<"remote"> {
-    return this.health.mode;
-  }
-
-  get failureMode(): FailureMode {
-    return this.health.failureMode;
-  }
-
-  get counters(): Readonly<HealthCounters> {
-    return this.health.counters;
-  }
-
-  countFallback(): void {
-    this.health.counters.fallbackDecisions++;
-  }
-
-  generateName(prefix: string): string {
-    return `${prefix}-${++this.unnamed}`;
   }
 
   /** Resolves true once the host answers (false after `timeoutMs`). */
@@ -296,7 +242,7 @@ export class MessageStore implements Store<false>, StoreFailure {
     this.settle(reply.id, b, decode(reply.r) as unknown[]);
   }
 
-  private ping(): Promise<boolean> {
+  protected ping(): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
     // Sent past the health gate: the probe is what finds the host back.
     return new Promise<boolean>((resolve) => {

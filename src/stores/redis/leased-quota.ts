@@ -1,3 +1,4 @@
+/** A GCRA budget in Redis from which instances lease slices. */
 import { gcraParams, type GcraParams } from "../../algorithms/gcra.js";
 import { limitSpec } from "../../algorithms/limit-spec.js";
 import { Outcome } from "../../algorithms/outcome.js";
@@ -5,7 +6,7 @@ import { type Clock, type TimerHandle, systemClock } from "../../core/clock.js";
 import { InvalidArgumentError } from "../../core/errors.js";
 import { integerAtLeast, nonNegative, positive } from "../../core/validate.js";
 import type { MemoryRateTable } from "../memory-rate-table.js";
-import { stateKey, validName } from "./keys.js";
+import { stateKey, validName } from "./key-names.js";
 import { LuaScript } from "./lua-script.js";
 import type { RedisStore } from "./redis-store.js";
 import { LEASE_SCRIPT } from "./scripts/lease.js";

@@ -1,3 +1,4 @@
+/** The parameter string the rate script reads for a limit. */
 import type { LimitSpec } from "../../algorithms/limit-spec.js";
 
 /**

@@ -1,3 +1,4 @@
+/** A Lua script with its SHA1, called by EVALSHA and loaded only when Redis lacks it. */
 import { createHash } from "node:crypto";
 
 /** A Lua script with its SHA1, so it is called by EVALSHA and sent in full only when Redis lacks it. */

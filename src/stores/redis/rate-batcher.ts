@@ -1,6 +1,7 @@
+/** Batches the rate operations of one turn into one rate script call, and decodes its reply. */
 import { type GcraRemainingParams, gcraSlackMs, remainingOf } from "../../algorithms/gcra.js";
 import { Outcome, type RejectReason } from "../../algorithms/outcome.js";
-import { slotOf } from "./keys.js";
+import { TurnBatcher } from "./turn-batcher.js";
 
 /** Runs one call of the rate script. Resolves undefined on any failure; never rejects. */
 export type RateCall = (keys: string[], args: string[]) => Promise<unknown>;
@@ -51,20 +52,20 @@ class Batch {
  * grouped by slot so each call stays in one.
  */
 export class RateBatcher {
-  private pending: Batch | undefined;
-  private bySlot: Map<number, Batch> | undefined;
-  private scheduled = false;
+  private readonly turns: TurnBatcher<Batch>;
 
   constructor(
     private readonly call: RateCall,
-    private readonly maxBatch: number,
-    private readonly cluster: boolean,
-  ) {}
+    maxBatch: number,
+    cluster: boolean,
+  ) {
+    this.turns = new TurnBatcher(() => new Batch(), (b) => this.send(b), maxBatch, cluster);
+  }
 
   add(key: string, spec: string, cost: number, now: string, flag: string): Promise<Outcome | undefined> {
     return new Promise((resolve) => {
-      const slot = this.cluster ? slotOf(key) : -1;
-      const b = this.batchFor(slot);
+      const slot = this.turns.slot(key);
+      const b = this.turns.batch(slot);
       const g = b.group(spec, now, flag);
       g.keys.push(key);
       if (cost !== 1 || g.costs !== undefined) {
@@ -72,38 +73,11 @@ export class RateBatcher {
         g.costs.push(String(cost));
       }
       g.resolvers.push(resolve);
-      if (++b.size >= this.maxBatch) this.send(b, slot);
-      else if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(this.flush);
-      }
+      this.turns.joined(b, slot, ++b.size);
     });
   }
 
-  private batchFor(slot: number): Batch {
-    if (!this.cluster) return (this.pending ??= new Batch());
-    this.bySlot ??= new Map();
-    let b = this.bySlot.get(slot);
-    if (b === undefined) {
-      b = new Batch();
-      this.bySlot.set(slot, b);
-    }
-    return b;
-  }
-
-  private readonly flush = (): void => {
-    this.scheduled = false;
-    if (this.pending !== undefined) this.send(this.pending, -1);
-    if (this.bySlot !== undefined) {
-      const batches = this.bySlot;
-      this.bySlot = undefined;
-      for (const b of batches.values()) this.send(b, undefined);
-    }
-  };
-
-  private send(b: Batch, slot: number | undefined): void {
-    if (b === this.pending) this.pending = undefined;
-    else if (slot !== undefined) this.bySlot?.delete(slot);
+  private send(b: Batch): void {
     const { keys, args, resolvers, deriveAt } = encodeBatch("each", b.groups);
     this.call(keys, args).then(
       (reply) => settle(resolvers, reply, deriveAt),

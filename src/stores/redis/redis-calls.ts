@@ -1,3 +1,4 @@
+/** What the Redis store's tables call on their store. */
 import type { Cluster, Redis } from "ioredis";
 import type { Outcome } from "../../algorithms/outcome.js";
 import type { Failed } from "../store.js";

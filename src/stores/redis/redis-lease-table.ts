@@ -1,6 +1,7 @@
+/** Concurrency leases in Redis, across instances. */
 import { randomUUID } from "node:crypto";
 import { FAILED, type Failed, type LeaseGrant, type LeaseId, type LeaseTable } from "../store.js";
-import { stateKey } from "./keys.js";
+import { stateKey } from "./key-names.js";
 import { LuaScript } from "./lua-script.js";
 import { nowArg } from "./redis-rate-table.js";
 import type { RedisCalls } from "./redis-calls.js";

@@ -1,3 +1,4 @@
+/** The penalty box's state in Redis, with bans spread by pub/sub. */
 import { Cluster, type Redis } from "ioredis";
 import { msUntil } from "../../algorithms/outcome.js";
 import type { PenaltyParams, PenaltyStatus } from "../../algorithms/penalty-box.js";
@@ -6,7 +7,7 @@ import { integerAtLeast } from "../../core/validate.js";
 import { MemoryPenaltyTable } from "../memory-penalty-table.js";
 import type { BanEvent, BanRow, PenaltyFailure, PenaltyTable, PenaltyTableOptions, PenaltyView } from "../store.js";
 import { BanCache } from "../ban-cache.js";
-import { limitKey, stateKey } from "./keys.js";
+import { limitKey, stateKey } from "./key-names.js";
 import { LuaScript } from "./lua-script.js";
 import { nowArg } from "./redis-rate-table.js";
 import type { RedisCalls, RedisClient } from "./redis-calls.js";

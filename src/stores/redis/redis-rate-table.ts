@@ -1,7 +1,8 @@
+/** A rate limit's state in Redis. */
 import type { LimitSpec } from "../../algorithms/limit-spec.js";
 import type { Outcome } from "../../algorithms/outcome.js";
 import type { Failed, RateTable } from "../store.js";
-import { stateKey } from "./keys.js";
+import { stateKey } from "./key-names.js";
 import type { RedisCalls } from "./redis-calls.js";
 
 /** What the scripts receive as `now`: '' for Redis TIME (STORE_TIME), else the limit's clock reading. */
@@ -15,7 +16,7 @@ export function nowArg(now: number): string {
  * batched into one script call by the store.
  */
 export class RedisRateTable implements RateTable<false> {
-  /** The state key up to the subject: `<prefix>{<name>:` (see keys.ts). */
+  /** The state key up to the subject: `<prefix>{<name>:` (see key-names.ts). */
   private readonly keyHead: string;
 
   constructor(

@@ -1,11 +1,10 @@
+/** The Redis store: every algorithm as an atomic Lua script, with a deadline and a failure mode. */
 import { Cluster, Redis } from "ioredis";
 import type { LimitSpec } from "../../algorithms/limit-spec.js";
 import type { Outcome } from "../../algorithms/outcome.js";
 import type { PenaltyParams } from "../../algorithms/penalty-box.js";
 import { systemClock } from "../../core/clock.js";
-import { InvalidArgumentError } from "../../core/errors.js";
 import { integerAtLeast, positive } from "../../core/validate.js";
-import { MemoryStore } from "../memory-store.js";
 import {
   type AdmitAnswer,
   type AdmitOps,
@@ -17,12 +16,12 @@ import {
   type PenaltyTableOptions,
   type RateOp,
   type Store,
-  type StoreFailure,
   type TableOptions,
 } from "../store.js";
 import { admitEach } from "../admit-all.js";
-import { type FailureMode, type HealthCounters, type RedisStoreEvents, type StoreMode, StoreHealth } from "../store-health.js";
-import { slotOf, validName, validPrefix } from "./keys.js";
+import type { RedisStoreEvents } from "../store-health.js";
+import { RemoteStore, type RemoteStoreOptions } from "../remote-store.js";
+import { slotOf, validName, validPrefix } from "./key-names.js";
 import { scriptSpec } from "./limit-script-spec.js";
 import { LuaScript, isNoScript } from "./lua-script.js";
 import { RateBatcher, decodeReply, deriveParams, pushGroup } from "./rate-batcher.js";
@@ -36,31 +35,19 @@ import type { RedisCalls, RedisClient } from "./redis-calls.js";
 
 export type { RedisClient } from "./redis-calls.js";
 
-export interface RedisStoreOptions {
+export interface RedisStoreOptions extends RemoteStoreOptions {
   /** A client to use (the caller keeps ownership: `close()` leaves it open). */
   client?: RedisClient;
   /** Where to connect when no client is given (default redis://127.0.0.1:6379). */
   url?: string;
   /** Prepended to every key (default "portcullis:"). No braces. */
   prefix?: string;
-  /** Deadline of every Redis call in ms (default 50). */
-  timeoutMs?: number;
-  /** What decides while Redis is unavailable (default "insurance"). */
-  onFailure?: FailureMode;
-  /** Gateways sharing this Redis; insurance limits are the real ones divided by it (default 2). */
-  expectedInstances?: number;
-  /** How often Redis is pinged while unavailable, in ms (default 250). */
-  probeIntervalMs?: number;
   /**
    * Most operations in one script call (default 32). Smaller calls let
    * Redis decide one while this process encodes the next; larger ones
    * spread Redis's fixed cost per call over more decisions.
    */
   maxBatch?: number;
-  /** Most operations waiting on Redis at once; beyond it decisions fall back at once (default 20,000). */
-  maxInFlight?: number;
-  /** Most keys each insurance limit tracks locally (default 100,000). */
-  insuranceMaxKeys?: number;
   events?: RedisStoreEvents;
 }
 
@@ -75,43 +62,26 @@ const RELEASE_ALL = new LuaScript("release-all", RELEASE_ALL_SCRIPT);
  * switches to its failure mode (see StoreHealth) and the limits built on it
  * answer from their fallback; nothing is thrown into the request path.
  */
-export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
+export class RedisStore extends RemoteStore<"redis"> implements Store<false>, RedisCalls {
   readonly sync = false as const;
   readonly kind = "redis" as const;
   readonly storeTime = true;
   readonly client: RedisClient;
   readonly prefix: string;
-  readonly timeoutMs: number;
-  readonly expectedInstances: number;
-  readonly probeIntervalMs: number;
   readonly cluster: boolean;
-  /** Local state of the insurance limits (bounded, shared by this store's limits). */
-  readonly insurance: MemoryStore;
-  private readonly health: StoreHealth<"redis">;
   private readonly batcher: RateBatcher;
   private readonly releases: ReleaseBatcher;
   private readonly ownsClient: boolean;
-  private readonly maxInFlight: number;
   private inFlight = 0;
   private closed = false;
   private readonly recoveryListeners = new Set<() => void>();
-  private unnamed = 0;
 
   constructor(o: RedisStoreOptions = {}) {
+    super(o, 50, o.events ?? {}, "redis");
     this.prefix = validPrefix(o.prefix ?? "portcullis:");
-    this.timeoutMs = positive("timeoutMs", o.timeoutMs ?? 50);
-    this.expectedInstances = integerAtLeast("expectedInstances", o.expectedInstances ?? 2, 1);
-    this.probeIntervalMs = positive("probeIntervalMs", o.probeIntervalMs ?? 250);
-    this.maxInFlight = integerAtLeast("maxInFlight", o.maxInFlight ?? 20_000, 1);
-    const failureMode = o.onFailure ?? "insurance";
-    if (failureMode !== "insurance" && failureMode !== "open" && failureMode !== "closed") {
-      throw new InvalidArgumentError("onFailure", `must be "insurance", "open" or "closed", got ${String(failureMode)}`);
-    }
-    this.insurance = new MemoryStore({ maxKeys: integerAtLeast("insuranceMaxKeys", o.insuranceMaxKeys ?? 100_000, 1) });
     this.ownsClient = o.client === undefined;
     this.client = o.client ?? createClient(o.url ?? "redis://127.0.0.1:6379");
     this.cluster = this.client instanceof Cluster;
-    this.health = new StoreHealth(failureMode, this.probeIntervalMs, () => this.ping(), o.events ?? {});
     // One listener on the health, fanning out to a set the tables can leave (see onRecovery).
     this.health.onRecovery(() => {
       for (const l of [...this.recoveryListeners]) {
@@ -133,29 +103,6 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
     this.releases = new ReleaseBatcher((keys, args) => this.run(RELEASE_ALL, keys, args), integerAtLeast("maxBatch", o.maxBatch ?? 32, 1), this.cluster);
   }
 
-  /** "redis", or the failure mode answering while Redis is unavailable. */
-  get mode(): StoreMode {
-    return this.health.mode;
-  }
-
-  /** The store's failure mode, as the limiters read it. */
-  get failure(): StoreFailure {
-    return this;
-  }
-
-  get failureMode(): FailureMode {
-    return this.health.failureMode;
-  }
-
-  get counters(): Readonly<HealthCounters> {
-    return this.health.counters;
-  }
-
-  /** @internal Counts a decision answered by the failure mode. */
-  countFallback(): void {
-    this.health.counters.fallbackDecisions++;
-  }
-
   /**
    * @internal Calls `listener` each time the store returns to Redis after
    * an outage (a penalty box writes back the bans it recorded locally, the
@@ -174,11 +121,6 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
   /** @internal Listeners waiting for the next return to Redis (bounded by the live tables). */
   get recoveryListenerCount(): number {
     return this.recoveryListeners.size;
-  }
-
-  /** A limit name not used by this store instance yet. */
-  generateName(prefix: string): string {
-    return `${prefix}-${++this.unnamed}`;
   }
 
   rateTable(name: string, spec: LimitSpec, o: TableOptions = {}): RedisRateTable {
@@ -407,7 +349,7 @@ export class RedisStore implements Store<false>, StoreFailure, RedisCalls {
     });
   }
 
-  private async ping(): Promise<boolean> {
+  protected async ping(): Promise<boolean> {
     if (this.closed) return false;
     try {
       return (await this.withDeadline(this.client.ping())) === "PONG";

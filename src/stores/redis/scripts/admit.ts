@@ -1,3 +1,4 @@
+/** The admission script: concurrency leases and rate checks in one call, all or nothing. */
 import { PRELUDE_CLOCK, PRELUDE_NUMBERS } from "./prelude.js";
 import { RATE_ALGORITHMS, RATE_DECIDE } from "./rate.js";
 

@@ -1,4 +1,5 @@
-import { PRELUDE } from "./prelude.js";
+/** The concurrency script: leases on a sorted set. */
+import { ONE_KEY_OP, PRELUDE } from "./prelude.js";
 
 /**
  * Concurrency leases (src/algorithms/concurrency.ts) on a sorted set: member
@@ -13,11 +14,7 @@ import { PRELUDE } from "./prelude.js";
  * clock, whose milliseconds are not real ones).
  * Reply: one string "ok held retryAfterMs".
  */
-export const CONCURRENCY_SCRIPT = `${PRELUDE}
-local key = KEYS[1]
-local op = ARGV[1]
-local now = clockArg(ARGV[2])
-local id = ARGV[3]
+export const CONCURRENCY_SCRIPT = `${PRELUDE}${ONE_KEY_OP}local id = ARGV[3]
 local ttl = dec(ARGV[4])
 local limit = tonumber(ARGV[5])
 local floor = tonumber(ARGV[6]) or 1

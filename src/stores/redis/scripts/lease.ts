@@ -1,4 +1,5 @@
-import { PRELUDE } from "./prelude.js";
+/** The leased-quota script: slices taken from and given back to a GCRA bucket. */
+import { ONE_KEY_OP, PRELUDE } from "./prelude.js";
 
 /**
  * Leased quotas: a GCRA bucket (the state of src/algorithms/gcra.ts) from which an instance reserves a slice at once
@@ -12,12 +13,7 @@ import { PRELUDE } from "./prelude.js";
  *   peek  reports the units available
  * Reply: one string "granted retryAfterMs available".
  */
-export const LEASE_SCRIPT = `${PRELUDE}
-local key = KEYS[1]
-local op = ARGV[1]
-local now = clockArg(ARGV[2])
-local p = {}
-for w in string.gmatch(ARGV[3], '%S+') do p[#p + 1] = tonumber(w) end
+export const LEASE_SCRIPT = `${PRELUDE}${ONE_KEY_OP}local p = split(ARGV[3])
 local iv, tol, burst, floor = p[1], p[2], p[3], p[4]
 local amount = tonumber(ARGV[4])
 -- State {debt, at} as in gcra.ts: the debt (ms of emission time owed) as of

@@ -1,4 +1,5 @@
-import { PRELUDE } from "./prelude.js";
+/** The penalty-box scripts: its transitions and the listing of live bans. */
+import { ONE_KEY_OP, PRELUDE } from "./prelude.js";
 
 /**
  * The penalty box of src/algorithms/penalty-box.ts ported line by line
@@ -23,12 +24,7 @@ import { PRELUDE } from "./prelude.js";
  *
  * Reply: one string "streak throttledUntil bannedUntil bans bannedNow now".
  */
-export const PENALTY_SCRIPT = `${PRELUDE}
-local key = KEYS[1]
-local op = ARGV[1]
-local now = clockArg(ARGV[2])
-local p = {}
-for w in string.gmatch(ARGV[3], '%S+') do p[#p + 1] = tonumber(w) end
+export const PENALTY_SCRIPT = `${PRELUDE}${ONE_KEY_OP}local p = split(ARGV[3])
 local throttleAfter, base, maxB, banFailures, banWindow, banDur, mult, banMax, retention, floor =
   p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
 local channel = ARGV[5]

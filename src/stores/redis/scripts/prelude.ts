@@ -111,3 +111,14 @@ local function ttlMs(idle, least)
   return encInt(t)
 end
 `;
+
+/**
+ * The head of the scripts that run one operation on one key (concurrency,
+ * lease, penalty): KEYS[1] the key, ARGV[1] the operation, ARGV[2] the clock
+ * ('' for Redis TIME). Follows PRELUDE.
+ */
+export const ONE_KEY_OP = `
+local key = KEYS[1]
+local op = ARGV[1]
+local now = clockArg(ARGV[2])
+`;

@@ -1,3 +1,4 @@
+/** The rate script: the rate algorithms of src/algorithms, batched. */
 import { PRELUDE_CLOCK, PRELUDE_NUMBERS } from "./prelude.js";
 
 /**

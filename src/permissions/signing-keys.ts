@@ -1,7 +1,3 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { InvalidArgumentError } from "../core/errors.js";
-
 /**
  * Ed25519 signing keys of the permission authority. Keys live in PEM files
  * (PKCS#8 private, SPKI public). A key's id is the first 16 hex digits of the
@@ -9,6 +5,9 @@ import { InvalidArgumentError } from "../core/errors.js";
  * long enough that rotating keys never collide by accident, and derivable by
  * anyone holding the public key, so it needs no registry.
  */
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { InvalidArgumentError } from "../core/errors.js";
 
 export interface SigningKey {
   readonly keyId: string;

@@ -1,3 +1,4 @@
+/** Redis key names and their Cluster hash tags. */
 import calculateSlot from "cluster-key-slot";
 import { InvalidArgumentError } from "../../core/errors.js";
 

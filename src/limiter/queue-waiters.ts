@@ -1,13 +1,12 @@
-import type { Outcome } from "../algorithms/outcome.js";
-import type { QueueOrder } from "../algorithms/limit-spec.js";
-import type { QueueSeat } from "./queue-seats.js";
-
 /**
  * The parts of a fixed window's FIFO queue that do not depend on where the
  * window's counts live: the waiter records and the play-out of the windows
  * ahead that gives a rejection behind the queue its Retry-After. The memory
  * queue and the Redis queue both use them, so the two cannot drift apart.
  */
+import type { Outcome } from "../algorithms/outcome.js";
+import type { QueueOrder } from "../algorithms/limit-spec.js";
+import type { QueueSeat } from "./queue-seats.js";
 
 /** One queued acquire. */
 export interface Waiter {

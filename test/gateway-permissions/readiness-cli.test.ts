@@ -11,8 +11,9 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { generateSigningKey, publicKeyPem } from "../../src/permissions/keys.js";
 import { closedPort } from "../probe/fixtures.js";
-import { pgFixture, until } from "../permissions/pg-fixture.js";
+import { pgFixture } from "../permissions/pg-fixture.js";
 import { CLI } from "../helpers/cli.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const TOKEN = "readiness-test-token-0123456789abcdef";
 /** Bound of the gateway's start (until its admin listener is up). */
@@ -50,21 +51,17 @@ async function readyzOf(policyUrl: string, schema: string, wantOk: boolean): Pro
   try {
     // A cold start of the built CLI took 10-20 s beside CPU hogs on a shared 2-core machine: the bound is for a
     // start that never comes, and the failure shows what the gateway said.
-    await until(() => /admin listener up on http:\/\/\S+/.test(stderr), START_MS, "admin listener up").catch((e: Error) => {
+    await waitUntil(() => /admin listener up on http:\/\/\S+/.test(stderr), { timeoutMs: START_MS, intervalMs: 10, message: "admin listener up" }).catch((e: Error) => {
       throw new Error(`${e.message}; the gateway's stderr:\n${stderr}`);
     });
     const url = /admin listener up on (http:\/\/\S+)/.exec(stderr)![1]!;
     let last: Readyz | undefined;
     // Readiness may lag the first PostgreSQL connection by a moment; poll until the expected state, bounded.
-    await until(
-      async () => {
+    await waitUntil(async () => {
         const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) });
         last = { status: res.status, body: (await res.json()) as Readyz["body"] };
         return last.body.checks.find((c) => c.name === "permissions")?.ok === wantOk;
-      },
-      10_000,
-      "the permissions check",
-    );
+      }, { timeoutMs: 10_000, intervalMs: 10, message: "the permissions check" });
     return last!;
   } finally {
     child.kill("SIGTERM");

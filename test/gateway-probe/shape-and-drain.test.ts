@@ -21,7 +21,8 @@ import { relayToMask } from "../../src/probe/mask-relay.js";
 import { handleMaskedTlsConnection } from "../../src/probe/masked-tls-listener.js";
 import { paddedLength, shapePadding } from "../../src/probe/shape-padding.js";
 import { withTimeout } from "../gateway/fixtures.js";
-import { closedPort, selfSigned, until } from "../probe/fixtures.js";
+import { closedPort, selfSigned } from "../probe/fixtures.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -124,15 +125,15 @@ describe("mask = false drains, then closes with a FIN", () => {
     const l = await noMaskListener(clock);
     try {
       const { c, seen } = l.connect(Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-      await new Promise((r) => setTimeout(r, 150));
+      await sleep(150);
       c.write(Buffer.alloc(1000, 1));
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       assert.equal(seen.fin || seen.reset, false, "still open while the client may send");
       clock.advance(4_999);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
       assert.equal(seen.fin, false);
       clock.advance(2);
-      await until(() => seen.fin, 3_000, "the FIN");
+      await waitUntil(() => seen.fin, { timeoutMs: 3_000, message: "the FIN" });
       assert.equal(seen.reset, false);
       assert.equal(seen.bytes, 0, "no byte of the gateway's own");
       c.destroy();
@@ -147,13 +148,13 @@ describe("mask = false drains, then closes with a FIN", () => {
     try {
       const a = l.connect(Buffer.from("\x00garbage"));
       a.c.once("connect", () => setTimeout(() => a.c.end(), 50));
-      await until(() => a.seen.fin, 3_000, "the FIN after the client's");
+      await waitUntil(() => a.seen.fin, { timeoutMs: 3_000, message: "the FIN after the client's" });
       assert.equal(a.seen.reset, false);
       const b = l.connect(Buffer.alloc(100 * 1024, 7));
-      await until(() => b.seen.fin, 3_000, "the FIN after 64 KiB");
+      await waitUntil(() => b.seen.fin, { timeoutMs: 3_000, message: "the FIN after 64 KiB" });
       // What the client still sends is read and dropped: its close stays orderly.
       b.c.end(Buffer.alloc(10_000, 1));
-      await until(() => b.seen.closed, 3_000, "closed");
+      await waitUntil(() => b.seen.closed, { timeoutMs: 3_000, message: "closed" });
       assert.equal(b.seen.reset, false);
     } finally {
       l.close();
@@ -191,7 +192,7 @@ describe("mask = false drains, then closes with a FIN", () => {
       while (!(await up())) {
         // A bound, not a measurement: starting the CLI through tsx takes tens of seconds on a loaded 2-core machine.
         assert.ok(performance.now() - started < 90_000 && child.exitCode === null, `gateway did not start: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       }
       const r = await withTimeout(
         new Promise<{ bytes: number; end: string }>((resolve) => {

@@ -15,6 +15,7 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import { GatewayProcess } from "../helpers/gateway-process.js";
 import { withTimeout } from "./fixtures.js";
+import { sleep } from "../helpers/wait.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -75,7 +76,7 @@ describe("the README's quick start, against npm start's configuration", () => {
         for (;;) {
           const up = await new Promise<boolean>((r) => net.connect(webPort, "127.0.0.1").once("connect", function (this: net.Socket) { this.destroy(); r(true); }).once("error", () => r(false)));
           if (up) return;
-          await new Promise((r) => setTimeout(r, 50));
+          await sleep(50);
         }
       })(),
       15_000,

@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GatewayProcess } from "../helpers/gateway-process.js";
 import { Client, connectHead, startEcho, userHash, type Origin } from "./fixtures.js";
+import { sleep } from "../helpers/wait.js";
 
 const TOKEN = "refusal-test-token-0123456789";
 
@@ -132,7 +133,7 @@ describe("refusals in the log, through portcullis run", () => {
     // A tunnel the policy allows is not a refusal.
     const ok = await connectOnce(port, `127.0.0.1:${echo.port}`, demo);
     assert.equal(ok, "HTTP/1.1 200 Connection established");
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     assert.equal(lines(gw, "deny").length, 4);
   });
 

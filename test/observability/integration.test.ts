@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { Client, connectDoc, connectHead, probe, startOrigin, userHash, withTimeout } from "../gateway/fixtures.js";
 import { TOKEN, sample, startObserved } from "./fixtures.js";
 import { CLI } from "../helpers/cli.js";
+import { sleep } from "../helpers/wait.js";
 
 describe("observability wired into the gateway", () => {
   test("relayed bytes are counted in totals per direction after real traffic", async () => {
@@ -33,7 +34,7 @@ describe("observability wired into the gateway", () => {
           for (;;) {
             const t = (await o.call("GET", "/metrics")).text;
             if (sample(t, "portcullis_relayed_bytes_total", { listener: "egress", direction: "out" }) > 0) return;
-            await new Promise((r) => setTimeout(r, 20));
+            await sleep(20);
           }
         })(),
         5000,
@@ -103,7 +104,7 @@ describe("observability wired into the gateway", () => {
             for (;;) {
               const m = /admin listener up on (http:\/\/\S+)/.exec(stderr);
               if (m) return m[1]!;
-              await new Promise((r) => setTimeout(r, 50));
+              await sleep(50);
             }
           })(),
           20_000,

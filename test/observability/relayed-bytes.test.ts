@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { GatewayProcess } from "../helpers/gateway-process.js";
 import { withTimeout } from "../gateway/fixtures.js";
 import { sample } from "./fixtures.js";
+import { sleep } from "../helpers/wait.js";
 
 const TOKEN = "relayed-bytes-token-0123456789";
 const SENT = 300_000;
@@ -95,7 +96,7 @@ test("an open tunnel's bytes reach /metrics within a few seconds, and its close 
         for (;;) {
           seen = { in: await relayed("in"), out: await relayed("out") };
           if (seen.in >= SENT && seen.out >= SENT) return;
-          await new Promise((r) => setTimeout(r, 200));
+          await sleep(200);
         }
       })(),
       15_000,
@@ -125,7 +126,7 @@ test("an open tunnel's bytes reach /metrics within a few seconds, and its close 
   await gw.waitFor(() => gw.count(" event=conn_close ") >= 2, "second conn_close");
   await withTimeout(
     (async () => {
-      while ((await relayed("out")) < SENT + 1000) await new Promise((r) => setTimeout(r, 100));
+      while ((await relayed("out")) < SENT + 1000) await sleep(100);
     })(),
     10_000,
     "total after close",

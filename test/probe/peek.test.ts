@@ -4,7 +4,8 @@ import tls from "node:tls";
 import { before, describe, test } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
 import { peekClientHello, replayIntoTls } from "../../src/probe/peek.js";
-import { type SelfSigned, captureClientHello, selfSigned, until } from "./fixtures.js";
+import { type SelfSigned, captureClientHello, selfSigned } from "./fixtures.js";
+import { waitUntil } from "../helpers/wait.js";
 
 /** A listener whose accepted sockets are handed to the test, plus a connected client. */
 async function pair(): Promise<{ server: net.Socket; client: net.Socket; close(): void }> {
@@ -86,7 +87,7 @@ describe("peek at the ClientHello", () => {
       let settled = false;
       const result = peekClientHello(p.server, { timeoutMs: 3_000, clock }).then((r) => ((settled = true), r));
       p.client.write(hello.subarray(0, 3));
-      await until(() => p.server.bytesRead >= 3, 3_000, "the bytes to arrive");
+      await waitUntil(() => p.server.bytesRead >= 3, { timeoutMs: 3_000, message: "the bytes to arrive" });
       clock.advance(2_999);
       await tick();
       assert.equal(settled, false);

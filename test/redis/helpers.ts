@@ -10,6 +10,7 @@ import { createConnection, createServer } from "node:net";
 import { Redis } from "ioredis";
 import type { ManualClock } from "../../src/index.js";
 import type { RedisRateLimiter } from "../../src/redis.js";
+import { waitUntil } from "../helpers/wait.js";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -30,15 +31,6 @@ export async function deletePrefix(prefix: string): Promise<void> {
     } while (cursor !== "0" && ++rounds < 10_000);
   } finally {
     r.disconnect();
-  }
-}
-
-/** Polls `cond` every few ms until it holds; throws after `timeoutMs`. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const start = performance.now();
-  while (!(await cond())) {
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
   }
 }
 
@@ -84,7 +76,7 @@ export class ThrowawayRedis {
     this.child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
       stdio: "ignore",
     });
-    await waitFor(() => this.answers(), 5000, `redis-server on ${this.port}`);
+    await waitUntil(() => this.answers(), { timeoutMs: 5000, message: `redis-server on ${this.port}` });
   }
 
   /** SIGKILL: the server vanishes without closing anything cleanly. */
@@ -136,7 +128,7 @@ async function freePort(): Promise<number> {
  */
 export async function queueAcrossTwoInstances(a: RedisRateLimiter, b: RedisRateLimiter, clock: ManualClock): Promise<void> {
   const idle = async (): Promise<void> => {
-    await waitFor(() => a.queueIdle() && b.queueIdle(), 5000, "the queues' Redis calls");
+    await waitUntil(() => a.queueIdle() && b.queueIdle(), { timeoutMs: 5000, message: "the queues' Redis calls" });
     await new Promise((r) => setImmediate(r));
   };
   const admitted: string[] = [];
@@ -161,7 +153,7 @@ export async function queueAcrossTwoInstances(a: RedisRateLimiter, b: RedisRateL
   assert.equal((await a.acquire("k")).reason, "queue_full");
   for (let w = 1; w <= 2; w++) {
     clock.advance(1000);
-    await waitFor(() => admitted.length >= 3 + 3 * w, 5000, `window ${w}`);
+    await waitUntil(() => admitted.length >= 3 + 3 * w, { timeoutMs: 5000, message: `window ${w}` });
     await idle();
     assert.equal(admitted.length, 3 + 3 * w, `window ${w} admits exactly 3 across both instances`);
   }

@@ -10,6 +10,7 @@ import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { waitUntil } from "../helpers/wait.js";
 
 const run = promisify(execFile);
 const SERVER = new URL("../../examples/ssh-tunnel-server/server.mjs", import.meta.url).pathname;
@@ -32,15 +33,6 @@ export async function makeKey(dir: string, name: string): Promise<KeyPair> {
   return { path, fingerprint: stdout.split(" ")[1]! };
 }
 
-export async function until<T>(f: () => T | undefined | false, what: string, ms = WAIT_MS): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 export class TunnelServer {
   /** Every line the server wrote, standard output and standard error. */
@@ -60,7 +52,7 @@ export class TunnelServer {
         s.lines.push(...parts);
       });
     }
-    const listening = await until(() => s.lines.find((l) => l.includes("msg=listening")), "the server's listening line");
+    const listening = await waitUntil(() => s.lines.find((l) => l.includes("msg=listening")), { timeoutMs: WAIT_MS, intervalMs: 20, message: "the server's listening line" });
     s.port = Number(/listen=127\.0\.0\.1:(\d+)/.exec(listening)![1]);
     return s;
   }

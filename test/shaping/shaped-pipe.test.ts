@@ -9,7 +9,7 @@ import { SharedBucket } from "../../src/shaping/shared-bucket.js";
 import { createShapedPipe } from "../../src/shaping/shaped-pipe.js";
 import { relayShaped } from "../../src/shaping/relay.js";
 import { openGate } from "../../src/shaping/gate.js";
-import { until } from "./harness.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const sha = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
 
@@ -68,15 +68,15 @@ describe("shaped relay over real sockets", { timeout: 30_000 }, () => {
     const relay = relayShaped(relayIn, relayOut, { upload: b.attach(), download: b.attach() });
     server.on("data", () => {});
     client.write(Buffer.alloc(100_000));
-    await until(() => relay.uploaded > 0, 5000, "first bytes");
+    await waitUntil(() => relay.uploaded > 0, { timeoutMs: 5000, intervalMs: 10, message: "first bytes" });
     client.resetAndDestroy();
     const outcome = await Promise.race([
       relay.done.then(() => "resolved", () => "rejected"),
       new Promise((r) => setTimeout(() => r("timeout"), 5000)),
     ]);
     assert.equal(outcome, "rejected");
-    await until(() => server.destroyed || server.readableEnded, 5000, "server side closed");
-    await until(() => b.connections === 0, 5000, "gates released");
+    await waitUntil(() => server.destroyed || server.readableEnded, { timeoutMs: 5000, intervalMs: 10, message: "server side closed" });
+    await waitUntil(() => b.connections === 0, { timeoutMs: 5000, intervalMs: 10, message: "gates released" });
     close1();
     close2();
   });

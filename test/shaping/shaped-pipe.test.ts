@@ -10,22 +10,9 @@ import { createShapedPipe } from "../../src/shaping/shaped-pipe.js";
 import { relayShaped } from "../../src/shaping/relay.js";
 import { openGate } from "../../src/shaping/gate.js";
 import { waitUntil } from "../helpers/wait.js";
+import { socketPair } from "../helpers/socket-pair.js";
 
 const sha = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
-
-/** A connected pair of real sockets on loopback. */
-async function socketPair(): Promise<[net.Socket, net.Socket, () => void]> {
-  const server = net.createServer({ allowHalfOpen: true });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const accepted = once(server, "connection");
-  const a = net.connect({ port: (server.address() as net.AddressInfo).port, host: "127.0.0.1", allowHalfOpen: true });
-  const [b] = (await accepted) as [net.Socket];
-  await once(a, "connect").catch(() => {});
-  a.on("error", () => {});
-  b.on("error", () => {});
-  return [a, b, () => server.close()];
-}
 
 function collect(s: net.Socket): { chunks: Buffer[]; ended: Promise<void> } {
   const chunks: Buffer[] = [];
@@ -35,8 +22,8 @@ function collect(s: net.Socket): { chunks: Buffer[]; ended: Promise<void> } {
 
 describe("shaped relay over real sockets", { timeout: 30_000 }, () => {
   test("relays both ways without losing or duplicating a byte, and passes half-close on", async () => {
-    const [client, relayIn, close1] = await socketPair();
-    const [relayOut, server, close2] = await socketPair();
+    const { client, server: relayIn, close: close1 } = await socketPair();
+    const { client: relayOut, server, close: close2 } = await socketPair();
     const up = new SharedBucket(systemClock, { bytesPerSecond: 8 * 1024 * 1024, burst: 64 * 1024 });
     const down = new SharedBucket(systemClock, { bytesPerSecond: 8 * 1024 * 1024, burst: 64 * 1024 });
     const relay = relayShaped(relayIn, relayOut, { upload: up.attach(), download: down.attach() });
@@ -61,8 +48,8 @@ describe("shaped relay over real sockets", { timeout: 30_000 }, () => {
   });
 
   test("a reset on one side destroys the other and releases the gates", async () => {
-    const [client, relayIn, close1] = await socketPair();
-    const [relayOut, server, close2] = await socketPair();
+    const { client, server: relayIn, close: close1 } = await socketPair();
+    const { client: relayOut, server, close: close2 } = await socketPair();
     // A paused source notices a reset when it next reads, so the rate lets it drain its buffer quickly.
     const b = new SharedBucket(systemClock, { bytesPerSecond: 1024 * 1024, burst: 16 * 1024 });
     const relay = relayShaped(relayIn, relayOut, { upload: b.attach(), download: b.attach() });
@@ -82,8 +69,8 @@ describe("shaped relay over real sockets", { timeout: 30_000 }, () => {
   });
 
   test("holds back a fast sender: the pipe buffers no more than the source's high-water mark plus one read", async () => {
-    const [client, relayIn, close1] = await socketPair();
-    const [relayOut, server, close2] = await socketPair();
+    const { client, server: relayIn, close: close1 } = await socketPair();
+    const { client: relayOut, server, close: close2 } = await socketPair();
     const b = new SharedBucket(systemClock, { bytesPerSecond: 64 * 1024, burst: 16 * 1024 });
     const relay = relayShaped(relayIn, relayOut, { upload: b.attach(), download: openGate });
     server.on("data", () => {});

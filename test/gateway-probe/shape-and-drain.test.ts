@@ -5,8 +5,7 @@
  * `portcullis run` process.
  */
 import assert from "node:assert/strict";
-import { CLI } from "../helpers/cli.js";
-import { spawn } from "node:child_process";
+import { GatewayProcess } from "../helpers/gateway-process.js";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -23,8 +22,6 @@ import { paddedLength, shapePadding } from "../../src/probe/shape-padding.js";
 import { withTimeout } from "../gateway/fixtures.js";
 import { closedPort, selfSigned } from "../probe/fixtures.js";
 import { waitUntil, sleep } from "../helpers/wait.js";
-
-const root = new URL("../..", import.meta.url).pathname;
 
 describe("shape padding", () => {
   test("the smallest floor x 2^k at or above the total, capped; above the cap unpadded", () => {
@@ -176,9 +173,7 @@ describe("mask = false drains, then closes with a FIN", () => {
         "",
       ].join("\n"),
     );
-    const child = spawn(process.execPath, [CLI, "run", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const gw = new GatewayProcess(file);
     try {
       const up = async (): Promise<boolean> =>
         new Promise((resolve) => {
@@ -191,7 +186,7 @@ describe("mask = false drains, then closes with a FIN", () => {
       const started = performance.now();
       while (!(await up())) {
         // A bound, not a measurement: starting the CLI through tsx takes tens of seconds on a loaded 2-core machine.
-        assert.ok(performance.now() - started < 90_000 && child.exitCode === null, `gateway did not start: ${stderr}`);
+        assert.ok(performance.now() - started < 90_000 && gw.child.exitCode === null, `gateway did not start: ${gw.stderr}`);
         await sleep(50);
       }
       const r = await withTimeout(
@@ -212,8 +207,8 @@ describe("mask = false drains, then closes with a FIN", () => {
       // (How long the drain waits is proven on the manual clock above; here: the real process drains and FINs.)
       assert.equal(r.bytes, 0);
     } finally {
-      child.kill("SIGTERM");
-      await withTimeout(new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r))), 30_000, "exit");
+      gw.child.kill("SIGTERM");
+      await gw.exit(30_000);
     }
   });
 
@@ -224,12 +219,10 @@ describe("mask = false drains, then closes with a FIN", () => {
       file,
       ["[[listener]]", 'name = "egress"', 'kind = "connect"', 'bind = "127.0.0.1:0"', 'probe_resistance = { mask = "127.0.0.1:1", shape_padding = { bucket_floor = "4KiB", bucket_cap = "1KiB" } }', ""].join("\n"),
     );
-    const child = spawn(process.execPath, [CLI, "run", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const code = await withTimeout(new Promise<number | null>((r) => child.once("exit", (c) => r(c))), 90_000, "exit");
+    const gw = new GatewayProcess(file);
+    const code = await gw.exit(90_000);
     assert.equal(code, 2);
-    assert.match(stderr, /probe_resistance\.shape_padding\.bucket_cap/);
-    assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
+    assert.match(gw.stderr, /probe_resistance\.shape_padding\.bucket_cap/);
+    assert.doesNotMatch(gw.stderr, /\n\s+at /, "no stack trace");
   });
 });

@@ -9,7 +9,6 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
@@ -17,6 +16,7 @@ import { CLI } from "../helpers/cli.js";
 import { GatewayProcess } from "../helpers/gateway-process.js";
 import { makeTestPki, type TestPki } from "../helpers/certs.js";
 import { withTimeout } from "../gateway/fixtures.js";
+import { freePort } from "../helpers/free-port.js";
 
 interface Run {
   code: number;
@@ -32,14 +32,6 @@ function cli(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv } = {}):
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 const LISTENER = '[[listener]]\nname = "egress"\nkind = "connect"\nbind = "127.0.0.1:0"\n';

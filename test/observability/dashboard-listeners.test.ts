@@ -21,6 +21,7 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { GatewayProcess } from "../helpers/gateway-process.js";
 import { Client, connectHead, userHash, withTimeout } from "../gateway/fixtures.js";
 import { waitUntil, sleep } from "../helpers/wait.js";
+import { freePort } from "../helpers/free-port.js";
 
 const TOKEN = "dashboard-listeners-token-0123456789";
 const OUT = join("test-output", "observability");
@@ -28,14 +29,6 @@ const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 /** What the bulk origin sends on each connection: several seconds' worth at the per-IP download cap below. */
 const BULK_BYTES = 64 * 1024;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** Polls `expression` in the page (through DevTools, outside the page's CSP) until it is truthy. */
 async function truthyInPage(page: Page, expression: string, timeoutMs: number): Promise<void> {

@@ -14,17 +14,10 @@ import { GatewayProcess } from "../helpers/gateway-process.js";
 import { withTimeout } from "../gateway/fixtures.js";
 import { sample } from "./fixtures.js";
 import { sleep } from "../helpers/wait.js";
+import { freePort } from "../helpers/free-port.js";
 
 const TOKEN = "relayed-bytes-token-0123456789";
 const SENT = 300_000;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 let dir: string;
 let echo: net.Server;

@@ -6,11 +6,12 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { Redis } from "ioredis";
 import type { ManualClock } from "../../src/index.js";
 import type { RedisRateLimiter } from "../../src/redis.js";
 import { waitUntil } from "../helpers/wait.js";
+import { freePort } from "../helpers/free-port.js";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -104,18 +105,6 @@ export class ThrowawayRedis {
       sock.on("data", (d) => done(d.toString().startsWith("+PONG")));
     });
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /**

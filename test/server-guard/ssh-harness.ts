@@ -6,7 +6,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, writeFile } from "node:fs/promises";
-import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -117,11 +116,3 @@ export async function stopSsh(r: SshRun): Promise<void> {
   await exitOf(r);
 }
 
-export async function freePort(host = "127.0.0.1"): Promise<number> {
-  const s = createServer();
-  s.listen(0, host);
-  await once(s, "listening");
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}

@@ -18,8 +18,9 @@ import { type AddressInfo, type Server, connect, createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
-import { type KeyPair, type SshRun, TunnelServer, exitOf, freePort, makeKey, ssh, stopSsh, tempDir, WAIT_MS } from "./ssh-harness.js";
+import { type KeyPair, type SshRun, TunnelServer, exitOf, makeKey, ssh, stopSsh, tempDir, WAIT_MS } from "./ssh-harness.js";
 import { waitUntil } from "../helpers/wait.js";
+import { freePort } from "../helpers/free-port.js";
 
 const run = promisify(execFile);
 const FILTER = new URL("../../deploy/fail2ban/filter.d/portcullis.conf", import.meta.url).pathname;

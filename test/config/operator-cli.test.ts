@@ -7,12 +7,11 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
-import { CLI } from "../helpers/cli.js";
+import { runCli } from "../helpers/cli.js";
 import { GatewayProcess } from "../helpers/gateway-process.js";
 import { makeTestPki, type TestPki } from "../helpers/certs.js";
 import { withTimeout } from "../gateway/fixtures.js";
@@ -26,12 +25,7 @@ interface Run {
 
 /** The CLI in `cwd` with a clean environment: no admin token, URL or overrides leak in from the shell. */
 function cli(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...o.env };
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: o.cwd ?? tmpdir(), env, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
+  return runCli(args, { cwd: o.cwd ?? tmpdir(), env: { PATH: process.env.PATH, HOME: process.env.HOME, ...o.env } });
 }
 
 const LISTENER = '[[listener]]\nname = "egress"\nkind = "connect"\nbind = "127.0.0.1:0"\n';

@@ -5,34 +5,18 @@
  * password in the message), and a listener name with control characters.
  */
 import assert from "node:assert/strict";
-import { CLI } from "../helpers/cli.js";
-import { execFile } from "node:child_process";
+import { type CliRun, runCli } from "../helpers/cli.js";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { validateConfig } from "../../src/gateway/config/load.js";
+import { freePort } from "../helpers/free-port.js";
 
-const root = new URL("../..", import.meta.url).pathname;
-
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
   const base = { ...process.env };
   delete base.PORTCULLIS_ADMIN_TOKEN;
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: root, env: { ...base, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-/** A port nothing listens on now. */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  return runCli(args, { env: { ...base, ...env } });
 }
 
 const listener = (port = 8080): string => `[[listener]]\nname = "egress"\nkind = "connect"\nbind = "127.0.0.1:${port}"\n`;

@@ -7,16 +7,15 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
-import { CLI } from "../helpers/cli.js";
+import { runCli } from "../helpers/cli.js";
 import { GatewayProcess } from "../helpers/gateway-process.js";
 import { makeTestPki, type TestPki } from "../helpers/certs.js";
 import { withTimeout } from "../gateway/fixtures.js";
+import { freePort } from "../helpers/free-port.js";
 
 interface Run {
   code: number;
@@ -26,20 +25,7 @@ interface Run {
 
 /** The CLI in `cwd` with a clean environment: no admin token, URL or overrides leak in from the shell. */
 function cli(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...o.env };
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: o.cwd ?? tmpdir(), env, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  return runCli(args, { cwd: o.cwd ?? tmpdir(), env: { PATH: process.env.PATH, HOME: process.env.HOME, ...o.env } });
 }
 
 const LISTENER = '[[listener]]\nname = "egress"\nkind = "connect"\nbind = "127.0.0.1:0"\n';

@@ -1,23 +1,17 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { validateConfig } from "../../src/gateway/config/load.js";
 import { reusePortAvailable, reusePortProblems } from "../../src/gateway/config/reuse-port.js";
-import { CLI } from "../helpers/cli.js";
+import { type CliRun, runCli } from "../helpers/cli.js";
 import { type Origin, startEcho } from "../gateway/fixtures.js";
 import { ClusterProcess, freePorts, roundTrip } from "../workers/cluster-process.js";
 
 /** The CLI with a clean environment (no PORTCULLIS__ overrides leak in), bounded by a timeout. */
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: tmpdir(), env, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
+function cli(args: string[]): Promise<CliRun> {
+  return runCli(args, { cwd: tmpdir(), env: { PATH: process.env.PATH, HOME: process.env.HOME } });
 }
 
 const listener = [{ name: "a", kind: "tcp", bind: "127.0.0.1:1", upstream: "127.0.0.1:2" }];

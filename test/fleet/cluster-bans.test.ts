@@ -10,7 +10,8 @@ import type net from "node:net";
 import { Client, type Origin, connectHead, startEcho, userHash } from "../gateway/fixtures.js";
 import { ThrowawayCluster } from "../redis/cluster-helpers.js";
 import { uniquePrefix } from "../redis/helpers.js";
-import { FleetGateway, configFiles, eventually, fleetToml, relayConnect } from "./fleet-helpers.js";
+import { FleetGateway, configFiles, fleetToml, relayConnect } from "./fleet-helpers.js";
+import { waitUntil } from "../helpers/wait.js";
 
 let echo: Origin;
 let aliceHash: string;
@@ -71,7 +72,7 @@ describe("two gateways on a 3-node Redis Cluster", () => {
 
       const removed = await b.api("DELETE", `/v1/bans/${addr}`);
       assert.equal(removed.status, 200);
-      await eventually(async () => (await relayConnect(a.relay, addr, held)) === "open", 1000, "lifted at A");
+      await waitUntil(async () => (await relayConnect(a.relay, addr, held)) === "open", { timeoutMs: 1000, intervalMs: 25, message: "lifted at A" });
     } finally {
       await Promise.all(gws.map((g) => g.stop()));
       await cfg.remove();

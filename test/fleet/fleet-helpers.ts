@@ -146,21 +146,3 @@ export function closed(s: net.Socket, ms: number, what: string): Promise<void> {
   if (s.destroyed) return Promise.resolve();
   return withTimeout(new Promise<void>((r) => s.once("close", () => r())), ms, what);
 }
-
-/** Polls `cond` every 25 ms until it holds (bounded). */
-export async function eventually(cond: () => Promise<boolean> | boolean, ms: number, what: string): Promise<number> {
-  const t0 = performance.now();
-  let waiting = true;
-  try {
-    await withTimeout(
-      (async () => {
-        while (waiting && !(await cond())) await new Promise((r) => setTimeout(r, 25));
-      })(),
-      ms,
-      what,
-    );
-  } finally {
-    waiting = false;
-  }
-  return performance.now() - t0;
-}

@@ -9,7 +9,8 @@ import { systemClock } from "../../src/core/clock.js";
 import { ConnectionGuard } from "../../src/gateway/guard/connection-guard.js";
 import { RedisStore } from "../../src/stores/redis/redis-store.js";
 import { configOf, connectDoc } from "../gateway/fixtures.js";
-import { REDIS_URL, deletePrefix, uniquePrefix, waitFor } from "../redis/helpers.js";
+import { REDIS_URL, deletePrefix, uniquePrefix } from "../redis/helpers.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 const prefix = uniquePrefix("guard");
 // The admission test counts the global cap: its own prefix keeps the other tests' lapsing leases out.
@@ -41,12 +42,12 @@ describe("ConnectionGuard on the Redis store", () => {
     const admitted = await first;
     assert.ok("release" in admitted);
     // Three TTLs later the lease still holds: it is renewed.
-    await new Promise((r) => setTimeout(r, 1200));
+    await sleep(1200);
     const refused = await b.admit("192.0.2.10");
     assert.ok("limiter" in refused && refused.limiter === "max_connections_per_ip");
     // A stops renewing (as if it had crashed): the slot frees within the TTL.
     a.close();
-    await waitFor(async () => "release" in (await b.admit("192.0.2.10")), 2000, "the lapsed lease frees the slot");
+    await waitUntil(async () => "release" in (await b.admit("192.0.2.10")), { timeoutMs: 2000, message: "the lapsed lease frees the slot" });
     b.close();
   });
 
@@ -62,12 +63,12 @@ describe("ConnectionGuard on the Redis store", () => {
     }
     assert.equal((await g.peek("connection_rate", ip))!.remaining, 1, "only the admitted connection was charged");
     first.release();
-    await waitFor(async () => (await g.peek("max_connections_per_ip", ip))!.held === 0, 2000, "both leases ended");
+    await waitUntil(async () => (await g.peek("max_connections_per_ip", ip))!.held === 0, { timeoutMs: 2000, message: "both leases ended" });
     assert.equal((await g.peek("max_connections", ip))!.held, 0);
     const second = await g.admit(ip);
     assert.ok("release" in second, "the rate's second unit was still there");
     second.release();
-    await waitFor(async () => (await g.peek("max_connections_per_ip", ip))!.held === 0, 2000, "the second connection's leases ended");
+    await waitUntil(async () => (await g.peek("max_connections_per_ip", ip))!.held === 0, { timeoutMs: 2000, message: "the second connection's leases ended" });
     // The rate refuses the third: it keeps neither the per-IP nor the global slot.
     const third = await g.admit(ip);
     assert.ok("limiter" in third && third.limiter === "connection_rate");
@@ -80,7 +81,7 @@ describe("ConnectionGuard on the Redis store", () => {
     const a = await guardOn(10, 30_000);
     const b = await guardOn(10, 30_000);
     await a.penaltyBox.ban("192.0.2.20", 60_000);
-    await waitFor(() => b.penaltyBox.isBanned("192.0.2.20"), 1000, "the broadcast ban in B's cache");
+    await waitUntil(() => b.penaltyBox.isBanned("192.0.2.20"), { timeoutMs: 1000, message: "the broadcast ban in B's cache" });
     const hit = await b.admit("192.0.2.20");
     assert.ok("limiter" in hit && hit.limiter === "ban");
     a.close();

@@ -20,6 +20,7 @@ import { resolveProfile } from "../../src/http/profiles.js";
 import { RedisStore } from "../../src/stores/redis/redis-store.js";
 import { REDIS_URL, deletePrefix } from "../redis/helpers.js";
 import { fleetPrefix, redisStoreToml, startFleet } from "./fleet-processes.js";
+import { sleep } from "../helpers/wait.js";
 
 function fleetToml(upstreamPort: number, prefix: string): string {
   return `
@@ -78,7 +79,7 @@ const statusOf = (s: Sent): Promise<number> => withTimeout(s.status, 10_000, "a 
 /** Waits for the next minute when fewer than 30 s of this one are left, so the minute-long window holds the whole test. */
 async function insideOneMinute(): Promise<void> {
   const left = 60_000 - (Date.now() % 60_000);
-  if (left < 30_000) await new Promise((r) => setTimeout(r, left + 100));
+  if (left < 30_000) await sleep(left + 100);
 }
 
 describe("http limits across gateways on one Redis", () => {
@@ -145,7 +146,7 @@ describe("http limits across gateways on one Redis", () => {
       // (a success does not reset the count here, so asking does not undo what it waits for).
       await withTimeout(
         (async () => {
-          while ((await login(b, "right")) !== 429) await new Promise((r) => setTimeout(r, 50));
+          while ((await login(b, "right")) !== 429) await sleep(50);
         })(),
         5000,
         "the lock to show at the other gateway",
@@ -178,7 +179,7 @@ describe("the lockout's cache follows the fleet", () => {
       for (let i = 0; i < 3; i++) assert.equal(await login(a, "wrong"), 401);
       await withTimeout(
         (async () => {
-          while ((await login(b, "right")) !== 429) await new Promise((r) => setTimeout(r, 50));
+          while ((await login(b, "right")) !== 429) await sleep(50);
         })(),
         5000,
         "the lock at B",
@@ -193,7 +194,7 @@ describe("the lockout's cache follows the fleet", () => {
       // the cached lock it replaces would hold for 15 minutes.
       await withTimeout(
         (async () => {
-          while ((await login(b, "right")) !== 200) await new Promise((r) => setTimeout(r, 50));
+          while ((await login(b, "right")) !== 200) await sleep(50);
         })(),
         3000,
         "the unlock at B (its cached lock has 15 minutes left)",

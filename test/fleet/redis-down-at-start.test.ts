@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import type net from "node:net";
 import { type Origin, startEcho, userHash } from "../gateway/fixtures.js";
 import { ThrowawayRedis, uniquePrefix } from "../redis/helpers.js";
-import { FleetGateway, configFiles, eventually, fleetToml, relayConnect } from "./fleet-helpers.js";
+import { FleetGateway, configFiles, fleetToml, relayConnect } from "./fleet-helpers.js";
+import { waitUntil } from "../helpers/wait.js";
 
 let echo: Origin;
 let aliceHash: string;
@@ -62,7 +63,7 @@ for (const mode of ["insurance", "closed"] as const) {
         await gw.proc.waitFor(() => gw!.proc.count("store: back on redis") === 1, "back on Redis", 10_000);
         assert.equal(gw.proc.count("store: redis unavailable"), 1, "one line for the outage");
         assert.deepEqual(await readyz(gw), { status: 200, store: "redis" });
-        await eventually(async () => (await relayConnect(gw!.relay, "127.0.36.2", held)) === "open", 5000, "served through Redis");
+        await waitUntil(async () => (await relayConnect(gw!.relay, "127.0.36.2", held)) === "open", { timeoutMs: 5000, intervalMs: 25, message: "served through Redis" });
       } finally {
         await gw?.stop();
         await redis.kill();

@@ -20,7 +20,8 @@ import net from "node:net";
 import { Redis } from "ioredis";
 import { Client, type Origin, connectHead, startEcho, userHash } from "../gateway/fixtures.js";
 import { ThrowawayRedis, uniquePrefix } from "../redis/helpers.js";
-import { ADMIN_TOKEN, FleetGateway, configFiles, eventually, fleetToml, relayConnect } from "./fleet-helpers.js";
+import { ADMIN_TOKEN, FleetGateway, configFiles, fleetToml, relayConnect } from "./fleet-helpers.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 let echo: Origin;
 let aliceHash: string;
@@ -47,8 +48,6 @@ async function metric(gw: FleetGateway, name: string): Promise<number> {
   const m = new RegExp(`^${name} (\\S+)$`, "m").exec(await res.text());
   return m ? Number(m[1]) : NaN;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Relay connections from rotating addresses at both gateways, a few at a
@@ -148,7 +147,7 @@ for (const mode of ["insurance", "open", "closed"] as const) {
         await sleep(300);
 
         await redis.kill();
-        await eventually(async () => (await storeState(a)) === mode && (await storeState(b)) === mode, 5000, `both gateways on ${mode}`);
+        await waitUntil(async () => (await storeState(a)) === mode && (await storeState(b)) === mode, { timeoutMs: 5000, intervalMs: 25, message: `both gateways on ${mode}` });
 
         // The configured behaviour while Redis is away.
         const during = "127.0.61.3";
@@ -181,22 +180,22 @@ for (const mode of ["insurance", "open", "closed"] as const) {
         // Redis returns, empty.
         await redis.start();
         const back = performance.now();
-        await eventually(async () => (await storeState(a)) === "redis" && (await storeState(b)) === "redis", 5000, "both gateways back on Redis");
+        await waitUntil(async () => (await storeState(a)) === "redis" && (await storeState(b)) === "redis", { timeoutMs: 5000, intervalMs: 25, message: "both gateways back on Redis" });
         const recoveredMs = performance.now() - back;
         assert.ok(recoveredMs < 2000, `back on Redis ${recoveredMs.toFixed(0)} ms after its return`);
 
         // The ban made during the outage is written back: B refuses the address.
-        await eventually(async () => (await relayConnect(b.relay, banned, held)) === "closed", 2000, "B refuses the address banned at A during the outage");
+        await waitUntil(async () => (await relayConnect(b.relay, banned, held)) === "closed", { timeoutMs: 2000, intervalMs: 25, message: "B refuses the address banned at A during the outage" });
         await admin.connect();
         assert.notEqual(await admin.zscore(`${prefix}{guard.ban}:bans`, banned), null, "the ban is in Redis's index");
 
         // The connections held through the outage count again against the shared cap (their leases are taken again).
         const leases = `${prefix}{guard.max_connections_per_ip:${kept}}`;
-        await eventually(async () => (await admin.zcard(leases)) === 2, 2000, "the open connections' leases taken again");
+        await waitUntil(async () => (await admin.zcard(leases)) === 2, { timeoutMs: 2000, intervalMs: 25, message: "the open connections' leases taken again" });
         assert.equal(await relayConnect(b.relay, kept, held), "closed", "2 open at A: the 3rd at B is over the shared cap");
         if (mode !== "closed") {
           // Connections admitted by the failure mode hold no slot in Redis: they take one once it is back (up to the cap).
-          await eventually(async () => (await admin.zcard(`${prefix}{guard.max_connections_per_ip:${during}}`)) === 2, 2000, "the outage's connections counted in Redis");
+          await waitUntil(async () => (await admin.zcard(`${prefix}{guard.max_connections_per_ip:${during}}`)) === 2, { timeoutMs: 2000, intervalMs: 25, message: "the outage's connections counted in Redis" });
         }
 
         // The shared cap decides again, in every mode.

@@ -10,8 +10,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import net from "node:net";
 import { makeTestPki, type TestPki } from "../helpers/certs.js";
 import { Client, type Origin, connectHead, startEcho, userHash } from "../gateway/fixtures.js";
-import { waitFor } from "../redis/helpers.js";
 import { FleetGateway, configFiles, fleetToml, relayConnect } from "./fleet-helpers.js";
+import { waitUntil } from "../helpers/wait.js";
+import { freePort } from "../helpers/free-port.js";
 
 const PREFIX = "pc:tls:";
 const PASSWORD = "acl-s3cret-pw";
@@ -21,17 +22,6 @@ let pki: TestPki;
 let redis: ChildProcess;
 let port: number;
 const held: net.Socket[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 before(async () => {
   echo = await startEcho();
@@ -56,16 +46,12 @@ before(async () => {
     ],
     { stdio: "ignore" },
   );
-  await waitFor(
-    () =>
+  await waitUntil(() =>
       new Promise<boolean>((resolve) => {
         const s = net.connect(port, "127.0.0.1");
         s.once("connect", () => (s.destroy(), resolve(true)));
         s.once("error", () => resolve(false));
-      }),
-    5000,
-    "redis-server with TLS",
-  );
+      }), { timeoutMs: 5000, message: "redis-server with TLS" });
 });
 
 after(async () => {

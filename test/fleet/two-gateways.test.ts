@@ -12,7 +12,8 @@ import type net from "node:net";
 import { CLI } from "../helpers/cli.js";
 import { Client, type Origin, connectHead, startEcho, userHash } from "../gateway/fixtures.js";
 import { REDIS_URL, deletePrefix, uniquePrefix } from "../redis/helpers.js";
-import { ADMIN_TOKEN, FleetGateway, closed, configFiles, eventually, fleetToml, relayConnect } from "./fleet-helpers.js";
+import { ADMIN_TOKEN, FleetGateway, closed, configFiles, fleetToml, relayConnect } from "./fleet-helpers.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 let echo: Origin;
 let aliceHash: string;
@@ -100,7 +101,7 @@ describe("two gateways on one Redis", () => {
       // One of A's two ends: B may admit one.
       const first = held.find((s) => s.localAddress === "127.0.31.1" && !s.destroyed)!;
       first.destroy();
-      await eventually(async () => (await relayConnect(b.relay, "127.0.31.1", held)) === "open", 5000, "a freed slot is seen at B");
+      await waitUntil(async () => (await relayConnect(b.relay, "127.0.31.1", held)) === "open", { timeoutMs: 5000, intervalMs: 25, message: "a freed slot is seen at B" });
     } finally {
       await f.stop();
     }
@@ -154,7 +155,9 @@ describe("two gateways on one Redis", () => {
 
       const removed = bansCli(b, "remove", addr);
       assert.equal(removed.status, 0, removed.stderr);
-      const liftMs = await eventually(async () => (await relayConnect(a.relay, addr, held)) === "open", 1000, "the unban reaches A");
+      const liftFrom = performance.now();
+      await waitUntil(async () => (await relayConnect(a.relay, addr, held)) === "open", { timeoutMs: 1000, intervalMs: 25, message: "the unban reaches A" });
+      const liftMs = performance.now() - liftFrom;
       assert.ok(liftMs < 1000);
       assert.equal(await relayConnect(b.relay, addr, held), "open");
       assert.deepEqual((await a.api("GET", "/v1/bans")).json.bans, []);
@@ -186,13 +189,15 @@ describe("two gateways on one Redis", () => {
       assert.equal(await relayConnect(a.relay, addr, held), "open");
       assert.equal(await relayConnect(a.relay, addr, held), "open");
       // Held past two renewals: the leases stay while A lives.
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
       assert.equal(await relayConnect(b.relay, addr, held), "closed", "A's renewed leases still fill the cap");
       const mine = held.filter((s) => s.localAddress === addr && !s.destroyed);
       await a.kill();
       await Promise.all(mine.map((s) => closed(s, 5000, "the killed gateway's sockets close")));
       assert.equal(await relayConnect(b.relay, addr, held), "closed", "right after the kill the slots are still held");
-      const freedMs = await eventually(async () => (await relayConnect(b.relay, addr, held)) === "open", 3000, "slots freed by the TTL");
+      const freeFrom = performance.now();
+      await waitUntil(async () => (await relayConnect(b.relay, addr, held)) === "open", { timeoutMs: 3000, intervalMs: 25, message: "slots freed by the TTL" });
+      const freedMs = performance.now() - freeFrom;
       assert.ok(freedMs < 3000);
     } finally {
       await f.stop();

@@ -7,6 +7,7 @@ import net from "node:net";
 import { systemClock } from "../../src/core/clock.js";
 import { connectHead, userHash, withTimeout } from "../gateway/fixtures.js";
 import { blast, Meter, startUpstream, type Upstream } from "../shaping/harness.js";
+import { sleep } from "../helpers/wait.js";
 
 export { blast, Meter, startUpstream, type Upstream };
 
@@ -51,10 +52,6 @@ export async function openTunnel(proxyPort: number, target: number, user: string
     "tunnel established",
   );
   return s;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Now on the clock the meters use. */

@@ -9,6 +9,7 @@ import { readFile, rm } from "node:fs/promises";
 import tls from "node:tls";
 import { makeTestPki, type IssuedCert, type TestPki } from "../helpers/certs.js";
 import { connectHead, startEcho, startGateway, withTimeout, type Origin, type Running } from "../gateway/fixtures.js";
+import { sleep } from "../helpers/wait.js";
 
 describe("bandwidth by client certificate identity", () => {
   let pki: TestPki;
@@ -82,7 +83,7 @@ describe("bandwidth by client certificate identity", () => {
     a.write(data);
     await withTimeout(
       (async () => {
-        while (parts.reduce((n, p) => n + p.length, 0) < data.length) await new Promise((r) => setTimeout(r, 10));
+        while (parts.reduce((n, p) => n + p.length, 0) < data.length) await sleep(10);
       })(),
       5000,
       "echo",

@@ -10,7 +10,8 @@ import { randomBytes, createHash } from "node:crypto";
 import net from "node:net";
 import { GatewayMetrics } from "../../src/metrics/gateway-metrics.js";
 import { configOf, startEcho, startGateway, withTimeout, type Running } from "../gateway/fixtures.js";
-import { bandwidthDoc, openTunnel, sleep } from "./harness.js";
+import { bandwidthDoc, openTunnel } from "./harness.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 const sha = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
 
@@ -23,14 +24,6 @@ async function echoThrough(s: net.Socket, data: Buffer, ms = 10_000): Promise<Bu
   s.end(data);
   await withTimeout(ended, ms, "echo end");
   return Buffer.concat(parts);
-}
-
-async function waitFor(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > until) throw new Error(`timed out: ${what}`);
-    await sleep(10);
-  }
 }
 
 describe("gateway relay with bandwidth", () => {
@@ -47,7 +40,7 @@ describe("gateway relay with bandwidth", () => {
       const back = await echoThrough(s, data);
       assert.equal(sha(back), sha(data));
       s.destroy();
-      await waitFor(() => totals.out === data.length, 5000, "bytes totals");
+      await waitUntil(() => totals.out === data.length, { timeoutMs: 5000, intervalMs: 10, message: "bytes totals" });
       assert.deepEqual(totals, { in: data.length, out: data.length });
     } finally {
       await gw.stop();
@@ -67,8 +60,8 @@ describe("gateway relay with bandwidth", () => {
       const back = await echoThrough(s, data);
       assert.equal(sha(back), sha(data));
       s.destroy();
-      await waitFor(() => gw.gateway.bandwidth.shapedConnections === 0, 5000, "shaped connection released");
-      await waitFor(() => totals.out === data.length, 5000, "bytes totals");
+      await waitUntil(() => gw.gateway.bandwidth.shapedConnections === 0, { timeoutMs: 5000, intervalMs: 10, message: "shaped connection released" });
+      await waitUntil(() => totals.out === data.length, { timeoutMs: 5000, intervalMs: 10, message: "bytes totals" });
       assert.deepEqual(totals, { in: data.length, out: data.length });
       assert.equal(gw.gateway.bandwidth.metrics().upload.bytesRelayed, data.length);
     } finally {
@@ -110,7 +103,7 @@ describe("gateway relay with bandwidth", () => {
         await withTimeout(new Promise<void>((r) => s.once("connect", () => r())), 5000, "connect");
       };
       await open("127.0.0.2");
-      await waitFor(() => gw.gateway.bandwidth.shapedConnections === 1, 5000, "shaped");
+      await waitUntil(() => gw.gateway.bandwidth.shapedConnections === 1, { timeoutMs: 5000, intervalMs: 10, message: "shaped" });
       await open("127.0.0.3");
       await sleep(100);
       assert.equal(gw.gateway.bandwidth.shapedConnections, 1);
@@ -133,7 +126,7 @@ describe("gateway relay with bandwidth", () => {
       const ended = new Promise<void>((r) => s.once("end", () => r()));
       s.resume();
       await withTimeout(ended, 3000, "idle close");
-      await waitFor(() => gw.gateway.bandwidth.shapedConnections === 0, 2000, "released");
+      await waitUntil(() => gw.gateway.bandwidth.shapedConnections === 0, { timeoutMs: 2000, intervalMs: 10, message: "released" });
     } finally {
       await gw.stop();
       await echo.close();
@@ -150,7 +143,7 @@ describe("gateway relay with bandwidth", () => {
       const back = await echoThrough(s, data);
       assert.equal(back.length, data.length);
       s.destroy();
-      await waitFor(() => gw.gateway.bandwidth.shapedConnections === 0, 5000, "released");
+      await waitUntil(() => gw.gateway.bandwidth.shapedConnections === 0, { timeoutMs: 5000, intervalMs: 10, message: "released" });
       const text = await metrics.registry.metrics();
       const seconds = (dir: string): number => Number(new RegExp(`portcullis_throttle_seconds_total\\{direction="${dir}"\\} ([0-9.e+-]+)`).exec(text)?.[1] ?? NaN);
       // 128 KiB at 256 KiB/s after a 16 KiB burst waits about 0.44 s each way.
@@ -194,7 +187,7 @@ describe("gateway bandwidth bookkeeping", () => {
       const deadPort = (probe.address() as net.AddressInfo).port;
       await new Promise<void>((r) => probe.close(() => r()));
       await assert.rejects(openTunnel(gw.port, deadPort, "alice"), /502/);
-      await waitFor(() => gw.gateway.bandwidth.shapedConnections === 0, 3000, "shaping released");
+      await waitUntil(() => gw.gateway.bandwidth.shapedConnections === 0, { timeoutMs: 3000, intervalMs: 10, message: "shaping released" });
     } finally {
       await gw.stop();
     }

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { once } from "node:events";
 import { configOf, startGateway, withTimeout } from "../gateway/fixtures.js";
-import { sleep } from "./harness.js";
+import { sleep } from "../helpers/wait.js";
 
 interface UdpUpstream {
   port: number;

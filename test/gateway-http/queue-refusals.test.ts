@@ -11,6 +11,7 @@ import { ManualClock } from "../../src/core/clock.js";
 import { HttpLimiter, type Verdict } from "../../src/http/index.js";
 import { recordingLogger } from "../http/helpers.js";
 import { curl, startFromToml, startUpstream, type RunningHttp, type Upstream } from "./helpers.js";
+import { sleep } from "../helpers/wait.js";
 
 const req = (n: number) => ({ method: "GET", url: "/authorize", headers: { "x-n": String(n) }, remoteAddress: "192.0.2.1" });
 
@@ -103,7 +104,7 @@ limit = { algorithm = "fixed_window", permit_limit = 1, window = "00:01:00", que
   const waiting = curl(["--interface", "127.0.0.3", url]);
   const log = g.log;
   const queuedLines = () => log.records().filter((r) => r.msg === "request queued");
-  for (let i = 0; i < 400 && queuedLines().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 400 && queuedLines().length === 0; i++) await sleep(25);
   assert.equal(queuedLines().length, 1);
   const full = await curl(["--interface", "127.0.0.4", url]);
   assert.equal(full.status, 429);

@@ -10,12 +10,12 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { GatewayProcess } from "../helpers/gateway-process.js";
 import { curl, startUpstream, type Upstream } from "./helpers.js";
+import { freePort } from "../helpers/free-port.js";
 
 const run = promisify(execFile);
 const root = new URL("../..", import.meta.url).pathname;
@@ -23,14 +23,6 @@ const FILTER = join(root, "deploy/fail2ban/filter.d/portcullis-http.conf");
 const AUTH_FILTER = join(root, "deploy/fail2ban/filter.d/portcullis.conf");
 const PASSWORD = "Sup3r-secret-pw";
 const TOKEN = "http-refusal-test-token-0123456789";
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function config(format: "logfmt" | "json", upstreamPort: number, adminPort: number): string {
   return `

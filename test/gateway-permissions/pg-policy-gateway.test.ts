@@ -19,9 +19,10 @@ import { systemClock } from "../../src/core/clock.js";
 import { generateSigningKey, publicKeyPem } from "../../src/permissions/signing-keys.js";
 import { makeTestPki, type IssuedCert, type TestPki } from "../helpers/certs.js";
 import { configOf, startGateway, startOrigin, type Origin } from "../gateway/fixtures.js";
-import { grant, pgFixture, until, type PgFixture } from "../permissions/pg-fixture.js";
+import { grant, pgFixture, type PgFixture } from "../permissions/pg-fixture.js";
 import { closedPort } from "../probe/fixtures.js";
 import { permissionsReadiness } from "../../src/gateway/permissions/readiness.js";
+import { waitUntil } from "../helpers/wait.js";
 
 interface CurlResult {
   code: number;
@@ -98,10 +99,10 @@ describe("gateway connect listener with a postgres policy", () => {
     const gw = await startGateway(gatewayDoc(pki, { url: f.url, schema: f.schema, public_key: keyPath, cache_ttl: "10m" }, true));
     try {
       const url = `http://127.0.0.5:${origin.port}/`;
-      await until(async () => (await curlVia(gw.port, pki, agent, url)).stderr.includes("403"), 5000, "a refusal before any grant");
+      await waitUntil(async () => (await curlVia(gw.port, pki, agent, url)).stderr.includes("403"), { timeoutMs: 5000, intervalMs: 10, message: "a refusal before any grant" });
       const rowId = await grant(f, { identity, dest: "127.0.0.5", ports: String(origin.port), cidr: "127.0.0.0/8", key }, systemClock.wallNow());
       // The grant reaches the gateway's cache by NOTIFY, a moment after the insert commits.
-      await until(async () => (await curlVia(gw.port, pki, agent, url)).code === 0, 5000, "the grant seen");
+      await waitUntil(async () => (await curlVia(gw.port, pki, agent, url)).code === 0, { timeoutMs: 5000, intervalMs: 10, message: "the grant seen" });
       const ok = await curlVia(gw.port, pki, agent, url);
       assert.deepEqual([ok.code, ok.body], [0, "hello from origin"], ok.stderr);
       // Another identity has no row.
@@ -113,7 +114,7 @@ describe("gateway connect listener with a postgres policy", () => {
       // The cache keeps decisions 10 minutes and the listener's idle timeout is 5 minutes: within these
       // bounds only the revoke's NOTIFY explains a refusal and a closed tunnel, however loaded the machine.
       // How fast it came is printed (well under 1 s on an idle machine).
-      await until(async () => /403/.test((await curlVia(gw.port, pki, agent, url)).stderr), 20_000, "curl to be refused after the revoke");
+      await waitUntil(async () => /403/.test((await curlVia(gw.port, pki, agent, url)).stderr), { timeoutMs: 20_000, intervalMs: 10, message: "curl to be refused after the revoke" });
       const refusedAfter = performance.now() - t0;
       const closedAfter = (await Promise.race([live.closed, new Promise<number>((r) => setTimeout(() => r(Infinity), 20_000))])) - t0;
       assert.ok(Number.isFinite(closedAfter), "the revoke closed the live tunnel");
@@ -128,10 +129,10 @@ describe("gateway connect listener with a postgres policy", () => {
     try {
       const url = `http://127.0.0.5:${origin.port}/`;
       const rowId = await grant(f, { identity: otherIdentity, dest: "127.0.0.5", ports: String(origin.port), cidr: "127.0.0.0/8", key }, systemClock.wallNow());
-      await until(async () => (await curlVia(gw.port, pki, other, url)).code === 0, 5000, "the grant to be used");
+      await waitUntil(async () => (await curlVia(gw.port, pki, other, url)).code === 0, { timeoutMs: 5000, intervalMs: 10, message: "the grant to be used" });
       const live = await liveTunnel(gw.port, pki, other, `127.0.0.5:${origin.port}`);
       await f.db.query(`DELETE FROM ${f.schema}.portcullis_permissions WHERE id = $1`, [rowId]);
-      await until(async () => /403/.test((await curlVia(gw.port, pki, other, url)).stderr), 20_000, "curl to be refused after the revoke");
+      await waitUntil(async () => /403/.test((await curlVia(gw.port, pki, other, url)).stderr), { timeoutMs: 20_000, intervalMs: 10, message: "curl to be refused after the revoke" });
       // The open tunnel still carries a request.
       live.socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.5\r\nConnection: close\r\n\r\n`);
       const answer = await new Promise<string>((resolve) => {
@@ -185,7 +186,7 @@ describe("gateway connect listener with a postgres policy", () => {
     const withPolicy = gatewayDoc(pki, { url: f.url, schema: f.schema, public_key: keyPath }, false);
     const gw = await startGateway(withPolicy);
     try {
-      await until(() => gw.gateway.permissionsReady().every((r) => r.ready) && gw.gateway.permissionsReady().length === 1, 5000, "the policy to be ready");
+      await waitUntil(() => gw.gateway.permissionsReady().every((r) => r.ready) && gw.gateway.permissionsReady().length === 1, { timeoutMs: 5000, intervalMs: 10, message: "the policy to be ready" });
       const listener = (withPolicy.listener as Array<Record<string, unknown>>)[0]!;
       const { policy: _dropped, revoke_closes_tunnels: _r, ...plain } = listener;
       // Same bind: the listener keeps its socket, so the reload updates it in place.
@@ -195,7 +196,7 @@ describe("gateway connect listener with a postgres policy", () => {
       const byRule = await curlVia(gw.port, pki, agent, `http://127.0.0.5:${origin.port}/`);
       assert.deepEqual([byRule.code, byRule.body], [0, "hello from origin"], byRule.stderr);
       await gw.gateway.reload(configOf({ ...withPolicy, listener: [{ ...listener, bind: `127.0.0.1:${gw.port}` }] }));
-      await until(() => gw.gateway.permissionsReady().length === 1 && gw.gateway.permissionsReady()[0]!.ready, 5000, "the new policy to be ready");
+      await waitUntil(() => gw.gateway.permissionsReady().length === 1 && gw.gateway.permissionsReady()[0]!.ready, { timeoutMs: 5000, intervalMs: 10, message: "the new policy to be ready" });
     } finally {
       await gw.stop();
     }

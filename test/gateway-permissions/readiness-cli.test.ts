@@ -4,15 +4,15 @@
  * starts) and passes when the policy is connected.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { generateSigningKey, publicKeyPem } from "../../src/permissions/signing-keys.js";
 import { closedPort } from "../probe/fixtures.js";
-import { pgFixture, until } from "../permissions/pg-fixture.js";
-import { CLI } from "../helpers/cli.js";
+import { pgFixture } from "../permissions/pg-fixture.js";
+import { GatewayProcess } from "../helpers/gateway-process.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const TOKEN = "readiness-test-token-0123456789abcdef";
 /** Bound of the gateway's start (until its admin listener is up). */
@@ -43,33 +43,21 @@ async function readyzOf(policyUrl: string, schema: string, wantOk: boolean): Pro
       "",
     ].join("\n"),
   );
-  const child = spawn(process.execPath, [CLI, "run", "-c", file], { env: { ...process.env, PORTCULLIS_ADMIN_TOKEN: TOKEN }, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const gw = new GatewayProcess(file, { PORTCULLIS_ADMIN_TOKEN: TOKEN });
   try {
     // A cold start of the built CLI took 10-20 s beside CPU hogs on a shared 2-core machine: the bound is for a
     // start that never comes, and the failure shows what the gateway said.
-    await until(() => /admin listener up on http:\/\/\S+/.test(stderr), START_MS, "admin listener up").catch((e: Error) => {
-      throw new Error(`${e.message}; the gateway's stderr:\n${stderr}`);
-    });
-    const url = /admin listener up on (http:\/\/\S+)/.exec(stderr)![1]!;
+    const url = await gw.adminUrl(START_MS);
     let last: Readyz | undefined;
     // Readiness may lag the first PostgreSQL connection by a moment; poll until the expected state, bounded.
-    await until(
-      async () => {
+    await waitUntil(async () => {
         const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) });
         last = { status: res.status, body: (await res.json()) as Readyz["body"] };
         return last.body.checks.find((c) => c.name === "permissions")?.ok === wantOk;
-      },
-      10_000,
-      "the permissions check",
-    );
+      }, { timeoutMs: 10_000, intervalMs: 10, message: "the permissions check" });
     return last!;
   } finally {
-    child.kill("SIGTERM");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    if (child.exitCode === null) child.kill("SIGKILL");
+    await gw.stop(5000);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -9,8 +9,9 @@ import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { seededRng } from "../../src/core/random.js";
 import { connectDoc, curl, startGateway, startOrigin, type Origin, type Running as Gw } from "../gateway/fixtures.js";
-import { type Running, closedPort, exchange, startHttpMask, until } from "../probe/fixtures.js";
+import { type Running, closedPort, exchange, startHttpMask } from "../probe/fixtures.js";
 import { memoryBox } from "../helpers/memory-box.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 function randomBytes(n: number, seed: number): Buffer {
   const rng = seededRng(seed);
@@ -169,10 +170,10 @@ describe("probe_resistance and the guard", () => {
     );
     try {
       await exchange(gw.port, PROBES[1]![1], { localAddress: "127.0.0.12" });
-      await until(() => memoryBox(gw.gateway).status(gw.gateway.keyOf("127.0.0.12")).bans === 1, 3_000, "the ban");
+      await waitUntil(() => memoryBox(gw.gateway).status(gw.gateway.keyOf("127.0.0.12")).bans === 1, { timeoutMs: 3_000, message: "the ban" });
       // Two held-open masked connections (no request yet), then a third is refused at accept.
       const held = [0, 1].map(() => exchange(gw.port, Buffer.alloc(0), { halfClose: false, localAddress: "127.0.0.12", timeoutMs: 1_500 }));
-      await until(() => gw.gateway.openConnections >= 2, 3_000, "two masked connections");
+      await waitUntil(() => gw.gateway.openConnections >= 2, { timeoutMs: 3_000, message: "two masked connections" });
       const third = await exchange(gw.port, PROBES[3]![1], { localAddress: "127.0.0.12", timeoutMs: 1_500 });
       assert.equal(third.bytes.length, 0);
       assert.notEqual(third.end, "timeout");
@@ -195,9 +196,9 @@ describe("probe_resistance and the guard", () => {
     try {
       const c = net.connect(gw.port, "127.0.0.1", () => c.write("CONN"));
       c.on("error", () => {});
-      await until(() => seen.length === 1, 3_000, "the mask host is dialled at accept");
+      await waitUntil(() => seen.length === 1, { timeoutMs: 3_000, message: "the mask host is dialled at accept" });
       c.destroy();
-      await until(() => seen[0]!.readableEnded || seen[0]!.destroyed, 3_000, "the mask connection closed");
+      await waitUntil(() => seen[0]!.readableEnded || seen[0]!.destroyed, { timeoutMs: 3_000, message: "the mask connection closed" });
     } finally {
       await gw.stop();
       mask.close();
@@ -216,7 +217,7 @@ describe("probe_resistance and the guard", () => {
       // A masked client that keeps its connection open (no FIN, the mask site keeps it alive briefly).
       const held = exchange(gw.port, Buffer.from("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), { halfClose: false, localAddress: "127.0.0.9" });
       const start = Date.now();
-      while (gw.gateway.openConnections === 0 && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 10));
+      while (gw.gateway.openConnections === 0 && Date.now() - start < 3000) await sleep(10);
       const second = await exchange(gw.port, PROBES[3]![1], { localAddress: "127.0.0.9", timeoutMs: 3000 });
       assert.equal(second.bytes.length, 0, "the second connection from the same address is refused while the first is masked");
       const first = await held;

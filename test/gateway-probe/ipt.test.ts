@@ -17,6 +17,7 @@ import { type Rng, seededRng } from "../../src/core/random.js";
 import { Gateway } from "../../src/gateway/gateway.js";
 import { Client, LogSink, configOf, connectDoc, withTimeout } from "../gateway/fixtures.js";
 import { type Running, exchange, fingerprint, selfSigned, startHttpMask, tlsExchange } from "../probe/fixtures.js";
+import { sleep } from "../helpers/wait.js";
 
 const MIB = 1024 * 1024;
 /** Generous: the unit tests hold the precise overhead; here only "bounded, not stalled" is the point. */
@@ -101,7 +102,7 @@ async function tunnel(gwPort: number, sourcePort: number, pauseMs = 0): Promise<
   const started = performance.now();
   c.socket.pause();
   c.socket.end("g");
-  if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
+  if (pauseMs > 0) await sleep(pauseMs);
   c.socket.resume();
   await c.waitClosed(20_000);
   const elapsedMs = performance.now() - started;

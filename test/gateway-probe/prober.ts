@@ -19,6 +19,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type SelfSigned, closedPort } from "../probe/fixtures.js";
+import { sleep } from "../helpers/wait.js";
 
 export interface Stoppable {
   port: number;
@@ -72,7 +73,7 @@ http {
       await stop();
       throw new Error("nginx did not start (is the nginx package installed?)");
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   return { port, stop };
 }
@@ -157,7 +158,7 @@ export function observe(port: number, p: Probe, timeoutMs = 10_000, localAddress
       started = performance.now();
       void (async () => {
         for (const b of p.send) {
-          if ((p.gapMs ?? 0) > 0) await new Promise((r) => setTimeout(r, p.gapMs));
+          if ((p.gapMs ?? 0) > 0) await sleep(p.gapMs ?? 0);
           if (sock.destroyed || settled) return;
           if (b.length > 0) sock.write(b);
         }

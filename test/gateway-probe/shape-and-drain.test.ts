@@ -5,8 +5,7 @@
  * `portcullis run` process.
  */
 import assert from "node:assert/strict";
-import { CLI } from "../helpers/cli.js";
-import { spawn } from "node:child_process";
+import { GatewayProcess } from "../helpers/gateway-process.js";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -21,9 +20,8 @@ import { relayToMask } from "../../src/probe/mask-relay.js";
 import { handleMaskedTlsConnection } from "../../src/probe/masked-tls-listener.js";
 import { paddedLength, shapePadding } from "../../src/probe/shape-padding.js";
 import { withTimeout } from "../gateway/fixtures.js";
-import { closedPort, selfSigned, until } from "../probe/fixtures.js";
-
-const root = new URL("../..", import.meta.url).pathname;
+import { closedPort, selfSigned } from "../probe/fixtures.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 describe("shape padding", () => {
   test("the smallest floor x 2^k at or above the total, capped; above the cap unpadded", () => {
@@ -124,15 +122,15 @@ describe("mask = false drains, then closes with a FIN", () => {
     const l = await noMaskListener(clock);
     try {
       const { c, seen } = l.connect(Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-      await new Promise((r) => setTimeout(r, 150));
+      await sleep(150);
       c.write(Buffer.alloc(1000, 1));
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       assert.equal(seen.fin || seen.reset, false, "still open while the client may send");
       clock.advance(4_999);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
       assert.equal(seen.fin, false);
       clock.advance(2);
-      await until(() => seen.fin, 3_000, "the FIN");
+      await waitUntil(() => seen.fin, { timeoutMs: 3_000, message: "the FIN" });
       assert.equal(seen.reset, false);
       assert.equal(seen.bytes, 0, "no byte of the gateway's own");
       c.destroy();
@@ -147,13 +145,13 @@ describe("mask = false drains, then closes with a FIN", () => {
     try {
       const a = l.connect(Buffer.from("\x00garbage"));
       a.c.once("connect", () => setTimeout(() => a.c.end(), 50));
-      await until(() => a.seen.fin, 3_000, "the FIN after the client's");
+      await waitUntil(() => a.seen.fin, { timeoutMs: 3_000, message: "the FIN after the client's" });
       assert.equal(a.seen.reset, false);
       const b = l.connect(Buffer.alloc(100 * 1024, 7));
-      await until(() => b.seen.fin, 3_000, "the FIN after 64 KiB");
+      await waitUntil(() => b.seen.fin, { timeoutMs: 3_000, message: "the FIN after 64 KiB" });
       // What the client still sends is read and dropped: its close stays orderly.
       b.c.end(Buffer.alloc(10_000, 1));
-      await until(() => b.seen.closed, 3_000, "closed");
+      await waitUntil(() => b.seen.closed, { timeoutMs: 3_000, message: "closed" });
       assert.equal(b.seen.reset, false);
     } finally {
       l.close();
@@ -175,9 +173,7 @@ describe("mask = false drains, then closes with a FIN", () => {
         "",
       ].join("\n"),
     );
-    const child = spawn(process.execPath, [CLI, "run", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const gw = new GatewayProcess(file);
     try {
       const up = async (): Promise<boolean> =>
         new Promise((resolve) => {
@@ -190,8 +186,8 @@ describe("mask = false drains, then closes with a FIN", () => {
       const started = performance.now();
       while (!(await up())) {
         // A bound, not a measurement: starting the CLI through tsx takes tens of seconds on a loaded 2-core machine.
-        assert.ok(performance.now() - started < 90_000 && child.exitCode === null, `gateway did not start: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 50));
+        assert.ok(performance.now() - started < 90_000 && gw.child.exitCode === null, `gateway did not start: ${gw.stderr}`);
+        await sleep(50);
       }
       const r = await withTimeout(
         new Promise<{ bytes: number; end: string }>((resolve) => {
@@ -211,8 +207,8 @@ describe("mask = false drains, then closes with a FIN", () => {
       // (How long the drain waits is proven on the manual clock above; here: the real process drains and FINs.)
       assert.equal(r.bytes, 0);
     } finally {
-      child.kill("SIGTERM");
-      await withTimeout(new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r))), 30_000, "exit");
+      gw.child.kill("SIGTERM");
+      await gw.exit(30_000);
     }
   });
 
@@ -223,12 +219,10 @@ describe("mask = false drains, then closes with a FIN", () => {
       file,
       ["[[listener]]", 'name = "egress"', 'kind = "connect"', 'bind = "127.0.0.1:0"', 'probe_resistance = { mask = "127.0.0.1:1", shape_padding = { bucket_floor = "4KiB", bucket_cap = "1KiB" } }', ""].join("\n"),
     );
-    const child = spawn(process.execPath, [CLI, "run", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const code = await withTimeout(new Promise<number | null>((r) => child.once("exit", (c) => r(c))), 90_000, "exit");
+    const gw = new GatewayProcess(file);
+    const code = await gw.exit(90_000);
     assert.equal(code, 2);
-    assert.match(stderr, /probe_resistance\.shape_padding\.bucket_cap/);
-    assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
+    assert.match(gw.stderr, /probe_resistance\.shape_padding\.bucket_cap/);
+    assert.doesNotMatch(gw.stderr, /\n\s+at /, "no stack trace");
   });
 });

@@ -15,8 +15,9 @@ import { after, before, describe, test } from "node:test";
 import { mkdtemp } from "node:fs/promises";
 import { unrecognizedNameAlert } from "../../src/probe/reject-handshake.js";
 import { startGateway, startOrigin, type Origin, type Running as Gw } from "../gateway/fixtures.js";
-import { type Running, type SelfSigned, captureClientHello, closedPort, exchange, fingerprint, selfSigned, startHttpsMask, tlsExchange, until } from "../probe/fixtures.js";
+import { type Running, type SelfSigned, captureClientHello, closedPort, exchange, fingerprint, selfSigned, startHttpsMask, tlsExchange } from "../probe/fixtures.js";
 import { memoryBox } from "../helpers/memory-box.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const REQUEST = Buffer.from("GET /login HTTP/1.1\r\nHost: www.example.test\r\nUser-Agent: probe/1.0\r\nConnection: close\r\n\r\n");
 
@@ -164,10 +165,10 @@ describe("TLS probes and the guard", () => {
         const via = await exchange(gw.port, probe, { localAddress: "127.0.0.9" });
         assert.ok(via.bytes.length > 0, `probe ${i + 1} is masked (the mask host answers)`);
       }
-      await until(() => memoryBox(gw.gateway).status(key("127.0.0.9")).streak === 2, 3_000, "two failures recorded");
+      await waitUntil(() => memoryBox(gw.gateway).status(key("127.0.0.9")).streak === 2, { timeoutMs: 3_000, message: "two failures recorded" });
       assert.equal(memoryBox(gw.gateway).status(key("127.0.0.9")).bans, 0);
       await exchange(gw.port, probes[2]!, { localAddress: "127.0.0.9" });
-      await until(() => gw.log.events("ban").length === 1, 3_000, "the ban is announced");
+      await waitUntil(() => gw.log.events("ban").length === 1, { timeoutMs: 3_000, message: "the ban is announced" });
       assert.equal(memoryBox(gw.gateway).status(key("127.0.0.9")).bans, 1);
       // Banned: the served name is refused, which on a masking listener means the mask host answers it (its certificate),
       // exactly as every probe before the ban; other addresses are unaffected.
@@ -199,9 +200,9 @@ describe("TLS probes and the guard", () => {
         raw.once("connect", () => r());
         raw.once("error", j);
       });
-      await until(() => gw.log.events("conn_open").length >= 1, 3_000, "the gateway has the connection");
+      await waitUntil(() => gw.log.events("conn_open").length >= 1, { timeoutMs: 3_000, message: "the gateway has the connection" });
       await gw.gateway.ban("127.0.0.12");
-      await until(() => gw.log.events("ban").length === 1, 3_000, "the ban is announced");
+      await waitUntil(() => gw.log.events("ban").length === 1, { timeoutMs: 3_000, message: "the ban is announced" });
       // Before, the ban cut it here: no bytes and a reset, which a plain forward to the site never does.
       const r = await new Promise<{ fingerprint?: string; error?: string }>((resolve) => {
         const t = tls.connect({ socket: raw, servername: "gw.example.test", rejectUnauthorized: false, minVersion: "TLSv1.2" });
@@ -231,7 +232,7 @@ describe("TLS probes and the guard", () => {
         const via = await exchange(gw.port, hello, { localAddress: "127.0.0.10", halfClose: false });
         assert.deepEqual(via.bytes, unrecognizedNameAlert(), `attempt ${i + 1} gets the alert`);
       }
-      await until(() => gw.log.events("ban").length === 1, 3_000, "the ban is announced");
+      await waitUntil(() => gw.log.events("ban").length === 1, { timeoutMs: 3_000, message: "the ban is announced" });
       assert.equal(memoryBox(gw.gateway).status(gw.gateway.keyOf("127.0.0.10")).bans, 1);
       // The ban changes nothing the prober sees: the same alert, again and again.
       for (let i = 0; i < 3; i++) {

@@ -19,19 +19,9 @@ import { after, before, describe, test } from "node:test";
 import { threadPoolSize } from "../../src/gateway/identity/config-schema.js";
 import { hashPassword } from "../../src/gateway/identity/passwords.js";
 import { GatewayMetrics } from "../../src/metrics/gateway-metrics.js";
-import { Client, FAST_SCRYPT, type Running, connectHead, startEcho, startGateway, withTimeout, type Origin } from "./fixtures.js";
+import { Client, FAST_SCRYPT, type Running, connectHead, startEcho, startGateway, type Origin } from "./fixtures.js";
 import { memoryBox } from "../helpers/memory-box.js";
-
-async function until(pred: () => boolean, what: string, ms = 30_000): Promise<void> {
-  await withTimeout(
-    new Promise<void>((resolve) => {
-      const tick = (): void => (pred() ? resolve() : void setTimeout(tick, 5));
-      tick();
-    }),
-    ms,
-    what,
-  );
-}
+import { waitUntil } from "../helpers/wait.js";
 
 /** Occupies every thread of libuv's pool with an open() of a named pipe, until release(). */
 async function holdThreadPool(): Promise<{ release(): Promise<void> }> {
@@ -43,14 +33,14 @@ async function holdThreadPool(): Promise<{ release(): Promise<void> }> {
     async release() {
       for (const f of fifos) {
         // Non-blocking: ENXIO until the pool thread is in its open(); then the reader's open returns.
-        await until(() => {
+        await waitUntil(() => {
           try {
             closeSync(openSync(f, constants.O_WRONLY | constants.O_NONBLOCK));
             return true;
           } catch {
             return false;
           }
-        }, "a pool thread waiting on the pipe");
+        }, { timeoutMs: 30_000, message: "a pool thread waiting on the pipe" });
       }
       for (const r of readers) await (await r).close();
       await rm(dir, { recursive: true, force: true });
@@ -93,11 +83,11 @@ describe("connect listener: bounded password checks", () => {
     };
     const pool = await holdThreadPool();
     const h1 = wrong("127.0.5.1");
-    await until(() => gw.gateway.verifications.running === 1, "first check running");
+    await waitUntil(() => gw.gateway.verifications.running === 1, { timeoutMs: 30_000, message: "first check running" });
     const h2 = wrong("127.0.5.2");
-    await until(() => gw.gateway.verifications.queued === 1, "second check queued");
+    await waitUntil(() => gw.gateway.verifications.queued === 1, { timeoutMs: 30_000, message: "second check queued" });
     const leaving = wrong("127.0.5.3");
-    await until(() => gw.gateway.verifications.queued === 2, "third check queued");
+    await waitUntil(() => gw.gateway.verifications.queued === 2, { timeoutMs: 30_000, message: "third check queued" });
 
     // The queue is full: the next client is answered at once, like a wrong password, and nothing is hashed for it.
     const full = wrong("127.0.5.4");
@@ -108,7 +98,7 @@ describe("connect listener: bounded password checks", () => {
 
     // The third client gives up: its check leaves the queue without running.
     leaving.destroy();
-    await until(() => drops.length === 2, "drop of the closed client's check");
+    await waitUntil(() => drops.length === 2, { timeoutMs: 30_000, message: "drop of the closed client's check" });
     assert.deepEqual(drops, ["queue_full", "closed"]);
     assert.equal(gw.gateway.verifications.queued, 1);
     assert.equal(gw.gateway.verifications.running, 1);

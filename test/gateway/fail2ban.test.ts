@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, connectDoc, connectHead, startGateway } from "./fixtures.js";
+import { sleep } from "../helpers/wait.js";
 
 const filter = new URL("../../deploy/fail2ban/filter.d/portcullis.conf", import.meta.url).pathname;
 
@@ -33,7 +34,7 @@ for (const format of ["logfmt", "json"] as const) {
         ok.write(connectHead("127.0.0.1:1", { user: "alice", password: "s3cret" }));
         await ok.until(() => ok.text().includes("\r\n\r\n"), 5000, "answer");
         ok.destroy();
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
         const lines = gw.log.lines;
         const rejects = lines.filter((l) => l.includes("reject"));
         assert.equal(rejects.length, 3);

@@ -5,15 +5,8 @@ import { ConnectionGuard } from "../../src/gateway/guard/connection-guard.js";
 import { MemoryStore } from "../../src/stores/memory-store.js";
 import { Client, configOf, connectDoc, connectHead, probe, startGateway, withTimeout } from "./fixtures.js";
 import { memoryBox } from "../helpers/memory-box.js";
+import { waitUntil } from "../helpers/wait.js";
 
-/** Retries `check` (bounded) until it holds: the server sees a client's close a moment after the client does. */
-async function eventually(check: () => Promise<boolean>, what: string, tries = 50): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.fail(`never happened: ${what}`);
-}
 
 describe("guard at accept", () => {
   test("the (N+1)th concurrent connection from one IP is refused; other IPs are unaffected; a slot frees on close", async () => {
@@ -31,11 +24,15 @@ describe("guard at accept", () => {
       const other2 = await probe(gw.port, "127.0.0.4");
       assert.equal(other2.served, true);
       a.client.destroy();
-      await eventually(async () => {
-        const p = await probe(gw.port, "127.0.0.2");
-        p.client.destroy();
-        return p.served;
-      }, "slot freed after close");
+      // The server sees a client's close a moment after the client does.
+      await waitUntil(
+        async () => {
+          const p = await probe(gw.port, "127.0.0.2");
+          p.client.destroy();
+          return p.served;
+        },
+        { timeoutMs: 1_000, intervalMs: 20, message: "slot freed after close" },
+      );
       const limited = gw.log.events("limited");
       assert.ok(limited.some((e) => e.remote_addr === "127.0.0.2" && e.limiter === "max_connections_per_ip" && e.reason === "concurrency_limit"));
       assert.ok((gw.gateway.refusalCounts().get("max_connections_per_ip:concurrency_limit") ?? 0) >= 1);

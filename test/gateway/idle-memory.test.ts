@@ -14,6 +14,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CLI } from "../helpers/cli.js";
 import { withTimeout } from "./fixtures.js";
+import { sleep } from "../helpers/wait.js";
 
 /**
  * The documented bound (docs/memory.md), in MiB, for every Node version, on
@@ -41,7 +42,7 @@ async function settledRss(pid: number, maxMs: number): Promise<number> {
     if (window.length > 8) window.shift();
     const settled = window.length === 8 && Math.max(...window) - Math.min(...window) <= 1;
     if (settled || Date.now() > until) return Math.max(...window);
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
 }
 
@@ -69,7 +70,7 @@ test(`an idle one-listener gateway (portcullis run, as installed) stays under ${
       (async () => {
         while (!/listener egress \(connect\) up/.test(stderr)) {
           if (child.exitCode !== null) throw new Error(`gateway exited: ${stderr}`);
-          await new Promise((r) => setTimeout(r, 50));
+          await sleep(50);
         }
       })(),
       60_000,

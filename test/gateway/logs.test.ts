@@ -2,6 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
 import { Client, connectDoc, connectHead, curl, probe, startGateway, startOrigin } from "./fixtures.js";
+import { sleep } from "../helpers/wait.js";
 
 async function session(auditDestinations: boolean, format: "json" | "logfmt" = "json") {
   const origin = await startOrigin();
@@ -22,7 +23,7 @@ async function session(auditDestinations: boolean, format: "json" | "logfmt" = "
     }
     await c.waitClosed();
     await probe(gw.port, "127.0.12.1");
-    for (let i = 0; i < 50 && gw.gateway.openConnections > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 50 && gw.gateway.openConnections > 0; i++) await sleep(10);
     return { lines: gw.log.lines, records: gw.log.records(), dest: `127.0.0.1:${origin.port}`, originPort: origin.port };
   } finally {
     await gw.stop();

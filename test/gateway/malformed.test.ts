@@ -2,6 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Client, connectDoc, probe, type Running, startGateway } from "./fixtures.js";
+import { sleep } from "../helpers/wait.js";
 
 /** Each case must be closed within this time (request_timeout is 1 s; the rest is slack for a loaded machine). */
 const BOUND_MS = 4000;
@@ -33,7 +34,7 @@ describe("malformed input on the connect listener", () => {
         const head = "CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n";
         for (let i = 0; i < head.length && !c.closed; i++) {
           c.write(head[i]!);
-          await new Promise((r) => setTimeout(r, 1000));
+          await sleep(1000);
         }
       },
     ],

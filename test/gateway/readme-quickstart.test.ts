@@ -15,16 +15,10 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import { GatewayProcess } from "../helpers/gateway-process.js";
 import { withTimeout } from "./fixtures.js";
+import { sleep } from "../helpers/wait.js";
+import { freePort } from "../helpers/free-port.js";
 
 const root = new URL("../..", import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** The README's shell block that goes through the proxy. */
 function quickStartLines(): string[] {
@@ -75,7 +69,7 @@ describe("the README's quick start, against npm start's configuration", () => {
         for (;;) {
           const up = await new Promise<boolean>((r) => net.connect(webPort, "127.0.0.1").once("connect", function (this: net.Socket) { this.destroy(); r(true); }).once("error", () => r(false)));
           if (up) return;
-          await new Promise((r) => setTimeout(r, 50));
+          await sleep(50);
         }
       })(),
       15_000,

@@ -9,21 +9,14 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GatewayProcess } from "../helpers/gateway-process.js";
 import { Client, connectHead, startEcho, userHash, type Origin } from "./fixtures.js";
+import { sleep } from "../helpers/wait.js";
+import { freePort } from "../helpers/free-port.js";
 
 const TOKEN = "refusal-test-token-0123456789";
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** Sends one CONNECT from `from` and returns the status line of the answer ("" when closed without one). */
 async function connectOnce(port: number, target: string, auth: { user: string; password: string }, from = "127.0.0.1"): Promise<string> {
@@ -132,7 +125,7 @@ describe("refusals in the log, through portcullis run", () => {
     // A tunnel the policy allows is not a refusal.
     const ok = await connectOnce(port, `127.0.0.1:${echo.port}`, demo);
     assert.equal(ok, "HTTP/1.1 200 Connection established");
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     assert.equal(lines(gw, "deny").length, 4);
   });
 

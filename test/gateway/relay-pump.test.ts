@@ -12,6 +12,7 @@ import tls from "node:tls";
 import { rm } from "node:fs/promises";
 import { makeTestPki } from "../helpers/certs.js";
 import { connectDoc, connectHead, startGateway, withTimeout } from "./fixtures.js";
+import { sleep } from "../helpers/wait.js";
 
 const sha = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
 
@@ -53,7 +54,7 @@ async function slowUpstream(down: Buffer): Promise<{ server: net.Server; port: n
     server,
     port,
     got: async () => {
-      for (let i = 0; i < 500 && got === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 500 && got === undefined; i++) await sleep(10);
       return got!;
     },
   };
@@ -83,7 +84,7 @@ describe("tcp relay through read pumps", () => {
       c.destroy();
       // A bulk stream read into the pool's 64 KiB buffers, and gave them back when it closed.
       const pool = gw.gateway["ctx"].readBuffers;
-      for (let i = 0; i < 100 && pool.idle === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 100 && pool.idle === 0; i++) await sleep(10);
       assert.ok(pool.idle >= 1, `64 KiB buffers back in the pool: ${pool.idle}`);
     } finally {
       await gw.stop();
@@ -155,7 +156,7 @@ describe("tcp relay through read pumps", () => {
       for (const [i, p] of pieces.entries()) {
         if (!s.write(p)) await new Promise((r) => s.once("drain", r));
         // Gaps between writes keep reads short now and then.
-        if (i % 3 === 0) await new Promise((r) => setTimeout(r, 1));
+        if (i % 3 === 0) await sleep(1);
       }
       s.end();
     };
@@ -172,7 +173,7 @@ describe("tcp relay through read pumps", () => {
       await new Promise((r) => c.once("connect", r));
       void send(c);
       assert.deepEqual(await withTimeout(clientGot, 45_000, "the client's copy"), { digest: sha(all), length: all.length });
-      for (let i = 0; i < 500 && upstreamGot === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 500 && upstreamGot === undefined; i++) await sleep(10);
       assert.deepEqual(await withTimeout(upstreamGot!, 45_000, "the upstream's copy"), { digest: sha(all), length: all.length });
       c.destroy();
     } finally {

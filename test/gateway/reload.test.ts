@@ -6,6 +6,7 @@ import net from "node:net";
 import { join } from "node:path";
 import { GatewayProcess } from "../helpers/gateway-process.js";
 import { configOf, connectDoc, probe, startGateway, userHash } from "./fixtures.js";
+import { sleep } from "../helpers/wait.js";
 
 
 async function fileText(perIp: number | string, watch = false): Promise<string> {
@@ -37,7 +38,7 @@ async function servedFrom(port: number, ip: string, max: number): Promise<number
     served++;
   }
   for (const c of held) c.destroy();
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   return served;
 }
 

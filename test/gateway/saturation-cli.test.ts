@@ -14,6 +14,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client, connectHead, userHash, withTimeout } from "./fixtures.js";
 import { sample } from "../observability/fixtures.js";
+import { sleep } from "../helpers/wait.js";
 
 const TOKEN = "saturation-test-token-0123456789";
 const TRACKED = 200;
@@ -100,7 +101,7 @@ test("portcullis run: 300 addresses past a 200-entry table, 3 failed logins each
           const a = /admin listener up on (http:\/\/\S+)/.exec(stderr);
           if (l && a) return { port: Number(l[1]), admin: a[1]! };
           if (child.exitCode !== null) throw new Error(`gateway exited: ${stderr}`);
-          await new Promise((r) => setTimeout(r, 50));
+          await sleep(50);
         }
       })(),
       30_000,

@@ -5,6 +5,7 @@ import tls from "node:tls";
 import { rm } from "node:fs/promises";
 import { makeTestPki } from "../helpers/certs.js";
 import { Client, startEcho, startGateway, withTimeout } from "./fixtures.js";
+import { sleep } from "../helpers/wait.js";
 
 function tcpDoc(upstreamPort: number, extra: Record<string, unknown> = {}, guard: Record<string, unknown> = {}): Record<string, unknown> {
   return { log: { format: "json" }, guard, listener: [{ name: "relay", kind: "tcp", bind: "127.0.0.1:0", upstream: `127.0.0.1:${upstreamPort}`, ...extra }] };
@@ -64,7 +65,7 @@ describe("tcp listener", () => {
       await c.until(() => c.text() === "x", 5000, "echo");
       await c.waitClosed(5000);
       // The gateway's own close event follows its destroy by a tick or two.
-      for (let i = 0; i < 50 && gw.gateway.openConnections > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 50 && gw.gateway.openConnections > 0; i++) await sleep(10);
       assert.equal(gw.gateway.openConnections, 0);
       assert.equal(gw.log.events("conn_close").length, 1);
     } finally {

@@ -1,10 +1,11 @@
 /**
  * A real `portcullis run -c FILE` (the built CLI), with its stdout (the log)
- * and stderr collected, and bounded waits on them.
+ * and stderr collected, bounded waits on them, and a bounded stop.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { CLI } from "./cli.js";
 import { withTimeout } from "../gateway/fixtures.js";
+import { waitUntil } from "./wait.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -20,20 +21,32 @@ export class GatewayProcess {
   }
 
   async waitFor(pred: () => boolean, what: string, ms = 15_000): Promise<void> {
-    // The polling stops with the wait: a poll left running after a timeout keeps the test file's process alive forever.
-    let waiting = true;
+    await waitUntil(pred, { timeoutMs: ms, intervalMs: 25, message: what });
+  }
+
+  /**
+   * Waits until `re` matches stderr (where the CLI says what it started) and
+   * returns the match. Fails at once if the process exits first, and a
+   * failure carries what the gateway wrote on stderr.
+   */
+  async stderrMatch(re: RegExp, what: string, ms: number): Promise<RegExpExecArray> {
     try {
-      await withTimeout(
-        new Promise<void>((resolve) => {
-          const tick = (): void => (pred() ? resolve() : void (waiting && setTimeout(tick, 25)));
-          tick();
-        }),
-        ms,
-        what,
+      return await waitUntil(
+        () => {
+          const m = re.exec(this.stderr);
+          if (m === null && this.child.exitCode !== null) throw new Error(`the gateway exited (${this.child.exitCode}) before ${what}`);
+          return m;
+        },
+        { timeoutMs: ms, intervalMs: 25, message: what },
       );
-    } finally {
-      waiting = false;
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; the gateway's stderr:\n${this.stderr}`, { cause: e });
     }
+  }
+
+  /** The admin listener's base URL, once it is up. */
+  async adminUrl(ms: number): Promise<string> {
+    return (await this.stderrMatch(/admin listener up on (http:\/\/\S+)/, "admin listener up", ms))[1]!;
   }
 
   /** Occurrences of `s` in the log. */
@@ -43,5 +56,19 @@ export class GatewayProcess {
 
   exit(ms = 10_000): Promise<number | null> {
     return withTimeout(new Promise((r) => (this.child.exitCode !== null ? r(this.child.exitCode) : this.child.once("exit", (code) => r(code)))), ms, "exit");
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+  async stop(graceMs = 5_000): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => this.child.once("exit", () => r()));
+    this.child.kill("SIGTERM");
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill("SIGKILL");
+      await withTimeout(exited, 10_000, "exit after SIGKILL");
+    }
   }
 }

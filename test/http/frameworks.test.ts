@@ -12,7 +12,8 @@ import express from "express";
 import Fastify, { type FastifyInstance } from "fastify";
 import { ManualClock } from "../../src/core/clock.js";
 import { HttpLimiter, type HttpLimiterOptions, expressRateLimit, fastifyRateLimit } from "../../src/http/index.js";
-import { close, parseRateLimit, request, startRequest, until } from "./helpers.js";
+import { close, parseRateLimit, request, startRequest } from "./helpers.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const express4 = createRequire(import.meta.url)("express4") as typeof express;
 const closers: (() => Promise<void>)[] = [];
@@ -117,12 +118,12 @@ for (const [name, make] of frameworks) {
       const a = await make();
       assert.equal((await request(a.port, { path: "/oauth/authorize", headers: { "x-n": "1" } })).status, 200);
       const gone = startRequest(a.port, { path: "/oauth/authorize", headers: { "x-n": "2" } });
-      await until(() => a.limiter.queued === 1, "the request to queue");
+      await waitUntil(() => a.limiter.queued === 1, { timeoutMs: 5_000, message: "the request to queue" });
       gone.reply.catch(() => undefined);
       gone.req.destroy();
-      await until(() => a.limiter.queued === 0, "the client to leave the queue");
+      await waitUntil(() => a.limiter.queued === 0, { timeoutMs: 5_000, message: "the client to leave the queue" });
       const waiting = startRequest(a.port, { path: "/oauth/authorize", headers: { "x-n": "3" } });
-      await until(() => a.limiter.queued === 1, "the next request to queue");
+      await waitUntil(() => a.limiter.queued === 1, { timeoutMs: 5_000, message: "the next request to queue" });
       a.clock.set(60_000);
       const r = await waiting.reply;
       assert.equal(r.status, 200);

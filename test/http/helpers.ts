@@ -119,12 +119,3 @@ export function parseRateLimit(v: string | string[] | undefined): SfItem[] {
     return { name: value, params: Object.fromEntries(params) };
   });
 }
-
-/** Polls `cond` every few ms until it holds; fails after `timeoutMs`. */
-export async function until(cond: () => boolean, what: string, timeoutMs = TIMEOUT_MS): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

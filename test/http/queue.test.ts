@@ -9,7 +9,8 @@ import http from "node:http";
 import { after, test } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
 import { HttpLimiter, withRateLimit } from "../../src/http/index.js";
-import { close, listen, parseRateLimit, recordingLogger, request, startRequest, until } from "./helpers.js";
+import { close, listen, parseRateLimit, recordingLogger, request, startRequest } from "./helpers.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const servers: http.Server[] = [];
 after(async () => {
@@ -46,7 +47,7 @@ test("queued requests proceed in arrival order when the window opens", async () 
   const waiting = [];
   for (const n of ["c", "d", "e"]) {
     waiting.push(s.send(n));
-    await until(() => s.limiter.queued === waiting.length, `${n} to queue`);
+    await waitUntil(() => s.limiter.queued === waiting.length, { timeoutMs: 5_000, message: `${n} to queue` });
   }
   assert.deepEqual(s.served, ["a", "b"], "nobody is served while the window is full");
   assert.equal(s.queuedHook.length, 3);
@@ -73,7 +74,7 @@ test("queue_limit bounds the queue: the next request is rejected at once with a 
   const waiting = [];
   for (const n of ["c", "d", "e"]) {
     waiting.push(s.send(n));
-    await until(() => s.limiter.queued === waiting.length, `${n} to queue`);
+    await waitUntil(() => s.limiter.queued === waiting.length, { timeoutMs: 5_000, message: `${n} to queue` });
   }
   const full = await request(s.port, { path: "/authorize", headers: { "x-n": "f" } });
   assert.equal(full.status, 429);
@@ -97,16 +98,16 @@ test("a client that disconnects while queued leaves the queue; its place goes to
   const s = await queuedServer(1, 2);
   await request(s.port, { path: "/authorize", headers: { "x-n": "a" } });
   const b = s.send("b");
-  await until(() => s.limiter.queued === 1, "b to queue");
+  await waitUntil(() => s.limiter.queued === 1, { timeoutMs: 5_000, message: "b to queue" });
   const c = s.send("c");
-  await until(() => s.limiter.queued === 2, "c to queue");
+  await waitUntil(() => s.limiter.queued === 2, { timeoutMs: 5_000, message: "c to queue" });
   b.reply.catch(() => undefined);
   b.req.destroy();
-  await until(() => s.limiter.queued === 1, "b to leave the queue");
+  await waitUntil(() => s.limiter.queued === 1, { timeoutMs: 5_000, message: "b to leave the queue" });
   assert.ok(s.logger.entries.some((e) => e.msg === "queued request left the queue" && e.fields.endpoint === "authorize"));
   // The freed place takes a new waiter (the queue holds 2: c and d).
   const d = s.send("d");
-  await until(() => s.limiter.queued === 2, "d to queue");
+  await waitUntil(() => s.limiter.queued === 2, { timeoutMs: 5_000, message: "d to queue" });
   s.clock.set(60_000);
   assert.equal((await c.reply).status, 200);
   s.clock.set(120_000);

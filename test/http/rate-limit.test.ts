@@ -14,7 +14,8 @@ import { ManualClock } from "../../src/core/clock.js";
 import { type RateLimitMiddleware, type RateLimitOptions, rateLimit } from "../../src/http/index.js";
 import { RedisStore } from "../../src/stores/redis/redis-store.js";
 import { REDIS_URL, deletePrefix, uniquePrefix } from "../redis/helpers.js";
-import { type Reply, close, listen, parseRateLimit, recordingLogger, request, startRequest, until } from "./helpers.js";
+import { type Reply, close, listen, parseRateLimit, recordingLogger, request, startRequest } from "./helpers.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const express4 = createRequire(import.meta.url)("express4") as typeof express;
 const closers: (() => Promise<void> | void)[] = [];
@@ -241,7 +242,7 @@ describe("rateLimit option mapping (Express 5)", () => {
     const port = await fw.serve(mw);
     assert.equal((await request(port)).status, 200);
     const waiting = startRequest(port);
-    await until(() => mw.limiter!.queued === 1, "the request to queue");
+    await waitUntil(() => mw.limiter!.queued === 1, { timeoutMs: 5_000, message: "the request to queue" });
     assert.equal((await request(port)).status, 429, "the queue holds one");
     clock.advance(60_000);
     assert.equal((await waiting.reply).status, 200, "the queued request is served in the next window");

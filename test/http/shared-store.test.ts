@@ -12,7 +12,8 @@ import { HttpLimiter, type Verdict } from "../../src/http/http-limiter.js";
 import type { HttpLimiterOptions, RequestInfo } from "../../src/http/types.js";
 import { MemoryStore } from "../../src/stores/memory-store.js";
 import { RedisStore } from "../../src/stores/redis/redis-store.js";
-import { REDIS_URL, deletePrefix, uniquePrefix, waitFor } from "../redis/helpers.js";
+import { REDIS_URL, deletePrefix, uniquePrefix } from "../redis/helpers.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 const prefix = uniquePrefix("http-shared");
 const stores = [new RedisStore({ url: REDIS_URL, prefix, timeoutMs: 2000 }), new RedisStore({ url: REDIS_URL, prefix, timeoutMs: 2000 })];
@@ -43,7 +44,7 @@ function req(path: string, ip = "203.0.113.7", body?: Record<string, string>): R
 /** Waits for the next minute when fewer than 15 s of this one are left, so a minute-long window holds the whole test. */
 async function insideOneMinute(): Promise<void> {
   const left = 60_000 - (Date.now() % 60_000);
-  if (left < 15_000) await new Promise((r) => setTimeout(r, left + 100));
+  if (left < 15_000) await sleep(left + 100);
 }
 
 describe("the HTTP limiter on a shared store", () => {
@@ -90,9 +91,9 @@ describe("the HTTP limiter on a shared store", () => {
     };
     enqueue(a);
     enqueue(a);
-    await waitFor(() => a.queued === 2, 5000, "two waiting at A");
+    await waitUntil(() => a.queued === 2, { timeoutMs: 5000, message: "two waiting at A" });
     enqueue(b);
-    await waitFor(() => b.queued === 1, 5000, "one waiting at B");
+    await waitUntil(() => b.queued === 1, { timeoutMs: 5000, message: "one waiting at B" });
     // The queue holds 3 across both: a fourth at either instance is refused at once.
     const fullAtB = await b.decide(req("/authorize"));
     const fullAtA = await a.decide(req("/authorize"));
@@ -105,7 +106,7 @@ describe("the HTTP limiter on a shared store", () => {
     aborts[0]!.abort();
     assert.equal((await waiting[0]!).aborted, true);
     const next = enqueue(b);
-    await waitFor(() => b.queued === 2, 5000, "B queues into the freed place");
+    await waitUntil(() => b.queued === 2, { timeoutMs: 5000, message: "B queues into the freed place" });
     assert.equal(a.queued + b.queued, 3);
     // Still full again.
     assert.equal((await a.decide(req("/authorize"))).status, 429);

@@ -11,7 +11,8 @@ import { after, describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { ManualClock, createLimiter } from "../../src/index.js";
 import { type MessageChannel, MessageStore, portChannel } from "../../src/message.js";
-import { UnhandledRejections, waitFor } from "../redis/helpers.js";
+import { UnhandledRejections } from "../redis/helpers.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const HOST = new URL("../conformance/fixtures/message-host.ts", import.meta.url);
 /**
@@ -104,7 +105,7 @@ describe("message store host killed and restarted", () => {
 
       host = startHost();
       channel.attach(host);
-      await waitFor(() => store.mode === "remote", HOST_START_MS, "the store back on the new host");
+      await waitUntil(() => store.mode === "remote", { timeoutMs: HOST_START_MS, message: "the store back on the new host" });
       const back = await l.check("k");
       assert.deepEqual([back.allowed, back.remaining], [true, 3], "the new host's fresh state, the table defined there again");
       assert.deepEqual(modes, ["remote->insurance", "insurance->remote"]);

@@ -2,13 +2,12 @@
  * `portcullis bans` run as a real process against a running gateway's admin
  * listener: add, list, remove, and the exit codes of each failure.
  */
-import { execFile } from "node:child_process";
 import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { connectDoc, probe } from "../gateway/fixtures.js";
 import { TOKEN, type Observed, startObserved } from "./fixtures.js";
-import { CLI } from "../helpers/cli.js";
+import { runCli } from "../helpers/cli.js";
 
 interface Run {
   code: number;
@@ -17,14 +16,7 @@ interface Run {
 }
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, "bans", ...args],
-      { timeout: 30_000, env: { ...process.env, PORTCULLIS_ADMIN_TOKEN: "", PORTCULLIS_ADMIN_URL: "", ...env } },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
+  return runCli(["bans", ...args], { cwd: process.cwd(), env: { ...process.env, PORTCULLIS_ADMIN_TOKEN: "", PORTCULLIS_ADMIN_URL: "", ...env } });
 }
 
 describe("portcullis bans", () => {

@@ -20,6 +20,8 @@ import assert from "node:assert/strict";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { GatewayProcess } from "../helpers/gateway-process.js";
 import { Client, connectHead, userHash, withTimeout } from "../gateway/fixtures.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
+import { freePort } from "../helpers/free-port.js";
 
 const TOKEN = "dashboard-listeners-token-0123456789";
 const OUT = join("test-output", "observability");
@@ -28,22 +30,9 @@ const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.me
 /** What the bulk origin sends on each connection: several seconds' worth at the per-IP download cap below. */
 const BULK_BYTES = 64 * 1024;
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 /** Polls `expression` in the page (through DevTools, outside the page's CSP) until it is truthy. */
-async function waitForTruthy(page: Page, expression: string, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await page.evaluate(expression)) return;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${expression}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+async function truthyInPage(page: Page, expression: string, timeoutMs: number): Promise<void> {
+  await waitUntil(() => page.evaluate(expression), { timeoutMs, intervalMs: 50, message: expression });
 }
 
 const text = (page: Page, selector: string): Promise<string> => page.textContent(selector).then((t) => (t ?? "").trim());
@@ -203,7 +192,7 @@ describe("dashboard of every listener kind, through portcullis run", () => {
     s.on("message", () => echoes++);
     await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
     for (let i = 0; i < n; i++) s.send(`ping ${i}`, ports.dns!, "127.0.0.1");
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     s.close();
     return echoes;
   }
@@ -237,7 +226,7 @@ describe("dashboard of every listener kind, through portcullis run", () => {
     assert.equal(await text(page, "#fact-version"), "–");
     await page.screenshot({ path: join(OUT, "dashboard-loading.png"), fullPage: true });
     release();
-    await waitForTruthy(page, `document.getElementById("board").dataset.loaded === "true"`, 10_000);
+    await truthyInPage(page, `document.getElementById("board").dataset.loaded === "true"`, 10_000);
     assert.equal(await page.isVisible("#loading"), false);
     assert.equal(await page.isVisible("#offenders + .placeholder"), false);
     await page.unroute("**/v1/stats");
@@ -307,13 +296,13 @@ describe("dashboard of every listener kind, through portcullis run", () => {
     assert.equal(ready.checks.find((c) => c.name === "store")?.detail, g.store, "the store mode is the one /readyz reports");
 
     // The page shows all of it.
-    await waitForTruthy(page, `document.querySelectorAll("#listeners tbody tr").length === 3`, 10_000);
+    await truthyInPage(page, `document.querySelectorAll("#listeners tbody tr").length === 3`, 10_000);
     assert.equal(await text(page, '#listeners tr[data-key="api"] td:nth-child(2)'), "http");
     assert.equal(await text(page, '#listeners tr[data-key="dns"] td:nth-child(4)'), "listening");
     assert.equal(await text(page, '#listeners tr[data-key="egress"] td:nth-child(3)'), `127.0.0.1:${ports.egress}`);
     await page.waitForSelector('#http-routes tr[data-key="token/token"]', { timeout: 10_000 });
     assert.equal(await text(page, '#http-routes tr[data-key="token/token"] td:nth-child(3)'), "3");
-    await waitForTruthy(page, `(document.getElementById("chart-http-429")?.dataset.series ?? "") === "token / token"`, 10_000);
+    await truthyInPage(page, `(document.getElementById("chart-http-429")?.dataset.series ?? "") === "token / token"`, 10_000);
     await page.waitForSelector('#offenders tr[data-key="127.0.0.81"]', { timeout: 10_000 });
     assert.equal(await text(page, '#offenders tr[data-key="127.0.0.81"] td:nth-child(3)'), "http");
     assert.ok(Number(await text(page, '#udp tr[data-key="dns"] td:nth-child(5)')) >= 40, "rate-cap drops in the udp table");
@@ -335,13 +324,13 @@ describe("dashboard of every listener kind, through portcullis run", () => {
     assert.equal(await text(page, "#fact-version"), VERSION);
     assert.equal(await text(page, "#fact-store"), "memory");
     assert.match(await text(page, "#fact-uptime"), /^\d+ (s|min)/);
-    await waitForTruthy(page, `/^applied at /.test(document.getElementById("fact-reload").textContent)`, 10_000);
+    await truthyInPage(page, `/^applied at /.test(document.getElementById("fact-reload").textContent)`, 10_000);
 
     // A limiter has one colour in every chart it appears in.
     const colours = async (id: string): Promise<Map<string, string>> =>
       new Map(((await page.getAttribute(`#${id}`, "data-colors")) ?? "").split(",").map((p) => p.split("=") as [string, string]));
     const decided = await colours("chart-decisions");
-    await waitForTruthy(page, `(document.getElementById("chart-rejections")?.dataset.series ?? "").split(",").includes("auth")`, 10_000);
+    await truthyInPage(page, `(document.getElementById("chart-rejections")?.dataset.series ?? "").split(",").includes("auth")`, 10_000);
     const rejected = await colours("chart-rejections");
     for (const limiter of ["auth", "ban"]) {
       if (!rejected.has(limiter)) continue;

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { Client, connectDoc, connectHead, type Origin, probe, startOrigin } from "../gateway/fixtures.js";
 import { TOKEN, type Observed, startObserved } from "./fixtures.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const OUT = join("test-output", "observability");
 
@@ -21,13 +22,8 @@ const OUT = join("test-output", "observability");
  * dashboard's Content-Security-Policy (rightly) forbids; page.evaluate runs
  * through the DevTools protocol, outside the page's CSP.
  */
-async function waitForTruthy(page: Page, expression: string, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await page.evaluate(expression)) return;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${expression}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+async function truthyInPage(page: Page, expression: string, timeoutMs: number): Promise<void> {
+  await waitUntil(() => page.evaluate(expression), { timeoutMs, intervalMs: 50, message: expression });
 }
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
@@ -97,13 +93,13 @@ describe("dashboard", () => {
     }
 
     for (const id of ["chart-decisions", "chart-rejections", "chart-connections", "chart-bytes"]) {
-      await waitForTruthy(page, `Number(document.getElementById(${JSON.stringify(id)})?.dataset.points ?? 0) >= 3`, 10_000);
+      await truthyInPage(page, `Number(document.getElementById(${JSON.stringify(id)})?.dataset.points ?? 0) >= 3`, 10_000);
       const canvas = await page.$(`#${id} canvas`);
       assert.ok(canvas, `${id} draws on a canvas`);
       const box = await canvas.boundingBox();
       assert.ok(box && box.width > 200 && box.height > 100, `${id} has a size`);
     }
-    await waitForTruthy(page, `(document.getElementById("chart-rejections")?.dataset.series ?? "").split(",").includes("ban")`, 10_000);
+    await truthyInPage(page, `(document.getElementById("chart-rejections")?.dataset.series ?? "").split(",").includes("ban")`, 10_000);
     const decisionSeries = (await page.getAttribute("#chart-decisions", "data-series")) ?? "";
     for (const limiter of ["ban", "auth", "destination_policy"]) assert.ok(decisionSeries.split(",").includes(limiter), `decisions chart has ${limiter}: ${decisionSeries}`);
     await page.waitForSelector('#offenders tr[data-key="127.0.0.70"]', { timeout: 10_000 });
@@ -144,7 +140,7 @@ describe("dashboard", () => {
     await page.waitForSelector("#login:not([hidden])", { timeout: 5000 });
     await page.fill("#token", "not-the-token-at-all");
     await page.click("#login button");
-    await waitForTruthy(page, `document.getElementById("status")?.textContent === "That token was refused."`, 5000);
+    await truthyInPage(page, `document.getElementById("status")?.textContent === "That token was refused."`, 5000);
     assert.equal(await page.isHidden("#board"), true);
     await page.close();
   });

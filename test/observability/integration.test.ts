@@ -3,7 +3,6 @@
  * traffic, guard limiter state through the admin API, and `portcullis run`
  * starting the admin listener from the [admin] section of its file.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +10,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Client, connectDoc, connectHead, probe, startOrigin, userHash, withTimeout } from "../gateway/fixtures.js";
 import { TOKEN, sample, startObserved } from "./fixtures.js";
-import { CLI } from "../helpers/cli.js";
+import { GatewayProcess } from "../helpers/gateway-process.js";
+import { sleep } from "../helpers/wait.js";
 
 describe("observability wired into the gateway", () => {
   test("relayed bytes are counted in totals per direction after real traffic", async () => {
@@ -33,7 +33,7 @@ describe("observability wired into the gateway", () => {
           for (;;) {
             const t = (await o.call("GET", "/metrics")).text;
             if (sample(t, "portcullis_relayed_bytes_total", { listener: "egress", direction: "out" }) > 0) return;
-            await new Promise((r) => setTimeout(r, 20));
+            await sleep(20);
           }
         })(),
         5000,
@@ -93,22 +93,9 @@ describe("observability wired into the gateway", () => {
           "",
         ].join("\n"),
       );
-      const child = spawn(process.execPath, [CLI, "run", "-c", file], { env: { ...process.env, PORTCULLIS_ADMIN_TOKEN: TOKEN }, stdio: ["ignore", "ignore", "pipe"] });
-      let stderr = "";
-      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+      const gw = new GatewayProcess(file, { PORTCULLIS_ADMIN_TOKEN: TOKEN });
       try {
-        const url = await withTimeout(
-          (async () => {
-            for (;;) {
-              const m = /admin listener up on (http:\/\/\S+)/.exec(stderr);
-              if (m) return m[1]!;
-              await new Promise((r) => setTimeout(r, 50));
-            }
-          })(),
-          20_000,
-          "admin listener up",
-        );
+        const url = await gw.adminUrl(20_000);
         const auth = { authorization: `Bearer ${TOKEN}` };
         assert.equal((await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5000) })).status, 200);
         assert.equal((await fetch(`${url}/v1/bans`, { signal: AbortSignal.timeout(5000) })).status, 401);
@@ -125,9 +112,9 @@ describe("observability wired into the gateway", () => {
         assert.equal(sample(metrics, "portcullis_reloads_total", { result: "ok" }), 1);
         assert.equal(sample(metrics, "portcullis_reloads_total", { result: "failed" }), 1);
       } finally {
-        child.kill("SIGTERM");
+        gw.child.kill("SIGTERM");
       }
-      assert.equal(await withTimeout(exited, 10_000, "exit"), 0);
+      assert.equal(await gw.exit(10_000), 0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -7,7 +7,8 @@ import { execFile } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { register as globalRegistry } from "prom-client";
-import { Client, connectDoc, connectHead, type Origin, probe, startOrigin, withTimeout } from "../gateway/fixtures.js";
+import { Client, connectDoc, connectHead, type Origin, probe, startOrigin } from "../gateway/fixtures.js";
+import { waitUntil } from "../helpers/wait.js";
 import { type Observed, sample, startObserved } from "./fixtures.js";
 
 const AUTH = { user: "alice", password: "s3cret" };
@@ -18,19 +19,12 @@ async function metricsText(o: Observed): Promise<string> {
   return r.text;
 }
 
-/** Polls until `pred` holds on a fresh scrape (bounded). */
-async function eventually(o: Observed, pred: (text: string) => boolean, what: string, ms = 5000): Promise<string> {
-  return withTimeout(
-    (async () => {
-      for (;;) {
-        const text = await metricsText(o);
-        if (pred(text)) return text;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })(),
-    ms,
-    what,
-  );
+/** Scrapes until `pred` holds on a fresh scrape (bounded); the scrape that held. */
+function scrapeUntil(o: Observed, pred: (text: string) => boolean, what: string, ms = 5000): Promise<string> {
+  return waitUntil(async () => {
+    const text = await metricsText(o);
+    return pred(text) ? text : undefined;
+  }, { timeoutMs: ms, intervalMs: 20, message: what });
 }
 
 /** A tunnel through the connect listener to the origin; resolves with the open client after the origin answered. */
@@ -106,7 +100,7 @@ describe("metrics after real traffic", () => {
     for (const limiter of ["ban", "max_connections", "max_connections_per_ip"]) assert.equal(sample(text, "portcullis_decisions_total", { limiter, result: "allowed" }), 1, limiter);
     assert.equal(sample(text, "portcullis_decisions_total", { limiter: "connection_rate", result: "allowed" }), 0, "connection_rate is off");
     c.destroy();
-    text = await eventually(o, (t) => sample(t, "portcullis_connections_active", { listener: "egress" }) === 0, "gauge back to 0");
+    text = await scrapeUntil(o, (t) => sample(t, "portcullis_connections_active", { listener: "egress" }) === 0, "gauge back to 0");
     assert.equal(sample(text, "portcullis_connections_total", { listener: "egress", result: "accepted" }), 1);
   });
 
@@ -118,7 +112,7 @@ describe("metrics after real traffic", () => {
     await c.until(() => c.text().includes("407"), 5000, "first 407");
     c.write(bad);
     await c.waitClosed();
-    let text = await eventually(o, (t) => sample(t, "portcullis_bans_total", { reason: "auth_failures" }) === 1, "ban counted");
+    let text = await scrapeUntil(o, (t) => sample(t, "portcullis_bans_total", { reason: "auth_failures" }) === 1, "ban counted");
     assert.equal(sample(text, "portcullis_auth_attempts_total", { listener: "egress", result: "reject" }), 2);
     assert.equal(sample(text, "portcullis_rejections_total", { limiter: "auth", reason: "bad_credentials" }), 2);
     assert.equal(sample(text, "portcullis_decisions_total", { limiter: "auth", result: "rejected" }), 2);
@@ -128,7 +122,7 @@ describe("metrics after real traffic", () => {
     const p = await probe(o.port, "127.0.0.3");
     p.client.destroy();
     assert.equal(p.served, false);
-    text = await eventually(o, (t) => sample(t, "portcullis_rejections_total", { limiter: "ban", reason: "banned" }) === 1, "ban refusal counted");
+    text = await scrapeUntil(o, (t) => sample(t, "portcullis_rejections_total", { limiter: "ban", reason: "banned" }) === 1, "ban refusal counted");
     assert.equal(sample(text, "portcullis_decisions_total", { limiter: "ban", result: "rejected" }), 1);
     assert.equal(sample(text, "portcullis_connections_total", { listener: "egress", result: "refused" }), 1);
     // Two rejected logins and one refusal, all from one client.
@@ -173,23 +167,23 @@ describe("guard limiters", () => {
       const second = await probe(o.port, "127.0.0.4");
       second.client.destroy();
       assert.equal(second.served, false);
-      let text = await eventually(o, (t) => sample(t, "portcullis_rejections_total", { limiter: "max_connections_per_ip", reason: "concurrency_limit" }) === 1, "per-IP refusal");
+      let text = await scrapeUntil(o, (t) => sample(t, "portcullis_rejections_total", { limiter: "max_connections_per_ip", reason: "concurrency_limit" }) === 1, "per-IP refusal");
       assert.equal(sample(text, "portcullis_decisions_total", { limiter: "max_connections_per_ip", result: "rejected" }), 1);
       assert.equal(sample(text, "portcullis_decisions_total", { limiter: "max_connections", result: "allowed" }), 2);
       held.destroy();
-      await eventually(o, (t) => sample(t, "portcullis_connections_active", { listener: "egress" }) === 0, "held connection released");
+      await scrapeUntil(o, (t) => sample(t, "portcullis_connections_active", { listener: "egress" }) === 0, "held connection released");
 
       for (let i = 0; i < 3; i++) {
         const p = await probe(o.port, "127.0.0.5");
         p.client.destroy();
         assert.equal(p.served, true, `connection ${i + 1} is within the rate`);
         // The per-IP cap is 1: wait until the gateway has seen this one end.
-        await eventually(o, (t) => sample(t, "portcullis_connections_active", { listener: "egress" }) === 0, "connection released");
+        await scrapeUntil(o, (t) => sample(t, "portcullis_connections_active", { listener: "egress" }) === 0, "connection released");
       }
       const fourth = await probe(o.port, "127.0.0.5");
       fourth.client.destroy();
       assert.equal(fourth.served, false);
-      text = await eventually(o, (t) => sample(t, "portcullis_rejections_total", { limiter: "connection_rate", reason: "rate_limited" }) === 1, "rate refusal");
+      text = await scrapeUntil(o, (t) => sample(t, "portcullis_rejections_total", { limiter: "connection_rate", reason: "rate_limited" }) === 1, "rate refusal");
       assert.equal(sample(text, "portcullis_decisions_total", { limiter: "connection_rate", result: "rejected" }), 1);
       // .4's first connection and .5's three passed the rate.
       assert.equal(sample(text, "portcullis_decisions_total", { limiter: "connection_rate", result: "allowed" }), 4);
@@ -210,7 +204,7 @@ describe("guard limiters", () => {
       assert.equal(allowed.served, true);
       const plain = await probe(o.port, "127.0.0.11");
       plain.client.destroy();
-      const text = await eventually(o, (t) => sample(t, "portcullis_connections_total", { listener: "egress", result: "accepted" }) === 2, "two admitted");
+      const text = await scrapeUntil(o, (t) => sample(t, "portcullis_connections_total", { listener: "egress", result: "accepted" }) === 2, "two admitted");
       assert.equal(sample(text, "portcullis_rejections_total", { limiter: "deny_list", reason: "deny_list" }), 1);
       assert.equal(sample(text, "portcullis_decisions_total", { limiter: "deny_list", result: "rejected" }), 1);
       assert.equal(sample(text, "portcullis_decisions_total", { limiter: "allow_list", result: "allowed" }), 1);
@@ -229,7 +223,7 @@ describe("guard limiters", () => {
       await a.connected();
       const b = await probe(o.port, "127.0.0.6");
       assert.equal(b.served, true);
-      const text = await eventually(o, (t) => sample(t, "portcullis_shadow_rejections_total", { limiter: "max_connections_per_ip", reason: "concurrency_limit" }) === 1, "shadow counted");
+      const text = await scrapeUntil(o, (t) => sample(t, "portcullis_shadow_rejections_total", { limiter: "max_connections_per_ip", reason: "concurrency_limit" }) === 1, "shadow counted");
       assert.equal(sample(text, "portcullis_rejections_total", { limiter: "max_connections_per_ip", reason: "concurrency_limit" }), 0);
       assert.equal(sample(text, "portcullis_connections_total", { listener: "egress", result: "accepted" }), 2);
       a.destroy();
@@ -287,7 +281,7 @@ describe("one registry per gateway", () => {
       await c.connected();
       c.write(connectHead("127.0.0.1:1", { user: "alice", password: "nope" }));
       await c.waitClosed();
-      const ta = await eventually(a, (t) => sample(t, "portcullis_bans_total", { reason: "auth_failures" }) === 1, "ban on a");
+      const ta = await scrapeUntil(a, (t) => sample(t, "portcullis_bans_total", { reason: "auth_failures" }) === 1, "ban on a");
       assert.equal(sample(ta, "portcullis_auth_attempts_total", { listener: "egress", result: "reject" }), 1);
       const tb = await metricsText(b);
       assert.equal(sample(tb, "portcullis_auth_attempts_total", { listener: "egress", result: "reject" }), 0);

@@ -13,17 +13,11 @@ import { join } from "node:path";
 import { GatewayProcess } from "../helpers/gateway-process.js";
 import { withTimeout } from "../gateway/fixtures.js";
 import { sample } from "./fixtures.js";
+import { sleep } from "../helpers/wait.js";
+import { freePort } from "../helpers/free-port.js";
 
 const TOKEN = "relayed-bytes-token-0123456789";
 const SENT = 300_000;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 let dir: string;
 let echo: net.Server;
@@ -95,7 +89,7 @@ test("an open tunnel's bytes reach /metrics within a few seconds, and its close 
         for (;;) {
           seen = { in: await relayed("in"), out: await relayed("out") };
           if (seen.in >= SENT && seen.out >= SENT) return;
-          await new Promise((r) => setTimeout(r, 200));
+          await sleep(200);
         }
       })(),
       15_000,
@@ -125,7 +119,7 @@ test("an open tunnel's bytes reach /metrics within a few seconds, and its close 
   await gw.waitFor(() => gw.count(" event=conn_close ") >= 2, "second conn_close");
   await withTimeout(
     (async () => {
-      while ((await relayed("out")) < SENT + 1000) await new Promise((r) => setTimeout(r, 100));
+      while ((await relayed("out")) < SENT + 1000) await sleep(100);
     })(),
     10_000,
     "total after close",

@@ -17,11 +17,12 @@ import { systemClock } from "../../src/core/clock.js";
 import { GatewayMetrics } from "../../src/metrics/gateway-metrics.js";
 import { generateSigningKey, publicKeyPem } from "../../src/permissions/signing-keys.js";
 import { startGateway, startOrigin, withTimeout, type Origin, type Running } from "../gateway/fixtures.js";
-import { bandwidthDoc, openTunnel, sleep } from "../gateway-bandwidth/harness.js";
+import { bandwidthDoc, openTunnel } from "../gateway-bandwidth/harness.js";
 import { makeTestPki } from "../helpers/certs.js";
-import { grant, pgFixture, until, type PgFixture } from "../permissions/pg-fixture.js";
+import { grant, pgFixture, type PgFixture } from "../permissions/pg-fixture.js";
 import { closedPort } from "../probe/fixtures.js";
 import { sample } from "./fixtures.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 function promtoolCheck(text: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
@@ -88,7 +89,7 @@ describe("snapshot metrics", () => {
       second.send("extra", gw.port, "127.0.0.1");
       const c = gw.gateway.udpCounters("dns")!;
       text = await scrapeUntil(metrics, (t) => sample(t, "portcullis_udp_dropped_total", { listener: "dns", direction: "in", reason: "flow_cap" }) === 1, "the flow-cap drop");
-      await until(() => c.packetsUp === received, 3000, "the upstream to receive what was relayed");
+      await waitUntil(() => c.packetsUp === received, { timeoutMs: 3000, intervalMs: 10, message: "the upstream to receive what was relayed" });
       text = await metrics.expose();
 
       const relayed = sample(text, "portcullis_udp_packets_total", { listener: "dns", direction: "in" });

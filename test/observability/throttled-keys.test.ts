@@ -9,25 +9,7 @@ import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
 import { bandwidthConfig } from "../../src/shaping/bandwidth-config.js";
 import { BandwidthRegistry } from "../../src/shaping/bandwidth-registry.js";
-import type { Gate } from "../../src/shaping/gate.js";
-
-/** Asks a gate for bytes without end (a sender faster than any cap). */
-function greedy(gate: Gate): { total: number } {
-  const s = { total: 0 };
-  const ask = (): void => {
-    for (;;) {
-      const g = gate.acquire(64 * 1024, onGrant);
-      if (g === 0) return;
-      s.total += g;
-    }
-  };
-  const onGrant = (g: number): void => {
-    s.total += g;
-    ask();
-  };
-  ask();
-  return s;
-}
+import { greedy } from "../helpers/greedy-reader.js";
 
 const KiB = 1024;
 

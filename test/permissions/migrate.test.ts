@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { loadMigrations, migrate } from "../../src/permissions/migrate.js";
-import { DATABASE_URL, until } from "./pg-fixture.js";
+import { DATABASE_URL } from "./pg-fixture.js";
+import { waitUntil } from "../helpers/wait.js";
 
 describe("migrations", () => {
   const schema = `t_migrate_${randomBytes(4).toString("hex")}`;
@@ -68,7 +69,7 @@ describe("migrations", () => {
     await db.query(`UPDATE ${t} SET identity = 'bob' WHERE id = $1`, [id]);
     await db.query(`DELETE FROM ${t} WHERE id = $1`, [id]);
     await db.query(`TRUNCATE ${t}`);
-    await until(() => got.filter((g) => g.schema === schema).length >= 4, 5000, "4 notifications");
+    await waitUntil(() => got.filter((g) => g.schema === schema).length >= 4, { timeoutMs: 5000, intervalMs: 10, message: "4 notifications" });
     assert.deepEqual(got.filter((g) => g.schema === schema), [
       { schema, op: "INSERT", id, identity: "alice", old_identity: null },
       { schema, op: "UPDATE", id, identity: "bob", old_identity: "alice" },

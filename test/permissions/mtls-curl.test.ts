@@ -7,8 +7,9 @@ import { systemClock } from "../../src/core/clock.js";
 import { generateSigningKey, Keyring } from "../../src/permissions/signing-keys.js";
 import { PgPermissionPolicy } from "../../src/permissions/pg-policy.js";
 import { makeTestPki, type IssuedCert, type TestPki } from "../helpers/certs.js";
-import { grant, pgFixture, until, type PgFixture } from "./pg-fixture.js";
+import { grant, pgFixture, type PgFixture } from "./pg-fixture.js";
 import { startMtlsFront, type MtlsFront } from "./mtls-connect-front.js";
+import { waitUntil } from "../helpers/wait.js";
 
 interface CurlResult {
   code: number;
@@ -76,7 +77,7 @@ describe("signed permissions end to end: mTLS CONNECT, driven by curl", () => {
     assert.match(denied.stderr, /403/);
 
     const rowId = await grant(f, { identity, dest: "*.internal.test", ports: "1024-65535", cidr: "127.0.0.0/8", key }, systemClock.wallNow());
-    await until(async () => (await curl(front, pki, agent, url)).code === 0, 5000, "curl to succeed after the grant");
+    await waitUntil(async () => (await curl(front, pki, agent, url)).code === 0, { timeoutMs: 5000, intervalMs: 10, message: "curl to succeed after the grant" });
     const ok = await curl(front, pki, agent, url);
     assert.deepEqual([ok.code, ok.body], [0, "hello from upstream"]);
     assert.deepEqual(front.decisions.at(-1), { identity, allowed: true, reason: "granted" });
@@ -102,7 +103,7 @@ describe("signed permissions end to end: mTLS CONNECT, driven by curl", () => {
     // The cache keeps decisions 10 minutes and nothing else closes an established tunnel: within these
     // bounds only the revoke's NOTIFY explains a refusal and a closed tunnel, however loaded the machine.
     // How fast it came is printed (well under 1 s on an idle machine).
-    await until(async () => /403/.test((await curl(front, pki, agent, url)).stderr), 20_000, "curl to be refused after the revoke");
+    await waitUntil(async () => /403/.test((await curl(front, pki, agent, url)).stderr), { timeoutMs: 20_000, intervalMs: 10, message: "curl to be refused after the revoke" });
     const refusedAfter = performance.now() - t0;
     const closedAfter = (await Promise.race([liveClosed, new Promise<number>((r) => setTimeout(() => r(Infinity), 20_000))])) - t0;
     assert.ok(Number.isFinite(closedAfter), "the revoke closed the live tunnel");

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
 import { ManualClock } from "../../src/core/clock.js";
 import { NotifyListener } from "../../src/permissions/notify-listener.js";
-import { until } from "./pg-fixture.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 describe("NotifyListener reconnect backoff", () => {
   // A server that accepts and at once drops every connection: each attempt fails for real, and is counted.
@@ -39,21 +39,21 @@ describe("NotifyListener reconnect backoff", () => {
       onDown: (r) => downs.push(r),
     });
     await l.start();
-    await until(() => attempts === 1 && clock.pendingTimers() === 1, 5000, "the first attempt to fail");
+    await waitUntil(() => attempts === 1 && clock.pendingTimers() === 1, { timeoutMs: 5000, intervalMs: 10, message: "the first attempt to fail" });
     assert.equal(l.isUp, false);
     // Expected waits before attempts 2, 3, 4, 5, 6: 100, 200, 400, 400, 400.
     for (const [n, wait] of [[2, 100], [3, 200], [4, 400], [5, 400], [6, 400]] as const) {
       clock.advance(wait - 1);
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
       assert.equal(attempts, n - 1, `no attempt ${n} before ${wait} ms`);
       clock.advance(1);
-      await until(() => attempts === n && clock.pendingTimers() === 1, 5000, `attempt ${n}`);
+      await waitUntil(() => attempts === n && clock.pendingTimers() === 1, { timeoutMs: 5000, intervalMs: 10, message: `attempt ${n}` });
     }
     assert.equal(downs.length, 1);
     await l.close();
     assert.equal(clock.pendingTimers(), 0);
     clock.advance(10_000);
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     assert.equal(attempts, 6);
   });
 });

@@ -6,8 +6,9 @@ import { generateSigningKey, Keyring } from "../../src/permissions/signing-keys.
 import { migrate } from "../../src/permissions/migrate.js";
 import { PgPermissionPolicy } from "../../src/permissions/pg-policy.js";
 import type { PolicyLogger } from "../../src/permissions/policy-logger.js";
-import { grant, until, type PgFixture } from "./pg-fixture.js";
+import { grant, type PgFixture } from "./pg-fixture.js";
 import { startThrowawayPg, type ThrowawayPg } from "./throwaway-pg.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 describe("PostgreSQL failures, on a throw-away cluster", () => {
   let cluster: ThrowawayPg;
@@ -70,7 +71,7 @@ describe("PostgreSQL failures, on a throw-away cluster", () => {
     await admin.end();
 
     await cluster.stop();
-    await until(() => !p.ready(), 5000, "readiness to fail");
+    await waitUntil(() => !p.ready(), { timeoutMs: 5000, intervalMs: 10, message: "readiness to fail" });
     // A gateway started while PostgreSQL is down starts not ready, denies, and connects once it can.
     const lateEvents: string[] = [];
     const lateLogger: PolicyLogger = { info: (m) => lateEvents.push(`info ${m}`), warn: (m) => lateEvents.push(`warn ${m}`) };
@@ -86,7 +87,7 @@ describe("PostgreSQL failures, on a throw-away cluster", () => {
     // Reconnect attempts keep failing while it is down.
     for (let i = 0; i < 3; i++) {
       clock.advance(1000);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     assert.equal(p.ready(), false);
     // Once the TTL is over, the cached decision is gone too: fail closed.
@@ -95,27 +96,19 @@ describe("PostgreSQL failures, on a throw-away cluster", () => {
     assert.ok(p.stats().unavailableDenials >= 2);
 
     await cluster.start();
-    await until(
-      () => {
+    await waitUntil(() => {
         clock.advance(1000); // let the backoff timer fire
         return p.ready();
-      },
-      15_000,
-      "the policy to reconnect",
-    );
+      }, { timeoutMs: 15_000, intervalMs: 10, message: "the policy to reconnect" });
     assert.equal(p.stats().reconnects, 1);
-    await until(
-      () => {
+    await waitUntil(() => {
         clock.advance(1000);
         return late.ready();
-      },
-      15_000,
-      "the late policy to connect",
-    );
+      }, { timeoutMs: 15_000, intervalMs: 10, message: "the late policy to connect" });
     assert.deepEqual(await late.decide(id, "fresh.example.com", 443), { allowed: true, reason: "granted", rowId: fresh });
     assert.deepEqual(await p.decide(id, "fresh.example.com", 443), { allowed: true, reason: "granted", rowId: fresh });
     assert.deepEqual(await p.decide(id, "cached.example.com", 443), { allowed: true, reason: "granted", rowId: cached });
-    await until(() => revoked.includes(gone), 5000, "the missed deletion to be reported");
+    await waitUntil(() => revoked.includes(gone), { timeoutMs: 5000, intervalMs: 10, message: "the missed deletion to be reported" });
     assert.deepEqual(await p.decide(id, "gone.example.com", 443), { allowed: false, reason: "no_permission" });
     assert.ok(events.filter((e) => e === "info permission store connected").length >= 2);
   });
@@ -138,14 +131,10 @@ describe("PostgreSQL failures, on a throw-away cluster", () => {
     assert.equal(p.ready(), true);
     clock.advance(5000); // one more period without an answer: the connection is given up
     assert.equal(p.ready(), false);
-    await until(
-      () => {
+    await waitUntil(() => {
         clock.advance(100);
         return p.ready();
-      },
-      10_000,
-      "a fresh LISTEN connection",
-    );
+      }, { timeoutMs: 10_000, intervalMs: 10, message: "a fresh LISTEN connection" });
     assert.equal(p.stats().reconnects, 1);
   });
 });

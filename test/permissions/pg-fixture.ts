@@ -42,12 +42,3 @@ export async function grant(
   await insertPermission(f.db, f.schema, signed.fields, signed.signature);
   return signed.fields.id;
 }
-
-/** Waits until `check` is true, polling every 10 ms, failing after `ms`. */
-export async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

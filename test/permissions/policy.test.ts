@@ -7,7 +7,8 @@ import { PgPermissionPolicy, type PgPermissionPolicyOptions } from "../../src/pe
 import type { PolicyLogger } from "../../src/permissions/policy-logger.js";
 import { signGrant } from "../../src/permissions/grant.js";
 import { insertPermission } from "../../src/permissions/table.js";
-import { grant, pgFixture, until, type PgFixture } from "./pg-fixture.js";
+import { grant, pgFixture, type PgFixture } from "./pg-fixture.js";
+import { waitUntil } from "../helpers/wait.js";
 
 /** Manual-clock policies never advance far enough for the liveness query to matter. */
 const MANUAL = { heartbeatMs: 1e12 };
@@ -73,10 +74,10 @@ describe("PgPermissionPolicy against PostgreSQL", () => {
     p.onRevoke((identity, row) => revoked.push([identity, row]));
     const t0 = performance.now();
     await f.db.query(`DELETE FROM ${f.schema}.portcullis_permissions WHERE id = $1`, [rowId]);
-    await until(async () => !(await p.decide(id, "db.internal", 5432)).allowed, 20_000, "the revoke to take effect");
+    await waitUntil(async () => !(await p.decide(id, "db.internal", 5432)).allowed, { timeoutMs: 20_000, intervalMs: 10, message: "the revoke to take effect" });
     t.diagnostic(`the revoke took effect after ${(performance.now() - t0).toFixed(0)} ms`);
     assert.deepEqual(await p.decide(id, "db.internal", 5432), { allowed: false, reason: "no_permission" });
-    await until(() => revoked.length > 0, 20_000, "onRevoke");
+    await waitUntil(() => revoked.length > 0, { timeoutMs: 20_000, intervalMs: 10, message: "onRevoke" });
     assert.deepEqual(revoked, [[id, rowId]]);
   });
 
@@ -86,7 +87,7 @@ describe("PgPermissionPolicy against PostgreSQL", () => {
     const id = who();
     assert.equal((await p.decide(id, "new.example.com", 443)).allowed, false);
     await grant(f, { identity: id, dest: "new.example.com", ports: "443", key }, systemClock.wallNow());
-    await until(async () => (await p.decide(id, "new.example.com", 443)).allowed, 20_000, "the grant to take effect");
+    await waitUntil(async () => (await p.decide(id, "new.example.com", 443)).allowed, { timeoutMs: 20_000, intervalMs: 10, message: "the grant to take effect" });
   });
 
   test("tampering with any column in SQL makes the row grant nothing", async () => {
@@ -162,7 +163,7 @@ describe("PgPermissionPolicy against PostgreSQL", () => {
     assert.deepEqual(await rotated.decide(id, "new.example.com", 443), { allowed: true, reason: "granted", rowId: newRow });
     // Re-signing the old grant with the new key restores it under the rotated keyring.
     const resigned = await grant(f, { identity: id, dest: "old.example.com", ports: "443", key: newKey }, now);
-    await until(async () => (await rotated.decide(id, "old.example.com", 443)).rowId === resigned, 20_000, "the re-signed row");
+    await waitUntil(async () => (await rotated.decide(id, "old.example.com", 443)).rowId === resigned, { timeoutMs: 20_000, intervalMs: 10, message: "the re-signed row" });
   });
 
   test("not_before and expires_at bound a row, on the injected clock, also for cached lookups", async () => {
@@ -237,13 +238,13 @@ describe("PgPermissionPolicy against PostgreSQL", () => {
       await locker.query("BEGIN");
       await locker.query(`LOCK TABLE ${f.schema}.portcullis_permissions IN ACCESS EXCLUSIVE MODE`);
       const first = p.decide(id, host, 443);
-      await until(async () => {
+      await waitUntil(async () => {
         const r = await f.db.query("SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", [app]);
         return r.rowCount === 1;
-      }, 5000, "the lookup to block");
+      }, { timeoutMs: 5000, intervalMs: 10, message: "the lookup to block" });
       const seen = p.stats().notifications;
       await f.db.query("SELECT pg_notify('portcullis_permissions', $1)", [JSON.stringify({ schema: f.schema, op: "INSERT", id: "00000000-0000-4000-8000-000000000000", identity: id })]);
-      await until(() => p.stats().notifications > seen, 1000, "the notification");
+      await waitUntil(() => p.stats().notifications > seen, { timeoutMs: 1000, intervalMs: 10, message: "the notification" });
       const alongside = during();
       await locker.query("ROLLBACK");
       assert.equal((await first).allowed, true);
@@ -278,7 +279,7 @@ describe("PgPermissionPolicy against PostgreSQL", () => {
     const revoked: string[] = [];
     p.onRevoke((_identity, rowId) => revoked.push(rowId));
     await f.db.query(`UPDATE ${f.schema}.portcullis_permissions SET created_by = 'x' WHERE id = $1`, [a]);
-    await until(() => revoked.includes(a), 1000, "revocation by update");
+    await waitUntil(() => revoked.includes(a), { timeoutMs: 1000, intervalMs: 10, message: "revocation by update" });
     const b = await grant(f, { identity: id, dest: "b.example.com", ports: "443", key }, now);
     assert.equal((await p.decide(id, "b.example.com", 443)).allowed, true);
     await f.db.query(`ALTER TABLE ${f.schema}.portcullis_permissions DISABLE TRIGGER portcullis_permissions_changed`);
@@ -291,7 +292,7 @@ describe("PgPermissionPolicy against PostgreSQL", () => {
     await f.db.query(`CREATE TABLE IF NOT EXISTS ${f.schema}.scratch_t (x int)`);
     await f.db.query(`TRUNCATE ${f.schema}.scratch_t`);
     await f.db.query(`BEGIN; CREATE TEMP TABLE keep AS SELECT * FROM ${f.schema}.portcullis_permissions; TRUNCATE ${f.schema}.portcullis_permissions; INSERT INTO ${f.schema}.portcullis_permissions SELECT * FROM keep; DROP TABLE keep; COMMIT`);
-    await until(() => revoked.includes(b), 1000, "revocation found by reconciling after truncate");
+    await waitUntil(() => revoked.includes(b), { timeoutMs: 1000, intervalMs: 10, message: "revocation found by reconciling after truncate" });
   });
 
   test("a failing query (here: no table in the schema) denies, is logged once, and does not flap readiness", async () => {

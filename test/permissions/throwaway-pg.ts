@@ -1,8 +1,8 @@
 import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../helpers/free-port.js";
 
 /**
  * A PostgreSQL cluster of the test's own, on a free port, that the test may
@@ -22,17 +22,6 @@ function binDir(): string {
   const versions = existsSync(base) ? readdirSync(base).sort((a, b) => Number(b) - Number(a)) : [];
   for (const v of versions) if (existsSync(join(base, v, "bin", "initdb"))) return join(base, v, "bin");
   throw new Error("initdb not found under /usr/lib/postgresql (apt-get install -y postgresql)");
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
-    });
-  });
 }
 
 function run(cmd: string[], timeoutMs = 60_000): Promise<void> {

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { seededRng } from "../../src/core/random.js";
-import { type ConnectFront, type Running, closedPort, exchange, startConnectFront, startHttpMask, until } from "./fixtures.js";
+import { type ConnectFront, type Running, closedPort, exchange, startConnectFront, startHttpMask } from "./fixtures.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const CREDS = `Basic ${Buffer.from("alice:s3cret").toString("base64")}`;
 
@@ -61,7 +62,7 @@ describe("connect listener masking", () => {
       assert.equal(via.bytes.toString("latin1"), direct.bytes.toString("latin1"));
       assert.deepEqual(via.bytes, direct.bytes);
       assert.equal(via.end, "closed");
-      await until(() => front.masked.length > masked, 3_000, "the masked relay to finish");
+      await waitUntil(() => front.masked.length > masked, { timeoutMs: 3_000, message: "the masked relay to finish" });
       assert.equal(front.tunnels, 0, "no probe was tunnelled");
     });
   }
@@ -93,7 +94,7 @@ describe("connect listener masking", () => {
         assert.ok(via.elapsedMs >= 140, `closed after ${via.elapsedMs} ms, before the floor`);
         assert.ok(via.elapsedMs < 2_000, `closed after ${via.elapsedMs} ms`);
       }
-      await until(() => dead.masked.length === 4, 3_000, "relay summaries");
+      await waitUntil(() => dead.masked.length === 4, { timeoutMs: 3_000, message: "relay summaries" });
       assert.ok(dead.masked.every((s) => s.outcome === "unreachable" && s.bytesToClient === 0));
     } finally {
       await dead.close();

@@ -18,6 +18,7 @@ import { connectHeadVerdict, maskUnauthenticated } from "../../src/probe/connect
 import type { MaskRelayLimits, MaskRelaySummary, MaskTarget } from "../../src/probe/mask-relay.js";
 import { type MaskedTlsOptions, type MaskedTlsOutcome, handleMaskedTlsConnection } from "../../src/probe/masked-tls-listener.js";
 import { startRejectionDelay } from "../../src/probe/rejection-delay.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 const run = promisify(execFile);
 
@@ -312,15 +313,6 @@ export async function startTlsFront(o: Omit<MaskedTlsOptions, "onTerminated"> & 
   return { port, outcomes, close: closer(server, sockets) };
 }
 
-/** Waits until `cond()` holds, polling every 5 ms, failing after `ms`. */
-export async function until(cond: () => boolean, ms = 3_000, what = "condition"): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** The exact bytes of a real Node ClientHello for `servername`. */
 export async function captureClientHello(servername: string | undefined, options: tls.ConnectionOptions = {}): Promise<Buffer> {
   const server = net.createServer();
@@ -420,7 +412,7 @@ http {
     await Promise.race([exited, new Promise((r) => setTimeout(r, 3_000))]);
   };
   try {
-    await until(() => child.exitCode === null, 100, "nginx to start");
+    await waitUntil(() => child.exitCode === null, { timeoutMs: 100, message: "nginx to start" });
     const end = performance.now() + 5_000;
     for (;;) {
       const ok = await new Promise<boolean>((resolve) => {
@@ -432,7 +424,7 @@ http {
       });
       if (ok) break;
       if (performance.now() > end || child.exitCode !== null) throw new Error("nginx did not start");
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
     }
   } catch (e) {
     await stop();

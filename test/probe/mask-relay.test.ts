@@ -5,7 +5,8 @@ import { ManualClock } from "../../src/core/clock.js";
 import { InvalidArgumentError } from "../../src/core/errors.js";
 import { type MaskRelayOptions, type MaskRelaySummary, maskRelayLimits, relayToMask } from "../../src/probe/mask-relay.js";
 import { startRejectionDelay } from "../../src/probe/rejection-delay.js";
-import { closedPort, until } from "./fixtures.js";
+import { closedPort } from "./fixtures.js";
+import { waitUntil } from "../helpers/wait.js";
 
 interface RawMask {
   port: number;
@@ -99,7 +100,7 @@ describe("mask relay", () => {
     const h = await relayHarness(first, { maskPort: mask.port, deadline: startRejectionDelay({ floorMs: 0, ceilingMs: 0 }) });
     h.client.end(rest);
     const s = await h.relay;
-    await until(h.closed, 3_000, "client close");
+    await waitUntil(h.closed, { timeoutMs: 3_000, message: "client close" });
     assert.deepEqual(Buffer.concat(mask.received), Buffer.concat([first, rest]));
     assert.equal(Buffer.concat(h.got).toString(), "ANSWER:" + Buffer.concat([first, rest]).toString("hex"));
     assert.equal(s.outcome, "completed");
@@ -116,7 +117,7 @@ describe("mask relay", () => {
       deadline: startRejectionDelay({ floorMs: 0, ceilingMs: 0 }),
     });
     const s = await h.relay;
-    await until(h.closed, 3_000, "client close");
+    await waitUntil(h.closed, { timeoutMs: 3_000, message: "client close" });
     assert.equal(total(h.got), 100_000);
     assert.equal(s.outcome, "byte-cap");
     assert.equal(s.bytesToClient, 100_000);
@@ -129,7 +130,7 @@ describe("mask relay", () => {
     const h = await relayHarness(first, { maskPort: mask.port, maxBytesToMask: 50_000, deadline: startRejectionDelay({ floorMs: 0, ceilingMs: 0 }) });
     h.client.write(Buffer.alloc(300_000, 0x63));
     const s = await h.relay;
-    await until(() => total(mask.received) >= 50_000 || mask.sockets.every((x) => x.destroyed), 3_000, "mask side");
+    await waitUntil(() => total(mask.received) >= 50_000 || mask.sockets.every((x) => x.destroyed), { timeoutMs: 3_000, message: "mask side" });
     await pause();
     assert.equal(total(mask.received), 50_000);
     assert.equal(s.outcome, "byte-cap");
@@ -146,13 +147,13 @@ describe("mask relay", () => {
       idleTimeoutMs: 5_000,
       deadline: startRejectionDelay({ clock, floorMs: 0, ceilingMs: 0 }),
     });
-    await until(() => total(mask.received) === 5, 3_000, "initial bytes at the mask");
+    await waitUntil(() => total(mask.received) === 5, { timeoutMs: 3_000, message: "initial bytes at the mask" });
     clock.advance(4_999);
     await pause();
     assert.equal(h.closed(), false);
     clock.advance(1);
     const s = await h.relay;
-    await until(h.closed, 3_000, "client close");
+    await waitUntil(h.closed, { timeoutMs: 3_000, message: "client close" });
     assert.equal(s.outcome, "idle-timeout");
     assert.equal(total(h.got), 0);
     await mask.close();
@@ -168,11 +169,11 @@ describe("mask relay", () => {
       totalTimeoutMs: 12_000,
       deadline: startRejectionDelay({ clock, floorMs: 0, ceilingMs: 0 }),
     });
-    await until(() => mask.sockets.length === 1 && total(mask.received) === 1, 3_000, "mask connection");
+    await waitUntil(() => mask.sockets.length === 1 && total(mask.received) === 1, { timeoutMs: 3_000, message: "mask connection" });
     for (let i = 1; i <= 2; i++) {
       clock.advance(4_000);
       mask.sockets[0]!.write("t");
-      await until(() => total(h.got) === i, 3_000, "trickle byte");
+      await waitUntil(() => total(h.got) === i, { timeoutMs: 3_000, message: "trickle byte" });
     }
     assert.equal(h.closed(), false, "8 s in, never 5 s idle: still open");
     clock.advance(4_000);
@@ -192,7 +193,7 @@ describe("mask relay", () => {
       throttle: { afterBytes: 10_000, bytesPerSecond: 10_000 },
       deadline: startRejectionDelay({ clock, floorMs: 0, ceilingMs: 0 }),
     });
-    await until(() => total(h.got) >= 10_000, 3_000, "the unthrottled part");
+    await waitUntil(() => total(h.got) >= 10_000, { timeoutMs: 3_000, message: "the unthrottled part" });
     await pause(100);
     const early = total(h.got);
     assert.ok(early < size, `${early} bytes passed without the clock moving`);
@@ -201,7 +202,7 @@ describe("mask relay", () => {
       clock.advance(1_000);
       await pause(10);
     }
-    await until(() => total(h.got) === size, 3_000, "everything after the clock ran");
+    await waitUntil(() => total(h.got) === size, { timeoutMs: 3_000, message: "everything after the clock ran" });
     assert.ok(clock.now() >= 15_000, `delivered after ${clock.now()} ms of clock time`);
     h.close();
     await mask.close();
@@ -216,7 +217,7 @@ describe("mask relay", () => {
     assert.equal(h.closed(), false, "not closed before the delay");
     clock.advance(700);
     const s = await h.relay;
-    await until(h.closed, 3_000, "client close");
+    await waitUntil(h.closed, { timeoutMs: 3_000, message: "client close" });
     assert.equal(total(h.got), 0);
     assert.equal(s.outcome, "unreachable");
     assert.equal(s.bytesToMask, 0);
@@ -230,12 +231,12 @@ describe("mask relay", () => {
       clock,
       deadline: startRejectionDelay({ clock, floorMs: 400, ceilingMs: 400 }),
     });
-    await until(() => mask.sockets.length === 1, 3_000, "mask connection");
+    await waitUntil(() => mask.sockets.length === 1, { timeoutMs: 3_000, message: "mask connection" });
     await pause(80);
     assert.equal(total(h.got), 0, "nothing before the deadline");
     assert.equal(h.closed(), false);
     clock.advance(400);
-    await until(h.closed, 3_000, "the close right after the answer");
+    await waitUntil(h.closed, { timeoutMs: 3_000, message: "the close right after the answer" });
     assert.equal(Buffer.concat(h.got).toString(), "HTTP/1.1 400 Bad Request\r\n\r\n");
     h.close();
     await h.relay;
@@ -245,10 +246,10 @@ describe("mask relay", () => {
   test("a client reset mid-relay ends the relay and closes the mask side", async () => {
     const mask = await rawMask();
     const h = await relayHarness(Buffer.from("abc"), { maskPort: mask.port, deadline: startRejectionDelay({ floorMs: 0, ceilingMs: 0 }) });
-    await until(() => mask.sockets.length === 1, 3_000, "mask connection");
+    await waitUntil(() => mask.sockets.length === 1, { timeoutMs: 3_000, message: "mask connection" });
     h.client.resetAndDestroy();
     await h.relay;
-    await until(() => mask.sockets[0]!.destroyed || mask.sockets[0]!.readableEnded, 3_000, "mask side closed");
+    await waitUntil(() => mask.sockets[0]!.destroyed || mask.sockets[0]!.readableEnded, { timeoutMs: 3_000, message: "mask side closed" });
     await mask.close();
   });
 

@@ -3,18 +3,8 @@ import net from "node:net";
 import tls from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { matchesServerName } from "../../src/probe/masked-tls-listener.js";
-import {
-  type Running,
-  type SelfSigned,
-  captureClientHello,
-  exchange,
-  fingerprint,
-  selfSigned,
-  startHttpsMask,
-  startTlsFront,
-  tlsExchange,
-  until,
-} from "./fixtures.js";
+import { type Running, type SelfSigned, captureClientHello, exchange, fingerprint, selfSigned, startHttpsMask, startTlsFront, tlsExchange } from "./fixtures.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const REQUEST = Buffer.from("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
 
@@ -107,7 +97,7 @@ describe("masked TLS connection handling", () => {
       assert.equal(r.error, undefined);
       assert.equal(r.fingerprint, fingerprint(maskCert.cert));
       assert.match(r.bytes.toString(), /^HTTP\/1\.1 200 OK/);
-      await until(() => front.outcomes.length === 1, 3_000, "outcome");
+      await waitUntil(() => front.outcomes.length === 1, { timeoutMs: 3_000, message: "outcome" });
       const o = front.outcomes[0]!;
       assert.equal(o.kind, "masked");
       assert.deepEqual(o.kind === "masked" && o.verdict, { kind: "incomplete", reason: "timeout" });
@@ -131,7 +121,7 @@ describe("masked TLS connection handling", () => {
         assert.equal(r.end, "closed");
         assert.ok(r.elapsedMs >= 110 && r.elapsedMs < 2_000, `${r.elapsedMs} ms`);
       }
-      await until(() => front.outcomes.length === 2, 3_000, "outcomes");
+      await waitUntil(() => front.outcomes.length === 2, { timeoutMs: 3_000, message: "outcomes" });
       assert.deepEqual(
         front.outcomes.map((o) => o.kind),
         ["closed", "closed"],

@@ -4,28 +4,9 @@ import tls from "node:tls";
 import { before, describe, test } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
 import { peekClientHello, replayIntoTls } from "../../src/probe/peek.js";
-import { type SelfSigned, captureClientHello, selfSigned, until } from "./fixtures.js";
-
-/** A listener whose accepted sockets are handed to the test, plus a connected client. */
-async function pair(): Promise<{ server: net.Socket; client: net.Socket; close(): void }> {
-  const srv = net.createServer({ allowHalfOpen: true });
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  const port = (srv.address() as net.AddressInfo).port;
-  const accepted = new Promise<net.Socket>((r) => srv.once("connection", (s: net.Socket) => r(s)));
-  const client = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true });
-  client.on("error", () => {});
-  const server = await accepted;
-  server.on("error", () => {});
-  return {
-    server,
-    client,
-    close() {
-      client.destroy();
-      server.destroy();
-      srv.close();
-    },
-  };
-}
+import { type SelfSigned, captureClientHello, selfSigned } from "./fixtures.js";
+import { waitUntil } from "../helpers/wait.js";
+import { socketPair } from "../helpers/socket-pair.js";
 
 const tick = () => new Promise<void>((r) => setTimeout(r, 20));
 
@@ -37,7 +18,7 @@ describe("peek at the ClientHello", () => {
   });
 
   test("a ClientHello trickled in small pieces: verdict, and every byte kept in order", async () => {
-    const p = await pair();
+    const p = await socketPair();
     try {
       const result = peekClientHello(p.server, { timeoutMs: 5_000 });
       for (let i = 0; i < hello.length; i += 50) {
@@ -55,7 +36,7 @@ describe("peek at the ClientHello", () => {
   });
 
   test("bytes that arrive with the ClientHello are kept too (nothing is lost)", async () => {
-    const p = await pair();
+    const p = await socketPair();
     try {
       const extra = Buffer.from("0123456789");
       p.client.write(Buffer.concat([hello, extra]));
@@ -68,7 +49,7 @@ describe("peek at the ClientHello", () => {
   });
 
   test("garbage gets a verdict from the first byte, without waiting", async () => {
-    const p = await pair();
+    const p = await socketPair();
     try {
       p.client.write("GET / HTTP/1.1\r\n");
       const r = await peekClientHello(p.server, { timeoutMs: 5_000 });
@@ -80,13 +61,13 @@ describe("peek at the ClientHello", () => {
   });
 
   test("a stalled ClientHello ends at the time bound (injected clock) with the bytes read so far", async () => {
-    const p = await pair();
+    const p = await socketPair();
     const clock = new ManualClock();
     try {
       let settled = false;
       const result = peekClientHello(p.server, { timeoutMs: 3_000, clock }).then((r) => ((settled = true), r));
       p.client.write(hello.subarray(0, 3));
-      await until(() => p.server.bytesRead >= 3, 3_000, "the bytes to arrive");
+      await waitUntil(() => p.server.bytesRead >= 3, { timeoutMs: 3_000, message: "the bytes to arrive" });
       clock.advance(2_999);
       await tick();
       assert.equal(settled, false);
@@ -100,7 +81,7 @@ describe("peek at the ClientHello", () => {
   });
 
   test("EOF before a verdict: incomplete, the bytes kept, the socket marked ended", async () => {
-    const p = await pair();
+    const p = await socketPair();
     try {
       p.client.end(hello.subarray(0, 40));
       const r = await peekClientHello(p.server, { timeoutMs: 5_000 });
@@ -113,7 +94,7 @@ describe("peek at the ClientHello", () => {
   });
 
   test("an endless TLS-looking stream is cut at the byte bound", async () => {
-    const p = await pair();
+    const p = await socketPair();
     try {
       const claim = Buffer.from([0x01, 0x00, 0x0f, 0xff]); // a hello claiming 4 KiB
       const frames: Buffer[] = [];

@@ -9,21 +9,8 @@ import net from "node:net";
 import tls from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { unrecognizedNameAlert } from "../../src/probe/reject-handshake.js";
-import {
-  type Running,
-  type SelfSigned,
-  type TlsFront,
-  captureClientHello,
-  closedPort,
-  exchange,
-  fingerprint,
-  selfSigned,
-  startHttpsMask,
-  startNginxRejecting,
-  startTlsFront,
-  tlsExchange,
-  until,
-} from "./fixtures.js";
+import { type Running, type SelfSigned, type TlsFront, captureClientHello, closedPort, exchange, fingerprint, selfSigned, startHttpsMask, startNginxRejecting, startTlsFront, tlsExchange } from "./fixtures.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const REQUEST = Buffer.from("GET /login HTTP/1.1\r\nHost: www.example.test\r\nUser-Agent: probe/1.0\r\nConnection: close\r\n\r\n");
 
@@ -83,7 +70,7 @@ describe("TLS listener masking", () => {
       assert.equal(via.fingerprint, fingerprint(maskCert.cert), "the prober sees the mask host's certificate");
       assert.match(direct.bytes.toString(), /^HTTP\/1\.1 200 OK\r\n/);
       assert.deepEqual(via.bytes, direct.bytes);
-      await until(() => front.outcomes.length > before, 3_000, "the masked connection to finish");
+      await waitUntil(() => front.outcomes.length > before, { timeoutMs: 3_000, message: "the masked connection to finish" });
       const outcome = front.outcomes.at(-1)!;
       assert.equal(outcome.kind, "masked");
       assert.equal(outcome.kind === "masked" && outcome.verdict.kind, servername === undefined ? "tls-no-sni" : "tls-with-sni");

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
-import { waitFor } from "./helpers.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const run = promisify(execFile);
 
@@ -80,7 +80,7 @@ export class ThrowawayCluster {
     }
     const nodes = this.ports.map((port) => adminClient(port));
     try {
-      for (const n of nodes) await waitFor(async () => (await ask(n, ["PING"])) === "PONG", left(), `redis-server on ${n.options.port}`);
+      for (const n of nodes) await waitUntil(async () => (await ask(n, ["PING"])) === "PONG", { timeoutMs: left(), message: `redis-server on ${n.options.port}` });
       await run(
         "redis-cli",
         ["--cluster", "create", ...this.ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"],
@@ -90,14 +90,10 @@ export class ThrowawayCluster {
         throw new Error(`redis-cli --cluster create failed: ${e.message ?? String(err)}\n${e.stdout ?? ""}${e.stderr ?? ""}`, { cause: err });
       });
       for (const n of nodes) {
-        await waitFor(
-          async () => {
+        await waitUntil(async () => {
             const info = await ask(n, ["CLUSTER", "INFO"]);
             return typeof info === "string" && info.includes("cluster_state:ok") && info.includes(`cluster_known_nodes:${this.ports.length}`);
-          },
-          left(),
-          `cluster_state:ok on node ${n.options.port}`,
-        );
+          }, { timeoutMs: left(), message: `cluster_state:ok on node ${n.options.port}` });
       }
     } finally {
       for (const n of nodes) n.disconnect();

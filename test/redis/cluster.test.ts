@@ -26,7 +26,8 @@ import { PENALTY_SCRIPT } from "../../src/stores/redis/scripts/penalty.js";
 import { RATE_SCRIPT } from "../../src/stores/redis/scripts/rate.js";
 import { conformanceSuite } from "../conformance/suite.js";
 import { ThrowawayCluster, keySlot } from "./cluster-helpers.js";
-import { countCommands, queueAcrossTwoInstances, uniquePrefix, waitFor } from "./helpers.js";
+import { countCommands, queueAcrossTwoInstances, uniquePrefix } from "./helpers.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const sha = (body: string): string => createHash("sha1").update(body).digest("hex");
 
@@ -378,7 +379,7 @@ describe("RedisLimiterSet on Cluster", () => {
       if (shared) assert.equal(admitted, 3, "one script call decides both caps: exactly the per-address limit is admitted");
       else assert.ok(admitted >= 1 && admitted <= 3, `admitted ${admitted}`);
       // A refused admission kept no global lease (released again at once on the one-by-one path).
-      await waitFor(async () => (await global.held("*", STORE_TIME)) === admitted, 5000, "the refused admissions' global leases to be released");
+      await waitUntil(async () => (await global.held("*", STORE_TIME)) === admitted, { timeoutMs: 5000, message: "the refused admissions' global leases to be released" });
       assert.equal(await perKey.held(k, STORE_TIME), admitted);
     }
     assertAllFromRedis(s);
@@ -431,11 +432,7 @@ describe("leased quotas on Cluster", () => {
     assert.equal(qa.trySpend(subjects[0]!, 90), 90, "spent locally");
     // Both instances' leases go idle: what they did not spend goes back.
     clock.advance(200);
-    await waitFor(
-      async () => (await Promise.all(subjects.map((k) => qa.available(k)))).every((v, i) => v === 10_000 - (i === 0 ? 100 : 10) - 5),
-      3000,
-      "idle leases returned on every node",
-    );
+    await waitUntil(async () => (await Promise.all(subjects.map((k) => qa.available(k)))).every((v, i) => v === 10_000 - (i === 0 ? 100 : 10) - 5), { timeoutMs: 3000, message: "idle leases returned on every node" });
     assert.equal(qa.held + qb.held, 0);
     // A lease held at dispose goes back too.
     for (const k of subjects) assert.equal((await qb.take(k, 7)).granted, 7);
@@ -459,7 +456,7 @@ describe("shared bans on Cluster", () => {
   /** Milliseconds until `cond` holds (bounded by 10 s: a loaded machine is slow, a missing push never comes). */
   async function latency(cond: () => boolean): Promise<number> {
     const start = performance.now();
-    await waitFor(cond, 10_000, "propagation");
+    await waitUntil(cond, { timeoutMs: 10_000, message: "propagation" });
     return performance.now() - start;
   }
 
@@ -495,7 +492,7 @@ describe("shared bans on Cluster", () => {
     const lifted = await pushed(b.store, () => !b.box.isBanned(subjects[0]!));
     diagnostics.push(`unban seen after ${lifted.toFixed(1)} ms`);
     assert.equal((await b.box.check(subjects[0]!)).allowed, true);
-    await waitFor(async () => (await a.box.banned()).length === 2, 1000, "the unbanned key leaves the listing");
+    await waitUntil(async () => (await a.box.banned()).length === 2, { timeoutMs: 1000, message: "the unbanned key leaves the listing" });
 
     // Failures recorded through both clients add up to a ban both see.
     const k = "u:mallory";
@@ -504,7 +501,7 @@ describe("shared bans on Cluster", () => {
     const r = await a.box.recordFailure(k);
     assert.equal(r.banned, true);
     await latency(() => b.box.isBanned(k));
-    await waitFor(async () => (await a.box.banned()).some((x) => x.key === k), 1000, "the ban in the index");
+    await waitUntil(async () => (await a.box.banned()).some((x) => x.key === k), { timeoutMs: 1000, message: "the ban in the index" });
     // A third instance started after the bans loads them from the index.
     const c = await instance(name, clientOptions);
     assert.deepEqual([...subjects.slice(1), k].filter((x) => !c.box.isBanned(x)), []);

@@ -6,10 +6,12 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { Redis } from "ioredis";
 import type { ManualClock } from "../../src/index.js";
 import type { RedisRateLimiter } from "../../src/redis.js";
+import { waitUntil } from "../helpers/wait.js";
+import { freePort } from "../helpers/free-port.js";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -30,15 +32,6 @@ export async function deletePrefix(prefix: string): Promise<void> {
     } while (cursor !== "0" && ++rounds < 10_000);
   } finally {
     r.disconnect();
-  }
-}
-
-/** Polls `cond` every few ms until it holds; throws after `timeoutMs`. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const start = performance.now();
-  while (!(await cond())) {
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
   }
 }
 
@@ -84,7 +77,7 @@ export class ThrowawayRedis {
     this.child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
       stdio: "ignore",
     });
-    await waitFor(() => this.answers(), 5000, `redis-server on ${this.port}`);
+    await waitUntil(() => this.answers(), { timeoutMs: 5000, message: `redis-server on ${this.port}` });
   }
 
   /** SIGKILL: the server vanishes without closing anything cleanly. */
@@ -114,18 +107,6 @@ export class ThrowawayRedis {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * The fixed-window queue across two instances: `a` and `b` are limits named
  * alike (permitLimit 3, windowMs 1000, queueLimit 6) on two stores of one
@@ -136,7 +117,7 @@ async function freePort(): Promise<number> {
  */
 export async function queueAcrossTwoInstances(a: RedisRateLimiter, b: RedisRateLimiter, clock: ManualClock): Promise<void> {
   const idle = async (): Promise<void> => {
-    await waitFor(() => a.queueIdle() && b.queueIdle(), 5000, "the queues' Redis calls");
+    await waitUntil(() => a.queueIdle() && b.queueIdle(), { timeoutMs: 5000, message: "the queues' Redis calls" });
     await new Promise((r) => setImmediate(r));
   };
   const admitted: string[] = [];
@@ -161,7 +142,7 @@ export async function queueAcrossTwoInstances(a: RedisRateLimiter, b: RedisRateL
   assert.equal((await a.acquire("k")).reason, "queue_full");
   for (let w = 1; w <= 2; w++) {
     clock.advance(1000);
-    await waitFor(() => admitted.length >= 3 + 3 * w, 5000, `window ${w}`);
+    await waitUntil(() => admitted.length >= 3 + 3 * w, { timeoutMs: 5000, message: `window ${w}` });
     await idle();
     assert.equal(admitted.length, 3 + 3 * w, `window ${w} admits exactly 3 across both instances`);
   }

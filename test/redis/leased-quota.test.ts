@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { ManualClock } from "../../src/index.js";
 import { LeasedQuota, RedisStore } from "../../src/redis.js";
-import { REDIS_URL, deletePrefix, uniquePrefix, waitFor } from "./helpers.js";
+import { REDIS_URL, deletePrefix, uniquePrefix } from "./helpers.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const prefix = uniquePrefix("lease");
 const stores: RedisStore[] = [];
@@ -71,7 +72,7 @@ describe("leased quotas", () => {
     clock.advance(199);
     assert.equal(q.held, 1);
     clock.advance(1);
-    await waitFor(async () => (await q.available("k")) === 10_000 - 15, 2000, "the idle lease returned");
+    await waitUntil(async () => (await q.available("k")) === 10_000 - 15, { timeoutMs: 2000, message: "the idle lease returned" });
     assert.equal(q.held, 0);
 
     assert.equal((await q.take("a", 1)).granted, 1);

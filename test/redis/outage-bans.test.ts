@@ -9,7 +9,8 @@ import { after, before, describe, test } from "node:test";
 import { Redis } from "ioredis";
 import { ManualClock } from "../../src/index.js";
 import { RedisPenaltyBox, RedisStore, type RedisStoreOptions } from "../../src/redis.js";
-import { ThrowawayRedis, UnhandledRejections, uniquePrefix, waitFor } from "./helpers.js";
+import { ThrowawayRedis, UnhandledRejections, uniquePrefix } from "./helpers.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 type BoxOptions = Partial<ConstructorParameters<typeof RedisPenaltyBox>[0]>;
 
@@ -61,12 +62,12 @@ async function indexed(name: string, key: string): Promise<number | undefined> {
 /** Kills Redis and waits until `store` has switched to its failure mode. */
 async function stopRedis(...stores: RedisStore[]): Promise<void> {
   await server.kill();
-  await waitFor(() => stores.every((s) => s.mode !== "redis"), 5000, "stores in their failure mode");
+  await waitUntil(() => stores.every((s) => s.mode !== "redis"), { timeoutMs: 5000, message: "stores in their failure mode" });
 }
 
 async function startRedis(): Promise<void> {
   await server.start();
-  await waitFor(() => admin.status === "ready", 5000, "admin connection back");
+  await waitUntil(() => admin.status === "ready", { timeoutMs: 5000, message: "admin connection back" });
 }
 
 const params = { throttleAfter: 100, banFailures: 3, banWindowMs: 60_000, banDurationMs: 60_000 };
@@ -100,16 +101,16 @@ describe("bans recorded while Redis is down", () => {
     const c = await instance("t1", { clock, ...params });
     assert.equal(c.box.isBanned("k"), false);
     assert.equal(await stored("t1", "k"), undefined);
-    await waitFor(() => a.store.client.status === "ready", 5000, "A's client reconnected");
+    await waitUntil(() => a.store.client.status === "ready", { timeoutMs: 5000, message: "A's client reconnected" });
     assert.equal(a.store.mode, "insurance");
 
     assert.ok(await a.store.ready(), "A back on Redis");
     // C started on a live Redis and never reconnected: it learns of bans only from their messages,
     // so seeing these proves the write-back published them (how fast is a benchmark's business).
-    await waitFor(() => c.box.isBanned("k") && c.box.isBanned("k2"), 5000, "C sees the written-back bans");
+    await waitUntil(() => c.box.isBanned("k") && c.box.isBanned("k2"), { timeoutMs: 5000, message: "C sees the written-back bans" });
 
     // The instance that ran through the outage learns them too (its subscriber reconnects and reloads).
-    await waitFor(async () => b.box.isBanned("k") && b.box.isBanned("k2") && b.store.mode === "redis", 5000, "B sees the bans");
+    await waitUntil(async () => b.box.isBanned("k") && b.box.isBanned("k2") && b.store.mode === "redis", { timeoutMs: 5000, message: "B sees the bans" });
     const dk = await b.box.check("k");
     assert.equal(dk.reason, "banned");
     assert.equal(dk.retryAfterMs, 105_000, "the time the ban had left, not a new full ban");
@@ -122,7 +123,7 @@ describe("bans recorded while Redis is down", () => {
     assert.deepEqual([st.bannedUntil, st.bans, st.streak], [untilK2, 1, 0]);
 
     // In the index, and no longer in A's local box.
-    await waitFor(() => a.box.pendingWriteBack === 0, 2000, "A's local box cleared");
+    await waitUntil(() => a.box.pendingWriteBack === 0, { timeoutMs: 2000, message: "A's local box cleared" });
     assert.equal(await indexed("t1", "k"), untilK);
     assert.equal(await indexed("t1", "k2"), untilK2);
     assert.equal(a.box.isBanned("k"), true, "A's cache holds the ban it wrote back");
@@ -137,7 +138,7 @@ describe("bans recorded while Redis is down", () => {
     const until = await a.box.ban("p", 300_000);
     clock.advance(20_000);
     await startRedis();
-    await waitFor(() => a.store.mode === "redis" && a.box.pendingWriteBack === 0, 5000, "A recovered and wrote back");
+    await waitUntil(() => a.store.mode === "redis" && a.box.pendingWriteBack === 0, { timeoutMs: 5000, message: "A recovered and wrote back" });
     assert.equal(await indexed("t2", "p"), until);
     // A goes away entirely; a new instance starts.
     await a.box.close();
@@ -164,9 +165,9 @@ describe("bans recorded while Redis is down", () => {
     const early = await b.box.ban("early", 10_000);
     await b.box.ban("ended", 1);
     clock.advance(1_000);
-    await waitFor(() => a.store.client.status === "ready", 5000, "A's client reconnected");
+    await waitUntil(() => a.store.client.status === "ready", { timeoutMs: 5000, message: "A's client reconnected" });
     assert.ok(await a.store.ready(), "A back on Redis");
-    await waitFor(() => a.box.pendingWriteBack === 0, 5000, "A wrote back");
+    await waitUntil(() => a.box.pendingWriteBack === 0, { timeoutMs: 5000, message: "A wrote back" });
 
     assert.deepEqual((await stored("t3", "late"))?.slice(5), [late, 1], "the later end in Redis is kept, not counted again");
     assert.deepEqual((await stored("t3", "early"))?.slice(5), [local, 1], "a live ban lengthened is not a second ban");
@@ -175,7 +176,7 @@ describe("bans recorded while Redis is down", () => {
     assert.equal(await indexed("t3", "late"), late);
     assert.equal(await indexed("t3", "early"), local);
     assert.equal((await a.box.check("late")).retryAfterMs, late - clock.now());
-    await waitFor(() => b.box.isBanned("ended"), 1000, "B sees the new ban of an ended one");
+    await waitUntil(() => b.box.isBanned("ended"), { timeoutMs: 1000, message: "B sees the new ban of an ended one" });
     assert.equal((await b.box.check("early")).retryAfterMs, local - clock.now(), "B sees the longer ban");
   });
 
@@ -185,7 +186,7 @@ describe("bans recorded while Redis is down", () => {
     const b = await instance("t5", { clock, ...params });
     await b.box.ban("f", 600_000);
     await b.box.ban("g", 600_000);
-    await waitFor(() => a.box.isBanned("f") && a.box.isBanned("g"), 1000, "A caches B's bans");
+    await waitUntil(() => a.box.isBanned("f") && a.box.isBanned("g"), { timeoutMs: 1000, message: "A caches B's bans" });
 
     await stopRedis(a.store);
     await a.box.forget("f");
@@ -195,23 +196,19 @@ describe("bans recorded while Redis is down", () => {
     assert.equal(a.box.pendingWriteBack, 3, "two forgets and a ban");
     await startRedis();
     // The throw-away server starts empty: put back the bans a persistent Redis would have kept.
-    await waitFor(() => b.store.mode === "redis", 5000, "B back on Redis");
+    await waitUntil(() => b.store.mode === "redis", { timeoutMs: 5000, message: "B back on Redis" });
     await b.box.ban("f", 600_000);
     await b.box.ban("g", 600_000);
-    await waitFor(() => b.box.isBanned("f") && b.box.isBanned("g"), 1000, "B holds the bans");
-    await waitFor(() => a.store.client.status === "ready", 5000, "A's client reconnected");
+    await waitUntil(() => b.box.isBanned("f") && b.box.isBanned("g"), { timeoutMs: 1000, message: "B holds the bans" });
+    await waitUntil(() => a.store.client.status === "ready", { timeoutMs: 5000, message: "A's client reconnected" });
     assert.ok(await a.store.ready(), "A back on Redis");
-    await waitFor(() => a.box.pendingWriteBack === 0, 5000, "A wrote back");
+    await waitUntil(() => a.box.pendingWriteBack === 0, { timeoutMs: 5000, message: "A wrote back" });
 
     assert.equal(await stored("t5", "f"), undefined);
     assert.equal(await indexed("t5", "f"), undefined);
     assert.deepEqual((await stored("t5", "g"))?.slice(5), [g, 1], "the ban made after the forget, not the old one");
     assert.equal(await indexed("t5", "g"), g);
-    await waitFor(
-      async () => b.store.mode === "redis" && !b.box.isBanned("f") && (await b.box.check("f")).allowed && (await b.box.check("g")).retryAfterMs === 30_000,
-      5000,
-      "B drops the forgotten ban and holds the new one",
-    );
+    await waitUntil(async () => b.store.mode === "redis" && !b.box.isBanned("f") && (await b.box.check("f")).allowed && (await b.box.check("g")).retryAfterMs === 30_000, { timeoutMs: 5000, message: "B drops the forgotten ban and holds the new one" });
   });
 
   test("on the system clock the ban keeps its end in Redis time", { timeout: 30_000 }, async () => {
@@ -223,10 +220,10 @@ describe("bans recorded while Redis is down", () => {
     // Longer than three of the store's call deadlines (1 s, see instance()), so the two outcomes below
     // are seconds apart whatever the load.
     const outageMs = 3000;
-    await new Promise((r) => setTimeout(r, outageMs)); // the outage lasts a while
+    await sleep(outageMs); // the outage lasts a while
     const back = Date.now();
     await startRedis();
-    await waitFor(() => a.store.mode === "redis" && a.box.pendingWriteBack === 0, 5000, "A recovered and wrote back");
+    await waitUntil(() => a.store.mode === "redis" && a.box.pendingWriteBack === 0, { timeoutMs: 5000, message: "A recovered and wrote back" });
     const end = (await stored("t6", "w"))![5]!;
     // The end the ban had when it was made (between beforeBan and afterBan), carried over to Redis's
     // clock by the one call that wrote it back: its remaining time was taken when the call was sent, and
@@ -291,13 +288,13 @@ describe("Redis failing again during the write-back", () => {
 
     try {
       await startRedis();
-      await waitFor(() => hungPid > 0 && a.store.counters.failovers > failoversAtHang, 10_000, "the store failing again mid-write-back");
+      await waitUntil(() => hungPid > 0 && a.store.counters.failovers > failoversAtHang, { timeoutMs: 10_000, message: "the store failing again mid-write-back" });
       const left = a.box.pendingWriteBack;
       assert.ok(left >= n - 128 && left < n + 2, `${left} bans and forgets left local after the failure`);
       assert.ok(restores <= 128, `${restores} restores sent: rounds are bounded and stop at the failure`);
       // While Redis is hung, the store probes it but sends no more of the write-back.
       const sentAtFailure = restores;
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       assert.equal(restores, sentAtFailure, "no write-back round while Redis does not answer");
       assert.equal(a.box.pendingWriteBack, left);
       // While Redis is unavailable again, the bans still hold locally.
@@ -307,7 +304,7 @@ describe("Redis failing again during the write-back", () => {
       resume();
     }
 
-    await waitFor(() => a.store.mode === "redis" && a.box.pendingWriteBack === 0, 10_000, "the rest written back on the next recovery");
+    await waitUntil(() => a.store.mode === "redis" && a.box.pendingWriteBack === 0, { timeoutMs: 10_000, message: "the rest written back on the next recovery" });
     assert.ok(a.store.counters.recoveries >= 2);
     assert.equal(await admin.zcard(`${prefix}{t4}:bans`), n + 1);
     const states = await Promise.all(ends.map((_, i) => stored("t4", `ip${i}`)));

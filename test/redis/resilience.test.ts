@@ -13,7 +13,8 @@ import {
   type StoreMode,
 } from "../../src/redis.js";
 import { RATE_SCRIPT } from "../../src/stores/redis/scripts/rate.js";
-import { ThrowawayRedis, UnhandledRejections, uniquePrefix, waitFor } from "./helpers.js";
+import { ThrowawayRedis, UnhandledRejections, uniquePrefix } from "./helpers.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 const RATE_SHA = createHash("sha1").update(RATE_SCRIPT).digest("hex");
 
@@ -107,12 +108,12 @@ describe("Redis stopped mid-run and started again", () => {
       );
 
       // Down for a while: probes keep failing, nothing crashes, nothing leaks.
-      await new Promise((r) => setTimeout(r, 400));
+      await sleep(400);
       assert.deepEqual(stores.map((s) => s.mode), modes);
 
       await server.start();
       const answeredAt = performance.now();
-      await waitFor(() => stores.every((s) => s.mode === "redis"), 2000, "every store back on Redis");
+      await waitUntil(() => stores.every((s) => s.mode === "redis"), { timeoutMs: 2000, message: "every store back on Redis" });
       const backAfter = performance.now() - answeredAt;
       assert.ok(backAfter < 2000, `back after ${backAfter} ms`);
       assert.deepEqual(

@@ -4,7 +4,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { after, describe, test } from "node:test";
 import { RedisPenaltyBox, RedisStore } from "../../src/redis.js";
-import { REDIS_URL, countCommands, deletePrefix, uniquePrefix, waitFor } from "./helpers.js";
+import { REDIS_URL, countCommands, deletePrefix, uniquePrefix } from "./helpers.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 const prefix = uniquePrefix("bans");
 const checker = fileURLToPath(new URL("./fixtures/ban-check-worker.ts", import.meta.url));
@@ -28,7 +29,7 @@ after(async () => {
 /** Milliseconds until `cond` holds, polling every few ms (bounded by 10 s: a loaded machine is slow, a missing push never comes). */
 async function latency(cond: () => boolean): Promise<number> {
   const start = performance.now();
-  await waitFor(cond, 10_000, "propagation");
+  await waitUntil(cond, { timeoutMs: 10_000, message: "propagation" });
   return performance.now() - start;
 }
 
@@ -104,7 +105,7 @@ describe("shared bans", () => {
     // The instance goes away entirely (connections closed) ...
     await a.box.close();
     await a.store.close();
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     // ... and a new one starts: the live ban is there before any message arrives.
     const a2 = await instance("persist");
     assert.equal(a2.box.isBanned("192.0.2.7"), true);

@@ -10,7 +10,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { AcquireAbortedError, type Decision, ManualClock, type QueueOrder } from "../../src/index.js";
 import { RedisLimiterSet, RedisRateLimiter, RedisStore } from "../../src/redis.js";
-import { REDIS_URL, deletePrefix, uniquePrefix, waitFor } from "./helpers.js";
+import { REDIS_URL, deletePrefix, uniquePrefix } from "./helpers.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 const prefix = uniquePrefix("wq");
 const store = new RedisStore({ url: REDIS_URL, prefix, timeoutMs: 2000 });
@@ -33,7 +34,7 @@ function queued(permitLimit: number, queueLimit: number, queueOrder: QueueOrder 
 /** Lets every Redis call the queue started (drains, newcomers) finish and their continuations run. */
 async function settled(l: RedisRateLimiter): Promise<void> {
   await new Promise<void>((r) => setImmediate(r));
-  await waitFor(() => l.queueIdle(), 5000, "the queue's Redis calls");
+  await waitUntil(() => l.queueIdle(), { timeoutMs: 5000, message: "the queue's Redis calls" });
   for (let i = 0; i < 3; i++) await new Promise<void>((r) => setImmediate(r));
 }
 
@@ -168,7 +169,7 @@ describe("Redis fixed-window queue", () => {
     assert.equal((await l.acquire("k")).allowed, true);
     let answered = false;
     const second = l.acquire("k").then((d) => ((answered = true), d));
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     assert.equal(answered, true, "answered at once, not queued");
     const d = await second;
     assert.deepEqual([d.allowed, d.shadowed, d.reason], [true, true, "rate_limited"]);

@@ -15,6 +15,7 @@ import { type ConnectionOptions, type TLSSocket, connect as tlsConnect, createSe
 import { ManualClock } from "../../src/core/clock.js";
 import { type ServerGuard, type ServerGuardOptions, createServerGuard } from "../../src/server-guard/index.js";
 import { makeTestPki } from "../helpers/certs.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 const WAIT_MS = 5000;
 
@@ -36,15 +37,6 @@ function outcome(s: Socket): Promise<"admitted" | "refused"> {
 
 function client(port: number, localAddress: string): Socket {
   return connect({ host: "127.0.0.1", port, localAddress });
-}
-
-/** Waits (bounded) until `f` holds. */
-async function until(f: () => boolean, what: string): Promise<void> {
-  const end = Date.now() + WAIT_MS;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 function closed(s: Socket): Promise<void> {
@@ -95,7 +87,7 @@ describe("server guard on a net.Server", () => {
     const other = client(port, "127.0.0.3");
     assert.equal(await outcome(other), "admitted");
     a.destroy();
-    await until(() => guard.size === 2, "the closed connection's release");
+    await waitUntil(() => guard.size === 2, { timeoutMs: WAIT_MS, message: "the closed connection's release" });
     const d = client(port, "127.0.0.2");
     assert.equal(await outcome(d), "admitted");
     for (const s of [b, d, other]) s.destroy();
@@ -107,7 +99,7 @@ describe("server guard on a net.Server", () => {
     const b = client(port, "127.0.0.4");
     const bystander = client(port, "127.0.0.5");
     for (const s of [a, b, bystander]) assert.equal(await outcome(s), "admitted");
-    await until(() => guard.size === 3, "three connections");
+    await waitUntil(() => guard.size === 3, { timeoutMs: WAIT_MS, message: "three connections" });
     const conn = serverSide(guard, a);
     const first = await conn.authFailed({ user: "bob" });
     assert.deepEqual(first, { attempts: 1, disconnect: false, banned: false, locked: false });
@@ -139,11 +131,11 @@ describe("server guard on a net.Server", () => {
     const { guard, port } = await greetingServer({ maxAuthAttempts: 3, ban: { failures: 100, backoffAfter: 100 } });
     const a = client(port, "127.0.0.7");
     assert.equal(await outcome(a), "admitted");
-    await until(() => guard.size === 1, "the connection");
+    await waitUntil(() => guard.size === 1, { timeoutMs: WAIT_MS, message: "the connection" });
     const conn = serverSide(guard, a);
     assert.equal((await conn.authFailed()).disconnect, false);
     assert.equal((await conn.authFailed()).disconnect, false);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     assert.equal(a.destroyed, false, "two failures leave the connection open");
     assert.equal((await conn.authFailed()).disconnect, true);
     await closed(a);
@@ -154,7 +146,7 @@ describe("server guard on a net.Server", () => {
     const a = client(port, "127.0.0.8");
     const b = client(port, "127.0.0.9");
     for (const s of [a, b]) assert.equal(await outcome(s), "admitted");
-    await until(() => guard.size === 2, "two connections");
+    await waitUntil(() => guard.size === 2, { timeoutMs: WAIT_MS, message: "two connections" });
     const ca = serverSide(guard, a);
     const cb = serverSide(guard, b);
     assert.equal((await ca.authCheck("carol")).allowed, true);
@@ -188,7 +180,7 @@ describe("server guard on a net.Server", () => {
       }
     };
     await Promise.all(Array.from({ length: PARALLEL }, (_, w) => worker(w)));
-    await until(() => guard.size === 0, "every release");
+    await waitUntil(() => guard.size === 0, { timeoutMs: WAIT_MS, message: "every release" });
     // Nearly all admitted and served (a rare refusal when two releases lag is not a leak; the checks below are).
     assert.ok(served() > TOTAL * 0.99, `served ${served()} of ${TOTAL}; refusals ${JSON.stringify([...guard.guard.refusalCounts()])}`);
     for (let i = 1; i <= 16; i++) {
@@ -239,6 +231,6 @@ describe("server guard on a tls.Server", () => {
     assert.equal(clientErrors, 0, "the refused socket never started a TLS handshake on the server");
     await guard.ban("127.0.0.10");
     await closed(a);
-    await until(() => guard.size === 0, "the cut connection's release");
+    await waitUntil(() => guard.size === 0, { timeoutMs: WAIT_MS, message: "the cut connection's release" });
   });
 });

@@ -12,7 +12,8 @@ import { makeTestPki } from "../helpers/certs.js";
 import { after, test } from "node:test";
 import { RedisStore } from "../../src/redis.js";
 import { type ServerGuard, createServerGuard } from "../../src/server-guard/index.js";
-import { REDIS_URL, deletePrefix, uniquePrefix, waitFor } from "../redis/helpers.js";
+import { REDIS_URL, deletePrefix, uniquePrefix } from "../redis/helpers.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const prefix = uniquePrefix("server-guard");
 const stores: RedisStore[] = [];
@@ -62,17 +63,13 @@ test("the per-address cap and bans hold across two servers sharing a Redis store
   assert.equal(await outcome(first), "admitted");
   assert.equal(await outcome(from(b.port, "127.0.0.40")), "refused", "the other server sees the slot taken");
   first.destroy();
-  await waitFor(() => a.guard.size === 0, 5000, "the release on the first server");
+  await waitUntil(() => a.guard.size === 0, { timeoutMs: 5000, message: "the release on the first server" });
   let held: Socket | undefined;
-  await waitFor(
-    async () => {
+  await waitUntil(async () => {
       held?.destroy();
       held = from(b.port, "127.0.0.40");
       return (await outcome(held)) === "admitted";
-    },
-    5000,
-    "a slot on the second server",
-  );
+    }, { timeoutMs: 5000, message: "a slot on the second server" });
   await a.guard.ban("127.0.0.40", 60_000);
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error("the live connection on the other server was not cut")), 5000);
@@ -105,6 +102,6 @@ test("a tls.Server on the shared store: the handshake completes after the asynch
     const c = tlsConnect({ host: "127.0.0.1", port, localAddress: "127.0.0.42", ca: pki.caCert, servername: "localhost" } as ConnectionOptions);
     assert.equal(await outcome(c), "admitted");
     c.destroy();
-    await waitFor(() => guard.size === 0, 5000, "the release");
+    await waitUntil(() => guard.size === 0, { timeoutMs: 5000, message: "the release" });
   }
 });

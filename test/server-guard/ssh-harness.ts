@@ -6,10 +6,10 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, writeFile } from "node:fs/promises";
-import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { waitUntil } from "../helpers/wait.js";
 
 const run = promisify(execFile);
 const SERVER = new URL("../../examples/ssh-tunnel-server/server.mjs", import.meta.url).pathname;
@@ -32,15 +32,6 @@ export async function makeKey(dir: string, name: string): Promise<KeyPair> {
   return { path, fingerprint: stdout.split(" ")[1]! };
 }
 
-export async function until<T>(f: () => T | undefined | false, what: string, ms = WAIT_MS): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 export class TunnelServer {
   /** Every line the server wrote, standard output and standard error. */
@@ -60,7 +51,7 @@ export class TunnelServer {
         s.lines.push(...parts);
       });
     }
-    const listening = await until(() => s.lines.find((l) => l.includes("msg=listening")), "the server's listening line");
+    const listening = await waitUntil(() => s.lines.find((l) => l.includes("msg=listening")), { timeoutMs: WAIT_MS, intervalMs: 20, message: "the server's listening line" });
     s.port = Number(/listen=127\.0\.0\.1:(\d+)/.exec(listening)![1]);
     return s;
   }
@@ -125,11 +116,3 @@ export async function stopSsh(r: SshRun): Promise<void> {
   await exitOf(r);
 }
 
-export async function freePort(host = "127.0.0.1"): Promise<number> {
-  const s = createServer();
-  s.listen(0, host);
-  await once(s, "listening");
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}

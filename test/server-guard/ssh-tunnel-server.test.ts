@@ -18,7 +18,9 @@ import { type AddressInfo, type Server, connect, createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
-import { type KeyPair, type SshRun, TunnelServer, exitOf, freePort, makeKey, ssh, stopSsh, tempDir, until } from "./ssh-harness.js";
+import { type KeyPair, type SshRun, TunnelServer, exitOf, makeKey, ssh, stopSsh, tempDir, WAIT_MS } from "./ssh-harness.js";
+import { waitUntil } from "../helpers/wait.js";
+import { freePort } from "../helpers/free-port.js";
 
 const run = promisify(execFile);
 const FILTER = new URL("../../deploy/fail2ban/filter.d/portcullis.conf", import.meta.url).pathname;
@@ -73,7 +75,7 @@ async function session(source: string, extra: string[] = []): Promise<SshRun> {
   const before = server.events("auth attempt", source).filter((l) => l.includes("result=accept")).length;
   const s = ssh(server.port, source, [good], ["-N", ...extra]);
   sessions.push(s);
-  await until(() => server.events("auth attempt", source).filter((l) => l.includes("result=accept")).length > before || s.child.exitCode !== null, "the session's authentication");
+  await waitUntil(() => server.events("auth attempt", source).filter((l) => l.includes("result=accept")).length > before || s.child.exitCode !== null, { timeoutMs: WAIT_MS, intervalMs: 20, message: "the session's authentication" });
   assert.equal(s.child.exitCode, null, `ssh exited: ${s.stderr()}`);
   return s;
 }
@@ -107,7 +109,7 @@ test("a local forward (ssh -N -L) carries bytes both ways", async () => {
   });
   assert.ok(received.equals(payload), "the echo came back byte for byte");
   await stopSsh(s);
-  await until(() => server.events("connection closed", "127.0.0.30").length === 1, "the session's close line");
+  await waitUntil(() => server.events("connection closed", "127.0.0.30").length === 1, { timeoutMs: WAIT_MS, intervalMs: 20, message: "the session's close line" });
 });
 
 test("--max-connections-per-ip 2: a third concurrent session from one address is refused; after one closes the next is accepted", async () => {
@@ -120,7 +122,7 @@ test("--max-connections-per-ip 2: a third concurrent session from one address is
   assert.equal(server.events("connection refused", src).filter((l) => l.includes("limiter=max_connections_per_ip")).length, 1);
   assert.equal(server.events("connection opened", src).length, 2, "the refused connection never opened");
   await stopSsh(a);
-  await until(() => server.events("connection closed", src).length === 1, "the first session's close");
+  await waitUntil(() => server.events("connection closed", src).length === 1, { timeoutMs: WAIT_MS, intervalMs: 20, message: "the first session's close" });
   const d = await session(src);
   assert.equal(server.events("auth attempt", src).filter((l) => l.includes("result=accept")).length, 3);
   await Promise.all([stopSsh(b), stopSsh(d)]);
@@ -136,7 +138,7 @@ test("--max-auth-attempts 3: four wrong keys on one connection, cut after the th
   // Each line names the key offered, exactly as ssh-keygen -lf prints it; the fourth key was never tried.
   for (let i = 0; i < 3; i++) assert.ok(rejects[i]!.includes(` key_fingerprint=${bad[i]!.fingerprint} `), rejects[i]!);
   assert.ok(!server.lines.some((l) => l.includes(bad[3]!.fingerprint)));
-  await until(() => server.events("connection closed", src).find((l) => l.includes("reason=max_auth_attempts")), "the cut connection's close line");
+  await waitUntil(() => server.events("connection closed", src).find((l) => l.includes("reason=max_auth_attempts")), { timeoutMs: WAIT_MS, intervalMs: 20, message: "the cut connection's close line" });
 });
 
 test("after the ban threshold the address is refused at accept, even with a good key", async () => {
@@ -146,7 +148,7 @@ test("after the ban threshold the address is refused at accept, even with a good
     sessions.push(r);
     assert.equal(await exitOf(r), 255);
   }
-  await until(() => server.events("ban", src).length === 1, "the ban line");
+  await waitUntil(() => server.events("ban", src).length === 1, { timeoutMs: WAIT_MS, intervalMs: 20, message: "the ban line" });
   assert.equal(server.events("auth attempt", src).length, 6);
   const opened = server.events("connection opened", src).length;
   const r = ssh(server.port, src, [good], ["-N"]);

@@ -10,6 +10,10 @@ import { fileURLToPath } from "node:url";
 import { systemClock, type Clock } from "../../src/core/clock.js";
 import { BandwidthRegistry, type BandwidthRegistryOptions } from "../../src/shaping/bandwidth-registry.js";
 import { relayShaped, type ShapedRelay } from "../../src/shaping/relay.js";
+import { sleep } from "../helpers/wait.js";
+
+/** The benchmarks that drive this harness pause with the same sleep. */
+export { sleep } from "../helpers/wait.js";
 
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);
 
@@ -147,17 +151,6 @@ export async function connectFrom(localAddress: string, port: number): Promise<n
   s.on("error", () => {});
   await once(s, "connect");
   return s;
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until `cond()` holds, polling; fails after `timeoutMs`. */
-export async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = systemClock.now() + timeoutMs;
-  while (!cond()) {
-    if (systemClock.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 export interface RelayProcess {

@@ -4,25 +4,8 @@ import { ManualClock } from "../../src/core/clock.js";
 import { bandwidthConfig } from "../../src/shaping/bandwidth-config.js";
 import { BandwidthRegistry } from "../../src/shaping/bandwidth-registry.js";
 import { ByteBucket, type RateSpec } from "../../src/algorithms/byte-bucket.js";
-import type { Gate } from "../../src/shaping/gate.js";
 import type { QuotaSource } from "../../src/shaping/quota.js";
-
-function greedy(gate: Gate): { total: number } {
-  const s = { total: 0 };
-  const ask = (): void => {
-    for (;;) {
-      const g = gate.acquire(64 * 1024, onGrant);
-      if (g === 0) return;
-      s.total += g;
-    }
-  };
-  const onGrant = (g: number): void => {
-    s.total += g;
-    ask();
-  };
-  ask();
-  return s;
-}
+import { greedy } from "../helpers/greedy-reader.js";
 
 /** A shared budget on the same clock: one byte bucket per key, granting what it has (synchronous). */
 class SharedSource implements QuotaSource {

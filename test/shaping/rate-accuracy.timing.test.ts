@@ -13,7 +13,8 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { systemClock } from "../../src/core/clock.js";
-import { blast, connectFrom, Meter, sleep, startRelayProcess, startUpstream, until } from "./harness.js";
+import { blast, connectFrom, Meter, startRelayProcess, startUpstream } from "./harness.js";
+import { waitUntil, sleep } from "../helpers/wait.js";
 
 const MiB = 1024 * 1024;
 const KiB = 1024;
@@ -47,7 +48,7 @@ describe("shaped relays under load (real sockets)", { timeout: 180_000 }, () => 
     c.on("data", (d: Buffer) => down.record(d.length));
     const b = blast(c);
     try {
-      await until(() => up.meters.length === 1, 5000, "upstream accept");
+      await waitUntil(() => up.meters.length === 1, { timeoutMs: 5000, intervalMs: 10, message: "upstream accept" });
       const t0 = systemClock.now();
       await sleep(SETTLE + WINDOW + 200);
       const upRate = up.meters[0]!.rate(t0 + SETTLE, t0 + SETTLE + WINDOW) / MiB;
@@ -75,7 +76,7 @@ describe("shaped relays under load (real sockets)", { timeout: 180_000 }, () => 
     const clients = await Promise.all(["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"].map((ip) => connectFrom(ip, relay.port)));
     const blasts = clients.map((c) => blast(c));
     try {
-      await until(() => up.meters.length === 5, 5000, "upstream accepts");
+      await waitUntil(() => up.meters.length === 5, { timeoutMs: 5000, intervalMs: 10, message: "upstream accepts" });
       const t0 = systemClock.now();
       await sleep(SETTLE + WINDOW + 200);
       const from = t0 + SETTLE;
@@ -111,10 +112,10 @@ describe("shaped relays under load (real sockets)", { timeout: 180_000 }, () => 
     const vip = await connectFrom("127.0.0.7", relay.port);
     const bv = blast(vip);
     try {
-      await until(() => up.meters.length === 1, 5000, "accept");
+      await waitUntil(() => up.meters.length === 1, { timeoutMs: 5000, intervalMs: 10, message: "accept" });
       const plain = await connectFrom("127.0.0.8", relay.port);
       const bp = blast(plain);
-      await until(() => up.meters.length === 2, 5000, "accept");
+      await waitUntil(() => up.meters.length === 2, { timeoutMs: 5000, intervalMs: 10, message: "accept" });
       const t0 = systemClock.now();
       await sleep(3200);
       const vipRate = up.meters[0]!.rate(t0 + 500, t0 + 3000) / MiB;
@@ -163,7 +164,7 @@ describe("shaped relays under load (real sockets)", { timeout: 180_000 }, () => 
       const a = await connectFrom("127.0.0.2", ports[0]!);
       const b = await connectFrom("127.0.0.3", ports[1]!);
       blasts.push(blast(a), blast(b));
-      await until(() => up.meters.length === 2, 10_000, "both upstream connections");
+      await waitUntil(() => up.meters.length === 2, { timeoutMs: 10_000, intervalMs: 10, message: "both upstream connections" });
       const t0 = systemClock.now();
       await sleep(6200);
       const from = t0 + 1000;
@@ -207,7 +208,7 @@ describe("shaped relays under load (real sockets)", { timeout: 180_000 }, () => 
       }
       for (const c of clients) blasts.push(blast(c));
       const t1 = systemClock.now();
-      await until(() => up.meters.length === CONNS, 30_000, "all upstream connections");
+      await waitUntil(() => up.meters.length === CONNS, { timeoutMs: 30_000, intervalMs: 10, message: "all upstream connections" });
       const t2 = systemClock.now();
       let peak = 0;
       for (let i = 0; i < 6; i++) {

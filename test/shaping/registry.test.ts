@@ -5,24 +5,7 @@ import { InvalidArgumentError } from "../../src/core/errors.js";
 import { bandwidthConfig, parseBandwidthConfig } from "../../src/shaping/bandwidth-config.js";
 import { BandwidthCapacityError, BandwidthRegistry } from "../../src/shaping/bandwidth-registry.js";
 import { parseByteSize } from "../../src/shaping/byte-size.js";
-import type { Gate } from "../../src/shaping/gate.js";
-
-function greedy(gate: Gate): { total: number } {
-  const s = { total: 0 };
-  const ask = (): void => {
-    for (;;) {
-      const g = gate.acquire(64 * 1024, onGrant);
-      if (g === 0) return;
-      s.total += g;
-    }
-  };
-  const onGrant = (g: number): void => {
-    s.total += g;
-    ask();
-  };
-  ask();
-  return s;
-}
+import { greedy } from "../helpers/greedy-reader.js";
 
 const KiB = 1024;
 

@@ -9,23 +9,10 @@ import { SharedBucket } from "../../src/shaping/shared-bucket.js";
 import { createShapedPipe } from "../../src/shaping/shaped-pipe.js";
 import { relayShaped } from "../../src/shaping/relay.js";
 import { openGate } from "../../src/shaping/gate.js";
-import { until } from "./harness.js";
+import { waitUntil } from "../helpers/wait.js";
+import { socketPair } from "../helpers/socket-pair.js";
 
 const sha = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
-
-/** A connected pair of real sockets on loopback. */
-async function socketPair(): Promise<[net.Socket, net.Socket, () => void]> {
-  const server = net.createServer({ allowHalfOpen: true });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const accepted = once(server, "connection");
-  const a = net.connect({ port: (server.address() as net.AddressInfo).port, host: "127.0.0.1", allowHalfOpen: true });
-  const [b] = (await accepted) as [net.Socket];
-  await once(a, "connect").catch(() => {});
-  a.on("error", () => {});
-  b.on("error", () => {});
-  return [a, b, () => server.close()];
-}
 
 function collect(s: net.Socket): { chunks: Buffer[]; ended: Promise<void> } {
   const chunks: Buffer[] = [];
@@ -35,8 +22,8 @@ function collect(s: net.Socket): { chunks: Buffer[]; ended: Promise<void> } {
 
 describe("shaped relay over real sockets", { timeout: 30_000 }, () => {
   test("relays both ways without losing or duplicating a byte, and passes half-close on", async () => {
-    const [client, relayIn, close1] = await socketPair();
-    const [relayOut, server, close2] = await socketPair();
+    const { client, server: relayIn, close: close1 } = await socketPair();
+    const { client: relayOut, server, close: close2 } = await socketPair();
     const up = new SharedBucket(systemClock, { bytesPerSecond: 8 * 1024 * 1024, burst: 64 * 1024 });
     const down = new SharedBucket(systemClock, { bytesPerSecond: 8 * 1024 * 1024, burst: 64 * 1024 });
     const relay = relayShaped(relayIn, relayOut, { upload: up.attach(), download: down.attach() });
@@ -61,29 +48,29 @@ describe("shaped relay over real sockets", { timeout: 30_000 }, () => {
   });
 
   test("a reset on one side destroys the other and releases the gates", async () => {
-    const [client, relayIn, close1] = await socketPair();
-    const [relayOut, server, close2] = await socketPair();
+    const { client, server: relayIn, close: close1 } = await socketPair();
+    const { client: relayOut, server, close: close2 } = await socketPair();
     // A paused source notices a reset when it next reads, so the rate lets it drain its buffer quickly.
     const b = new SharedBucket(systemClock, { bytesPerSecond: 1024 * 1024, burst: 16 * 1024 });
     const relay = relayShaped(relayIn, relayOut, { upload: b.attach(), download: b.attach() });
     server.on("data", () => {});
     client.write(Buffer.alloc(100_000));
-    await until(() => relay.uploaded > 0, 5000, "first bytes");
+    await waitUntil(() => relay.uploaded > 0, { timeoutMs: 5000, intervalMs: 10, message: "first bytes" });
     client.resetAndDestroy();
     const outcome = await Promise.race([
       relay.done.then(() => "resolved", () => "rejected"),
       new Promise((r) => setTimeout(() => r("timeout"), 5000)),
     ]);
     assert.equal(outcome, "rejected");
-    await until(() => server.destroyed || server.readableEnded, 5000, "server side closed");
-    await until(() => b.connections === 0, 5000, "gates released");
+    await waitUntil(() => server.destroyed || server.readableEnded, { timeoutMs: 5000, intervalMs: 10, message: "server side closed" });
+    await waitUntil(() => b.connections === 0, { timeoutMs: 5000, intervalMs: 10, message: "gates released" });
     close1();
     close2();
   });
 
   test("holds back a fast sender: the pipe buffers no more than the source's high-water mark plus one read", async () => {
-    const [client, relayIn, close1] = await socketPair();
-    const [relayOut, server, close2] = await socketPair();
+    const { client, server: relayIn, close: close1 } = await socketPair();
+    const { client: relayOut, server, close: close2 } = await socketPair();
     const b = new SharedBucket(systemClock, { bytesPerSecond: 64 * 1024, burst: 16 * 1024 });
     const relay = relayShaped(relayIn, relayOut, { upload: b.attach(), download: openGate });
     server.on("data", () => {});

@@ -5,8 +5,7 @@ import { once } from "node:events";
 import { ManualClock, systemClock } from "../../src/core/clock.js";
 import { createUdpRelay } from "../../src/udp/udp-relay.js";
 import { FlowTable } from "../../src/udp/flow-table.js";
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { sleep } from "../helpers/wait.js";
 
 /** An upstream that echoes every datagram and counts them. */
 async function echoUpstream(): Promise<{ port: number; received: () => number; close(): void }> {

@@ -19,4 +19,4 @@ export {
   type RedisPenaltyBoxOptions,
 } from "./limiter/redis-limiters.js";
 export { LeasedQuota, type LeasedQuotaOptions, type Grant } from "./stores/redis/leased-quota.js";
-export { RedisQuotaSource, type RedisQuotaSourceOptions } from "./shaping/redis-quota.js";
+export { RedisQuotaSource, type RedisQuotaSourceOptions } from "./features/bandwidth/redis-quota.js";

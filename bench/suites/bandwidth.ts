@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { systemClock } from "../../src/core/clock.js";
-import { connectFrom, Meter, sleep, startUpstream, type Upstream } from "../../test/shaping/harness.js";
+import { connectFrom, Meter, sleep, startUpstream, type Upstream } from "../../test/features/bandwidth/harness.js";
 
 export const title = "Bandwidth shaping: cap accuracy vs nginx proxy_download_rate, and shaper overhead";
 
@@ -37,7 +37,7 @@ interface Relay {
 }
 
 async function portcullis(upstreamPort: number, config: unknown): Promise<Relay> {
-  const child = fork(fileURLToPath(new URL("../../test/shaping/relay-process.ts", import.meta.url)), [JSON.stringify({ upstreamPort, identity: "bench", config })], {
+  const child = fork(fileURLToPath(new URL("../../test/features/bandwidth/relay-process.ts", import.meta.url)), [JSON.stringify({ upstreamPort, identity: "bench", config })], {
     execArgv: ["--import", "tsx"],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });

@@ -43,7 +43,7 @@ export async function run(): Promise<void> {
     ["node, no import", undefined],
     ['import "portcullis"', join(root, "dist/index.js")],
     ['import "portcullis/redis"', join(root, "dist/redis.js")],
-    ['import "portcullis/http"', join(root, "dist/http/index.js")],
+    ['import "portcullis/http"', join(root, "dist/features/http/index.js")],
     ['import "portcullis/gateway"', join(root, "dist/gateway/index.js")],
   ];
   const baseline = process.env.ENTRY_BASELINE;

@@ -46,7 +46,7 @@ const rules = () => ({
 
 /** Starts the server of one scenario on an ephemeral loopback port; resolves to the port. */
 async function serve(s: Scenario): Promise<number> {
-  const { withRateLimit, fastifyRateLimit, expressRateLimit } = await import("../../src/http/index.js");
+  const { withRateLimit, fastifyRateLimit, expressRateLimit } = await import("../../src/features/http/index.js");
   const hello = (_req: http.IncomingMessage, res: http.ServerResponse) => {
     res.setHeader("content-type", "text/plain");
     res.end("hello");
@@ -185,7 +185,7 @@ async function measureGroup(scenarios: Scenario[], rate: number): Promise<Measur
  */
 async function inProcess(): Promise<{ bare: number; ours: number; noHeaders: number; decide: number }> {
   const net = await import("node:net");
-  const { withRateLimit, HttpLimiter } = await import("../../src/http/index.js");
+  const { withRateLimit, HttpLimiter } = await import("../../src/features/http/index.js");
   const sock = new net.Socket();
   Object.defineProperty(sock, "remoteAddress", { value: "127.0.0.1" });
   const hello = (_req: http.IncomingMessage, res: http.ServerResponse) => res.setHeader("content-type", "text/plain");

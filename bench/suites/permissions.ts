@@ -11,11 +11,11 @@
 import { randomBytes } from "node:crypto";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import pg from "pg";
-import { generateSigningKey, Keyring } from "../../src/permissions/signing-keys.js";
-import { migrate } from "../../src/permissions/migrate.js";
-import { PgPermissionPolicy } from "../../src/permissions/pg-policy.js";
-import { signGrant } from "../../src/permissions/grant.js";
-import { insertPermission } from "../../src/permissions/table.js";
+import { generateSigningKey, Keyring } from "../../src/features/permissions/signing-keys.js";
+import { migrate } from "../../src/features/permissions/migrate.js";
+import { PgPermissionPolicy } from "../../src/features/permissions/pg-policy.js";
+import { signGrant } from "../../src/features/permissions/grant.js";
+import { insertPermission } from "../../src/features/permissions/table.js";
 
 export const title = "Signed permissions: policy decision time under 1,000 concurrent CONNECTs (PostgreSQL)";
 

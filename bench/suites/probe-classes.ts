@@ -32,8 +32,8 @@ import {
   observe,
   startForwarder,
   startNginxMask,
-} from "../../test/gateway-probe/prober.js";
-import { captureClientHello, selfSigned, tlsExchange } from "../../test/probe/fixtures.js";
+} from "../../test/features/probe-resistance/prober.js";
+import { captureClientHello, selfSigned, tlsExchange } from "../../test/features/probe-resistance/fixtures.js";
 
 export const title = "Probe resistance: gateway vs a plain forwarder to the same nginx, per probe class";
 

@@ -8,9 +8,9 @@
 import net from "node:net";
 import { Writable } from "node:stream";
 import tls from "node:tls";
-import { IptWriter } from "../../src/probe/ipt.js";
-import { handleMaskedTlsConnection } from "../../src/probe/masked-tls-listener.js";
-import { selfSigned } from "../../test/probe/fixtures.js";
+import { IptWriter } from "../../src/features/probe-resistance/ipt.js";
+import { handleMaskedTlsConnection } from "../../src/features/probe-resistance/masked-tls-listener.js";
+import { selfSigned } from "../../test/features/probe-resistance/fixtures.js";
 
 export const title = "Probe resistance: TLS download throughput with DRS on/off and IPT vs a plain node:tls server";
 

@@ -7,7 +7,7 @@
 import { adminTokenProblems } from "../gateway/config/admin-token.js";
 import { loadConfigFile } from "../gateway/config/load.js";
 import type { Config } from "../gateway/config/schema.js";
-import type { ListenerPolicyConfig } from "../gateway/permissions/config-schema.js";
+import type { ListenerPolicyConfig } from "../features/permissions/config-schema.js";
 
 export class ConfigTargetError extends Error {}
 

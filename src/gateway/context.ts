@@ -8,13 +8,13 @@ import type { Clock } from "../core/clock.js";
 import type { Rng } from "../core/random.js";
 import type { Store } from "../stores/store.js";
 import type { Config } from "./config/schema.js";
-import type { GatewayBandwidth } from "./bandwidth/gateway-bandwidth.js";
+import type { GatewayBandwidth } from "../features/bandwidth/gateway-bandwidth.js";
 import type { GatewayEvents } from "./events.js";
 import type { ConnectionGuard } from "./guard/connection-guard.js";
 import type { UserTable } from "./identity/basic-auth.js";
 import type { PasswordVerifier } from "./identity/password-verifier.js";
 import type { GatewayLogger } from "./log/logger.js";
-import type { DestinationPolicy } from "./policy/destination-policy.js";
+import type { DestinationPolicy } from "../features/permissions/destination-policy.js";
 import type { ReadBufferPool } from "./read-pump.js";
 
 export interface GatewayContext {

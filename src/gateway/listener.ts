@@ -13,13 +13,13 @@ import { ConnectSession } from "./listeners/connect-handler.js";
 import { relayToUpstream } from "./listeners/tcp-handler.js";
 import { adopt } from "./read-pump.js";
 // The http reverse proxy (undici and the route limits) is loaded by http listeners only, when they bind.
-import type { HttpFront } from "./http/http-front.js";
+import type { HttpFront } from "../features/http/http-front.js";
 import { secureContextOf, serverHandshake } from "./tls-setup.js";
-// Signed PostgreSQL permissions of a connect listener (src/gateway/permissions/).
-import { PermissionSlot } from "./permissions/permission-slot.js";
-// Probe resistance on TLS tcp listeners: ClientHello peek, mask host (src/gateway/masking/).
-import { acceptMaskedTls, masksTls } from "./masking/tls-masking.js";
-import { MaskedSlots } from "./masking/masked-slots.js";
+// Signed PostgreSQL permissions of a connect listener (src/features/permissions/).
+import { PermissionSlot } from "../features/permissions/permission-slot.js";
+// Probe resistance on TLS tcp listeners: ClientHello peek, mask host (src/features/probe-resistance/).
+import { acceptMaskedTls, masksTls } from "../features/probe-resistance/tls-masking.js";
+import { MaskedSlots } from "../features/probe-resistance/masked-slots.js";
 import type { Admission, GuardHit } from "./guard/connection-guard.js";
 import { admissionRetryAfter } from "./log/retry-after.js";
 
@@ -74,7 +74,7 @@ export class Listener {
   }
 
   /** connect kind with a postgres policy: that policy (readiness, open tunnels). */
-  get signedDestinations(): import("./permissions/signed-destinations.js").SignedDestinations | undefined {
+  get signedDestinations(): import("../features/permissions/signed-destinations.js").SignedDestinations | undefined {
     return this.permissions.destinations;
   }
 
@@ -92,7 +92,7 @@ export class Listener {
 
   async listen(): Promise<BoundListener> {
     if (this.cfg.kind === "http" && this.http === undefined) {
-      const { HttpFront } = await import("./http/http-front.js");
+      const { HttpFront } = await import("../features/http/http-front.js");
       this.http = new HttpFront(this.cfg.name, this.ctx);
     }
     return new Promise((resolve, reject) => {

@@ -35,11 +35,11 @@
  * single-stream throughput.
  */
 import type { Duplex, Writable } from "node:stream";
-import type { ShapedPipe } from "../shaping/shaped-pipe.js";
-import type { IptStage } from "../probe/ipt.js";
-import type { ByteCapStage } from "./bandwidth/cap-stage.js";
+import type { ShapedPipe } from "../features/bandwidth/shaped-pipe.js";
+import type { IptStage } from "../features/probe-resistance/ipt.js";
+import type { ByteCapStage } from "../features/bandwidth/cap-stage.js";
 import type { Connection } from "./connection.js";
-import { iptStageFor } from "./masking/ipt-stage.js";
+import { iptStageFor } from "../features/probe-resistance/ipt-stage.js";
 import { pumpOf } from "./read-pump.js";
 
 export interface RelayOptions {

@@ -14,10 +14,10 @@
  */
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Config } from "../gateway/config/schema.js";
-import type { PolicyStats } from "../permissions/pg-policy.js";
-import { ROW_REJECTIONS } from "../permissions/permission.js";
-import type { BandwidthMetrics } from "../shaping/bandwidth-registry.js";
-import type { UdpRelayCounters } from "../udp/udp-relay.js";
+import type { PolicyStats } from "../features/permissions/pg-policy.js";
+import { ROW_REJECTIONS } from "../features/permissions/permission.js";
+import type { BandwidthMetrics } from "../features/bandwidth/bandwidth-registry.js";
+import type { UdpRelayCounters } from "../features/udp/udp-relay.js";
 
 /** What these metrics read of a gateway (the Gateway class has all of it; each part is optional). */
 export interface SnapshotSource {

@@ -18,14 +18,14 @@ const SHARED = ["src/config/", "src/core/", "src/net/"];
 
 /** Each feature: its section files and the folders that are its own. */
 const FEATURES: Record<string, { sections: string[]; own: string[] }> = {
-  bandwidth: { sections: ["src/gateway/bandwidth/config-schema.ts"], own: ["src/shaping/", "src/gateway/bandwidth/"] },
-  "probe resistance": { sections: ["src/gateway/masking/config-schema.ts"], own: ["src/probe/", "src/gateway/masking/"] },
+  bandwidth: { sections: ["src/features/bandwidth/config-schema.ts"], own: ["src/features/bandwidth/"] },
+  "probe resistance": { sections: ["src/features/probe-resistance/config-schema.ts"], own: ["src/features/probe-resistance/"] },
   permissions: {
-    sections: ["src/gateway/permissions/config-schema.ts", "src/gateway/permissions/config-resources.ts"],
-    own: ["src/permissions/", "src/gateway/permissions/", "src/gateway/policy/"],
+    sections: ["src/features/permissions/config-schema.ts", "src/features/permissions/config-resources.ts"],
+    own: ["src/features/permissions/"],
   },
-  http: { sections: ["src/gateway/http/config-schema.ts"], own: ["src/http/", "src/gateway/http/"] },
-  udp: { sections: ["src/gateway/udp/config-schema.ts"], own: ["src/udp/", "src/gateway/udp/"] },
+  http: { sections: ["src/features/http/config-schema.ts"], own: ["src/features/http/"] },
+  udp: { sections: ["src/features/udp/config-schema.ts"], own: ["src/features/udp/"] },
 };
 
 /** What a section can reach, itself excluded. */
@@ -75,7 +75,8 @@ describe("feature configuration sections", () => {
 
   test("a feature's gateway adapter takes its configuration types from its own section, not the root schema", () => {
     const graph = importGraphOf(root, "src");
-    const own = Object.values(FEATURES).flatMap((f) => f.own.filter((d) => d.startsWith("src/gateway/")));
+    const own = Object.values(FEATURES).flatMap((f) => f.own.filter((d) => d.startsWith("src/features/")));
+    assert.equal(own.length, Object.keys(FEATURES).length);
     const importers = [...graph].filter(([m, imports]) => own.some((d) => m.startsWith(d)) && imports.includes(ROOT_SCHEMA)).map(([m]) => m);
     assert.deepEqual(importers, []);
   });

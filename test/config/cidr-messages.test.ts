@@ -11,13 +11,13 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfigFile } from "../../src/gateway/config/load.js";
-import { DestinationPolicy } from "../../src/gateway/policy/destination-policy.js";
-import { TrustedProxies } from "../../src/http/client-ip.js";
+import { DestinationPolicy } from "../../src/features/permissions/destination-policy.js";
+import { TrustedProxies } from "../../src/features/http/client-ip.js";
 import { cidrProblem } from "../../src/net/cidr.js";
-import { signGrant } from "../../src/permissions/grant.js";
-import { generateSigningKey } from "../../src/permissions/signing-keys.js";
+import { signGrant } from "../../src/features/permissions/grant.js";
+import { generateSigningKey } from "../../src/features/permissions/signing-keys.js";
 import { guardConfigOf } from "../../src/server-guard/options.js";
-import { bandwidthConfig } from "../../src/shaping/bandwidth-config.js";
+import { bandwidthConfig } from "../../src/features/bandwidth/bandwidth-config.js";
 
 const BAD = ["10.0.0.0/33", "1.2.3", "::1/129", "10.0.0.0/-1", "abc", "10.0.0.1/8", "10.0.0.0/08", "fe80::%eth0/64", "::ffff:0:0/80"];
 const GOOD = ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::ffff:10.0.0.0/104"];

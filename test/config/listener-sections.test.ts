@@ -1,6 +1,6 @@
 /**
  * The udp listener fields and the `[[policy.rule]]` tables, validated by
- * their feature's own section (src/gateway/udp, src/gateway/permissions) as
+ * their feature's own section (src/features/udp, src/features/permissions) as
  * composed into the gateway's schema: what they accept, and each refusal
  * naming its key path.
  */
@@ -71,7 +71,7 @@ describe("[[policy.rule]]", () => {
       'policy.rule[0].hosts[0]: expected a host pattern ("api.example.com", "*.example.com", "*" or an IP) in lower case, got "Bad Host"',
       'policy.rule[0].ports[0]: expected a port (1-65535) or a range "8000-8080", got 0',
       'policy.rule[0].ports[1]: expected a port (1-65535) or a range "8000-8080", got "9-8"',
-      'policy.rule[0].cidrs[0]: expected a CIDR block such as "10.0.0.0/8" or an address, got "nope"',
+      'policy.rule[0].cidrs[0]: expected a CIDR block such as "10.0.0.0/8" or "2001:db8::/32", or an address, got "nope" (not an IP address)',
       "policy.rule[0].extra: unknown key",
     ]);
   });

@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { userHash } from "../gateway/fixtures.js";
 import net from "node:net";
-import { blast, meterDownload, now, openTunnel, PASSWORD, meterOf, startUpstream, type Upstream } from "../gateway-bandwidth/harness.js";
+import { blast, meterDownload, now, openTunnel, PASSWORD, meterOf, startUpstream, type Upstream } from "../features/bandwidth/gateway-harness.js";
 import { StallWatch } from "../helpers/stalls.js";
 import { deletePrefix } from "../redis/helpers.js";
 import { fleetPrefix, redisStoreToml, startFleet } from "./fleet-processes.js";

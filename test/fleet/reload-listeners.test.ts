@@ -11,7 +11,7 @@ import { after, before, test } from "node:test";
 import { Gateway } from "../../src/gateway/gateway.js";
 import type { RedisStore } from "../../src/stores/redis/redis-store.js";
 import { LogSink } from "../gateway/fixtures.js";
-import { type Upstream, configFromToml, startUpstream } from "../gateway-http/helpers.js";
+import { type Upstream, configFromToml, startUpstream } from "../features/http/gateway-helpers.js";
 import { deletePrefix } from "../redis/helpers.js";
 import { fleetPrefix, redisStoreToml } from "./fleet-processes.js";
 

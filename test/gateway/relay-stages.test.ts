@@ -12,13 +12,13 @@ import net from "node:net";
 import { describe, test } from "node:test";
 import { systemClock } from "../../src/core/clock.js";
 import { type Rng, seededRng } from "../../src/core/random.js";
-import { ByteCapStage } from "../../src/gateway/bandwidth/cap-stage.js";
-import { iptStageFor } from "../../src/gateway/masking/ipt-stage.js";
+import { ByteCapStage } from "../../src/features/bandwidth/cap-stage.js";
+import { iptStageFor } from "../../src/features/probe-resistance/ipt-stage.js";
 import { ReadBufferPool, adopt, connectPumped, pumpOf } from "../../src/gateway/read-pump.js";
 import { NO_STAGES, type RelayStages, relay } from "../../src/gateway/relay.js";
-import { IptStage } from "../../src/probe/ipt.js";
-import { parseBandwidthConfig } from "../../src/shaping/bandwidth-config.js";
-import { BandwidthRegistry } from "../../src/shaping/bandwidth-registry.js";
+import { IptStage } from "../../src/features/probe-resistance/ipt.js";
+import { parseBandwidthConfig } from "../../src/features/bandwidth/bandwidth-config.js";
+import { BandwidthRegistry } from "../../src/features/bandwidth/bandwidth-registry.js";
 import { withTimeout } from "./fixtures.js";
 
 const KiB = 1024;

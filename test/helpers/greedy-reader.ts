@@ -4,7 +4,7 @@
  * again from the grant callback. Its running total is what the gate let
  * through.
  */
-import type { Gate } from "../../src/shaping/gate.js";
+import type { Gate } from "../../src/features/bandwidth/gate.js";
 
 export function greedy(gate: Gate): { total: number } {
   const s = { total: 0 };

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { Gateway } from "../../src/gateway/gateway.js";
 import { GatewayMetrics } from "../../src/metrics/gateway-metrics.js";
 import { LogSink, withTimeout } from "../gateway/fixtures.js";
-import { configFromToml, startUpstream, type Upstream } from "../gateway-http/helpers.js";
+import { configFromToml, startUpstream, type Upstream } from "../features/http/gateway-helpers.js";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 

@@ -15,12 +15,12 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { systemClock } from "../../src/core/clock.js";
 import { GatewayMetrics } from "../../src/metrics/gateway-metrics.js";
-import { generateSigningKey, publicKeyPem } from "../../src/permissions/signing-keys.js";
+import { generateSigningKey, publicKeyPem } from "../../src/features/permissions/signing-keys.js";
 import { startGateway, startOrigin, withTimeout, type Origin, type Running } from "../gateway/fixtures.js";
-import { bandwidthDoc, openTunnel } from "../gateway-bandwidth/harness.js";
+import { bandwidthDoc, openTunnel } from "../features/bandwidth/gateway-harness.js";
 import { makeTestPki } from "../helpers/certs.js";
-import { grant, pgFixture, type PgFixture } from "../permissions/pg-fixture.js";
-import { closedPort } from "../probe/fixtures.js";
+import { grant, pgFixture, type PgFixture } from "../features/permissions/pg-fixture.js";
+import { closedPort } from "../features/probe-resistance/fixtures.js";
 import { sample } from "./fixtures.js";
 import { waitUntil, sleep } from "../helpers/wait.js";
 

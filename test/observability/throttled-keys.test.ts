@@ -7,8 +7,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
-import { bandwidthConfig } from "../../src/shaping/bandwidth-config.js";
-import { BandwidthRegistry } from "../../src/shaping/bandwidth-registry.js";
+import { bandwidthConfig } from "../../src/features/bandwidth/bandwidth-config.js";
+import { BandwidthRegistry } from "../../src/features/bandwidth/bandwidth-registry.js";
 import { greedy } from "../helpers/greedy-reader.js";
 
 const KiB = 1024;

@@ -235,3 +235,20 @@ test('import("portcullis") is the library; the gateway and Redis are subpaths', 
   const out = await run(process.execPath, ["--input-type=module", "-e", code], app, 30_000);
   assert.deepEqual(JSON.parse(out), { first: true, second: false, rootGateway: "undefined", gateway: "function", load: "function", redis: "function", http: "function" });
 });
+
+test("the old subpath names portcullis/shaping and portcullis/probe are aliases of portcullis/bandwidth and portcullis/probe-resistance", async () => {
+  installPeers();
+  writeFileSync(
+    join(app, "aliases.mjs"),
+    [
+      'import * as shaping from "portcullis/shaping";',
+      'import * as bandwidth from "portcullis/bandwidth";',
+      'import * as probe from "portcullis/probe";',
+      'import * as probeResistance from "portcullis/probe-resistance";',
+      "const same = (a, b) => Object.keys(a).length > 0 && Object.keys(a).every((k) => a[k] === b[k]) && Object.keys(a).length === Object.keys(b).length;",
+      "console.log(JSON.stringify([same(shaping, bandwidth), same(probe, probeResistance)]));",
+      "",
+    ].join("\n"),
+  );
+  assert.deepEqual(JSON.parse(await run(process.execPath, ["aliases.mjs"], app, 60_000)), [true, true]);
+});

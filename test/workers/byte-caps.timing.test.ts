@@ -17,7 +17,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { userHash, withTimeout } from "../gateway/fixtures.js";
-import { Meter, meterDownload, now, openTunnel, PASSWORD, startUpstream, type Upstream } from "../gateway-bandwidth/harness.js";
+import { Meter, meterDownload, now, openTunnel, PASSWORD, startUpstream, type Upstream } from "../features/bandwidth/gateway-harness.js";
 import { StallWatch } from "../helpers/stalls.js";
 import { ClusterProcess, TOKEN, freePorts } from "./cluster-process.js";
 

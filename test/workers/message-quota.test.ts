@@ -12,7 +12,7 @@ import { MessageChannel } from "node:worker_threads";
 import { after, describe, test } from "node:test";
 import { acceptMode } from "../../src/cli/workers/accept-mode.js";
 import { MessageStore, MessageStoreHost, portChannel } from "../../src/message.js";
-import { MessageQuotaSource, isQuotaHost } from "../../src/shaping/message-quota.js";
+import { MessageQuotaSource, isQuotaHost } from "../../src/features/bandwidth/message-quota.js";
 import { MemoryStore } from "../../src/stores/memory-store.js";
 
 const closers: Array<() => void> = [];

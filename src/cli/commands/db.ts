@@ -1,8 +1,8 @@
 /** The `db` command: manages the PostgreSQL schema of the permission table. */
 import { parseArgs } from "node:util";
-import { isDatabaseError, pgModule } from "../../permissions/pg-module.js";
+import { isDatabaseError, pgModule } from "../../features/permissions/pg-module.js";
 import { PortcullisError } from "../../core/errors.js";
-import { migrate } from "../../permissions/migrate.js";
+import { migrate } from "../../features/permissions/migrate.js";
 
 export const summary = "manage the PostgreSQL schema (migrate)";
 

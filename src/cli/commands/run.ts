@@ -180,7 +180,7 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
   if (first.config.admin.enabled && (link === undefined || link.servesAdmin)) {
     try {
       const { attachObservability } = await import("../../admin/observability.js");
-      const { permissionsReadiness } = await import("../../gateway/permissions/readiness.js");
+      const { permissionsReadiness } = await import("../../features/permissions/readiness.js");
       obs = await attachObservability(gateway, first.config.admin, {
         reload: link ? () => link.reloadAll() : () => reloadNow("admin"),
         metricsExposition: link ? () => link.clusterMetrics() : undefined,

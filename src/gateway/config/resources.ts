@@ -13,7 +13,7 @@ import type { Config } from "./schema.js";
 import { adminTokenProblems } from "./admin-token.js";
 import { authEnvironmentProblems } from "../identity/config-schema.js";
 import { storeProblems } from "../store/gateway-store.js";
-import { policyResourceProblems } from "../permissions/config-resources.js";
+import { policyResourceProblems } from "../../features/permissions/config-resources.js";
 import { bindConflicts } from "./bind-conflicts.js";
 import { reusePortProblems } from "./reuse-port.js";
 

@@ -29,16 +29,16 @@ import {
 } from "../../config/leaves.js";
 import { cidr } from "../../net/cidr-leaf.js";
 import { filePath } from "../../config/file-paths.js";
-import { bandwidthSection } from "../bandwidth/config-schema.js";
+import { bandwidthSection } from "../../features/bandwidth/config-schema.js";
 import { storeSection } from "../store/config-schema.js";
 import { authSection } from "../identity/config-schema.js";
 import { MIN_TOKEN_LENGTH } from "./admin-token.js";
 // http listener kind: its listener fields and the [http] section live in their own module.
-import { httpListenerFields, httpSection, refineHttpListener, upstreamTarget } from "../http/config-schema.js";
+import { httpListenerFields, httpSection, refineHttpListener, upstreamTarget } from "../../features/http/config-schema.js";
 // Probe resistance (masking), permissions ([policy] and signed PostgreSQL permissions) and the udp kind: their fields live in their own modules.
-import { probeListenerFields, refineProbeListener } from "../masking/config-schema.js";
-import { permissionListenerFields, policySection, refinePermissionListener } from "../permissions/config-schema.js";
-import { refineUdpListener, udpListenerFields } from "../udp/config-schema.js";
+import { probeListenerFields, refineProbeListener } from "../../features/probe-resistance/config-schema.js";
+import { permissionListenerFields, policySection, refinePermissionListener } from "../../features/permissions/config-schema.js";
+import { refineUdpListener, udpListenerFields } from "../../features/udp/config-schema.js";
 
 /**
  * A limit written either as a bare number or as a table with `shadow`:
@@ -181,7 +181,7 @@ const listener = z
     connect_timeout: duration.default(10_000),
     /** http: proxy limits and timeouts (optional; defaults in docs/http.md). */
     ...httpListenerFields,
-    // udp: per-client caps and the flow table (defaults in src/gateway/udp/udp-listener.ts; no caps = unlimited).
+    // udp: per-client caps and the flow table (defaults in src/features/udp/udp-listener.ts; no caps = unlimited).
     ...udpListenerFields,
     // connect / TLS tcp: probe resistance (mask host, delays, caps) and the TLS names served.
     ...probeListenerFields,

@@ -15,8 +15,8 @@ import { parseProxyAuthorization } from "../identity/basic-auth.js";
 import { certificateFingerprint, identityFromCertificate } from "../identity/client-cert.js";
 import { relay, relayStagesFor } from "../relay.js";
 import { headEnd, parseConnectHead } from "./connect-request.js";
-import { ConnectMasker } from "../masking/connect-masker.js";
-import { type SignedDestinations, decideDestination } from "../permissions/signed-destinations.js";
+import { ConnectMasker } from "../../features/probe-resistance/connect-masker.js";
+import { type SignedDestinations, decideDestination } from "../../features/permissions/signed-destinations.js";
 import { connectPumped } from "../read-pump.js";
 import { retryAfterFields } from "../../core/retry-after.js";
 

@@ -141,7 +141,7 @@ export class MessageStore extends RemoteStore<"remote"> implements Store<false> 
    * GCRA bucket of `bytesPerSecond` and `burst` shared by every peer of the
    * host): resolves the bytes granted (0 when the bucket is empty), or -1
    * when the host did not answer. The bandwidth shaper's leased slices
-   * (src/shaping/message-quota.ts) come from here.
+   * (src/features/bandwidth/message-quota.ts) come from here.
    */
   async quota(key: string, bytes: number, bytesPerSecond: number, burst: number): Promise<number> {
     const r = await this.send(["q", 0, key, bytes, bytesPerSecond, burst, Number.NaN]);

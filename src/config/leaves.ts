@@ -7,18 +7,9 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { parseDuration } from "./duration.js";
 import { parseSize } from "./size.js";
+import { shown } from "../core/shown.js";
 
-/** How a given value is shown in a message: JSON, cut to a readable length. */
-export function shown(v: unknown): string {
-  if (v === undefined) return "nothing";
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
+export { shown };
 
 function leaf<T>(expected: string, parse: (v: unknown) => T | undefined) {
   return z.unknown().transform((v, ctx): T => {

@@ -31,6 +31,7 @@
  */
 import { isIP, isIPv4 } from "node:net";
 import { InvalidArgumentError } from "../core/errors.js";
+import { shown } from "../core/shown.js";
 import { ipKey, normalizeIp, parseV6 } from "./ip-key.js";
 
 export type IpFamily = "ipv4" | "ipv6";
@@ -181,17 +182,6 @@ export function canonicalCidr(v: unknown): string | undefined {
   return parseCidr(v)?.text;
 }
 
-/** How a value is shown in a message: JSON, cut to a readable length (as the config leaves show values). */
-function shown(v: unknown): string {
-  if (v === undefined) return "nothing";
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
 
 /**
  * The one message for a value that is not a network, without the key path

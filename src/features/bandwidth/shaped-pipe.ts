@@ -106,24 +106,23 @@ export function createShapedPipe(src: Readable, dst: Writable, gate: Gate, o: Sh
     if (finished) return;
     finished = true;
     gate.close();
-    src.off("readable", pump);
-    src.off("end", onEnd);
-    src.off("error", onError);
-    src.off("close", onClose);
+    for (const [stream, event, fn] of listeners) stream.off(event, fn);
     dst.off("drain", onDrain);
-    dst.off("error", onError);
-    dst.off("close", onDstClose);
     if (err) return rejectDone(err);
     if (endDst) dst.end();
     resolveDone();
   }
 
-  src.on("readable", pump);
-  src.on("end", onEnd);
-  src.on("error", onError);
-  src.on("close", onClose);
-  dst.on("error", onError);
-  dst.on("close", onDstClose);
+  // Every listener the pipe holds while it runs ('drain' is taken once, when dst is full).
+  const listeners: ReadonlyArray<readonly [Readable | Writable, string, Parameters<Readable["off"]>[1]]> = [
+    [src, "readable", pump],
+    [src, "end", onEnd],
+    [src, "error", onError],
+    [src, "close", onClose],
+    [dst, "error", onError],
+    [dst, "close", onDstClose],
+  ];
+  for (const [stream, event, fn] of listeners) stream.on(event, fn);
   queueMicrotask(pump);
 
   return {

@@ -7,24 +7,12 @@
  */
 import type { Duplex } from "node:stream";
 import type { Clock } from "../../core/clock.js";
+import type { LimitedLine } from "../../core/limited-line.js";
 import type { Store } from "../../stores/store.js";
 import type { HttpSection } from "./config-schema.js";
 
 /** The `event=limited` line of a refused request. */
-export interface HttpLimitedLine {
-  remote_addr: string;
-  limiter: string;
-  reason: string;
-  listener?: string;
-  route?: string;
-  key?: string;
-  method?: string;
-  retry_after_s?: number;
-  long_retry_after?: true;
-  client_id?: string;
-  request_id?: string;
-  user?: string;
-}
+export type HttpLimitedLine = LimitedLine;
 
 /** The `http_rejection` event the metrics count. */
 export interface HttpRejectionEvent {

@@ -8,6 +8,8 @@
 import pino, { type DestinationStream } from "pino";
 import { type Clock, systemClock } from "../../core/clock.js";
 import { InvalidArgumentError } from "../../core/errors.js";
+import type { LimitedLine } from "../../core/limited-line.js";
+import type { RetryAfterFields } from "../../core/retry-after.js";
 import { normalizeIp } from "../../net/ip-key.js";
 import { ConnLines } from "./conn-lines.js";
 import { LogfmtDestination } from "./logfmt.js";
@@ -33,11 +35,8 @@ export interface ConnOpenEvent {
   listener: string;
 }
 
-/** How long a refused client must wait, and whether that is long enough to flag (see retry-after.ts). */
-export interface RetryAfter {
-  retry_after_s?: number;
-  long_retry_after?: true;
-}
+/** How long a refused client must wait, and whether that is long enough to flag (src/core/retry-after.ts). */
+export type RetryAfter = RetryAfterFields;
 
 export interface AuthEvent extends RetryAfter {
   remote_addr: string;
@@ -54,20 +53,7 @@ export interface ConnCloseEvent {
   listener: string;
 }
 
-export interface LimitedEvent extends RetryAfter {
-  remote_addr: string;
-  limiter: string;
-  reason: string;
-  listener?: string;
-  /** An http listener's refused request (429): the route's name, what its limit counts by, the method. */
-  route?: string;
-  key?: string;
-  method?: string;
-  /** Client-chosen values of a refused request, written last: the client id (a Basic user name at most, never a password), the correlation id, the locked user. */
-  client_id?: string;
-  request_id?: string;
-  user?: string;
-}
+export type LimitedEvent = LimitedLine;
 
 /** A request the gateway refused after admission: a destination the policy refuses, an upstream that cannot be reached. */
 export interface DenyEvent {

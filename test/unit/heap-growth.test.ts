@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { DEFAULT_HEAP_GROWING_PERCENT, HEAP_GROWING_ENV, heapGrowingPercent } from "../../src/cli/heap-growth.js";
+import { runCli } from "../helpers/cli.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -46,4 +47,12 @@ test("bounded, promoted garbage keeps the old generation within about twice its 
   const { max, live } = JSON.parse(out) as { max: number; live: number };
   // Unbounded, V8's factor (up to 4) took this old generation to about 4.6 times its live size.
   assert.ok(max < 3 * live, `old generation peaked at ${(max / 2 ** 20).toFixed(0)} MiB for ${(live / 2 ** 20).toFixed(0)} MiB live`);
+});
+
+test("run exits 2 naming the variable when PORTCULLIS_HEAP_GROWING_PERCENT is not a whole number", async () => {
+  const r = await runCli(["run", "-c", "examples/portcullis.toml"], { env: { PATH: process.env.PATH, [HEAP_GROWING_ENV]: "lots" } });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /PORTCULLIS_HEAP_GROWING_PERCENT/);
+  assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
 });

@@ -41,9 +41,10 @@ function peakNewSpace(watch: boolean): number {
 test("after startup the new space grows to the cap and no further; alone, V8 takes it to several times that", { timeout: 90_000 }, () => {
   const capped = peakNewSpace(true);
   const free = peakNewSpace(false);
-  // One doubling may land between two reads of the watcher.
-  assert.ok(capped <= 2 * YOUNG_CAP_BYTES, `capped new space peaked at ${(capped / 2 ** 20).toFixed(1)} MiB`);
-  assert.ok(free > 2 * YOUNG_CAP_BYTES, `without the watcher the new space peaked at only ${(free / 2 ** 20).toFixed(1)} MiB: the load does not test the cap`);
+  // A growth step may land between two reads of the watcher (V8 doubles on Node 20; Node 24 grows in other steps:
+  // 18 MiB capped there, where it takes the same load to 128 MiB alone).
+  assert.ok(capped <= 3 * YOUNG_CAP_BYTES, `capped new space peaked at ${(capped / 2 ** 20).toFixed(1)} MiB`);
+  assert.ok(free > 3 * YOUNG_CAP_BYTES, `without the watcher the new space peaked at only ${(free / 2 ** 20).toFixed(1)} MiB: the load does not test the cap`);
 });
 
 test("the operator's --max-semi-space-size, as a node flag or in NODE_OPTIONS, turns the watcher off", () => {

@@ -16,14 +16,13 @@
  * and lower quantile), not on single gaps a scheduler stall can stretch.
  */
 import assert from "node:assert/strict";
-import net from "node:net";
 import { after, before, describe, test } from "node:test";
-import { type Rng, seededRng } from "../../../src/core/random.js";
 import { Gateway } from "../../../src/gateway/gateway.js";
 import { IPT_BURST_MAX_MS, IPT_BURST_MIN_MS } from "../../../src/features/probe-resistance/ipt.js";
 import { LogSink, configOf, withTimeout } from "../../gateway/fixtures.js";
 import { type Running, startHttpMask } from "../probe-resistance/fixtures.js";
 import { bandwidthDoc, openTunnel } from "./gateway-harness.js";
+import { CountingRng, startBulkSource } from "../../helpers/bulk-source.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -41,48 +40,6 @@ const WARMUP = BURST + 128 * KiB;
 /** Reads of the burst whose gaps are looked at: the first BURST - 256 KiB bytes (well inside it). */
 const BURST_PHASE = BURST - 256 * KiB;
 const TEST_MS = 30_000;
-
-/** An Rng that counts its draws. */
-class CountingRng implements Rng {
-  draws = 0;
-  private readonly inner = seededRng(7);
-  next(): number {
-    this.draws++;
-    return this.inner.next();
-  }
-}
-
-/** An upstream that, on the first byte it reads, sends PAYLOAD bytes in 16 KiB writes (honouring backpressure) and ends. */
-async function startSource(): Promise<Running> {
-  const open = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    open.add(s);
-    s.on("close", () => open.delete(s));
-    s.on("error", () => s.destroy());
-    s.once("data", () => {
-      let sent = 0;
-      const pump = (): void => {
-        while (sent < PAYLOAD) {
-          const n = Math.min(16 * KiB, PAYLOAD - sent);
-          sent += n;
-          if (!s.write(Buffer.alloc(n, 0x61))) return void s.once("drain", pump);
-        }
-        s.end();
-      };
-      pump();
-    });
-    s.resume();
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of open) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
 
 interface Download {
   /** When the client asked the source to start (ms): the connection's bucket was full by then. */
@@ -162,7 +119,7 @@ describe("a byte cap and IPT on one connection", () => {
   let source: Running;
   let mask: Running;
   before(async () => {
-    [source, mask] = await Promise.all([startSource(), startHttpMask()]);
+    [source, mask] = await Promise.all([startBulkSource(Buffer.alloc(PAYLOAD, 0x61)), startHttpMask()]);
   });
   after(async () => {
     await source.close();
@@ -176,7 +133,7 @@ describe("a byte cap and IPT on one connection", () => {
     );
     const listener = (doc.listener as Array<Record<string, unknown>>)[0]!;
     listener.probe_resistance = { mask: `127.0.0.1:${mask.port}`, delay: { floor: "0ms", ceiling: "0ms" }, ipt: { enabled: ipt } };
-    const rng = new CountingRng();
+    const rng = new CountingRng(7);
     const gateway = new Gateway(configOf(doc), { rng, logDestination: new LogSink() });
     const bound = await withTimeout(gateway.start(), 10_000, "the gateway's start");
     try {

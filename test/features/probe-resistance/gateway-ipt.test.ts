@@ -9,15 +9,15 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdtemp, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type Rng, seededRng } from "../../../src/core/random.js";
+import { seededRng } from "../../../src/core/random.js";
 import { Gateway } from "../../../src/gateway/gateway.js";
 import { Client, LogSink, configOf, connectDoc, withTimeout } from "../../gateway/fixtures.js";
 import { type Running, exchange, fingerprint, selfSigned, startHttpMask, tlsExchange } from "./fixtures.js";
 import { sleep } from "../../helpers/wait.js";
+import { CountingRng, startBulkSource } from "../../helpers/bulk-source.js";
 
 const MIB = 1024 * 1024;
 /** Generous: the unit tests hold the precise overhead; here only "bounded, not stalled" is the point. */
@@ -32,48 +32,6 @@ function payloadOf(n: number, seed: number): Buffer {
 
 const sha256 = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
 
-/** An Rng that counts its draws: the IPT controller is the only thing in the relay path that draws. */
-class CountingRng implements Rng {
-  draws = 0;
-  private readonly inner = seededRng(11);
-  next(): number {
-    this.draws++;
-    return this.inner.next();
-  }
-}
-
-/** An upstream that, on the first bytes it reads, sends `payload` in 16 KiB writes (honouring backpressure) and ends. */
-async function startSource(payload: Buffer): Promise<Running> {
-  const open = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    open.add(s);
-    s.on("close", () => open.delete(s));
-    s.on("error", () => s.destroy());
-    s.once("data", () => {
-      let at = 0;
-      const pump = (): void => {
-        while (at < payload.length) {
-          const chunk = payload.subarray(at, at + 16 * 1024);
-          at += chunk.length;
-          if (!s.write(chunk)) return void s.once("drain", pump);
-        }
-        s.end();
-      };
-      pump();
-    });
-    s.resume();
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of open) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
-
 interface Started {
   gateway: Gateway;
   port: number;
@@ -81,7 +39,7 @@ interface Started {
 }
 
 async function startWithRng(doc: Record<string, unknown>): Promise<Started> {
-  const rng = new CountingRng();
+  const rng = new CountingRng(11);
   const gateway = new Gateway(configOf(doc), { rng, logDestination: new LogSink() });
   const bound = await gateway.start();
   return { gateway, port: bound[0]!.port, rng };
@@ -115,7 +73,7 @@ describe("inter-packet timing in the gateway", () => {
   let mask: Running;
 
   before(async () => {
-    [source, mask] = await Promise.all([startSource(payload), startHttpMask()]);
+    [source, mask] = await Promise.all([startBulkSource(payload), startHttpMask()]);
   });
   after(async () => {
     await source.close();

@@ -14,11 +14,11 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import net from "node:net";
 import { after, before, describe, test } from "node:test";
-import { type Rng, seededRng } from "../../../src/core/random.js";
 import { Gateway } from "../../../src/gateway/gateway.js";
 import { IPT_BURST_MAX_MS } from "../../../src/features/probe-resistance/ipt.js";
 import { LogSink, configOf, connectDoc, withTimeout } from "../../gateway/fixtures.js";
 import type { Running } from "./fixtures.js";
+import { CountingRng, startBulkSource } from "../../helpers/bulk-source.js";
 
 const KiB = 1024;
 /** The mask host's answer: enough 64 KiB flushes of the IPT writer for a distribution of gaps. */
@@ -34,48 +34,6 @@ const SAME_WRITE_MS = 0.4;
 const answer = Buffer.alloc(ANSWER);
 for (let i = 0; i < ANSWER; i++) answer[i] = (i * 31 + 7) & 0xff;
 const sha256 = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
-
-/** An Rng that counts its draws: the IPT controller is the only thing in the relay path that draws. */
-class CountingRng implements Rng {
-  draws = 0;
-  private readonly inner = seededRng(3);
-  next(): number {
-    this.draws++;
-    return this.inner.next();
-  }
-}
-
-/** A mask host that answers the first bytes it reads with ANSWER, in 16 KiB writes (honouring backpressure), then ends. */
-async function startBulkMask(): Promise<Running> {
-  const open = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    open.add(s);
-    s.on("close", () => open.delete(s));
-    s.on("error", () => s.destroy());
-    s.once("data", () => {
-      let at = 0;
-      const pump = (): void => {
-        while (at < ANSWER) {
-          const chunk = answer.subarray(at, at + 16 * KiB);
-          at += chunk.length;
-          if (!s.write(chunk)) return void s.once("drain", pump);
-        }
-        s.end();
-      };
-      pump();
-    });
-    s.resume();
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of open) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
 
 /** Sends a plain HTTP request (not a CONNECT: it is masked) and records every read until the gateway ends the connection. */
 async function probe(port: number): Promise<{ body: Buffer; reads: Array<{ at: number; n: number }> }> {
@@ -118,7 +76,7 @@ const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted
 describe("inter-packet timing on masked connections", () => {
   let mask: Running;
   before(async () => {
-    mask = await startBulkMask();
+    mask = await startBulkSource(answer);
   });
   after(async () => {
     await mask.close();
@@ -129,7 +87,7 @@ describe("inter-packet timing on masked connections", () => {
       guard: { ban: { failures: 1000, backoff_after: 1000 } },
       listener: { probe_resistance: { mask: `127.0.0.1:${mask.port}`, delay: { floor: "0ms", ceiling: "0ms" }, ipt: { enabled: ipt } } },
     });
-    const rng = new CountingRng();
+    const rng = new CountingRng(3);
     const gateway = new Gateway(configOf(doc), { rng, logDestination: new LogSink() });
     const bound = await withTimeout(gateway.start(), 10_000, "the gateway's start");
     try {

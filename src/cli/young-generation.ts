@@ -13,12 +13,13 @@
  * maximum, a fifth of the flood's peak RSS. `--max-semi-space-size` would
  * bound it, but V8 reads that flag only when the heap is made, so it cannot
  * be set from inside `portcullis run`. The growth factor, though, is read
- * each time V8 considers growing: a coarse watcher lets the new space grow
+ * each time V8 considers growing: a watcher, run after each scavenge, lets the new space grow
  * (factor 2) while it is under the cap and stops it (factor 1) once it
  * reaches it. Measured on the 100,000-address flood: peak RSS 163 -> 139 MiB
  * with the same connection rate (docs/memory.md). An operator's own
  * `--max-semi-space-size` (node flag or NODE_OPTIONS) turns the watcher off.
  */
+import { PerformanceObserver, constants } from "node:perf_hooks";
 import { getHeapSpaceStatistics, setFlagsFromString } from "node:v8";
 
 /** V8's default (src/flags/flag-definitions.h: semi_space_growth_factor). */
@@ -26,9 +27,6 @@ const DEFAULT_GROWTH_FACTOR = 2;
 
 /** New space (both semi-spaces) the watcher lets V8 grow to: 4 MB semi-spaces. */
 export const YOUNG_CAP_BYTES = 8 * 2 ** 20;
-
-/** How often the watcher reads the new space's size: a few reads a second cost nothing next to a flood. */
-const WATCH_MS = 100;
 
 function newSpaceBytes(): number {
   for (const s of getHeapSpaceStatistics()) if (s.space_name === "new_space") return s.space_size;
@@ -68,6 +66,10 @@ export function holdYoungGeneration(
       setFlagsFromString(`--semi-space-growth-factor=${factor}`);
     };
     watch();
-    setInterval(watch, WATCH_MS).unref();
+    // After each scavenge (the only time the new space grows): nothing runs while the gateway idles.
+    const observer = new PerformanceObserver((list) => {
+      if (list.getEntries().some((e) => (e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR)) watch();
+    });
+    observer.observe({ entryTypes: ["gc"] });
   };
 }

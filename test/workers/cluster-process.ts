@@ -11,6 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CLI } from "../helpers/cli.js";
 import { withTimeout } from "../gateway/fixtures.js";
+import { waitUntil } from "../helpers/wait.js";
+
+export { freePorts } from "../helpers/free-port.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 export const TOKEN = "workers-test-token-0123456789abcdef";
@@ -19,6 +22,8 @@ export class ClusterProcess {
   readonly child: ChildProcess;
   stdout = "";
   stderr = "";
+  /** The process has exited and its output pipes are read to the end. */
+  private outputClosed = false;
 
   private constructor(
     readonly dir: string,
@@ -27,6 +32,7 @@ export class ClusterProcess {
     this.child = spawn(process.execPath, [CLI, "run", "-c", file], { cwd: root, stdio: ["ignore", "pipe", "pipe"], detached: true });
     this.child.stdout!.on("data", (d: Buffer) => (this.stdout += d.toString()));
     this.child.stderr!.on("data", (d: Buffer) => (this.stderr += d.toString()));
+    this.child.once("close", () => (this.outputClosed = true));
   }
 
   /** Starts `portcullis run` on `text` without waiting for anything. */
@@ -65,19 +71,23 @@ export class ClusterProcess {
       .map(Number);
   }
 
+  /**
+   * Resolves once `pred` holds; rejects when `ms` pass first, or when the
+   * process is gone with its output read to the end (nothing awaited can
+   * come any more), with the output as it is at that moment.
+   */
   async waitFor(pred: () => boolean, what: string, ms = 20_000): Promise<void> {
-    let waiting = true;
     try {
-      await withTimeout(
-        new Promise<void>((resolve) => {
-          const tick = (): void => (pred() ? resolve() : void (waiting && setTimeout(tick, 25)));
-          tick();
-        }),
-        ms,
-        `${what}\n--- stdout\n${this.stdout.slice(-3000)}\n--- stderr\n${this.stderr.slice(-2000)}`,
+      await waitUntil(
+        () => {
+          if (pred()) return true;
+          if (this.outputClosed) throw new Error(`the process ended (code ${this.child.exitCode}, signal ${this.child.signalCode}) before ${what}`);
+          return false;
+        },
+        { timeoutMs: ms, intervalMs: 25, message: what },
       );
-    } finally {
-      waiting = false;
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n--- stdout\n${this.stdout.slice(-3000)}\n--- stderr\n${this.stderr.slice(-2000)}`, { cause: e });
     }
   }
 
@@ -114,18 +124,6 @@ export function series(text: string, name: string): number {
 }
 
 /** Ports free now on 127.0.0.1 (bound and released). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Server>((r) => {
-      const s = net.createServer();
-      s.listen(0, "127.0.0.1", () => r(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
-
 /** Connects and resolves once connected (rejects with the socket error, e.g. ECONNREFUSED). */
 export function connect(port: number): Promise<net.Socket> {
   return withTimeout(
@@ -149,6 +147,7 @@ export function echoes(s: net.Socket, payload: Buffer, ms = 10_000): Promise<voi
         if (got.length >= payload.length) {
           s.off("data", onData);
           s.off("close", onClose);
+          s.off("end", onClose);
           if (got.equals(payload)) resolve();
           else reject(new Error("echo differs"));
         }
@@ -156,6 +155,9 @@ export function echoes(s: net.Socket, payload: Buffer, ms = 10_000): Promise<voi
       const onClose = (): void => reject(new Error(`tunnel closed after ${got.length} of ${payload.length} bytes`));
       s.on("data", onData);
       s.once("close", onClose);
+      // A half-open client (allowHalfOpen) sees a refusal as a FIN and no close: the reset its bytes
+      // draw back arrives after Node has stopped reading, so nothing else would end this wait.
+      s.once("end", onClose);
       s.write(payload);
     }),
     ms,

@@ -133,13 +133,18 @@ describe("workers = 2: limits exact across workers (memory store owned by the pr
       const reply = await withTimeout(
         new Promise<string>((r) => {
           let got = "";
-          s.on("data", (d: Buffer) => (got += d.toString()));
+          // A 407 leaves the connection open for another try: its head is the whole answer.
+          s.on("data", (d: Buffer) => {
+            got += d.toString();
+            if (got.includes("\r\n\r\n")) r(got);
+          });
           s.once("close", () => r(got));
           s.write(`CONNECT 127.0.0.1:${relay} HTTP/1.1\r\nHost: 127.0.0.1:${relay}\r\nProxy-Authorization: Basic ${bad}\r\n\r\n`);
         }),
         15_000,
         "auth reply",
       );
+      s.destroy();
       // The third failure bans, and the ban may close this very connection before its 407 is written.
       if (i < 2 || reply !== "") assert.match(reply, /^HTTP\/1\.1 407/, `attempt ${i + 1}: ${reply.slice(0, 40)}`);
     }

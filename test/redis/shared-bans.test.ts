@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { after, describe, test } from "node:test";
 import { RedisPenaltyBox, RedisStore } from "../../src/redis.js";
+import { limitKey } from "../../src/stores/redis/key-names.js";
 import { REDIS_URL, countCommands, deletePrefix, uniquePrefix } from "./helpers.js";
 import { waitUntil, sleep } from "../helpers/wait.js";
 
@@ -132,5 +133,28 @@ describe("shared bans across processes", () => {
     assert.equal(r.banned, true);
     assert.equal(r.reason, "banned");
     assert.ok(r.retryAfterMs > 250_000 && r.retryAfterMs <= 300_000, `retryAfterMs ${r.retryAfterMs}`);
+  });
+});
+
+describe("a lifted ban stays lifted in every instance's cache", () => {
+  test("a reload that finds a lifted ban still in the index (it is removed after the lift) does not cache it again", async () => {
+    const a = await instance("lift-reload");
+    const b = await instance("lift-reload");
+    const key = "10.0.9.1";
+    await a.box.ban(key, 900_000);
+    await latency(() => b.box.isBanned(key));
+    await a.box.forget(key);
+    await latency(() => !b.box.isBanned(key));
+    // The index entry as it is between the lift and its removal (or after a late index write by the banning instance).
+    const index = limitKey(prefix, "lift-reload", "bans");
+    await b.store.client.zadd(index, Date.now() + 900_000, key);
+    // A reload (here by the admin listing; also on every reconnect and return from an outage) reads that index.
+    await b.box.banned();
+    assert.equal(b.box.isBanned(key), false, "the lifted ban is not back in B's cache");
+    assert.equal((await b.box.check(key)).allowed, true, "and B admits the key");
+    // A ban made after the lift is cached as ever.
+    await a.box.ban(key, 900_000);
+    await latency(() => b.box.isBanned(key));
+    assert.equal((await b.box.check(key)).allowed, false);
   });
 });

@@ -118,10 +118,11 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
     const t = this.storeNow(now);
     const until = this.cache.until(key, t);
     if (until !== undefined) return { streak: 0, throttledUntil: -Infinity, bannedUntil: until, bans: 0, now: t };
+    const mark = this.cache.mark();
     const st = await this.run("status", key, "", now);
     if (st === undefined) return this.onStoreClock(this.local.check(key, this.localNow(now)), now);
     if (st.bannedUntil > st.now) {
-      this.cache.set(key, st.bannedUntil);
+      this.cache.learn(key, st.bannedUntil, mark);
       return st;
     }
     // A ban made locally during an outage and not written back yet still holds.
@@ -136,27 +137,29 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
   }
 
   async failure(key: string, now: number): Promise<PenaltyFailure> {
+    const mark = this.cache.mark();
     const st = await this.run("fail", key, "", now);
     if (st === undefined) return this.onStoreClock(this.local.failure(key, this.localNow(now)), now);
-    if (st.started) this.banned_(key, st.bannedUntil);
+    if (st.started) this.banned_(key, st.bannedUntil, mark);
     return { ...st, banned: st.started, saturated: false };
   }
 
   /** Bans `key` now, for `durationMs` or the escalating length. Returns the ban's end in store time. */
   async ban(key: string, durationMs: number | undefined, now: number): Promise<number> {
     const d = durationMs === undefined ? "" : String(durationMs);
+    const mark = this.cache.mark();
     const st = await this.run("ban", key, d, now);
     if (st === undefined) {
       const l = this.localNow(now);
       return this.local.ban(key, durationMs, l) + this.localToStore(l, now);
     }
-    this.banned_(key, st.bannedUntil);
+    this.banned_(key, st.bannedUntil, mark);
     return st.bannedUntil;
   }
 
   /** Lifts a ban and clears the key's record, on every instance. */
   async forget(key: string, now: number): Promise<boolean> {
-    this.cache.delete(key);
+    this.cache.lift(key);
     const local = this.local.forget(key);
     const reply = await this.store.run(PENALTY, [this.stateKey(key)], ["forget", nowArg(now), this.paramString, "", this.channel, key]);
     if (typeof reply !== "string") {
@@ -349,6 +352,7 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
     const live = chunk.filter((b) => b.bannedUntil > t);
     if (live.length === 0) return true;
     const resets = live.map((b) => this.pendingForgets.get(b.key));
+    const mark = this.cache.mark();
     const replies = await Promise.all(
       live.map((b, i) => this.run("restore", b.key, String(b.bannedUntil - t), Number.NaN, String(b.bans ?? 0), resets[i] === undefined ? "0" : "1")),
     );
@@ -359,7 +363,8 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
       const key = live[i]!.key;
       if (resets[i] !== undefined && this.pendingForgets.get(key) === resets[i]) this.pendingForgets.delete(key);
       if (!(st.bannedUntil > st.now)) continue;
-      this.cache.set(key, st.bannedUntil);
+      // Lifted while it was written (the lift's event also cleared the local ban): nothing to index.
+      if (!this.cache.learn(key, st.bannedUntil, mark)) continue;
       written.push({ key, localUntil: live[i]!.bannedUntil, until: st.bannedUntil });
     }
     if (written.length > 0) {
@@ -376,8 +381,10 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
     return replies.every((st) => st !== undefined);
   }
 
-  private banned_(key: string, until: number): void {
-    this.cache.set(key, until);
+  /** A ban this instance made, by a call begun at `mark`: cached and indexed, unless it was lifted meanwhile. */
+  private banned_(key: string, until: number, mark: number): void {
+    // A lift heard since is newer: indexing the ban now would outlive the lift's removal from the index.
+    if (!this.cache.learn(key, until, mark)) return;
     void this.store.command((c) => c.zadd(this.index, until, key));
   }
 
@@ -404,8 +411,9 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
     const t = Number(reply[0]);
     const rows: [string, number][] = [];
     for (let i = 1; i + 1 < reply.length; i += 2) rows.push([String(reply[i]), Number(reply[i + 1])]);
-    // A ban this instance did not know (its broadcast was missed) is reported like a broadcast one.
-    const missed = rows.filter(([key]) => this.cache.until(key, t) === undefined);
+    // A ban this instance did not know (its broadcast was missed) is reported like a broadcast one;
+    // a key lifted lately is left out (the cache says why), and a check reads it from Redis.
+    const missed = rows.filter(([key]) => this.cache.until(key, t) === undefined && !this.cache.liftedLately(key));
     this.cache.replace(rows);
     for (const [key, until] of missed) this.emit({ kind: "ban", key, until });
     return true;
@@ -414,7 +422,7 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
   private onMessage(message: string): void {
     if (message.startsWith("u ")) {
       const key = message.slice(2);
-      this.cache.delete(key);
+      this.cache.lift(key);
       this.local.forget(key);
       this.emit({ kind: "forget", key });
     } else if (message.startsWith("b ")) {

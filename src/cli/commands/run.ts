@@ -12,6 +12,7 @@ import { holdOptimizingCompilers } from "../compiler-hold.js";
 import { limitHeapGrowth } from "../heap-growth.js";
 import { holdYoungGeneration } from "../young-generation.js";
 import { LineBatch } from "../../gateway/log/line-batch.js";
+import { StartupSignals } from "../startup-signals.js";
 
 /** The longest timer Node keeps (about 24.8 days): "until the last connection ends" for a retiring worker. */
 const FOREVER_MS = 2 ** 31 - 1;
@@ -111,6 +112,9 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
     return 2;
   }
   if (cluster.isPrimary && first.config.workers > 1) return runPrimary(file, load, first.config, startedUp);
+  // From here a SIGTERM, SIGINT or SIGHUP is kept until the gateway can act on it, not left to kill the
+  // process (a worker leaves signals to its primary, which stops and replaces it).
+  const early = cluster.isWorker ? undefined : new StartupSignals();
   const link = cluster.isWorker ? new (await import("../workers/worker-link.js")).WorkerLink() : undefined;
   const [{ default: pino }, { Gateway }] = await Promise.all([import("pino"), import("../../gateway/gateway.js")]);
   // Buffered, asynchronous log writes: two sync writes per connection would cost more than the guard itself.
@@ -139,6 +143,7 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
     console.error(`portcullis run: cannot start: ${e.code ?? ""} ${e.message.split("\n")[0]}`.replace(/\s+/g, " "));
     clearInterval(flusher);
     flushLog(logOut);
+    early?.handOver();
     return 1;
   }
 
@@ -195,6 +200,7 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
     } catch (err) {
       console.error(`portcullis run: cannot start the admin listener: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`);
       await gateway.stop();
+      early?.handOver();
       return 1;
     }
   } else if (link !== undefined && first.config.admin.enabled) {
@@ -290,6 +296,10 @@ async function serve(file: string, load: (file: string) => LoadResult, startedUp
     process.on("SIGHUP", onHup);
     process.on("SIGINT", onInt);
     process.on("SIGTERM", onTerm);
+    // A signal that came while the gateway started is acted on now, as if it came this moment.
+    const kept = early?.handOver();
+    if (kept?.stop !== undefined) onStop(kept.stop);
+    else if (kept?.hup === true) onHup();
   });
 }
 

@@ -81,6 +81,11 @@ export class ThrowawayRedis {
   }
 
   /** SIGKILL: the server vanishes without closing anything cleanly. */
+  /** The running server's process id (undefined while it is down). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   async kill(): Promise<void> {
     const c = this.child;
     this.child = undefined;

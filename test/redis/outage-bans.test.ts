@@ -276,7 +276,7 @@ describe("Redis failing again during the write-back", () => {
       evalsha: async (...args: unknown[]): Promise<unknown> => {
         const flat = args[2];
         if (Array.isArray(flat) && flat[1] === "restore" && ++restores === 100) {
-          const pid = Number(/process_id:(\d+)/.exec(await admin.info("server"))?.[1]);
+          const pid = server.pid!;
           failoversAtHang = a.store.counters.failovers;
           process.kill(pid, "SIGSTOP");
           hungPid = pid;
@@ -289,7 +289,9 @@ describe("Redis failing again during the write-back", () => {
     };
 
     try {
-      await startRedis();
+      // Not startRedis(): the write-back may hang Redis before the test's own admin client is back,
+      // and that client is not needed until Redis resumes.
+      await server.start();
       await waitUntil(() => hungPid > 0 && a.store.counters.failovers > failoversAtHang, { timeoutMs: 10_000, message: "the store failing again mid-write-back" });
       const left = a.box.pendingWriteBack;
       assert.ok(left >= n - 128 && left < n + 2, `${left} bans and forgets left local after the failure`);

@@ -120,19 +120,28 @@ describe("the memory store's hot path allocates nothing but the Decision", () =>
 
   test("allow() allocates nothing: at most a stray collection over a million calls", async () => {
     // One 16-byte object per call would fill the 1 MiB semi-space at least
-    // 15 times over the run. A single collection can come from outside the
-    // loop (the optimizing compiler installing code on a busy machine), so
-    // up to two are tolerated: the test still fails on any per-call object.
-    const scavenges = await scavengesDuring("allow", CALLS);
-    assert.ok(scavenges <= 2, `allow() collected ${scavenges} times over ${CALLS} calls`);
+    // 15 times over the run, in every run. A stray collection can come from
+    // outside the loop (the optimizing compiler installing code on a busy
+    // machine): up to two are tolerated, and since such noise only ever adds,
+    // the least of up to three runs is what is judged.
+    const counts: number[] = [];
+    while (counts.length < 3 && !counts.some((c) => c <= 2)) counts.push(await scavengesDuring("allow", CALLS));
+    assert.ok(Math.min(...counts) <= 2, `allow() collected ${counts.join(", ")} times over ${CALLS} calls`);
   });
 
   test("check() allocates its Decision and nothing else: no more collections than building the Decisions alone", async () => {
-    const reference = await scavengesDuring("reference", CALLS);
-    const check = await scavengesDuring("check", CALLS);
-    // A million Decisions fill a 1 MiB semi-space tens of times: the count can tell.
-    assert.ok(reference >= 20, `building the Decisions alone collected ${reference} times`);
-    // One extra 16-byte object per call (a boxed number, a closure) adds a quarter or more.
-    assert.ok(check <= Math.ceil(reference * 1.1) + 1, `check() collected ${check} times, the Decisions alone ${reference}`);
+    // Stray collections (see above) only add: up to three pairs of runs, the first pair within bounds passes.
+    const pairs: string[] = [];
+    let within = false;
+    for (let i = 0; i < 3 && !within; i++) {
+      const reference = await scavengesDuring("reference", CALLS);
+      const check = await scavengesDuring("check", CALLS);
+      // A million Decisions fill a 1 MiB semi-space tens of times: the count can tell.
+      assert.ok(reference >= 20, `building the Decisions alone collected ${reference} times`);
+      // One extra 16-byte object per call (a boxed number, a closure) adds a quarter or more.
+      within = check <= Math.ceil(reference * 1.1) + 1;
+      pairs.push(`check() ${check} against the Decisions alone ${reference}`);
+    }
+    assert.ok(within, `collections: ${pairs.join("; ")}`);
   });
 });

@@ -157,4 +157,27 @@ describe("a lifted ban stays lifted in every instance's cache", () => {
     await latency(() => b.box.isBanned(key));
     assert.equal((await b.box.check(key)).allowed, false);
   });
+
+  test("a lift whose instance goes away before anything else is sent does not come back at a gateway that starts later", async () => {
+    const a = await instance("lift-gone");
+    const key = "10.0.9.2";
+    await a.box.ban(key, 900_000);
+    // A's process dies right after Redis answered the lift: nothing it sends after that reply reaches Redis
+    // (a fault that cannot be timed for real, so A's store drops it).
+    let gone = false;
+    const run = a.store.run.bind(a.store);
+    const command = a.store.command.bind(a.store);
+    a.store.run = async (script, keys, args) => {
+      const reply = await run(script, keys, args);
+      if (args[0] === "forget") gone = true;
+      return reply;
+    };
+    a.store.command = async (send) => (gone ? undefined : command(send));
+    assert.equal(await a.box.forget(key), true);
+    assert.ok(gone, "the lift went through A's store");
+    // A gateway that starts now loads the index of live bans.
+    const c = await instance("lift-gone");
+    assert.equal(c.box.isBanned(key), false, "the lifted ban is not in the new gateway's cache");
+    assert.equal((await c.box.check(key)).allowed, true, "and it admits the key");
+  });
 });

@@ -161,6 +161,10 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
   async forget(key: string, now: number): Promise<boolean> {
     this.cache.lift(key);
     const local = this.local.forget(key);
+    // The index entry goes before the lift (sent first on the same connection): a reload by another gateway (its
+    // start, a reconnect) cannot find it once the lift is done, even if this instance is gone before the removal
+    // below. A key missing from the index is only read from Redis; a lifted key left in it would be cached as banned.
+    void this.store.command((c) => c.zrem(this.index, key));
     const reply = await this.store.run(PENALTY, [this.stateKey(key)], ["forget", nowArg(now), this.paramString, "", this.channel, key]);
     if (typeof reply !== "string") {
       // Redis did not hear it: forget the key there too once it is back.
@@ -168,6 +172,7 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
       return local;
     }
     this.pendingForgets.delete(key);
+    // Again after: a ban by another instance between the first removal and the lift wrote the entry back.
     void this.store.command((c) => c.zrem(this.index, key));
     return reply.startsWith("1") || local;
   }

@@ -10,9 +10,10 @@
  * refuse the key until its ban's end (hours) although it was lifted. A read
  * therefore takes a `mark()` before it starts and caches through `learn`,
  * which drops the ban when the key was lifted since. A reload of the whole
- * list skips every key lifted lately: the list's index is cleaned after the
- * lift, not with it. Nothing is lost by a skip: the next check of the key
- * reads the store, which is the truth.
+ * list skips every key lifted lately: the list's index is cleaned by
+ * commands of its own, apart from the lift, and may still name the key.
+ * Nothing is lost by a skip: the next check of the key reads the store,
+ * which is the truth.
  */
 /**
  * Lifts remembered (about 100 bytes each: 1 MB at most per table). The

@@ -164,7 +164,7 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
     // The index entry goes before the lift (sent first on the same connection): a reload by another gateway (its
     // start, a reconnect) cannot find it once the lift is done, even if this instance is gone before the removal
     // below. A key missing from the index is only read from Redis; a lifted key left in it would be cached as banned.
-    void this.store.command((c) => c.zrem(this.index, key));
+    this.unindex(key);
     const reply = await this.store.run(PENALTY, [this.stateKey(key)], ["forget", nowArg(now), this.paramString, "", this.channel, key]);
     if (typeof reply !== "string") {
       // Redis did not hear it: forget the key there too once it is back.
@@ -173,8 +173,13 @@ export class RedisPenaltyTable implements PenaltyTable<false> {
     }
     this.pendingForgets.delete(key);
     // Again after: a ban by another instance between the first removal and the lift wrote the entry back.
-    void this.store.command((c) => c.zrem(this.index, key));
+    this.unindex(key);
     return reply.startsWith("1") || local;
+  }
+
+  /** Removes `key` from the ban index; not awaited (a lift does not wait on its index). */
+  private unindex(key: string): void {
+    void this.store.command((c) => c.zrem(this.index, key));
   }
 
   /**
